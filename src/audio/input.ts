@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, kotoError } from '../kernel/errors.ts';
+import type { AudioData } from '../kernel/types.ts';
+import { parseWav } from './wav.ts';
+
+const run = promisify(execFile);
+
+export interface AudioFormat {
+  readonly name: string;
+  readonly extension: string;
+  readonly mimeType: string;
+}
+
+// Formats the OpenAI-style transcription APIs accept as they are; anything else goes through ffmpeg.
+const FORMATS = {
+  wav: { name: 'WAV', extension: 'wav', mimeType: 'audio/wav' },
+  flac: { name: 'FLAC', extension: 'flac', mimeType: 'audio/flac' },
+  mp3: { name: 'MP3', extension: 'mp3', mimeType: 'audio/mpeg' },
+  ogg: { name: 'Ogg', extension: 'ogg', mimeType: 'audio/ogg' },
+  webm: { name: 'WebM', extension: 'webm', mimeType: 'audio/webm' },
+  m4a: { name: 'MP4 audio', extension: 'm4a', mimeType: 'audio/mp4' },
+} satisfies Record<string, AudioFormat>;
+
+/** Recognises a container by its first bytes (extensions lie, stdin has none). */
+export function sniffFormat(bytes: Uint8Array): AudioFormat | undefined {
+  const ascii = (start: number, end: number) => Buffer.from(bytes.subarray(start, end)).toString('latin1');
+  if (bytes.length < 12) return undefined;
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WAVE') return FORMATS.wav;
+  if (ascii(0, 4) === 'fLaC') return FORMATS.flac;
+  if (ascii(0, 3) === 'ID3' || (bytes[0] === 0xff && ((bytes[1] ?? 0) & 0xe0) === 0xe0)) return FORMATS.mp3;
+  if (ascii(0, 4) === 'OggS') return FORMATS.ogg;
+  if (bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) return FORMATS.webm;
+  if (ascii(4, 8) === 'ftyp') return FORMATS.m4a;
+  return undefined;
+}
+
+async function hasFfmpeg(): Promise<boolean> {
+  try {
+    await run('ffmpeg', ['-version']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Converts anything ffmpeg reads into 16 kHz mono 16-bit WAV. */
+async function convertWithFfmpeg(data: Uint8Array, label: string): Promise<Uint8Array> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'koto-ffmpeg-'));
+  try {
+    const src = path.join(dir, 'input');
+    const out = path.join(dir, 'out.wav');
+    await import('node:fs/promises').then((fs) => fs.writeFile(src, data));
+    await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', src, '-ac', '1', '-ar', '16000', '-sample_fmt', 's16', out]);
+    return await readFile(out);
+  } catch (err) {
+    throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: `ffmpeg could not convert it: ${describe(err)}` });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Turns bytes (a file's or stdin's) into audio a provider can take: supported containers pass
+ * through untouched, WAV is checked and its PCM exposed, others are converted by ffmpeg.
+ */
+export async function audioFromBytes(data: Uint8Array, label: string, savedPath: string | undefined): Promise<AudioData> {
+  if (data.length === 0) throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: 'it is empty' });
+  let format = sniffFormat(data);
+  if (!format) {
+    if (!(await hasFfmpeg())) {
+      throw kotoError('KOTO_ERR_AUDIO_FORMAT', { input: label, format: 'not a format Koto reads natively (WAV, FLAC, MP3, Ogg, WebM, M4A)' });
+    }
+    data = await convertWithFfmpeg(data, label);
+    format = FORMATS.wav;
+  }
+  let pcm: AudioData['pcm'];
+  if (format === FORMATS.wav) {
+    const parsed = parseWav(data);
+    if (!parsed.ok) throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: parsed.reason });
+    pcm = parsed.pcm;
+  }
+  const base = path.basename(label === '-' ? 'stdin' : label).replace(/\.[^.]*$/, '') || 'audio';
+  return { data, filename: `${base}.${format.extension}`, mimeType: format.mimeType, path: savedPath, pcm };
+}
+
+export async function audioFromFile(file: string): Promise<AudioData> {
+  let data: Uint8Array;
+  try {
+    data = await readFile(file);
+  } catch (err) {
+    throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: file, detail: describe(err).replace(/, open .*$/, '') });
+  }
+  return audioFromBytes(data, file, path.resolve(file));
+}

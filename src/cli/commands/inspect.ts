@@ -1,0 +1,79 @@
+import { stringify } from 'yaml';
+import { redactConfig } from '../../kernel/config/interpolate.ts';
+import type { CliContext } from '../context.ts';
+import { printLine } from '../io.ts';
+import { KOTO_VERSION } from '../../kernel/version.ts';
+
+/** The config as Koto resolved it (defaults filled, env-derived providers shown), secrets redacted. */
+export async function configPrintCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
+  const kernel = await ctx.kernel();
+  const { resolved, ...sections } = kernel.config;
+  const providers = Object.fromEntries(Object.values(resolved.providers).map((p) => [p.name, { use: p.use, ...p.options }]));
+  const view = redactConfig(
+    {
+      ...sections,
+      providers,
+      asr: { ...sections.asr, provider: resolved.asrProvider },
+      correction: { ...sections.correction, provider: resolved.correctionProvider },
+    },
+    resolved.secrets,
+  );
+  const header = `# ${resolved.file ?? 'no config file: defaults and environment'}`;
+  if (flags.json) await printLine(JSON.stringify(view));
+  else await printLine(`${header}\n${stringify(view).trimEnd()}`);
+  return 0;
+}
+
+export async function configCheckCommand(ctx: CliContext): Promise<number> {
+  const kernel = await ctx.kernel();
+  const { resolved } = kernel.config;
+  const providers = Object.keys(resolved.providers);
+  await printLine(
+    `config OK: ${resolved.file ?? '(no file: defaults and environment)'}; providers: ${providers.join(', ') || 'none'}; ` +
+      `asr: ${resolved.asrProvider ?? 'none'}; correction: ${resolved.correctionProvider ?? 'none'}`,
+  );
+  return 0;
+}
+
+export async function pluginsCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
+  const kernel = await ctx.kernel();
+  const plugins = kernel.plugins();
+  if (flags.json) {
+    await printLine(JSON.stringify(plugins));
+    return 0;
+  }
+  for (const p of plugins) {
+    const serves = [
+      p.capabilities.length ? `providers (${p.capabilities.join(', ')})` : '',
+      p.outputs.length ? `outputs (${p.outputs.join(', ')})` : '',
+    ].filter(Boolean);
+    await printLine(`${p.name}${p.version ? `@${p.version}` : ''}  [${p.source}]${serves.length ? `  serves ${serves.join('; ')}` : ''}`);
+    await printLine(`  taps: ${p.taps.join(', ') || 'none'}`);
+  }
+  return 0;
+}
+
+/** Node, config, plugins, then each configured provider: reachable, credentials accepted. */
+export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
+  const checks: { check: string; ok: boolean; detail: string }[] = [];
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  checks.push({ check: 'node', ok: major > 22 || (major === 22 && minor >= 19), detail: `Node ${process.versions.node}, koto-voice ${KOTO_VERSION}` });
+  const kernel = await ctx.kernel();
+  checks.push({ check: 'config', ok: true, detail: `${kernel.config.resolved.file ?? 'no file (defaults and environment)'} is valid` });
+  checks.push({ check: 'plugins', ok: true, detail: kernel.plugins().map((p) => p.name).join(', ') });
+  const providers = Object.values(kernel.config.resolved.providers);
+  if (providers.length === 0) {
+    checks.push({ check: 'providers', ok: false, detail: 'none configured: set OPENAI_API_KEY or add `providers` to the config' });
+  }
+  for (const provider of providers) {
+    const result = await kernel.probe(provider.name);
+    checks.push({ check: `provider ${provider.name}`, ok: result.ok, detail: ctx.scrub(result.detail) });
+  }
+  const stats = kernel.http.stats();
+  for (const [origin, s] of Object.entries(stats.origins)) {
+    if (s.connections > 0) checks.push({ check: 'transport', ok: true, detail: `${origin}: ${s.lastProtocol}, ${s.tlsHandshakes} TLS handshake(s)` });
+  }
+  if (flags.json) await printLine(JSON.stringify(checks));
+  else for (const c of checks) await printLine(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}`);
+  return checks.every((c) => c.ok) ? 0 : 1;
+}

@@ -1,0 +1,150 @@
+import { KotoError } from '../../kernel/errors.ts';
+import type { AudioInput, RunResult, TranscribeResult } from '../../kernel/session.ts';
+import { runBatch } from '../batch.ts';
+import type { CliContext } from '../context.ts';
+import { OrderedPrinter, printLine, readStdin } from '../io.ts';
+import { reportError, toKotoError, warn } from '../report.ts';
+
+export interface PipelineFlags {
+  json?: boolean;
+  provider?: string;
+  correct?: boolean;
+  concurrency?: string;
+}
+
+function concurrencyOf(flags: PipelineFlags): number {
+  const n = Number(flags.concurrency ?? 4);
+  return Number.isInteger(n) && n > 0 ? n : 4;
+}
+
+/** `-` means stdin: read once, passed as bytes (the kernel saves them before sending). */
+async function audioInputs(inputs: readonly string[]): Promise<Map<string, AudioInput>> {
+  const out = new Map<string, AudioInput>();
+  for (const input of inputs) {
+    out.set(input, input === '-' ? { data: await readStdin(), name: '-' } : input);
+  }
+  return out;
+}
+
+type Outcome<T> = { ok: true; input: string; value: T } | { ok: false; input: string; error: KotoError; record?: RunResult };
+
+/** `koto transcribe FILE... | -`: one line per input, or NDJSON. Exit 1 when any input produced no text. */
+export async function transcribeCommand(ctx: CliContext, inputs: string[], flags: PipelineFlags): Promise<number> {
+  const kernel = await ctx.kernel();
+  const audio = await audioInputs(inputs);
+  let failed = 0;
+  const printer = new OrderedPrinter<Outcome<TranscribeResult>>(async (outcome) => {
+    if (!outcome.ok) {
+      failed += 1;
+      if (flags.json) await printLine(JSON.stringify({ input: outcome.input, error: errorJson(outcome.error, ctx) }));
+      process.stderr.write(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}\n`);
+      return;
+    }
+    const r = outcome.value;
+    if (!r.text) failed += 1;
+    if (flags.json) {
+      await printLine(
+        JSON.stringify({ input: r.input, id: r.id, text: r.text, provider: r.provider, model: r.model, audioPath: r.audioPath, timings: r.timings }),
+      );
+    } else {
+      if (!r.text) process.stderr.write(`koto: ${r.input}: the transcription is empty\n`);
+      await printLine(r.text);
+    }
+  });
+  await runBatch(inputs, concurrencyOf(flags), async (input, index) => {
+    let outcome: Outcome<TranscribeResult>;
+    try {
+      outcome = { ok: true, input, value: await kernel.transcribe(audio.get(input)!, { provider: flags.provider }) };
+    } catch (err) {
+      outcome = { ok: false, input, error: toKotoError(err) };
+    }
+    await printer.add(index, outcome);
+  });
+  return summarise(inputs.length, failed);
+}
+
+function errorJson(error: KotoError, ctx: CliContext) {
+  return { code: error.code, message: ctx.scrub(error.message), fix: ctx.scrub(error.fix) };
+}
+
+function summarise(total: number, failed: number): number {
+  if (total > 1) process.stderr.write(`koto: ${total - failed} of ${total} inputs done${failed ? `, ${failed} failed` : ''}\n`);
+  return failed > 0 ? 1 : 0;
+}
+
+/** `koto run FILE... | -`: the whole pipeline; final text on stdout (configured outputs too). */
+export async function runCommand(ctx: CliContext, inputs: string[], flags: PipelineFlags): Promise<number> {
+  const kernel = await ctx.kernel();
+  const audio = await audioInputs(inputs);
+  let failed = 0;
+  const printer = new OrderedPrinter<Outcome<RunResult>>(async (outcome) => {
+    const record = outcome.ok ? outcome.value : outcome.record;
+    for (const warning of record?.warnings ?? []) warn(`${outcome.input}: ${warning}`, ctx);
+    if (!outcome.ok) {
+      failed += 1;
+      if (flags.json) await printLine(JSON.stringify(runJson(outcome.input, record, outcome.error, ctx)));
+      process.stderr.write(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}\n`);
+      if (record?.audioPath) process.stderr.write(`koto: the recording is kept at ${record.audioPath}\n`);
+      return;
+    }
+    if (flags.json) await printLine(JSON.stringify(runJson(outcome.input, outcome.value, undefined, ctx)));
+    else await printLine(outcome.value.text ?? '');
+  });
+  await runBatch(inputs, concurrencyOf(flags), async (input, index) => {
+    let outcome: Outcome<RunResult>;
+    try {
+      const value = await kernel.run(audio.get(input)!, {
+        provider: flags.provider,
+        correct: flags.correct,
+        // The CLI prints results itself, in input order; other configured outputs still run.
+        excludeOutputs: ['stdout'],
+      });
+      outcome = { ok: true, input, value };
+    } catch (err) {
+      const record = (err as { record?: RunResult }).record;
+      outcome = { ok: false, input, error: toKotoError(err), ...(record ? { record } : {}) };
+    }
+    await printer.add(index, outcome);
+  });
+  return summarise(inputs.length, failed);
+}
+
+/** The documented `--json` shape of `koto run` (docs/cli.md). */
+function runJson(input: string, record: RunResult | undefined, error: KotoError | undefined, ctx: CliContext) {
+  return {
+    input,
+    id: record?.id,
+    raw: record?.raw ?? null,
+    text: record?.text ?? null,
+    fallback: record?.fallback ?? false,
+    provider: record?.asrProvider,
+    model: record?.asrModel,
+    correctionProvider: record?.correctionProvider ?? null,
+    correctionModel: record?.correctionModel ?? null,
+    audioPath: record?.audioPath,
+    timings: record?.timings ?? {},
+    warnings: record?.warnings ?? [],
+    ...(error ? { error: errorJson(error, ctx) } : {}),
+  };
+}
+
+/** `koto correct [TEXT | -]`: a correction failure still prints the text (exit 0, warning). */
+export async function correctCommand(ctx: CliContext, words: string[], flags: PipelineFlags): Promise<number> {
+  const fromStdin = words.length === 0 || (words.length === 1 && words[0] === '-');
+  const text = fromStdin ? (await readStdin()).toString('utf8').trim() : words.join(' ');
+  const kernel = await ctx.kernel();
+  try {
+    const result = await kernel.correct(text, { provider: flags.provider });
+    for (const warning of result.warnings) warn(warning, ctx);
+    if (flags.json) {
+      await printLine(
+        JSON.stringify({ raw: result.raw, text: result.text, fallback: result.fallback, provider: result.provider ?? null, model: result.model ?? null, timings: result.timings }),
+      );
+    } else {
+      await printLine(result.text);
+    }
+    return 0;
+  } catch (err) {
+    return reportError(err, ctx);
+  }
+}

@@ -1,0 +1,37 @@
+import { createKernel, type Kernel } from '../kernel/kernel.ts';
+import type { LogLevel } from '../kernel/logger.ts';
+import type { Reporter } from './report.ts';
+
+export interface GlobalOptions {
+  config?: string | undefined;
+  debug?: boolean | undefined;
+  quiet?: boolean | undefined;
+}
+
+/** What every command gets: the parsed global options and a lazily started kernel. */
+export class CliContext implements Reporter {
+  readonly options: GlobalOptions;
+  #kernel: Kernel | undefined;
+
+  constructor(options: GlobalOptions) {
+    this.options = options;
+  }
+
+  get debug(): boolean {
+    return Boolean(this.options.debug);
+  }
+
+  scrub = (text: string): string => (this.#kernel ? this.#kernel.scrub(text) : text);
+
+  async kernel(): Promise<Kernel> {
+    if (!this.#kernel) {
+      const logLevel: LogLevel = this.options.debug ? 'debug' : this.options.quiet ? 'error' : 'warn';
+      this.#kernel = await createKernel({ configPath: this.options.config, logLevel });
+    }
+    return this.#kernel;
+  }
+
+  async close(): Promise<void> {
+    await this.#kernel?.close();
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * koto-voice: the public API for applications (createKernel) and plugin authors (definePlugin).
+ * Everything a built-in plugin uses is exported here; plugins import nothing else from Koto.
+ */
+export { createKernel, Kernel } from './kernel/kernel.ts';
+export type { KernelOptions, KernelState, KernelDiagnostics, PluginInfo } from './kernel/kernel.ts';
+export { definePlugin, isPlugin } from './kernel/plugin.ts';
+export type { KotoPlugin, PluginDefinition, PluginApi } from './kernel/plugin.ts';
+export { STAGE } from './kernel/hooks.ts';
+export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSourceHandle } from './kernel/hooks.ts';
+export { KotoError, kotoError, ERRORS, EXIT, describe as describeError } from './kernel/errors.ts';
+export type { ErrorCode, KotoErrorOptions } from './kernel/errors.ts';
+export type { KotoHttp } from './kernel/transport.ts';
+export type { TransportStats, OriginStats } from './kernel/transport-stats.ts';
+export type { KotoConfig, ResolvedConfig, OutputSelection } from './kernel/config/validate.ts';
+export type { TransportConfig } from './kernel/config/schema.ts';
+export type { Logger } from './kernel/logger.ts';
+export type { KotoPaths } from './kernel/paths.ts';
+export type {
+  AudioInput,
+  TranscribeOptions,
+  TranscribeResult,
+  CorrectOptions,
+  CorrectResult,
+  RunOptions,
+  RunResult,
+} from './kernel/session.ts';
+export type * from './kernel/types.ts';
+export { KOTO_VERSION } from './kernel/version.ts';
+export { parseDictionary } from './kernel/config/validate.ts';
+// Plugins declare option schemas with the same zod the kernel validates with.
+export { z } from 'zod';

@@ -1,0 +1,86 @@
+import { KotoError, kotoError, describe } from './errors.ts';
+import type { KotoPlugin } from './plugin.ts';
+import { changedSections, validateConfig, type KotoConfig } from './config/validate.ts';
+import { fromData, readConfigSource, type ConfigSource, type FindConfigOptions } from './config/source.ts';
+import { reloadLevelOf } from './config/schema.ts';
+
+export interface ConfigInput extends FindConfigOptions {
+  /** An in-code config (Node API); when given, no file is searched. */
+  config?: Record<string, unknown> | undefined;
+}
+
+export interface ReloadOutcome {
+  readonly ok: boolean;
+  readonly changed: readonly string[];
+  readonly transportChanged: boolean;
+  readonly generation: number;
+  readonly error?: KotoError | undefined;
+}
+
+/**
+ * Holds the current frozen config and swaps in new ones. A reload builds and validates the
+ * whole new config first; if anything is wrong the old one stays and the error is kept as
+ * `lastError` until a later valid load clears it.
+ */
+export class ConfigStore {
+  readonly #input: ConfigInput;
+  #plugins: readonly KotoPlugin[] = [];
+  #current: KotoConfig | undefined;
+  #generation = 0;
+  #lastError: KotoError | undefined;
+
+  constructor(input: ConfigInput) {
+    this.#input = input;
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return this.#input.env ?? process.env;
+  }
+
+  /** Reads the source only (phase one: which plugins to load, before any schema is known). */
+  async readSource(): Promise<ConfigSource> {
+    if (this.#input.config) return fromData(this.#input.config, undefined, this.#input.cwd ?? process.cwd(), this.env);
+    return readConfigSource(this.#input);
+  }
+
+  /** Phase two: validate with every plugin's schema contributions. */
+  async init(source: ConfigSource, plugins: readonly KotoPlugin[]): Promise<KotoConfig> {
+    this.#plugins = plugins;
+    this.#current = await validateConfig(source, plugins, this.env);
+    this.#generation = 1;
+    return this.#current;
+  }
+
+  get current(): KotoConfig {
+    if (!this.#current) throw kotoError('KOTO_ERR_INTERNAL', { detail: 'config read before the kernel started' });
+    return this.#current;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get lastError(): KotoError | undefined {
+    return this.#lastError;
+  }
+
+  /** Re-reads and validates; on success swaps and reports which sections changed. */
+  async reload(): Promise<ReloadOutcome & { previous?: KotoConfig; next?: KotoConfig }> {
+    const previous = this.current;
+    let next: KotoConfig;
+    try {
+      const source = await this.readSource();
+      next = await validateConfig(source, this.#plugins, this.env);
+    } catch (err) {
+      this.#lastError = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
+      return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.#lastError };
+    }
+    this.#lastError = undefined;
+    const changed = changedSections(previous, next);
+    if (changed.length === 0) return { ok: true, changed, transportChanged: false, generation: this.#generation };
+    this.#current = next;
+    this.#generation += 1;
+    const transportChanged = changed.some((section) => reloadLevelOf(section) === 'transport');
+    return { ok: true, changed, transportChanged, generation: this.#generation, previous, next };
+  }
+}

@@ -1,0 +1,127 @@
+import { z } from 'zod';
+
+/**
+ * The kernel's part of the config schema. Plugins contribute the schemas of what they read
+ * (provider instances, output options, their own options); `buildConfigSchema` merges them.
+ *
+ * Reload level is a property of the schema: a section whose schema carries
+ * `meta({ reload: 'transport' })` rebuilds the shared HTTP client when it changes; everything
+ * else is request-level and applies to the next session.
+ */
+export type ReloadLevel = 'transport' | 'request';
+
+export const transportSchema = z
+  .strictObject({
+    http2: z.boolean().default(true),
+    connectTimeoutMs: z.number().int().positive().default(5000),
+    headersTimeoutMs: z.number().int().positive().default(30000),
+    bodyTimeoutMs: z.number().int().positive().default(30000),
+    /** Idle HTTP/2 sessions live this long: long enough to span the gaps between dictations. */
+    keepAliveMs: z.number().int().positive().default(600000),
+    /** Below common server idle timeouts (~30-60 s); equal periods race. 0 disables PING. */
+    pingIntervalMs: z.number().int().nonnegative().default(20000),
+    maxConnectionsPerOrigin: z.number().int().positive().default(4),
+    uploadsOverHttp1: z.boolean().default(false),
+    /** auto = honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY; none; or a proxy URL. */
+    proxy: z.union([z.literal('auto'), z.literal('none'), z.url()]).default('auto'),
+    /** Extra CA certificates (PEM) to trust, e.g. a company proxy's. */
+    ca: z.string().optional(),
+    /** Grace period for in-flight requests when the client is rebuilt or closed. */
+    drainTimeoutMs: z.number().int().positive().default(10000),
+  })
+  .meta({ reload: 'transport' satisfies ReloadLevel });
+
+export type TransportConfig = z.output<typeof transportSchema>;
+
+const providerRefSchema = z.string().min(1);
+
+export const asrSchema = z.strictObject({
+  provider: providerRefSchema.optional(),
+  model: z.string().min(1).optional(),
+  language: z.string().min(2).optional(),
+  prompt: z.string().optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  /** Stream the transcription (SSE) when the model supports it. */
+  stream: z.boolean().default(true),
+  timeoutMs: z.number().int().positive().default(120000),
+});
+
+export const correctionSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  provider: providerRefSchema.optional(),
+  model: z.string().min(1).optional(),
+  protocol: z.enum(['chat', 'responses']).default('chat'),
+  stream: z.boolean().default(true),
+  temperature: z.number().min(0).max(2).optional(),
+  topP: z.number().min(0).max(1).optional(),
+  maxTokens: z.number().int().positive().optional(),
+  maxTokensParam: z.enum(['max_tokens', 'max_completion_tokens']).default('max_completion_tokens'),
+  reasoningEffort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).optional(),
+  /** Deadline for the correction call; past it the raw transcript is delivered. */
+  timeoutMs: z.number().int().positive().default(8000),
+  /** Path to a file (relative to the config file); loaded into `systemPromptText`. */
+  systemPrompt: z.string().optional(),
+  userPrompt: z.string().optional(),
+});
+
+export const audioSchema = z.strictObject({
+  source: z.string().default('mic-native'),
+  device: z.string().default('default'),
+});
+
+export const daemonSchema = z.strictObject({
+  maxRecordingMs: z.number().int().positive().default(300000),
+  keepAudio: z.boolean().default(true),
+  retention: z
+    .strictObject({
+      recordings: z.number().int().nonnegative().default(500),
+      days: z.number().int().nonnegative().default(30),
+    })
+    .prefault({}),
+});
+
+export const pluginEntrySchema = z.union([
+  z.string().min(1),
+  z.strictObject({ use: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
+]);
+
+export const outputEntrySchema = z.union([
+  z.string().min(1),
+  z.looseObject({ use: z.string().min(1) }),
+]);
+
+/** A provider instance before its plugin's schema has checked it. */
+export const providerEntrySchema = z.looseObject({ use: z.string().min(1) });
+
+/** The kernel-owned sections; `providers` and `output` entries are refined by plugin schemas. */
+export const baseSections = {
+  plugins: z.array(pluginEntrySchema).default([]),
+  providers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'provider names use letters, digits, _ . -'), providerEntrySchema).default({}),
+  asr: asrSchema.prefault({}),
+  correction: correctionSchema.prefault({}),
+  dictionary: z.string().optional(),
+  audio: audioSchema.prefault({}),
+  output: z.array(outputEntrySchema).optional(),
+  transport: transportSchema.prefault({}),
+  daemon: daemonSchema.prefault({}),
+  /** Plugin options by plugin name, for plugins that are built in (listed ones can inline them). */
+  pluginOptions: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+};
+
+export const baseConfigSchema = z.strictObject(baseSections);
+
+export type RawConfig = z.output<typeof baseConfigSchema>;
+
+export function reloadLevelOf(section: string): ReloadLevel {
+  const schema = (baseSections as Record<string, z.ZodType>)[section];
+  if (!schema) return 'request';
+  // prefault/default wrappers don't carry meta; look through them to the inner schema.
+  let current: z.ZodType | undefined = schema;
+  while (current) {
+    const meta = current.meta() as { reload?: ReloadLevel } | undefined;
+    if (meta?.reload) return meta.reload;
+    const def: { innerType?: z.ZodType } = (current as unknown as { def: { innerType?: z.ZodType } }).def;
+    current = def.innerType;
+  }
+  return 'request';
+}

@@ -1,0 +1,217 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { describe, kotoError } from '../errors.ts';
+import type { KotoPlugin } from '../plugin.ts';
+import type { ProviderRef } from '../types.ts';
+import { baseConfigSchema, type RawConfig } from './schema.ts';
+import type { ConfigSource } from './source.ts';
+import { SECRET_KEY } from './interpolate.ts';
+
+/** A selected output with its validated options. */
+export interface OutputSelection {
+  readonly name: string;
+  readonly plugin: string;
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
+/** What the kernel derived from the raw config: files read, providers checked, defaults chosen. */
+export interface ResolvedConfig {
+  readonly file: string | undefined;
+  readonly dir: string;
+  /** Files the config references (dictionary, prompts); the watcher watches them too. */
+  readonly files: readonly string[];
+  readonly dictionary: readonly string[];
+  readonly systemPrompt: string | undefined;
+  readonly userPrompt: string | undefined;
+  readonly providers: Readonly<Record<string, ProviderRef>>;
+  readonly asrProvider: string | undefined;
+  readonly correctionProvider: string | undefined;
+  readonly outputs: readonly OutputSelection[];
+  readonly secrets: readonly string[];
+}
+
+export type KotoConfig = Readonly<RawConfig> & { readonly resolved: ResolvedConfig };
+
+/** Turns a zod error into one readable line: `key.path: what is wrong` (first issue, count of the rest). */
+export function formatIssues(error: z.ZodError, prefix: readonly (string | number)[] = []): string {
+  const lines = error.issues.map((issue) => {
+    const at = [...prefix, ...issue.path.map(String)];
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => `${[...at, key].join('.')}: unknown key`).join('; ');
+    }
+    if (issue.code === 'invalid_union') {
+      return `${at.join('.') || '(root)'}: ${issue.message.replace(/^Invalid input$/, 'not one of the accepted forms')}`;
+    }
+    return `${at.join('.') || '(root)'}: ${issue.message}`;
+  });
+  const first = lines[0] ?? 'invalid';
+  return lines.length > 1 ? `${first} (and ${lines.length - 1} more: ${lines.slice(1).join('; ')})` : first;
+}
+
+function invalid(source: ConfigSource, detail: string) {
+  return kotoError('KOTO_ERR_CONFIG_INVALID', { file: source.file ?? '<config>', detail });
+}
+
+async function readReferenced(source: ConfigSource, key: string, target: string): Promise<{ file: string; text: string }> {
+  const file = path.resolve(source.dir, target);
+  try {
+    return { file, text: await readFile(file, 'utf8') };
+  } catch (err) {
+    throw kotoError('KOTO_ERR_CONFIG_FILE_UNREADABLE', {
+      file: source.file ?? '<config>',
+      path: key,
+      target: file,
+      reason: describe(err).replace(/^ENOENT: /, '').replace(/, open .*$/, ''),
+    });
+  }
+}
+
+/** One term per line; `#` starts a comment. */
+export function parseDictionary(text: string): string[] {
+  const terms: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const term = line.replace(/(^|\s)#.*$/, '').trim();
+    if (term && !terms.includes(term)) terms.push(term);
+  }
+  return terms;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Validates a config source against the kernel schema and every loaded plugin's contributions,
+ * reads the files it references, and returns one deeply frozen snapshot.
+ */
+export async function validateConfig(
+  source: ConfigSource,
+  plugins: readonly KotoPlugin[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<KotoConfig> {
+  const parsed = baseConfigSchema.safeParse(source.data);
+  if (!parsed.success) throw invalid(source, formatIssues(parsed.error));
+  const raw = parsed.data;
+  const byName = new Map(plugins.map((p) => [p.name, p]));
+
+  // Providers: explicit ones, or the environment's defaults when the config names none.
+  let entries = Object.entries(raw.providers);
+  if (entries.length === 0) {
+    for (const plugin of plugins) {
+      for (const [name, entry] of Object.entries(plugin.defaultProviders?.(env) ?? {})) {
+        if (!entries.some(([n]) => n === name)) entries.push([name, { use: plugin.name, ...entry }]);
+      }
+    }
+  }
+  const providers: Record<string, ProviderRef> = {};
+  for (const [name, entry] of entries) {
+    const { use, ...rest } = entry;
+    const plugin = byName.get(use);
+    if (!plugin) {
+      throw invalid(source, `providers.${name}.use: no loaded plugin is named "${use}" (loaded: ${[...byName.keys()].join(', ')})`);
+    }
+    if (!plugin.provider) throw invalid(source, `providers.${name}.use: plugin "${use}" does not serve providers`);
+    const checked = plugin.provider.safeParse(rest);
+    if (!checked.success) throw invalid(source, formatIssues(checked.error, ['providers', name]));
+    providers[name] = { name, use, options: checked.data as Record<string, unknown> };
+  }
+
+  const capable = (capability: 'asr' | 'correction') =>
+    Object.values(providers).filter((p) => byName.get(p.use)?.capabilities?.includes(capability));
+  const pick = (section: 'asr' | 'correction', wanted: string | undefined, fallback?: string): string | undefined => {
+    if (wanted) {
+      if (!providers[wanted]) {
+        throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', {
+          section,
+          provider: wanted,
+          known: Object.keys(providers).join(', ') || 'none',
+        });
+      }
+      return wanted;
+    }
+    const candidates = capable(section);
+    if (fallback && candidates.some((p) => p.name === fallback)) return fallback;
+    return candidates[0]?.name;
+  };
+  const asrProvider = pick('asr', raw.asr.provider);
+  const correctionProvider = pick('correction', raw.correction.provider, asrProvider);
+
+  // Outputs: each name must be served by a plugin, whose schema checks its options.
+  const outputs: OutputSelection[] = [];
+  const servedOutputs = new Map<string, KotoPlugin>();
+  for (const plugin of plugins) for (const name of Object.keys(plugin.outputs ?? {})) servedOutputs.set(name, plugin);
+  for (const [index, entry] of (raw.output ?? []).entries()) {
+    const { use, ...rest } = typeof entry === 'string' ? { use: entry } : entry;
+    const plugin = servedOutputs.get(use);
+    if (!plugin) {
+      throw kotoError('KOTO_ERR_OUTPUT_UNKNOWN', { output: use, known: [...servedOutputs.keys()].join(', ') || 'none' });
+    }
+    const schema = plugin.outputs?.[use] ?? z.strictObject({});
+    const checked = schema.safeParse(rest);
+    if (!checked.success) throw invalid(source, formatIssues(checked.error, ['output', index]));
+    outputs.push({ name: use, plugin: plugin.name, options: checked.data as Record<string, unknown> });
+  }
+
+  const files: string[] = [];
+  let dictionary: string[] = [];
+  if (raw.dictionary) {
+    const { file, text } = await readReferenced(source, 'dictionary', raw.dictionary);
+    files.push(file);
+    dictionary = parseDictionary(text);
+  }
+  let systemPrompt: string | undefined;
+  let userPrompt: string | undefined;
+  if (raw.correction.systemPrompt) {
+    const { file, text } = await readReferenced(source, 'correction.systemPrompt', raw.correction.systemPrompt);
+    files.push(file);
+    systemPrompt = text;
+  }
+  if (raw.correction.userPrompt) {
+    const { file, text } = await readReferenced(source, 'correction.userPrompt', raw.correction.userPrompt);
+    files.push(file);
+    userPrompt = text;
+  }
+
+  const secrets = new Set(source.secrets);
+  for (const ref of Object.values(providers)) collectSecrets(ref.options, secrets);
+
+  const resolved: ResolvedConfig = {
+    file: source.file,
+    dir: source.dir,
+    files,
+    dictionary,
+    systemPrompt,
+    userPrompt,
+    providers,
+    asrProvider,
+    correctionProvider,
+    outputs,
+    secrets: [...secrets],
+  };
+  return deepFreeze({ ...raw, resolved });
+}
+
+function collectSecrets(value: unknown, into: Set<string>, key = ''): void {
+  if (typeof value === 'string') {
+    if (SECRET_KEY.test(key) && value.length >= 4) into.add(value);
+    return;
+  }
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) collectSecrets(v, into, k);
+  }
+}
+
+/** Top-level sections whose values differ (deep compare on plain data). */
+export function changedSections(a: KotoConfig, b: KotoConfig): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const out: string[] = [];
+  for (const key of keys) {
+    if (JSON.stringify((a as Record<string, unknown>)[key]) !== JSON.stringify((b as Record<string, unknown>)[key])) out.push(key);
+  }
+  return out;
+}

@@ -1,0 +1,288 @@
+/**
+ * The one error catalogue. Every error a user can cause has a stable `KOTO_ERR_*` code, a
+ * message template, a fix and an exit code (the exit codes of docs/cli.md). docs/errors.md
+ * documents every code; test/errors-catalogue.test.ts keeps the two in sync.
+ */
+
+export const EXIT = Object.freeze({
+  OK: 0,
+  RUNTIME: 1,
+  USAGE: 2,
+  CONFIG: 3,
+  NO_DAEMON: 4,
+});
+
+interface ErrorSpec {
+  /** Message template; `{name}` placeholders are filled from the error's params. */
+  readonly message: string;
+  /** What the user should do about it. Same placeholder syntax. */
+  readonly fix: string;
+  readonly exit: number;
+}
+
+export const ERRORS = {
+  KOTO_ERR_NODE_VERSION: {
+    message: 'Koto needs Node >= 22.19, this is {version}',
+    fix: 'install Node 22.19 or newer (or run through `npx koto`, which uses the Node pinned by the project)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_USAGE: {
+    message: '{detail}',
+    fix: 'see `koto --help`',
+    exit: EXIT.USAGE,
+  },
+  KOTO_ERR_CONFIG_NOT_FOUND: {
+    message: 'config file {file} does not exist',
+    fix: 'check the path given to --config',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CONFIG_PARSE: {
+    message: '{file}{location}: {detail}',
+    fix: 'fix the syntax at that line',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CONFIG_INVALID: {
+    message: '{file}: {detail}',
+    fix: 'correct that key (see docs/configuration.md)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CONFIG_ENV_MISSING: {
+    message: '{file}: {path} uses ${{variable}}, but the environment variable {variable} is not set',
+    fix: 'export {variable}, or write the value into the config',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CONFIG_FILE_UNREADABLE: {
+    message: '{file}: {path} names {target}, which cannot be read ({reason})',
+    fix: 'create the file or correct the path (paths are relative to the config file)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_NOT_FOUND: {
+    message: 'plugin "{plugin}" was not found (tried: {tried})',
+    fix: 'install it with `npm install {plugin}`, or correct the name in `plugins`',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_INVALID: {
+    message: 'plugin "{plugin}" does not export a Koto plugin ({detail})',
+    fix: 'the package must `export default definePlugin({...})` from koto-voice',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_INCOMPATIBLE: {
+    message: 'plugin "{plugin}" needs koto-voice {range}, this is {version}',
+    fix: 'upgrade the plugin or koto-voice so the versions match',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_DUPLICATE: {
+    message: 'two plugins are named "{plugin}"',
+    fix: 'list each plugin once in `plugins`',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_DEPENDENCY: {
+    message: 'plugin "{plugin}" needs plugin "{dependency}", which is not loaded',
+    fix: 'add "{dependency}" to `plugins` in the config',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_OPTIONS: {
+    message: 'plugin "{plugin}": bad option {path}: {detail}',
+    fix: 'correct that option in the config',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PLUGIN_APPLY: {
+    message: 'plugin "{plugin}" failed to start: {detail}',
+    fix: 'check the plugin\'s options; run with --debug for the stack',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_PLUGIN_TIMEOUT: {
+    message: 'plugin "{plugin}" did not finish starting within {ms} ms',
+    fix: 'the plugin\'s apply() hangs; update or remove the plugin',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_HOOK_FAILED: {
+    message: 'plugin "{plugin}" failed in hook {hook}: {detail}',
+    fix: 'run with --debug for the stack; report it to the plugin\'s author',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_PROVIDER_UNKNOWN: {
+    message: '{section}.provider is "{provider}", but no such provider is configured (known: {known})',
+    fix: 'add it under `providers`, or set OPENAI_API_KEY to use the OpenAI default',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_PROVIDER_UNSERVED: {
+    message: 'no plugin serves {capability} for provider "{provider}" (use: {use})',
+    fix: 'check `use` for that provider; `koto plugins` lists what each plugin serves',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_NO_PROVIDER: {
+    message: 'no {capability} provider is configured',
+    fix: 'set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or configure `providers` and `{capability}.provider`',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_AUTH: {
+    message: 'provider "{provider}" rejected the credentials (HTTP {status})',
+    fix: 'check the API key for "{provider}" (config `providers.{provider}.apiKey` or its environment variable)',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_ENDPOINT_NOT_FOUND: {
+    message: 'provider "{provider}" answered 404 for {url}',
+    fix: 'check `baseUrl` (it usually ends in /v1) and the model name',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_BAD_REQUEST: {
+    message: 'provider "{provider}" refused the request (HTTP {status}): {detail}',
+    fix: 'check the model and options for "{provider}"',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_RATE_LIMITED: {
+    message: 'provider "{provider}" is rate limiting (HTTP 429){retry}',
+    fix: 'wait and retry, or check the account\'s quota',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_UPSTREAM: {
+    message: 'provider "{provider}" failed (HTTP {status}){detail}',
+    fix: 'the service had a problem; the recording is kept, retry later',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_BAD_RESPONSE: {
+    message: 'provider "{provider}" sent a response Koto cannot read: {detail}',
+    fix: 'check that `baseUrl` points at an OpenAI-compatible API',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_NETWORK: {
+    message: 'cannot reach {origin}: {detail}',
+    fix: 'check the URL, the network and any proxy settings (HTTPS_PROXY / NO_PROXY)',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_TIMEOUT: {
+    message: '{what} timed out after {ms} ms',
+    fix: 'retry, or raise the timeout in the config',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_INSECURE_ENDPOINT: {
+    message: '{url} is plain http; Koto only sends audio and keys over https (http is allowed for loopback)',
+    fix: 'use an https URL, or set `allowInsecureHttp: true` on that provider if you accept the risk',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_REDIRECT_REFUSED: {
+    message: '{url} redirected to another origin ({location}); Koto does not send credentials across origins',
+    fix: 'configure the final URL directly',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_INPUT: {
+    message: 'cannot read audio {input}: {detail}',
+    fix: 'check the file path and that it is an audio file',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_FORMAT: {
+    message: '{input} is {format}, which needs ffmpeg to convert, and ffmpeg is not installed',
+    fix: 'install ffmpeg (e.g. `apt-get install ffmpeg`) or convert the file to WAV',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_NO_TEXT: {
+    message: '{input}: the transcription is empty',
+    fix: 'check that the recording contains speech',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_OUTPUT: {
+    message: 'output "{output}" failed: {detail}',
+    fix: 'check the output\'s options; the text is still in the session result',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_OUTPUT_UNKNOWN: {
+    message: 'output "{output}" is not served by any plugin (known: {known})',
+    fix: 'correct `output` in the config',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CLOSED: {
+    message: 'the Koto kernel is {state}',
+    fix: 'create a new kernel with createKernel()',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_ABORTED: {
+    message: '{what} was cancelled',
+    fix: 'nothing to do',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_INTERNAL: {
+    message: 'internal error: {detail}',
+    fix: 'run with --debug and report it',
+    exit: EXIT.RUNTIME,
+  },
+} as const satisfies Record<`KOTO_ERR_${string}`, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface KotoErrorOptions {
+  params?: Record<string, unknown>;
+  plugin?: string;
+  hook?: string;
+  cause?: unknown;
+  /** Extra machine-readable facts (HTTP status, retryable, …). Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+// Identity that survives two copies of koto-voice in one process (a plugin bundling its own).
+const MARK = Symbol.for('koto-voice.error');
+
+function fill(template: string, params: Record<string, unknown>): string {
+  return template.replace(/\{(\w+)\}/g, (_, key: string) =>
+    params[key] === undefined ? '' : String(params[key]),
+  );
+}
+
+export class KotoError extends Error {
+  readonly code: ErrorCode;
+  readonly fix: string;
+  readonly exitCode: number;
+  plugin: string | undefined;
+  hook: string | undefined;
+  readonly details: Readonly<Record<string, unknown>>;
+  readonly [MARK] = true;
+
+  constructor(code: ErrorCode, options: KotoErrorOptions = {}) {
+    const spec = ERRORS[code];
+    const params = options.params ?? {};
+    super(fill(spec.message, params), options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KotoError';
+    this.code = code;
+    this.fix = fill(spec.fix, params);
+    this.exitCode = spec.exit;
+    this.plugin = options.plugin;
+    this.hook = options.hook;
+    this.details = Object.freeze({ ...options.details });
+  }
+
+  static is(value: unknown): value is KotoError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARK] === true;
+  }
+
+  /** The one line the CLI prints. */
+  toLine(): string {
+    const where = this.plugin ? ` [${this.plugin}${this.hook ? ` ${this.hook}` : ''}]` : '';
+    return `${this.message}. Fix: ${this.fix}. (${this.code})${where}`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      fix: this.fix,
+      plugin: this.plugin,
+      hook: this.hook,
+      ...this.details,
+    };
+  }
+}
+
+export function kotoError(code: ErrorCode, params?: Record<string, unknown>, extra?: Omit<KotoErrorOptions, 'params'>): KotoError {
+  return new KotoError(code, { ...extra, params: params ?? {} });
+}
+
+/** Short, single-line description of any thrown value, for `detail` params. */
+export function describe(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return describe(err.errors[0]);
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    const text = err.message.split('\n')[0] ?? '';
+    return typeof code === 'string' && !text.includes(code) ? `${text} (${code})` : text;
+  }
+  return String(err).split('\n')[0] ?? '';
+}

@@ -1,0 +1,237 @@
+import {
+  AsyncParallelHook,
+  AsyncSeriesBailHook,
+  AsyncSeriesHook,
+  AsyncSeriesWaterfallHook,
+  HookMap,
+  SyncHook,
+  SyncWaterfallHook,
+} from 'tapable';
+import { describe, KotoError, kotoError } from './errors.ts';
+import type {
+  AsrRequest,
+  AsrResult,
+  ConfigChange,
+  CorrectionRequest,
+  CorrectionResult,
+  InterimEvent,
+  OutgoingRequest,
+  OutputRequest,
+  ProbeRequest,
+  ProbeResult,
+  ReadyContext,
+  SessionContext,
+  SessionRecord,
+  TranscriptValue,
+  TransportAgentOptions,
+} from './types.ts';
+
+/** Tap order within a hook. Named so plugins never pass magic numbers. */
+export const STAGE = Object.freeze({ PRE: -100, DEFAULT: 0, POST: 100 });
+
+/** An audio source hands the session audio (a file, stdin, the microphone). */
+export interface AudioSourceRequest {
+  readonly session: SessionContext;
+  readonly device: string;
+  readonly signal: AbortSignal;
+}
+export interface AudioSourceHandle {
+  /** Frames of 16-bit mono PCM as they are captured. */
+  readonly frames: AsyncIterable<{ readonly samples: Int16Array; readonly timestamp: number }>;
+  readonly sampleRate: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The kernel's hooks, each with the tapable kind that matches how it runs:
+ * Bail where the first provider that answers wins, Waterfall where a value is threaded
+ * through, Parallel where every tap receives the same event, Series for ordered lifecycle.
+ */
+export function createHooks() {
+  return Object.freeze({
+    /** The kernel is up (plugins applied, transport built). */
+    ready: new AsyncSeriesHook<[ReadyContext]>(['context'], 'ready'),
+    /** Shutdown; taps run in reverse registration order (last registered closes first). */
+    close: new AsyncSeriesHook<[]>([], 'close'),
+    /** A new validated config took effect (request-level: applies from the next session). */
+    configChanged: new SyncHook<[ConfigChange]>(['change'], 'configChanged'),
+    /** Adjust the shared agent's options before it is built (and on every rebuild). */
+    transportOptions: new SyncWaterfallHook<[TransportAgentOptions]>(['options'], 'transportOptions'),
+    /** Per-request decoration through the shared client: auth headers, tokens, tracing. */
+    request: new AsyncSeriesWaterfallHook<[OutgoingRequest]>(['request'], 'request'),
+    /** A session starts: pre-warm connections, open devices. All taps run concurrently. */
+    sessionStart: new AsyncParallelHook<[SessionContext]>(['session'], 'sessionStart'),
+    /** Audio sources by name (`mic-native`, …); the first tap that returns a handle wins. */
+    audioSource: new HookMap(
+      (key: string) => new AsyncSeriesBailHook<[AudioSourceRequest], AudioSourceHandle | undefined>(['request'], `audioSource:${key}`),
+      'audioSource',
+    ),
+    /** Transcription by provider plugin name (`use`); the first tap that returns a result wins. */
+    asr: new HookMap(
+      (key: string) => new AsyncSeriesBailHook<[AsrRequest], AsrResult | undefined>(['request'], `asr:${key}`),
+      'asr',
+    ),
+    /** Interim text from streaming ASR or correction, for live display. */
+    interim: new SyncHook<[InterimEvent]>(['event'], 'interim'),
+    /** Post-ASR transforms, text threaded through each tap (dictionary fixes, filters). */
+    transcript: new AsyncSeriesWaterfallHook<[TranscriptValue]>(['value'], 'transcript'),
+    /** LLM correction by provider plugin name (`use`); first result wins. */
+    correction: new HookMap(
+      (key: string) =>
+        new AsyncSeriesBailHook<[CorrectionRequest], CorrectionResult | undefined>(['request'], `correction:${key}`),
+      'correction',
+    ),
+    /** Outputs by name; the kernel runs the selected outputs in parallel. */
+    output: new HookMap(
+      (key: string) => new AsyncSeriesHook<[OutputRequest]>(['request'], `output:${key}`),
+      'output',
+    ),
+    /** `koto doctor`: is this provider reachable and are its credentials accepted? By plugin name. */
+    probe: new HookMap(
+      (key: string) => new AsyncSeriesBailHook<[ProbeRequest], ProbeResult | undefined>(['request'], `probe:${key}`),
+      'probe',
+    ),
+    /** A session ended (done, failed or cancelled): history, stats, cleanup. */
+    sessionEnd: new AsyncParallelHook<[SessionRecord]>(['record'], 'sessionEnd'),
+  });
+}
+
+export type KernelHooks = ReturnType<typeof createHooks>;
+
+type CallMethods = 'call' | 'callAsync' | 'promise' | 'intercept' | 'taps' | 'interceptors';
+export type TapOnly<H> = Omit<H, CallMethods>;
+type TapOnlyMap<H> = { for(key: string): TapOnly<H>; get(key: string): TapOnly<H> | undefined };
+type HookOf<M> = M extends HookMap<infer H> ? H : never;
+
+/** What a plugin sees of the hooks: it can tap, never call. */
+export type PluginHooks = {
+  readonly [K in keyof KernelHooks]: KernelHooks[K] extends HookMap<unknown>
+    ? TapOnlyMap<HookOf<KernelHooks[K]>>
+    : TapOnly<KernelHooks[K]>;
+};
+
+interface AnyHook {
+  name?: string | undefined;
+  tap: (...args: unknown[]) => void;
+  tapAsync?: (...args: unknown[]) => void;
+  tapPromise?: (...args: unknown[]) => void;
+  isUsed(): boolean;
+  intercept(i: unknown): void;
+}
+
+type TapOptions = string | { name?: string; stage?: number; before?: string };
+
+// A tap's name is always the plugin's name: plugins cannot impersonate each other, and every
+// error a tap throws can say which plugin it came from.
+function named(options: TapOptions, plugin: string): { name: string; stage?: number; before?: string } {
+  if (typeof options === 'string') return { name: plugin };
+  return { ...options, name: plugin };
+}
+
+function tapView(hook: AnyHook, plugin: string): unknown {
+  const view: Record<string, unknown> = {
+    name: hook.name,
+    isUsed: () => hook.isUsed(),
+    tap: (options: TapOptions, fn: unknown) => hook.tap(named(options, plugin), fn),
+  };
+  if (hook.tapAsync) view.tapAsync = (options: TapOptions, fn: unknown) => hook.tapAsync!(named(options, plugin), fn);
+  if (hook.tapPromise) view.tapPromise = (options: TapOptions, fn: unknown) => hook.tapPromise!(named(options, plugin), fn);
+  return Object.freeze(view);
+}
+
+/** Tap-only views of every hook, bound to one plugin's name. */
+export function pluginHooks(hooks: KernelHooks, plugin: string): PluginHooks {
+  const out: Record<string, unknown> = {};
+  for (const [key, hook] of Object.entries(hooks)) {
+    if (hook instanceof HookMap) {
+      const map = hook as unknown as HookMap<AnyHook>;
+      out[key] = Object.freeze({
+        for: (k: string) => tapView(map.for(k), plugin),
+        get: (k: string) => {
+          const h = map.get(k);
+          return h ? tapView(h, plugin) : undefined;
+        },
+      });
+    } else {
+      out[key] = tapView(hook as unknown as AnyHook, plugin);
+    }
+  }
+  return Object.freeze(out) as PluginHooks;
+}
+
+/** Attaches plugin and hook to an error thrown in a tap; wraps foreign errors in the catalogue. */
+export function tagHookError(err: unknown, plugin: string, hook: string): KotoError {
+  if (KotoError.is(err)) {
+    err.plugin ??= plugin;
+    err.hook ??= hook;
+    return err;
+  }
+  return kotoError('KOTO_ERR_HOOK_FAILED', { plugin, hook, detail: describe(err) }, { plugin, hook, cause: err });
+}
+
+interface FullTap {
+  name: string;
+  type: 'sync' | 'async' | 'promise';
+  fn: (...args: unknown[]) => unknown;
+  stage?: number;
+}
+
+/**
+ * Every hook gets one `register` interceptor that wraps each tap so its errors carry the plugin
+ * and hook name; `close` taps also get descending stages, so the last registered closes first.
+ */
+export function instrumentHooks(hooks: KernelHooks): void {
+  let closeOrder = 0;
+  const instrument = (hook: AnyHook) => {
+    const hookName = hook.name ?? 'unknown';
+    hook.intercept({
+      register: (tap: FullTap) => {
+        const fn = tap.fn;
+        const plugin = tap.name;
+        const wrapped =
+          tap.type === 'promise'
+            ? (...args: unknown[]) => {
+                try {
+                  return Promise.resolve(fn(...args)).catch((err: unknown) => {
+                    throw tagHookError(err, plugin, hookName);
+                  });
+                } catch (err) {
+                  return Promise.reject(tagHookError(err, plugin, hookName));
+                }
+              }
+            : tap.type === 'async'
+              ? (...args: unknown[]) => {
+                  const callback = args.pop() as (err?: unknown, result?: unknown) => void;
+                  try {
+                    fn(...args, (err: unknown, result: unknown) =>
+                      err ? callback(tagHookError(err, plugin, hookName)) : callback(null, result),
+                    );
+                  } catch (err) {
+                    callback(tagHookError(err, plugin, hookName));
+                  }
+                }
+              : (...args: unknown[]) => {
+                  try {
+                    return fn(...args);
+                  } catch (err) {
+                    throw tagHookError(err, plugin, hookName);
+                  }
+                };
+        const stage = hookName === 'close' ? (tap.stage ?? 0) * 1000 - ++closeOrder : tap.stage;
+        return { ...tap, fn: wrapped, ...(stage === undefined ? {} : { stage }) };
+      },
+    });
+  };
+  for (const hook of Object.values(hooks)) {
+    if (hook instanceof HookMap) {
+      (hook as unknown as HookMap<AnyHook>).intercept({
+        factory: (key: unknown, created: AnyHook) => {
+          instrument(created);
+          return created;
+        },
+      });
+    } else {
+      instrument(hook as unknown as AnyHook);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import { scrub } from './config/interpolate.ts';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+  child(scope: string): Logger;
+}
+
+export interface LogSink {
+  (entry: { level: LogLevel; scope: string; message: string; fields?: Record<string, unknown> | undefined; time: number }): void;
+}
+
+/** Writes `koto[scope] level: message` lines to stderr (stdout carries only results). */
+export const stderrSink: LogSink = (entry) => {
+  const fields = entry.fields && Object.keys(entry.fields).length > 0 ? ` ${JSON.stringify(entry.fields)}` : '';
+  process.stderr.write(`koto${entry.scope ? `[${entry.scope}]` : ''} ${entry.level}: ${entry.message}${fields}\n`);
+};
+
+/**
+ * A logger that scrubs every registered secret from every line it writes, so an API key that
+ * ends up in an upstream error message or a URL still never reaches a log.
+ */
+export class SecretScrubber {
+  readonly #secrets = new Set<string>();
+  add(value: string | undefined): void {
+    if (value && value.length >= 4) this.#secrets.add(value);
+  }
+  list(): string[] {
+    return [...this.#secrets];
+  }
+  text(value: string): string {
+    return this.#secrets.size === 0 ? value : scrub(value, [...this.#secrets]);
+  }
+}
+
+export function createLogger(options: { level: LogLevel; sink: LogSink; scrubber: SecretScrubber; scope?: string }): Logger {
+  const { level, sink, scrubber, scope = '' } = options;
+  const emit = (entryLevel: LogLevel, message: string, fields?: Record<string, unknown>) => {
+    if (ORDER[entryLevel] < ORDER[level]) return;
+    const clean = fields ? (JSON.parse(scrubber.text(JSON.stringify(fields))) as Record<string, unknown>) : undefined;
+    sink({ level: entryLevel, scope, message: scrubber.text(message), fields: clean, time: Date.now() });
+  };
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (child) => createLogger({ level, sink, scrubber, scope: scope ? `${scope}:${child}` : child }),
+  };
+}

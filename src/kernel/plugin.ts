@@ -1,0 +1,65 @@
+import type { z } from 'zod';
+import type { KotoConfig } from './config/validate.ts';
+import type { PluginHooks } from './hooks.ts';
+import type { Logger } from './logger.ts';
+import type { KotoPaths } from './paths.ts';
+import type { KotoHttp } from './transport.ts';
+
+/** What a plugin declares before it runs; the kernel reads it to validate config. */
+export interface PluginDefinition<Options extends z.ZodType = z.ZodType> {
+  /** Unique name; also the tap name of everything the plugin taps. */
+  readonly name: string;
+  readonly version?: string | undefined;
+  /** Range of koto-voice versions the plugin works with (semver, e.g. `^0.1`). */
+  readonly koto?: string | undefined;
+  /** Schema of the plugin's own options (`plugins: [{ use, options }]` or `pluginOptions.<name>`). */
+  readonly options?: Options | undefined;
+  /** Plugins that must be applied first, by name. */
+  readonly dependencies?: readonly string[] | undefined;
+  /** Schema of a provider instance whose `use` names this plugin. */
+  readonly provider?: z.ZodType | undefined;
+  /** What provider instances of this plugin can do, for `koto plugins` and clear errors. */
+  readonly capabilities?: readonly ('asr' | 'correction')[] | undefined;
+  /** Outputs this plugin serves, each with the schema of its options. */
+  readonly outputs?: Readonly<Record<string, z.ZodType>> | undefined;
+  /** Audio sources this plugin serves. */
+  readonly audioSources?: readonly string[] | undefined;
+  /**
+   * Provider instances derived from the environment when the config names none
+   * (e.g. OPENAI_API_KEY → an `openai` instance), in order of preference.
+   */
+  readonly defaultProviders?: ((env: NodeJS.ProcessEnv) => Record<string, Record<string, unknown>>) | undefined;
+  readonly apply: (api: PluginApi, options: Readonly<z.output<Options>>) => void | Promise<void>;
+}
+
+/** The plugin's window onto the kernel. Everything here is the public plugin API. */
+export interface PluginApi {
+  readonly name: string;
+  readonly hooks: PluginHooks;
+  /** The kernel's shared HTTP client (an undici Dispatcher). Never build another. */
+  readonly http: KotoHttp;
+  readonly log: Logger;
+  readonly paths: KotoPaths;
+  /** The current config; a running session uses its own snapshot (`session.config`). */
+  config(): KotoConfig;
+  /** Generic value-to-secret registration: anything passed here is scrubbed from logs and errors. */
+  registerSecret(value: string): void;
+}
+
+export const PLUGIN = Symbol.for('koto-voice.plugin');
+
+export type KotoPlugin<Options extends z.ZodType = z.ZodType> = PluginDefinition<Options> & { readonly [PLUGIN]: true };
+
+/** Declares a plugin. The returned object is frozen; the kernel validates options before apply. */
+export function definePlugin<Options extends z.ZodType = z.ZodType>(definition: PluginDefinition<Options>): KotoPlugin<Options> {
+  return Object.freeze({ ...definition, [PLUGIN]: true as const });
+}
+
+export function isPlugin(value: unknown): value is KotoPlugin {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    ((value as Record<symbol, unknown>)[PLUGIN] === true ||
+      (typeof (value as { name?: unknown }).name === 'string' && typeof (value as { apply?: unknown }).apply === 'function'))
+  );
+}

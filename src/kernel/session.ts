@@ -1,0 +1,408 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { audioFromBytes, audioFromFile } from '../audio/input.ts';
+import type { KotoConfig } from './config/validate.ts';
+import { describe, KotoError, kotoError } from './errors.ts';
+import type { KernelHooks } from './hooks.ts';
+import type { Logger } from './logger.ts';
+import type { KotoPaths } from './paths.ts';
+import type { AudioData, ProviderRef, SessionContext, SessionRecord, SessionState } from './types.ts';
+
+/** A file path, raw bytes (stdin, an upload), or audio already prepared. */
+export type AudioInput =
+  | string
+  | { readonly path: string }
+  | { readonly data: Uint8Array; readonly name?: string | undefined }
+  | AudioData;
+
+export interface StageOptions {
+  /** Use this provider instance (a key of `providers`) instead of the configured one. */
+  provider?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** Interim text as it streams in. */
+  onInterim?: ((text: string, stage: 'asr' | 'correction') => void) | undefined;
+}
+
+export type TranscribeOptions = StageOptions;
+
+export interface TranscribeResult {
+  readonly id: string;
+  readonly input: string;
+  readonly text: string;
+  readonly provider: string;
+  readonly model: string | undefined;
+  readonly audioPath: string | undefined;
+  readonly timings: Readonly<Record<string, number>>;
+}
+
+export interface CorrectOptions extends StageOptions {
+  interimHistory?: readonly string[] | undefined;
+}
+
+export interface CorrectResult {
+  readonly raw: string;
+  readonly text: string;
+  /** True when the raw text was delivered because correction failed, timed out or was empty. */
+  readonly fallback: boolean;
+  readonly provider: string | undefined;
+  readonly model: string | undefined;
+  readonly warnings: readonly string[];
+  readonly timings: Readonly<Record<string, number>>;
+}
+
+export interface RunOptions extends StageOptions {
+  /** false skips correction (`--no-correct`). */
+  correct?: boolean | undefined;
+  correctionProvider?: string | undefined;
+  /** Outputs to use when the config selects none. */
+  defaultOutputs?: readonly string[] | undefined;
+  /** Outputs to leave out (the CLI prints results itself, in input order, instead of `stdout`). */
+  excludeOutputs?: readonly string[] | undefined;
+}
+
+export interface RunResult extends SessionRecord {}
+
+interface PipelineDeps {
+  readonly hooks: KernelHooks;
+  readonly log: Logger;
+  readonly paths: KotoPaths;
+  readonly config: () => KotoConfig;
+  readonly scrub: (text: string) => string;
+}
+
+/** Mutable session bookkeeping; hooks see it through the read-only SessionContext. */
+class Session implements SessionContext {
+  readonly id: string;
+  readonly config: KotoConfig;
+  readonly startedAt = Date.now();
+  readonly timings: Record<string, number> = {};
+  readonly controller = new AbortController();
+  readonly signal: AbortSignal;
+  readonly warnings: string[] = [];
+  state: SessionState = 'idle';
+  providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
+
+  constructor(config: KotoConfig, signal: AbortSignal | undefined) {
+    this.id = sessionId();
+    this.config = config;
+    this.signal = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
+  }
+
+  async time<T>(stage: string, fn: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.timings[stage] = Math.round(performance.now() - start);
+    }
+  }
+}
+
+export function sessionId(): string {
+  const now = new Date();
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+function inputLabel(input: AudioInput): string {
+  if (typeof input === 'string') return input;
+  if ('path' in input && typeof input.path === 'string' && !('data' in input)) return input.path;
+  if ('filename' in input) return input.path ?? input.filename;
+  if ('name' in input && input.name) return input.name;
+  return '-';
+}
+
+/** Deadline + caller's cancel, with the reason kept so errors can say which one fired. */
+function deadline(parent: AbortSignal, ms: number): AbortSignal {
+  return AbortSignal.any([parent, AbortSignal.timeout(ms)]);
+}
+
+/**
+ * Runs sessions through the hooks: audio → asr → transcript → correction → output → sessionEnd.
+ * The kernel owns the order and the guarantees (audio saved first, raw-text fallback); plugins
+ * own every provider and output detail.
+ */
+export class Pipeline {
+  readonly #deps: PipelineDeps;
+
+  constructor(deps: PipelineDeps) {
+    this.#deps = deps;
+  }
+
+  #provider(config: KotoConfig, capability: 'asr' | 'correction', override: string | undefined): ProviderRef | undefined {
+    const name = override ?? (capability === 'asr' ? config.resolved.asrProvider : config.resolved.correctionProvider);
+    if (!name) return undefined;
+    const ref = config.resolved.providers[name];
+    if (!ref) {
+      throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', {
+        section: capability,
+        provider: name,
+        known: Object.keys(config.resolved.providers).join(', ') || 'none',
+      });
+    }
+    return ref;
+  }
+
+  /** Audio is written to the recordings folder before anything is sent, so a failure can be retried. */
+  async #prepareAudio(session: Session, input: AudioInput): Promise<AudioData> {
+    if (typeof input === 'string') return input === '-' ? this.#fromBytes(session, new Uint8Array(), '-') : audioFromFile(input);
+    if ('filename' in input && 'data' in input) {
+      return input.path ? input : { ...input, path: await this.#save(session, input.data, path.extname(input.filename)) };
+    }
+    if ('data' in input) return this.#fromBytes(session, input.data, input.name ?? '-');
+    return audioFromFile(input.path);
+  }
+
+  async #fromBytes(session: Session, data: Uint8Array, label: string): Promise<AudioData> {
+    const audio = await audioFromBytes(data, label, undefined);
+    const saved = await this.#save(session, audio.data, path.extname(audio.filename));
+    return { ...audio, path: saved };
+  }
+
+  async #save(session: Session, data: Uint8Array, ext: string): Promise<string> {
+    const dir = this.#deps.paths.recordings;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `${session.id}${ext || '.wav'}`);
+    await writeFile(file, data, { mode: 0o600 });
+    return file;
+  }
+
+  async #start(session: Session): Promise<void> {
+    // Pre-warm taps fire their requests and return; a failed pre-warm never fails the session.
+    try {
+      await this.#deps.hooks.sessionStart.promise(session);
+    } catch (err) {
+      this.#deps.log.warn(`sessionStart: ${describe(err)}`);
+    }
+  }
+
+  async #asr(session: Session, audio: AudioData, options: StageOptions): Promise<{ text: string; provider: ProviderRef; model: string | undefined }> {
+    const { hooks } = this.#deps;
+    const config = session.config;
+    const provider = session.providers.asr;
+    if (!provider) throw kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'asr' });
+    const hook = hooks.asr.get(provider.use);
+    if (!hook?.isUsed()) {
+      throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
+    }
+    session.state = 'transcribing';
+    const signal = deadline(session.signal, config.asr.timeoutMs);
+    const result = await session.time('asr', async () => {
+      try {
+        return await hook.promise({
+          session,
+          provider,
+          audio,
+          model: config.asr.model,
+          language: config.asr.language,
+          prompt: config.asr.prompt,
+          temperature: config.asr.temperature,
+          stream: config.asr.stream,
+          dictionary: config.resolved.dictionary,
+          signal,
+          onInterim: (text) => {
+            options.onInterim?.(text, 'asr');
+            hooks.interim.call({ session, stage: 'asr', text });
+          },
+        });
+      } catch (err) {
+        throw this.#timeoutOr(err, signal, session, 'transcription', config.asr.timeoutMs);
+      }
+    });
+    if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
+    const transformed = await session.time('transcript', () => hooks.transcript.promise({ session, text: result.text }));
+    return { text: transformed.text.trim(), provider, model: result.model ?? config.asr.model };
+  }
+
+  #timeoutOr(err: unknown, signal: AbortSignal, session: Session, what: string, ms: number): unknown {
+    if (signal.aborted && !session.signal.aborted) {
+      return kotoError('KOTO_ERR_TIMEOUT', { what, ms }, { cause: err });
+    }
+    if (session.signal.aborted && !KotoError.is(err)) return kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
+    return err;
+  }
+
+  async #correct(
+    session: Session,
+    raw: string,
+    options: CorrectOptions,
+  ): Promise<{ text: string; fallback: boolean; provider: ProviderRef | undefined; model: string | undefined }> {
+    const { hooks } = this.#deps;
+    const config = session.config;
+    const provider = session.providers.correction;
+    const fallback = (why: string) => {
+      const warning = `correction skipped, raw transcript delivered: ${this.#deps.scrub(why)}`;
+      // Recorded, not logged: the caller (CLI, daemon) reports it once, where the user looks.
+      session.warnings.push(warning);
+      return { text: raw, fallback: true, provider, model: config.correction.model };
+    };
+    if (!provider) return fallback('no correction provider is configured');
+    const hook = hooks.correction.get(provider.use);
+    if (!hook?.isUsed()) return fallback(`no plugin serves correction for provider "${provider.name}"`);
+    session.state = 'correcting';
+    const signal = deadline(session.signal, config.correction.timeoutMs);
+    try {
+      const result = await session.time('correction', () =>
+        hook.promise({
+          session,
+          provider,
+          text: raw,
+          model: config.correction.model,
+          dictionary: config.resolved.dictionary,
+          interimHistory: options.interimHistory ?? [],
+          settings: config.correction,
+          systemPrompt: config.resolved.systemPrompt,
+          userPrompt: config.resolved.userPrompt,
+          signal,
+          onDelta: (text) => {
+            options.onInterim?.(text, 'correction');
+            hooks.interim.call({ session, stage: 'correction', text });
+          },
+        }),
+      );
+      const text = result?.text?.trim();
+      if (!text) return fallback('the correction was empty');
+      return { text, fallback: false, provider, model: result?.model ?? config.correction.model };
+    } catch (err) {
+      if (session.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what: 'correction' }, { cause: err });
+      if (signal.aborted) return fallback(`the correction took longer than ${config.correction.timeoutMs} ms`);
+      const line = KotoError.is(err) ? err.message : describe(err);
+      return fallback(line);
+    }
+  }
+
+  #newSession(options: StageOptions & { correctionProvider?: string | undefined; correct?: boolean | undefined }, needs: { asr: boolean; correction: boolean }): Session {
+    const config = this.#deps.config();
+    const session = new Session(config, options.signal);
+    session.providers = {
+      asr: needs.asr ? this.#provider(config, 'asr', options.provider) : undefined,
+      correction:
+        needs.correction && config.correction.enabled && options.correct !== false
+          ? this.#provider(config, 'correction', options.correctionProvider ?? (needs.asr ? undefined : options.provider))
+          : undefined,
+    };
+    return session;
+  }
+
+  async transcribe(input: AudioInput, options: TranscribeOptions): Promise<TranscribeResult> {
+    const session = this.#newSession(options, { asr: true, correction: false });
+    const label = inputLabel(input);
+    const total = performance.now();
+    const audio = await this.#prepareAudio(session, input);
+    await this.#start(session);
+    const { text, provider, model } = await this.#asr(session, audio, options);
+    session.timings.total = Math.round(performance.now() - total);
+    return { id: session.id, input: label, text, provider: provider.name, model, audioPath: audio.path, timings: { ...session.timings } };
+  }
+
+  async correct(text: string, options: CorrectOptions): Promise<CorrectResult> {
+    const session = this.#newSession(options, { asr: false, correction: true });
+    const total = performance.now();
+    await this.#start(session);
+    const result = session.providers.correction
+      ? await this.#correct(session, text, options)
+      : { text, fallback: session.config.correction.enabled && options.provider === undefined ? true : false, provider: undefined, model: undefined };
+    if (!session.providers.correction && session.config.correction.enabled) {
+      session.warnings.push('correction skipped, raw text delivered: no correction provider is configured');
+    }
+    session.timings.total = Math.round(performance.now() - total);
+    return {
+      raw: text,
+      text: result.text,
+      fallback: result.fallback,
+      provider: result.provider?.name,
+      model: result.model,
+      warnings: [...session.warnings],
+      timings: { ...session.timings },
+    };
+  }
+
+  async run(input: AudioInput, options: RunOptions): Promise<RunResult> {
+    const { hooks } = this.#deps;
+    const session = this.#newSession(options, { asr: true, correction: true });
+    const label = inputLabel(input);
+    const total = performance.now();
+    let audio: AudioData | undefined;
+    let raw: string | undefined;
+    let text: string | undefined;
+    let fallback = false;
+    let asrModel: string | undefined;
+    let correctionModel: string | undefined;
+    let error: KotoError | undefined;
+    try {
+      audio = await this.#prepareAudio(session, input);
+      await this.#start(session);
+      const asr = await this.#asr(session, audio, options);
+      raw = asr.text;
+      asrModel = asr.model;
+      if (!raw) throw kotoError('KOTO_ERR_NO_TEXT', { input: label });
+      if (session.providers.correction) {
+        const corrected = await this.#correct(session, raw, options);
+        text = corrected.text;
+        fallback = corrected.fallback;
+        correctionModel = corrected.model;
+      } else {
+        text = raw;
+      }
+      session.state = 'output';
+      await session.time('output', () => this.#output(session, text!, raw!, options));
+      session.state = 'done';
+    } catch (err) {
+      error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) }, { cause: err });
+      session.state = session.signal.aborted ? 'cancelled' : 'failed';
+    }
+    session.timings.total = Math.round(performance.now() - total);
+    const record: RunResult = {
+      id: session.id,
+      state: session.state,
+      input: label,
+      raw,
+      text,
+      fallback,
+      asrProvider: session.providers.asr?.name,
+      asrModel,
+      correctionProvider: session.providers.correction?.name,
+      correctionModel,
+      audioPath: audio?.path,
+      timings: { ...session.timings },
+      error: error ? { code: error.code, message: this.#deps.scrub(error.message) } : undefined,
+      warnings: [...session.warnings],
+    };
+    try {
+      await hooks.sessionEnd.promise(record);
+    } catch (err) {
+      this.#deps.log.warn(`sessionEnd: ${describe(err)}`);
+    }
+    if (error) throw Object.assign(error, { record });
+    return record;
+  }
+
+  async #output(session: Session, text: string, raw: string, options: RunOptions): Promise<void> {
+    const { hooks } = this.#deps;
+    const selected = (
+      session.config.resolved.outputs.length
+        ? session.config.resolved.outputs
+        : (options.defaultOutputs ?? []).map((name) => ({ name, plugin: '', options: {} }))
+    ).filter((output) => !options.excludeOutputs?.includes(output.name));
+    const results = await Promise.allSettled(
+      selected.map(async (output) => {
+        const hook = hooks.output.get(output.name);
+        if (!hook?.isUsed()) {
+          throw kotoError('KOTO_ERR_OUTPUT_UNKNOWN', { output: output.name, known: 'see `koto plugins`' });
+        }
+        await hook.promise({ session, name: output.name, text, raw, options: output.options, signal: session.signal });
+      }),
+    );
+    for (const [i, result] of results.entries()) {
+      if (result.status === 'rejected') {
+        const err = result.reason as unknown;
+        const message = KotoError.is(err) && err.code === 'KOTO_ERR_OUTPUT_UNKNOWN' ? err.message : kotoError('KOTO_ERR_OUTPUT', { output: selected[i]?.name, detail: describe(err) }).message;
+        session.warnings.push(this.#deps.scrub(message));
+      }
+    }
+    if (results.length > 0 && results.every((r) => r.status === 'rejected')) {
+      throw kotoError('KOTO_ERR_OUTPUT', { output: selected.map((o) => o.name).join(', '), detail: 'every output failed' });
+    }
+  }
+}

@@ -1,0 +1,411 @@
+import type { Socket } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import type { TransportConfig } from './config/schema.ts';
+import { kotoError, KotoError } from './errors.ts';
+import type { KernelHooks } from './hooks.ts';
+import type { Logger } from './logger.ts';
+import { originStats, type OriginStats, type TransportStats } from './transport-stats.ts';
+import type { OutgoingRequest, TransportAgentOptions } from './types.ts';
+import type { buildConnector as BuildConnector } from 'undici';
+import { Agent, buildConnector, Dispatcher, EnvHttpProxyAgent, ProxyAgent, type DispatcherType } from './undici.ts';
+
+type Handler = DispatcherType.DispatchHandler;
+type DispatchOptions = DispatcherType.DispatchOptions;
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|::1)$/i;
+
+/** Agent options from the `transport` config section, before plugins adjust them. */
+export function agentOptionsFrom(config: TransportConfig): TransportAgentOptions {
+  return {
+    allowH2: config.http2,
+    connectTimeout: config.connectTimeoutMs,
+    headersTimeout: config.headersTimeoutMs,
+    bodyTimeout: config.bodyTimeoutMs,
+    // undici drops idle HTTP/2 sessions after keepAliveTimeout (default 4 s; PINGs don't count
+    // as activity): at dictation spacing that would throw the warm connection away.
+    keepAliveTimeout: config.keepAliveMs,
+    keepAliveMaxTimeout: config.keepAliveMs,
+    pingInterval: config.pingIntervalMs,
+    connections: config.maxConnectionsPerOrigin,
+    ca: config.ca,
+    proxy: config.proxy,
+  };
+}
+
+interface BuiltDispatcher {
+  readonly generation: number;
+  readonly dispatcher: DispatcherType;
+  /** HTTP/1.1-only dispatcher for large uploads, when `uploadsOverHttp1` is on. */
+  readonly upload: DispatcherType | undefined;
+  readonly sockets: Set<Socket>;
+}
+
+/**
+ * The kernel's one HTTP client. Plugins get `KotoHttp` facades whose dispatch always goes to
+ * the current agent, so a rebuild never leaves a plugin holding a dead client.
+ */
+export class Transport {
+  readonly #hooks: KernelHooks;
+  readonly #log: Logger;
+  readonly #stats = new Map<string, OriginStats>();
+  readonly #insecureAllowed = new Set<string>();
+  readonly #prewarming = new Map<string, Promise<boolean>>();
+  #config: TransportConfig;
+  #current: BuiltDispatcher;
+  #retired = new Set<BuiltDispatcher>();
+  #generation = 0;
+  #closed = false;
+  readonly http: KotoHttp;
+  readonly uploads: KotoHttp;
+
+  constructor(config: TransportConfig, hooks: KernelHooks, log: Logger) {
+    this.#hooks = hooks;
+    this.#log = log;
+    this.#config = config;
+    this.#current = this.#build(config);
+    this.http = new KotoHttp(this, false);
+    this.uploads = new KotoHttp(this, true);
+  }
+
+  get generation(): number {
+    return this.#current.generation;
+  }
+
+  get config(): TransportConfig {
+    return this.#config;
+  }
+
+  #build(config: TransportConfig): BuiltDispatcher {
+    const generation = ++this.#generation;
+    const options = this.#hooks.transportOptions.call(agentOptionsFrom(config));
+    const sockets = new Set<Socket>();
+    const ca = options.ca ? [...rootCertificates, options.ca] : undefined;
+    const connector = (allowH2: boolean) => {
+      const base = buildConnector({
+        allowH2,
+        // ALPN offers http/1.1 first unless asked: we want h2 wherever the server has it.
+        preferH2: allowH2,
+        timeout: options.connectTimeout,
+        maxCachedSessions: 100,
+        ...(ca ? { ca } : {}),
+      });
+      return (connectOptions: BuildConnector.Options, callback: BuildConnector.Callback) =>
+        base(connectOptions, (err, socket) => {
+          if (!err && socket) this.#track(connectOptions, socket as Socket, sockets);
+          callback(err as Error & null, socket as never);
+        });
+    };
+    const agentOptions = (allowH2: boolean, connections: number) => ({
+      allowH2,
+      connections,
+      headersTimeout: options.headersTimeout,
+      bodyTimeout: options.bodyTimeout,
+      keepAliveTimeout: options.keepAliveTimeout,
+      keepAliveMaxTimeout: options.keepAliveMaxTimeout,
+      ...(allowH2 ? { h2Options: { pingInterval: options.pingInterval } } : {}),
+      connect: connector(allowH2),
+    });
+    const make = (allowH2: boolean, connections: number): DispatcherType => {
+      const opts = agentOptions(allowH2, connections);
+      const proxy = options.proxy;
+      const envProxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
+      if (proxy === 'none' || (proxy === 'auto' && !envProxy)) return new Agent(opts);
+      const { connect: _connect, ...proxied } = opts;
+      const tls = ca ? { requestTls: { ca } } : {};
+      if (proxy === 'auto') return new EnvHttpProxyAgent({ ...proxied, ...tls });
+      return new ProxyAgent({ ...proxied, ...tls, uri: proxy });
+    };
+    const dispatcher = make(options.allowH2, options.connections);
+    const upload = config.uploadsOverHttp1 && options.allowH2 ? make(false, options.connections) : undefined;
+    return { generation, dispatcher, upload, sockets };
+  }
+
+  #track(connectOptions: BuildConnector.Options, socket: Socket, sockets: Set<Socket>): void {
+    const origin = originOf(`${connectOptions.protocol}//${connectOptions.hostname}:${connectOptions.port}`);
+    const stats = this.#statsFor(origin);
+    stats.connections += 1;
+    stats.open += 1;
+    const tlsSocket = socket as Socket & { alpnProtocol?: string | false; encrypted?: boolean; isSessionReused?: () => boolean };
+    if (tlsSocket.encrypted) {
+      stats.tlsHandshakes += 1;
+      if (tlsSocket.isSessionReused?.()) stats.tlsResumed += 1;
+    }
+    const protocol = tlsSocket.alpnProtocol || 'http/1.1';
+    stats.protocols[protocol] = (stats.protocols[protocol] ?? 0) + 1;
+    stats.lastProtocol = protocol;
+    sockets.add(socket);
+    socket.once('close', () => {
+      stats.open -= 1;
+      sockets.delete(socket);
+    });
+  }
+
+  #statsFor(origin: string): OriginStats {
+    let stats = this.#stats.get(origin);
+    if (!stats) {
+      stats = originStats();
+      this.#stats.set(origin, stats);
+    }
+    return stats;
+  }
+
+  /** Allows plain http to a non-loopback origin (a provider opted in; the caller warns). */
+  allowInsecure(origin: string): void {
+    this.#insecureAllowed.add(originOf(origin));
+  }
+
+  /** @internal Dispatch through the current agent, decorated by the `request` hook. */
+  dispatchVia(upload: boolean, opts: DispatchOptions, handler: Handler): boolean {
+    const fail = (err: Error) => {
+      handler.onResponseError?.(null as never, err);
+      return true;
+    };
+    if (this.#closed) return fail(kotoError('KOTO_ERR_CLOSED', { state: 'closed' }));
+    let url: URL;
+    try {
+      url = new URL(String(opts.origin));
+    } catch {
+      return fail(kotoError('KOTO_ERR_NETWORK', { origin: String(opts.origin), detail: 'not a valid URL' }));
+    }
+    if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname) && !this.#insecureAllowed.has(url.origin)) {
+      return fail(kotoError('KOTO_ERR_INSECURE_ENDPOINT', { url: url.origin }));
+    }
+    const stats = this.#statsFor(url.origin);
+    stats.requests += 1;
+    stats.inFlight += 1;
+    const tracked = new TrackingHandler(handler, url, () => {
+      stats.inFlight -= 1;
+    });
+    const target = this.#current;
+    const dispatcher = upload && target.upload ? target.upload : target.dispatcher;
+    if (!this.#hooks.request.isUsed()) return dispatcher.dispatch(opts, tracked);
+    const outgoing: OutgoingRequest = {
+      origin: url.origin,
+      path: opts.path,
+      method: opts.method,
+      headers: headersToRecord(opts.headers),
+    };
+    this.#hooks.request.promise(outgoing).then(
+      (decorated) => {
+        dispatcher.dispatch({ ...opts, headers: decorated.headers }, tracked);
+      },
+      (err: unknown) => tracked.onResponseError(null as never, err as Error),
+    );
+    return true;
+  }
+
+  /**
+   * Opens (or refreshes) a connection to `origin` ahead of the real request, with a cheap
+   * request whose answer is discarded. undici has no public "connect only" call; a request is
+   * also what keeps a server's idle timer from closing the connection mid-dictation.
+   * Resolves true when the origin answered at all (any status).
+   */
+  prewarm(origin: string, path = '/', headers: Record<string, string> = {}): Promise<boolean> {
+    const key = originOf(origin);
+    const pending = this.#prewarming.get(key);
+    if (pending) return pending;
+    const started = this.http
+      .request({ origin: key, path, method: 'GET', headers, headersTimeout: this.#config.connectTimeoutMs * 2 })
+      .then(
+        async (res) => {
+          await res.body.dump();
+          this.#statsFor(key).prewarms += 1;
+          return true;
+        },
+        (err: unknown) => {
+          this.#log.debug(`pre-warm of ${key} failed`, { error: err instanceof Error ? err.message : String(err) });
+          return false;
+        },
+      )
+      .finally(() => this.#prewarming.delete(key));
+    this.#prewarming.set(key, started);
+    return started;
+  }
+
+  /**
+   * Builds a new agent from new transport settings, swaps it in, then lets the old one finish
+   * its in-flight requests for up to `drainTimeoutMs` before destroying it.
+   */
+  async rebuild(config: TransportConfig): Promise<void> {
+    if (this.#closed) throw kotoError('KOTO_ERR_CLOSED', { state: 'closed' });
+    const next = this.#build(config);
+    const old = this.#current;
+    this.#current = next;
+    this.#config = config;
+    this.#log.info(`transport rebuilt (generation ${next.generation})`);
+    await this.#retire(old, config.drainTimeoutMs);
+  }
+
+  async #retire(old: BuiltDispatcher, deadlineMs: number): Promise<void> {
+    this.#retired.add(old);
+    const parts = [old.dispatcher, old.upload].filter((d): d is DispatcherType => d !== undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), deadlineMs);
+      timer.unref();
+    });
+    const closed = Promise.all(parts.map((d) => d.close())).then(() => 'closed' as const);
+    const result = await Promise.race([closed, deadline]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      this.#log.warn(`old HTTP client still busy after ${deadlineMs} ms; aborting its requests`);
+      await Promise.all(parts.map((d) => d.destroy().catch(() => undefined)));
+    }
+    // close() resolves when requests finish; make sure no socket outlives it.
+    for (const socket of old.sockets) socket.destroy();
+    this.#retired.delete(old);
+  }
+
+  stats(): TransportStats {
+    const origins: Record<string, OriginStats> = {};
+    for (const [origin, stats] of this.#stats) origins[origin] = { ...stats, protocols: { ...stats.protocols } };
+    return {
+      generation: this.#current.generation,
+      http2: this.#config.http2,
+      uploadsOverHttp1: this.#config.uploadsOverHttp1,
+      retiring: this.#retired.size,
+      openSockets: this.#current.sockets.size,
+      origins,
+    };
+  }
+
+  async close(deadlineMs = this.#config.drainTimeoutMs): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#retire(this.#current, deadlineMs);
+  }
+}
+
+/** The shared client as plugins see it: an undici Dispatcher they can `request()` through. */
+export class KotoHttp extends Dispatcher {
+  readonly #transport: Transport;
+  readonly #upload: boolean;
+
+  constructor(transport: Transport, upload: boolean) {
+    super();
+    this.#transport = transport;
+    this.#upload = upload;
+  }
+
+  override dispatch(opts: DispatchOptions, handler: Handler): boolean {
+    return this.#transport.dispatchVia(this.#upload, opts, handler);
+  }
+
+  /** The dispatcher for large uploads: HTTP/1.1 when `transport.uploadsOverHttp1` is on. */
+  get uploads(): KotoHttp {
+    return this.#transport.uploads;
+  }
+
+  prewarm(origin: string, path?: string, headers?: Record<string, string>): Promise<boolean> {
+    return this.#transport.prewarm(origin, path, headers);
+  }
+
+  allowInsecure(origin: string): void {
+    this.#transport.allowInsecure(origin);
+  }
+
+  stats(): TransportStats {
+    return this.#transport.stats();
+  }
+
+  // The shared client belongs to the kernel: a plugin closing it would cut every other plugin off.
+  override close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  override destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Forwards to the caller's handler; counts completion; refuses cross-origin redirects. */
+class TrackingHandler implements Handler {
+  readonly #inner: Handler;
+  readonly #url: URL;
+  #done: (() => void) | undefined;
+
+  constructor(inner: Handler, url: URL, done: () => void) {
+    this.#inner = inner;
+    this.#url = url;
+    this.#done = done;
+  }
+
+  #finish(): void {
+    const done = this.#done;
+    this.#done = undefined;
+    done?.();
+  }
+
+  onRequestStart(controller: DispatcherType.DispatchController, context: unknown): void {
+    this.#inner.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(controller: DispatcherType.DispatchController, statusCode: number, headers: never, socket: never): void {
+    this.#inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+
+  onResponseStart(
+    controller: DispatcherType.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+    statusMessage?: string,
+  ): void {
+    if (statusCode >= 300 && statusCode < 400) {
+      const location = headers.location;
+      const target = Array.isArray(location) ? location[0] : location;
+      if (target) {
+        const next = safeUrl(target, this.#url);
+        if (!next || next.origin !== this.#url.origin) {
+          controller.abort(
+            kotoError('KOTO_ERR_REDIRECT_REFUSED', { url: this.#url.origin, location: next?.origin ?? 'an invalid URL' }),
+          );
+          return;
+        }
+      }
+    }
+    this.#inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: DispatcherType.DispatchController, chunk: Buffer): void {
+    this.#inner.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: DispatcherType.DispatchController, trailers: Record<string, string | string[]>): void {
+    this.#finish();
+    this.#inner.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: DispatcherType.DispatchController, err: Error): void {
+    this.#finish();
+    this.#inner.onResponseError?.(controller, KotoError.is(err) ? err : err);
+  }
+}
+
+function safeUrl(value: string, base: URL): URL | undefined {
+  try {
+    return new URL(value, base);
+  } catch {
+    return undefined;
+  }
+}
+
+export function originOf(value: string): string {
+  return new URL(value).origin;
+}
+
+function headersToRecord(headers: DispatchOptions['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) out[String(headers[i]).toLowerCase()] = String(headers[i + 1]);
+    return out;
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function' && !(typeof headers === 'string')) {
+    for (const [k, v] of headers as Iterable<[string, string]>) out[k.toLowerCase()] = String(v);
+    return out;
+  }
+  for (const [k, v] of Object.entries(headers as Record<string, unknown>)) {
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return out;
+}

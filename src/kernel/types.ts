@@ -1,0 +1,167 @@
+import type { KotoConfig } from './config/validate.ts';
+
+/** Audio handed to an ASR provider: already saved on disk before it is sent anywhere. */
+export interface AudioData {
+  readonly data: Uint8Array;
+  readonly filename: string;
+  readonly mimeType: string;
+  /** Where the audio is kept (the input file, or the saved copy of stdin / the mic). */
+  readonly path: string | undefined;
+  /** Raw 16-bit PCM mono samples, when the source has them (WAV, microphone). */
+  readonly pcm?: { readonly sampleRate: number; readonly samples: Int16Array } | undefined;
+}
+
+/** A provider instance from `providers.<name>`, validated by the plugin named in `use`. */
+export interface ProviderRef<Options = Readonly<Record<string, unknown>>> {
+  readonly name: string;
+  readonly use: string;
+  readonly options: Options;
+}
+
+export type SessionState =
+  | 'idle'
+  | 'recording'
+  | 'transcribing'
+  | 'correcting'
+  | 'output'
+  | 'done'
+  | 'failed'
+  | 'cancelled';
+
+/** What every hook of one dictation sees. The config is the snapshot the session started with. */
+export interface SessionContext {
+  readonly id: string;
+  readonly config: KotoConfig;
+  readonly signal: AbortSignal;
+  readonly startedAt: number;
+  readonly state: SessionState;
+  /** Milliseconds per stage, filled as the session runs. */
+  readonly timings: Readonly<Record<string, number>>;
+  /** Provider instances this session will use, so sessionStart taps can pre-warm them. */
+  readonly providers: { readonly asr?: ProviderRef | undefined; readonly correction?: ProviderRef | undefined };
+}
+
+export interface AsrRequest {
+  readonly session: SessionContext;
+  readonly provider: ProviderRef;
+  readonly audio: AudioData;
+  readonly model: string | undefined;
+  readonly language: string | undefined;
+  readonly prompt: string | undefined;
+  readonly temperature: number | undefined;
+  readonly stream: boolean;
+  readonly dictionary: readonly string[];
+  readonly signal: AbortSignal;
+  /** Streaming providers report interim text here; the kernel fans it out on the `interim` hook. */
+  readonly onInterim: (text: string) => void;
+}
+
+export interface AsrResult {
+  readonly text: string;
+  readonly model?: string | undefined;
+  readonly language?: string | undefined;
+  readonly durationSec?: number | undefined;
+}
+
+export interface CorrectionRequest {
+  readonly session: SessionContext;
+  readonly provider: ProviderRef;
+  readonly text: string;
+  readonly model: string | undefined;
+  readonly dictionary: readonly string[];
+  readonly interimHistory: readonly string[];
+  readonly settings: KotoConfig['correction'];
+  readonly systemPrompt: string | undefined;
+  readonly userPrompt: string | undefined;
+  readonly signal: AbortSignal;
+  readonly onDelta: (text: string) => void;
+}
+
+export interface CorrectionResult {
+  /** `null` means "no correction" (empty output, unterminated <think>): the raw text is used. */
+  readonly text: string | null;
+  readonly model?: string | undefined;
+}
+
+export interface TranscriptValue {
+  readonly session: SessionContext;
+  readonly text: string;
+}
+
+export interface OutputRequest {
+  readonly session: SessionContext;
+  readonly name: string;
+  readonly text: string;
+  readonly raw: string;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly signal: AbortSignal;
+}
+
+export interface InterimEvent {
+  readonly session: SessionContext;
+  readonly stage: 'asr' | 'correction';
+  readonly text: string;
+}
+
+export interface SessionRecord {
+  readonly id: string;
+  readonly state: SessionState;
+  readonly input: string;
+  readonly raw: string | undefined;
+  readonly text: string | undefined;
+  readonly fallback: boolean;
+  readonly asrProvider: string | undefined;
+  readonly asrModel: string | undefined;
+  readonly correctionProvider: string | undefined;
+  readonly correctionModel: string | undefined;
+  readonly audioPath: string | undefined;
+  readonly timings: Readonly<Record<string, number>>;
+  readonly error: { readonly code: string; readonly message: string } | undefined;
+  readonly warnings: readonly string[];
+}
+
+/** Options the kernel builds its undici Agent from; plugins may adjust them in `transportOptions`. */
+export interface TransportAgentOptions {
+  allowH2: boolean;
+  connectTimeout: number;
+  headersTimeout: number;
+  bodyTimeout: number;
+  keepAliveTimeout: number;
+  keepAliveMaxTimeout: number;
+  pingInterval: number;
+  connections: number;
+  ca: string | undefined;
+  proxy: string;
+}
+
+/** One outgoing request as the `request` hook sees it; taps return it with headers added. */
+export interface OutgoingRequest {
+  readonly origin: string;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: Record<string, string>;
+}
+
+export interface ReadyContext {
+  readonly config: KotoConfig;
+}
+
+export interface ConfigChange {
+  readonly config: KotoConfig;
+  readonly previous: KotoConfig;
+  /** Top-level sections whose value changed. */
+  readonly sections: readonly string[];
+  readonly generation: number;
+}
+
+export interface ProbeRequest {
+  readonly provider: ProviderRef;
+  readonly signal: AbortSignal;
+}
+
+export interface ProbeResult {
+  /** Reachable and credentials accepted. */
+  readonly ok: boolean;
+  /** One line: what was checked, or what is wrong and how to fix it. Never a secret. */
+  readonly detail: string;
+}

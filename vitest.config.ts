@@ -1,0 +1,20 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    alias: {
+      // Plugins import the public API by package name, as third-party plugins do.
+      'koto-voice/testing': fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)),
+      'koto-voice': fileURLToPath(new URL('./src/index.ts', import.meta.url)),
+    },
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['./test/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Real sockets and child processes: keep parallelism modest on a 2-core machine.
+    maxWorkers: 2,
+  },
+});
