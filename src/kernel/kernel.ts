@@ -237,17 +237,17 @@ export class Kernel {
   }
 
   /** Speech to text (ASR and transcript transforms only). */
-  transcribe(input: AudioInput, options: TranscribeOptions = {}): Promise<TranscribeResult> {
+  async transcribe(input: AudioInput, options: TranscribeOptions = {}): Promise<TranscribeResult> {
     return this.#requirePipeline().transcribe(input, options);
   }
 
   /** Text to corrected text; never throws for a failed correction: it falls back to the input. */
-  correct(text: string, options: CorrectOptions = {}): Promise<CorrectResult> {
+  async correct(text: string, options: CorrectOptions = {}): Promise<CorrectResult> {
     return this.#requirePipeline().correct(text, options);
   }
 
   /** The whole pipeline: audio → ASR → transforms → correction → outputs. */
-  run(input: AudioInput, options: RunOptions = {}): Promise<RunResult> {
+  async run(input: AudioInput, options: RunOptions = {}): Promise<RunResult> {
     return this.#requirePipeline().run(input, options);
   }
 
