@@ -5,9 +5,10 @@
 export { createKernel, Kernel } from './kernel/kernel.ts';
 export type { KernelOptions, KernelState, KernelDiagnostics, PluginInfo } from './kernel/kernel.ts';
 export { definePlugin, isPlugin } from './kernel/plugin.ts';
-export type { KotoPlugin, PluginDefinition, PluginApi } from './kernel/plugin.ts';
+export type { KotoPlugin, AnyKotoPlugin, PluginDefinition, PluginApi } from './kernel/plugin.ts';
 export { STAGE } from './kernel/hooks.ts';
-export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSourceHandle } from './kernel/hooks.ts';
+export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSourceHandle, AudioFrame, AudioDevice, AudioDevicesRequest } from './kernel/hooks.ts';
+export { parseWav, encodeWav } from './audio/wav.ts';
 export { KotoError, kotoError, ERRORS, EXIT, describe as describeError } from './kernel/errors.ts';
 export type { ErrorCode, KotoErrorOptions } from './kernel/errors.ts';
 export type { KotoHttp } from './kernel/transport.ts';

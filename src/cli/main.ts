@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT } from '../kernel/errors.ts';
 import { KOTO_VERSION } from '../kernel/version.ts';
-import { configCheckCommand, configPrintCommand, doctorCommand, pluginsCommand } from './commands/inspect.ts';
+import { configCheckCommand, configPrintCommand, devicesCommand, doctorCommand, pluginsCommand } from './commands/inspect.ts';
 import { correctCommand, runCommand, transcribeCommand, type PipelineFlags } from './commands/pipeline.ts';
 import { CliContext, type GlobalOptions } from './context.ts';
 import { reportError } from './report.ts';
@@ -70,6 +70,12 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('loaded plugins and what they tap')
     .option('--json', 'print JSON')
     .action(bind((ctx, flags: { json?: boolean }) => pluginsCommand(ctx, flags)));
+
+  program
+    .command('devices')
+    .description('list input devices of the configured audio source')
+    .option('--json', 'print JSON')
+    .action(bind((ctx, flags: { json?: boolean }) => devicesCommand(ctx, flags)));
 
   program
     .command('doctor')

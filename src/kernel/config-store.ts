@@ -37,10 +37,15 @@ export class ConfigStore {
     return this.#input.env ?? process.env;
   }
 
-  /** Reads the source only (phase one: which plugins to load, before any schema is known). */
+  /**
+   * Reads the source only (phase one: which plugins to load, before any schema is known).
+   * After the first load the file is pinned: a reload reads the same file rather than searching
+   * again, so deleting it mid-edit is an error (old config kept), never a silent reset to defaults.
+   */
   async readSource(): Promise<ConfigSource> {
     if (this.#input.config) return fromData(this.#input.config, undefined, this.#input.cwd ?? process.cwd(), this.env);
-    return readConfigSource(this.#input);
+    const pinned = this.#current?.resolved.file;
+    return readConfigSource(pinned ? { ...this.#input, configPath: pinned } : this.#input);
   }
 
   /** Phase two: validate with every plugin's schema contributions. */

@@ -176,6 +176,11 @@ export const ERRORS = {
     fix: 'install ffmpeg (e.g. `apt-get install ffmpeg`) or convert the file to WAV',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_AUDIO_SOURCE_UNKNOWN: {
+    message: 'audio source "{source}" is not served by any plugin (known: {known})',
+    fix: 'set `audio.source` to one of the known sources',
+    exit: EXIT.CONFIG,
+  },
   KOTO_ERR_NO_TEXT: {
     message: '{input}: the transcription is empty',
     fix: 'check that the recording contains speech',

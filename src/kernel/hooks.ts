@@ -7,6 +7,7 @@ import {
   SyncHook,
   SyncWaterfallHook,
 } from 'tapable';
+import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
 import type {
   AsrRequest,
@@ -35,11 +36,34 @@ export interface AudioSourceRequest {
   readonly device: string;
   readonly signal: AbortSignal;
 }
+export interface AudioFrame {
+  /** 16-bit mono PCM. */
+  readonly samples: Int16Array;
+  /** Milliseconds since the recording started (first sample of this frame). */
+  readonly timestamp: number;
+  /** Root-mean-square level of the frame, 0..1. */
+  readonly rms: number;
+}
 export interface AudioSourceHandle {
-  /** Frames of 16-bit mono PCM as they are captured. */
-  readonly frames: AsyncIterable<{ readonly samples: Int16Array; readonly timestamp: number }>;
+  /** Frames as they are captured; ends after stop() (or with an error if the device fails). */
+  readonly frames: AsyncIterable<AudioFrame>;
   readonly sampleRate: number;
+  /** Where the recording is being written as it is captured (WAV), if the source saves it. */
+  readonly path?: string | undefined;
+  /** Device actually opened, as the backend names it. */
+  readonly device?: string | undefined;
+  /** Stops capturing; resolves when the file on disk is complete. */
   stop(): Promise<void>;
+}
+export interface AudioDevicesRequest {
+  readonly config: KotoConfig;
+}
+export interface AudioDevice {
+  readonly name: string;
+  readonly description?: string | undefined;
+  readonly isDefault: boolean;
+  /** Which backend reported it (pvrecorder, parec, arecord, …). */
+  readonly backend: string;
 }
 
 /**
@@ -65,6 +89,11 @@ export function createHooks() {
     audioSource: new HookMap(
       (key: string) => new AsyncSeriesBailHook<[AudioSourceRequest], AudioSourceHandle | undefined>(['request'], `audioSource:${key}`),
       'audioSource',
+    ),
+    /** Input devices an audio source can record from, by source name (`koto devices`). */
+    audioDevices: new HookMap(
+      (key: string) => new AsyncSeriesBailHook<[AudioDevicesRequest], AudioDevice[] | undefined>(['request'], `audioDevices:${key}`),
+      'audioDevices',
     ),
     /** Transcription by provider plugin name (`use`); the first tap that returns a result wins. */
     asr: new HookMap(

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { ConfigStore, type ConfigInput, type ReloadOutcome } from './config-store.ts';
+import { ConfigWatcher, type WatchOptions } from './config/watch.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { formatIssues } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
-import { createHooks, instrumentHooks, pluginHooks, type KernelHooks } from './hooks.ts';
+import { createHooks, instrumentHooks, pluginHooks, type AudioDevice, type KernelHooks } from './hooks.ts';
 import { createLogger, SecretScrubber, stderrSink, type Logger, type LogLevel, type LogSink } from './logger.ts';
 import { kotoPaths, type KotoPaths } from './paths.ts';
 import type { KotoPlugin, PluginApi } from './plugin.ts';
@@ -22,6 +23,8 @@ export interface KernelOptions extends ConfigInput {
   logSink?: LogSink | undefined;
   /** How long a plugin's apply() may take (default 10 s). */
   pluginTimeoutMs?: number | undefined;
+  /** Watch the config file and the files it references, reloading on change (the daemon does). */
+  watch?: boolean | WatchOptions | undefined;
 }
 
 export type KernelState = 'starting' | 'ready' | 'closing' | 'closed';
@@ -42,6 +45,8 @@ export interface KernelDiagnostics {
   readonly configFile: string | undefined;
   readonly configGeneration: number;
   readonly transportGeneration: number;
+  /** Files the config watcher watches (empty when not watching). */
+  readonly watching: readonly string[];
   readonly lastConfigError: { code: string; message: string } | undefined;
   readonly transport: TransportStats;
   readonly plugins: readonly PluginInfo[];
@@ -66,6 +71,7 @@ export class Kernel {
   #state: KernelState = 'starting';
   #pipeline: Pipeline | undefined;
   #reloading: Promise<ReloadOutcome> | undefined;
+  #watcher: ConfigWatcher | undefined;
 
   constructor(options: KernelOptions) {
     this.#options = options;
@@ -266,6 +272,9 @@ export class Kernel {
       }
       if (outcome.next && outcome.previous) {
         for (const secret of outcome.next.resolved.secrets) this.#scrubber.add(secret);
+        if (outcome.changed.includes('plugins')) {
+          this.log.warn('the `plugins` list changed: plugins are loaded at start, so restart Koto to apply it');
+        }
         if (outcome.transportChanged) await this.#requireTransport().rebuild(outcome.next.transport);
         this.hooks.configChanged.call({
           config: outcome.next,
@@ -296,6 +305,44 @@ export class Kernel {
     }
   }
 
+  /** Input devices of the configured audio source (`audio.source`). */
+  async devices(source = this.config.audio.source): Promise<AudioDevice[]> {
+    const hook = this.hooks.audioDevices.get(source);
+    if (!hook?.isUsed()) {
+      throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source, known: this.#audioSources().join(', ') || 'none' });
+    }
+    return (await hook.promise({ config: this.config })) ?? [];
+  }
+
+  #audioSources(): string[] {
+    return this.#plugins.flatMap((p) => [...(p.plugin.audioSources ?? [])]);
+  }
+
+  /**
+   * Watches the config file and the files it references (dictionary, prompts) and reloads on
+   * change, debounced. Does nothing for an in-code config. Stopped by close().
+   */
+  async watch(options: WatchOptions = {}): Promise<void> {
+    if (this.#watcher || !this.config.resolved.file) return;
+    const watcher = new ConfigWatcher(async () => {
+      await this.reload();
+      await watcher.setFiles(this.#watchedFiles());
+    }, options);
+    this.#watcher = watcher;
+    await watcher.setFiles(this.#watchedFiles());
+  }
+
+  #watchedFiles(): string[] {
+    const { file, files } = this.config.resolved;
+    return [...(file ? [file] : []), ...files];
+  }
+
+  /** Resolves once no file-triggered reload is pending (for tests and orderly shutdown). */
+  async settled(): Promise<void> {
+    await this.#watcher?.idle();
+    await this.#reloading;
+  }
+
   /** Rebuilds the shared client with the current transport settings (explicit reload). */
   async rebuildTransport(): Promise<void> {
     await this.#requireTransport().rebuild(this.config.transport);
@@ -320,6 +367,7 @@ export class Kernel {
       configFile: this.#store.current.resolved.file,
       configGeneration: this.#store.generation,
       transportGeneration: this.#requireTransport().generation,
+      watching: this.#watcher?.files ?? [],
       lastConfigError: error ? { code: error.code, message: error.message } : undefined,
       transport: this.#requireTransport().stats(),
       plugins: this.plugins(),
@@ -332,6 +380,7 @@ export class Kernel {
     const wasReady = this.#state === 'ready';
     this.#state = 'closing';
     try {
+      await this.#watcher?.close();
       if (wasReady) await this.hooks.close.promise();
     } finally {
       await this.#transport?.close();
@@ -345,14 +394,16 @@ export async function createKernel(options: KernelOptions | Record<string, unkno
   const opts = isKernelOptions(options) ? options : { config: options };
   const kernel = new Kernel(opts);
   try {
-    return await kernel.start();
+    await kernel.start();
+    if (opts.watch) await kernel.watch(opts.watch === true ? {} : opts.watch);
+    return kernel;
   } catch (err) {
     await kernel.close().catch(() => undefined);
     throw err;
   }
 }
 
-const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'logLevel', 'logSink', 'pluginTimeoutMs']);
+const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'logLevel', 'logSink', 'pluginTimeoutMs', 'watch']);
 function isKernelOptions(value: object): value is KernelOptions {
   const keys = Object.keys(value);
   // A bare config object (`createKernel({ providers: … })`) has none of the option keys,

@@ -4,14 +4,14 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import semver from 'semver';
 import { describe, kotoError, KotoError } from './errors.ts';
-import { isPlugin, type KotoPlugin } from './plugin.ts';
+import { isPlugin, type AnyKotoPlugin, type KotoPlugin } from './plugin.ts';
 import { KOTO_VERSION } from './version.ts';
 
 /** Where built-in plugins live: `plugins/<name>` beside `src/` (or `dist/plugins` when built). */
 const BUILTIN_DIR = fileURLToPath(new URL('../../plugins/', import.meta.url));
 const ENTRY_FILES = ['index.js', 'index.ts'];
 
-export type PluginSpec = string | KotoPlugin | { use: string; options?: Record<string, unknown> | undefined };
+export type PluginSpec = string | AnyKotoPlugin | { use: string; options?: Record<string, unknown> | undefined };
 
 export interface LoadedPlugin {
   readonly plugin: KotoPlugin;

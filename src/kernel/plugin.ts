@@ -28,7 +28,12 @@ export interface PluginDefinition<Options extends z.ZodType = z.ZodType> {
    * Provider instances derived from the environment when the config names none
    * (e.g. OPENAI_API_KEY → an `openai` instance), in order of preference.
    */
-  readonly defaultProviders?: ((env: NodeJS.ProcessEnv) => Record<string, Record<string, unknown>>) | undefined;
+  readonly defaultProviders?: ((env: NodeJS.ProcessEnv) => { readonly [name: string]: Record<string, unknown> | undefined }) | undefined;
+  /**
+   * Among plugins offering default providers, the lowest number is preferred (default 50).
+   * An offline fallback uses a high number, so a configured cloud key wins.
+   */
+  readonly defaultPriority?: number | undefined;
   readonly apply: (api: PluginApi, options: Readonly<z.output<Options>>) => void | Promise<void>;
 }
 
@@ -49,6 +54,8 @@ export interface PluginApi {
 export const PLUGIN = Symbol.for('koto-voice.plugin');
 
 export type KotoPlugin<Options extends z.ZodType = z.ZodType> = PluginDefinition<Options> & { readonly [PLUGIN]: true };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- options are checked at runtime by the plugin's own schema
+export type AnyKotoPlugin = KotoPlugin<any>;
 
 /** Declares a plugin. The returned object is frozen; the kernel validates options before apply. */
 export function definePlugin<Options extends z.ZodType = z.ZodType>(definition: PluginDefinition<Options>): KotoPlugin<Options> {

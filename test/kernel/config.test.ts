@@ -64,11 +64,12 @@ describe('config', () => {
   });
 
   it('reads .kotorc.json, package.json#koto and koto.config.ts', async () => {
-    for (const files of [
+    const variants: Record<string, string>[] = [
       { 'package.json': '{"name":"x"}', '.kotorc.json': '{"asr":{"language":"de"}}' },
       { 'package.json': '{"name":"x","koto":{"asr":{"language":"de"}}}' },
       { 'package.json': '{"name":"x"}', 'koto.config.ts': 'const c: { asr: { language: string } } = { asr: { language: "de" } };\nexport default c;\n' },
-    ]) {
+    ];
+    for (const files of variants) {
       const kernel = await load(project(files));
       expect(kernel.config.asr.language).toBe('de');
       await kernel.close();

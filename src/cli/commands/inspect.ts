@@ -77,3 +77,19 @@ export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }):
   else for (const c of checks) await printLine(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}`);
   return checks.every((c) => c.ok) ? 0 : 1;
 }
+
+/** `koto devices`: input devices of the configured audio source; exit 1 when there is no audio system. */
+export async function devicesCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
+  const kernel = await ctx.kernel();
+  const devices = await kernel.devices();
+  if (flags.json) {
+    await printLine(JSON.stringify(devices));
+  } else {
+    for (const d of devices) await printLine(`${d.isDefault ? '* ' : '  '}${d.name}${d.description && d.description !== d.name ? `  (${d.description})` : ''}`);
+  }
+  if (devices.length === 0) {
+    process.stderr.write('koto: no input devices found: is an audio server (PulseAudio/PipeWire) running and a microphone connected?\n');
+    return 1;
+  }
+  return 0;
+}

@@ -102,9 +102,10 @@ export async function validateConfig(
   // Providers: explicit ones, or the environment's defaults when the config names none.
   let entries = Object.entries(raw.providers);
   if (entries.length === 0) {
-    for (const plugin of plugins) {
+    const byPriority = [...plugins].sort((a, b) => (a.defaultPriority ?? 50) - (b.defaultPriority ?? 50));
+    for (const plugin of byPriority) {
       for (const [name, entry] of Object.entries(plugin.defaultProviders?.(env) ?? {})) {
-        if (!entries.some(([n]) => n === name)) entries.push([name, { use: plugin.name, ...entry }]);
+        if (entry && !entries.some(([n]) => n === name)) entries.push([name, { use: plugin.name, ...entry }]);
       }
     }
   }
@@ -113,7 +114,10 @@ export async function validateConfig(
     const { use, ...rest } = entry;
     const plugin = byName.get(use);
     if (!plugin) {
-      throw invalid(source, `providers.${name}.use: no loaded plugin is named "${use}" (loaded: ${[...byName.keys()].join(', ')})`);
+      throw invalid(
+        source,
+        `providers.${name}.use: no loaded plugin is named "${use}" (loaded: ${[...byName.keys()].join(', ')}; plugins load at start, so restart Koto after adding one)`,
+      );
     }
     if (!plugin.provider) throw invalid(source, `providers.${name}.use: plugin "${use}" does not serve providers`);
     const checked = plugin.provider.safeParse(rest);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the system packages a Koto feature needs, only when they are missing.
+#   scripts/system-deps.sh offline   pocketsphinx + its en-us model (the offline default engine)
+#   scripts/system-deps.sh audio     PulseAudio + flite (virtual microphone and speech fixtures for tests)
+# As root it runs apt-get itself; otherwise through `sudo -n` when that works; otherwise it prints
+# the exact command and exits 1. On a system without apt-get it says what to install instead.
+set -euo pipefail
+
+declare -A CHECK=(
+  [pocketsphinx]="command -v pocketsphinx_continuous"
+  [pocketsphinx-en-us]="test -d /usr/share/pocketsphinx/model/en-us/en-us"
+  [pulseaudio]="command -v pulseaudio"
+  [pulseaudio-utils]="command -v pactl"
+  [flite]="command -v flite"
+  [sox]="command -v sox"
+)
+declare -A GROUPS_=(
+  [offline]="pocketsphinx pocketsphinx-en-us"
+  [audio]="pulseaudio pulseaudio-utils flite sox"
+)
+
+missing=()
+for group in "$@"; do
+  [[ -n ${GROUPS_[$group]:-} ]] || { echo "system-deps: unknown group '$group' (offline, audio)" >&2; exit 2; }
+  for pkg in ${GROUPS_[$group]}; do
+    eval "${CHECK[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+done
+((${#missing[@]} == 0)) && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: please install: ${missing[*]} (macOS: brew install cmu-pocketsphinx flite sox; pulseaudio is Linux-only)" >&2
+  exit 1
+fi
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  SUDO=(sudo -n)
+else
+  echo "system-deps: missing ${missing[*]}. Run: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "system-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq >/dev/null
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
