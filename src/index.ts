@@ -12,6 +12,7 @@ export { parseWav, encodeWav } from './audio/wav.ts';
 export { KotoError, kotoError, ERRORS, EXIT, describe as describeError } from './kernel/errors.ts';
 export type { ErrorCode, KotoErrorOptions } from './kernel/errors.ts';
 export type { KotoHttp } from './kernel/transport.ts';
+export { isLoopbackHost } from './kernel/transport.ts';
 export type { TransportStats, OriginStats } from './kernel/transport-stats.ts';
 export type { KotoConfig, ResolvedConfig, OutputSelection } from './kernel/config/validate.ts';
 export type { TransportConfig } from './kernel/config/schema.ts';
@@ -25,6 +26,8 @@ export type {
   CorrectResult,
   RunOptions,
   RunResult,
+  Recording,
+  RecordOptions,
 } from './kernel/session.ts';
 export type * from './kernel/types.ts';
 export { KOTO_VERSION } from './kernel/version.ts';

@@ -5,6 +5,8 @@ import type { Reporter } from './report.ts';
 export interface GlobalOptions {
   config?: string | undefined;
   debug?: boolean | undefined;
+  /** false with --no-daemon: never hand work to a running daemon. */
+  daemon?: boolean | undefined;
   quiet?: boolean | undefined;
 }
 
@@ -29,6 +31,11 @@ export class CliContext implements Reporter {
       this.#kernel = await createKernel({ configPath: this.options.config, logLevel });
     }
     return this.#kernel;
+  }
+
+  /** Use a kernel created elsewhere (the daemon's) for scrubbing and shutdown. */
+  adopt(kernel: Kernel): void {
+    this.#kernel = kernel;
   }
 
   async close(): Promise<void> {

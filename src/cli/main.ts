@@ -3,6 +3,7 @@ import { EXIT } from '../kernel/errors.ts';
 import { KOTO_VERSION } from '../kernel/version.ts';
 import { configCheckCommand, configPrintCommand, devicesCommand, doctorCommand, pluginsCommand } from './commands/inspect.ts';
 import { correctCommand, runCommand, transcribeCommand, type PipelineFlags } from './commands/pipeline.ts';
+import { controlCommand, daemonCommand, historyCommand, reloadCommand, retryCommand, statusCommand } from './commands/daemon.ts';
 import { CliContext, type GlobalOptions } from './context.ts';
 import { reportError } from './report.ts';
 
@@ -16,6 +17,7 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('-c, --config <path>', 'use this config file instead of searching for one')
     .option('--debug', 'verbose logs and stack traces on stderr')
     .option('-q, --quiet', 'only errors on stderr')
+    .option('--no-daemon', 'never hand work to a running daemon (standalone)')
     .showHelpAfterError('(see `koto --help`)')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -70,6 +72,46 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('loaded plugins and what they tap')
     .option('--json', 'print JSON')
     .action(bind((ctx, flags: { json?: boolean }) => pluginsCommand(ctx, flags)));
+
+  program
+    .command('daemon')
+    .description('run the dictation daemon in the foreground (control socket, hot config, history)')
+    .action(bind((ctx) => daemonCommand(ctx)));
+  for (const [name, text] of [
+    ['start', 'start recording (no-op while recording)'],
+    ['stop', 'stop recording; the session finishes in the background'],
+    ['toggle', 'start or stop'],
+    ['cancel', 'discard the current recording'],
+  ] as const) {
+    program
+      .command(name)
+      .description(text)
+      .option('--wait', 'wait for the session and print its text (stop/toggle)')
+      .option('--json', 'print JSON')
+      .action(bind((ctx, flags: { wait?: boolean; json?: boolean }) => controlCommand(ctx, name, flags)));
+  }
+  program
+    .command('status')
+    .description('daemon state, config and transport generations, connections')
+    .option('--json', 'print JSON')
+    .action(bind((ctx, flags: { json?: boolean }) => statusCommand(ctx, flags)));
+  program
+    .command('reload')
+    .description('make the daemon re-read its config (exit 3 if the new config is invalid; the old one stays)')
+    .action(bind(() => reloadCommand()));
+  program
+    .command('history')
+    .description('past sessions, newest first')
+    .option('--json', 'print NDJSON')
+    .option('-n <count>', 'how many', '20')
+    .option('--clear', 'delete the history and its recordings')
+    .action(bind((ctx, flags: { json?: boolean; n?: string; clear?: boolean }) => historyCommand(ctx, flags)));
+  program
+    .command('retry')
+    .description('re-run a kept recording through the pipeline')
+    .argument('<id>', 'a session id from `koto history`')
+    .option('--json', 'print JSON')
+    .action(bind((ctx, id: string, flags: { json?: boolean }) => retryCommand(ctx, id, flags)));
 
   program
     .command('devices')

@@ -196,6 +196,26 @@ export const ERRORS = {
     fix: 'correct `output` in the config',
     exit: EXIT.CONFIG,
   },
+  KOTO_ERR_NO_DAEMON: {
+    message: 'no Koto daemon is running (socket {socket})',
+    fix: 'start one with `koto daemon` (or as a systemd/launchd service, see docs/daemon.md)',
+    exit: EXIT.NO_DAEMON,
+  },
+  KOTO_ERR_DAEMON_RUNNING: {
+    message: 'another Koto daemon is already running on {socket}',
+    fix: 'use that one (`koto status`), or stop it first',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_HISTORY_NOT_FOUND: {
+    message: 'no session {id} in the history',
+    fix: 'list sessions with `koto history`',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_NO_RECORDING: {
+    message: 'session {id} has no kept recording{reason}',
+    fix: 'only sessions whose audio is still on disk can be retried (see daemon.keepAudio and retention)',
+    exit: EXIT.RUNTIME,
+  },
   KOTO_ERR_CLOSED: {
     message: 'the Koto kernel is {state}',
     fix: 'create a new kernel with createKernel()',
@@ -253,6 +273,17 @@ export class KotoError extends Error {
     this.plugin = options.plugin;
     this.hook = options.hook;
     this.details = Object.freeze({ ...options.details });
+  }
+
+  /** Rebuilds an error that crossed a process boundary (the daemon's control socket). */
+  static revive(json: { code: string; message: string; fix?: string; exitCode?: number; plugin?: string; hook?: string }): KotoError {
+    const code = (json.code in ERRORS ? json.code : 'KOTO_ERR_INTERNAL') as ErrorCode;
+    const err = new KotoError(code, { plugin: json.plugin, hook: json.hook });
+    return Object.defineProperties(err, {
+      message: { value: json.message },
+      fix: { value: json.fix ?? err.fix },
+      exitCode: { value: json.exitCode ?? err.exitCode },
+    });
   }
 
   static is(value: unknown): value is KotoError {

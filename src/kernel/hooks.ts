@@ -83,6 +83,8 @@ export function createHooks() {
     transportOptions: new SyncWaterfallHook<[TransportAgentOptions]>(['options'], 'transportOptions'),
     /** Per-request decoration through the shared client: auth headers, tokens, tracing. */
     request: new AsyncSeriesWaterfallHook<[OutgoingRequest]>(['request'], 'request'),
+    /** A session was created and its audio is (or is being) saved: history records it here. */
+    sessionBegin: new SyncHook<[SessionContext, string | undefined]>(['session', 'audioPath'], 'sessionBegin'),
     /** A session starts: pre-warm connections, open devices. All taps run concurrently. */
     sessionStart: new AsyncParallelHook<[SessionContext]>(['session'], 'sessionStart'),
     /** Audio sources by name (`mic-native`, …); the first tap that returns a handle wins. */

@@ -9,7 +9,7 @@ import { createLogger, SecretScrubber, stderrSink, type Logger, type LogLevel, t
 import { kotoPaths, type KotoPaths } from './paths.ts';
 import type { KotoPlugin, PluginApi } from './plugin.ts';
 import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, type PluginSpec } from './plugin-loader.ts';
-import { Pipeline, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
+import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
 import { Transport, type KotoHttp } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
 import type { ProbeResult } from './types.ts';
@@ -255,6 +255,11 @@ export class Kernel {
   /** The whole pipeline: audio → ASR → transforms → correction → outputs. */
   async run(input: AudioInput, options: RunOptions = {}): Promise<RunResult> {
     return this.#requirePipeline().run(input, options);
+  }
+
+  /** Starts recording from the configured audio source; stop() runs the rest of the pipeline. */
+  async record(options: RecordOptions = {}): Promise<Recording> {
+    return this.#requirePipeline().record(options);
   }
 
   /**

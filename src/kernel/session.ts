@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { audioFromBytes, audioFromFile } from '../audio/input.ts';
+import { encodeWav } from '../audio/wav.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
 import type { KernelHooks } from './hooks.ts';
@@ -63,6 +64,40 @@ export interface RunOptions extends StageOptions {
 
 export interface RunResult extends SessionRecord {}
 
+export interface RecordOptions extends RunOptions {
+  /** Audio source name (default `audio.source`). */
+  source?: string | undefined;
+  /** Device name (default `audio.device`). */
+  device?: string | undefined;
+  /** Level (RMS 0..1) of each captured frame. */
+  onLevel?: ((rms: number) => void) | undefined;
+}
+
+/** A session that is recording. stop() finishes it through the pipeline; cancel() discards it. */
+export interface Recording {
+  readonly id: string;
+  readonly state: SessionState;
+  /** RMS of the last captured frame. */
+  readonly level: number;
+  /** Where the audio source writes the recording as it captures. */
+  readonly audioPath: string | undefined;
+  readonly device: string | undefined;
+  stop(): Promise<RunResult>;
+  cancel(): Promise<void>;
+  /** The finishing promise once stop() or the maximum length ended the recording. */
+  done(): Promise<RunResult> | undefined;
+}
+
+function concat(chunks: readonly Int16Array[]): Int16Array {
+  const out = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
 interface PipelineDeps {
   readonly hooks: KernelHooks;
   readonly log: Logger;
@@ -80,6 +115,9 @@ class Session implements SessionContext {
   readonly controller = new AbortController();
   readonly signal: AbortSignal;
   readonly warnings: string[] = [];
+  /** Set on a retry: the session this one re-runs. */
+  retryOf: string | undefined;
+  interimWarned = false;
   state: SessionState = 'idle';
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
 
@@ -201,10 +239,7 @@ export class Pipeline {
           stream: config.asr.stream,
           dictionary: config.resolved.dictionary,
           signal,
-          onInterim: (text) => {
-            options.onInterim?.(text, 'asr');
-            hooks.interim.call({ session, stage: 'asr', text });
-          },
+          onInterim: (text) => this.#interim(session, 'asr', text, options),
         });
       } catch (err) {
         throw this.#timeoutOr(err, signal, session, 'transcription', config.asr.timeoutMs);
@@ -213,6 +248,17 @@ export class Pipeline {
     if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
     const transformed = await session.time('transcript', () => hooks.transcript.promise({ session, text: result.text }));
     return { text: transformed.text.trim(), provider, model: result.model ?? config.asr.model };
+  }
+
+  // A broken live-display listener must never fail the provider call that feeds it.
+  #interim(session: Session, stage: 'asr' | 'correction', text: string, options: StageOptions): void {
+    try {
+      options.onInterim?.(text, stage);
+      this.#deps.hooks.interim.call({ session, stage, text });
+    } catch (err) {
+      if (!session.interimWarned) this.#deps.log.warn(`an interim listener threw (ignored; the dictation goes on): ${describe(err)}`);
+      session.interimWarned = true;
+    }
   }
 
   #timeoutOr(err: unknown, signal: AbortSignal, session: Session, what: string, ms: number): unknown {
@@ -255,10 +301,7 @@ export class Pipeline {
           systemPrompt: config.resolved.systemPrompt,
           userPrompt: config.resolved.userPrompt,
           signal,
-          onDelta: (text) => {
-            options.onInterim?.(text, 'correction');
-            hooks.interim.call({ session, stage: 'correction', text });
-          },
+          onDelta: (text) => this.#interim(session, 'correction', text, options),
         }),
       );
       const text = result?.text?.trim();
@@ -319,58 +362,153 @@ export class Pipeline {
   }
 
   async run(input: AudioInput, options: RunOptions): Promise<RunResult> {
-    const { hooks } = this.#deps;
     const session = this.#newSession(options, { asr: true, correction: true });
-    const label = inputLabel(input);
     const total = performance.now();
     let audio: AudioData | undefined;
-    let raw: string | undefined;
-    let text: string | undefined;
-    let fallback = false;
-    let asrModel: string | undefined;
-    let correctionModel: string | undefined;
-    let error: KotoError | undefined;
     try {
       audio = await this.#prepareAudio(session, input);
+      this.#deps.hooks.sessionBegin.call(session, audio.path);
       await this.#start(session);
+    } catch (err) {
+      return this.#end(session, inputLabel(input), audio, total, {}, err);
+    }
+    return this.#process(session, audio, inputLabel(input), total, options);
+  }
+
+  /**
+   * A live recording: the session starts (pre-warming providers while the user speaks), the
+   * audio source captures until stop(), then the same pipeline as run() finishes the session.
+   */
+  async record(options: RecordOptions): Promise<Recording> {
+    const { hooks } = this.#deps;
+    const session = this.#newSession(options, { asr: true, correction: true });
+    const total = performance.now();
+    const config = session.config;
+    const sourceName = options.source ?? config.audio.source;
+    const hook = hooks.audioSource.get(sourceName);
+    if (!hook?.isUsed()) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'see `koto plugins`' });
+    session.state = 'recording';
+    const started = this.#start(session);
+    const handle = await hook.promise({ session, device: options.device ?? config.audio.device, signal: session.signal });
+    if (!handle) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'none answered' });
+    hooks.sessionBegin.call(session, handle.path);
+    const chunks: Int16Array[] = [];
+    let level = 0;
+    let captureError: unknown;
+    const captured = (async () => {
+      try {
+        for await (const frame of handle.frames) {
+          chunks.push(frame.samples);
+          level = frame.rms;
+          options.onLevel?.(frame.rms);
+        }
+      } catch (err) {
+        captureError = err;
+      }
+    })();
+    let finished: Promise<RunResult> | undefined;
+    const finish = (cancelled: boolean): Promise<RunResult> => {
+      finished ??= (async () => {
+        clearTimeout(limit);
+        await handle.stop().catch((err: unknown) => (captureError ??= err));
+        await captured;
+        await started;
+        session.timings.recording = Math.round(performance.now() - total);
+        const samples = concat(chunks);
+        const data = encodeWav(samples, handle.sampleRate);
+        const audio: AudioData = {
+          data,
+          filename: `${session.id}.wav`,
+          mimeType: 'audio/wav',
+          path: handle.path ?? (samples.length ? await this.#save(session, data, '.wav') : undefined),
+          pcm: { sampleRate: handle.sampleRate, samples },
+        };
+        if (cancelled) {
+          session.controller.abort();
+          return this.#end(session, audio.path ?? 'microphone', audio, total, {}, kotoError('KOTO_ERR_ABORTED', { what: 'the recording' }));
+        }
+        if (samples.length === 0) {
+          return this.#end(session, 'microphone', audio, total, {}, captureError ?? kotoError('KOTO_ERR_AUDIO_INPUT', { input: 'microphone', detail: 'no audio was captured' }));
+        }
+        if (captureError) session.warnings.push(`the recording ended early: ${describe(captureError)}`);
+        return this.#process(session, audio, audio.path ?? 'microphone', total, options);
+      })();
+      return finished;
+    };
+    const limit = setTimeout(() => void finish(false).catch(() => undefined), config.daemon.maxRecordingMs);
+    limit.unref();
+    return {
+      id: session.id,
+      get state() {
+        return session.state;
+      },
+      get level() {
+        return level;
+      },
+      audioPath: handle.path,
+      device: handle.device,
+      stop: () => finish(false),
+      cancel: async () => {
+        await finish(true).catch(() => undefined);
+      },
+      done: () => finished,
+    };
+  }
+
+  async #process(session: Session, audio: AudioData, label: string, total: number, options: RunOptions): Promise<RunResult> {
+    const outcome: Partial<{ raw: string; text: string; fallback: boolean; asrModel: string; correctionModel: string }> = {};
+    try {
       const asr = await this.#asr(session, audio, options);
-      raw = asr.text;
-      asrModel = asr.model;
-      if (!raw) throw kotoError('KOTO_ERR_NO_TEXT', { input: label });
+      outcome.raw = asr.text;
+      outcome.asrModel = asr.model;
+      if (!asr.text) throw kotoError('KOTO_ERR_NO_TEXT', { input: label });
       if (session.providers.correction) {
-        const corrected = await this.#correct(session, raw, options);
-        text = corrected.text;
-        fallback = corrected.fallback;
-        correctionModel = corrected.model;
+        const corrected = await this.#correct(session, asr.text, options);
+        outcome.text = corrected.text;
+        outcome.fallback = corrected.fallback;
+        outcome.correctionModel = corrected.model;
       } else {
-        text = raw;
+        outcome.text = asr.text;
       }
       session.state = 'output';
-      await session.time('output', () => this.#output(session, text!, raw!, options));
+      await session.time('output', () => this.#output(session, outcome.text!, outcome.raw!, options));
       session.state = 'done';
+      return await this.#end(session, label, audio, total, outcome, undefined);
     } catch (err) {
-      error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) }, { cause: err });
-      session.state = session.signal.aborted ? 'cancelled' : 'failed';
+      return this.#end(session, label, audio, total, outcome, err);
     }
+  }
+
+  /** Builds the record, runs sessionEnd, and throws (with the record attached) on failure. */
+  async #end(
+    session: Session,
+    label: string,
+    audio: AudioData | undefined,
+    total: number,
+    outcome: Partial<{ raw: string; text: string; fallback: boolean; asrModel: string; correctionModel: string }>,
+    failure: unknown,
+  ): Promise<RunResult> {
+    const error = failure === undefined ? undefined : KotoError.is(failure) ? failure : kotoError('KOTO_ERR_INTERNAL', { detail: describe(failure) }, { cause: failure });
+    if (error) session.state = session.signal.aborted ? 'cancelled' : 'failed';
     session.timings.total = Math.round(performance.now() - total);
     const record: RunResult = {
       id: session.id,
       state: session.state,
       input: label,
-      raw,
-      text,
-      fallback,
+      raw: outcome.raw,
+      text: outcome.text,
+      fallback: outcome.fallback ?? false,
       asrProvider: session.providers.asr?.name,
-      asrModel,
+      asrModel: outcome.asrModel,
       correctionProvider: session.providers.correction?.name,
-      correctionModel,
+      correctionModel: outcome.correctionModel,
       audioPath: audio?.path,
       timings: { ...session.timings },
       error: error ? { code: error.code, message: this.#deps.scrub(error.message) } : undefined,
       warnings: [...session.warnings],
     };
     try {
-      await hooks.sessionEnd.promise(record);
+      await this.#deps.hooks.sessionEnd.promise(record);
     } catch (err) {
       this.#deps.log.warn(`sessionEnd: ${describe(err)}`);
     }

@@ -14,6 +14,11 @@ type DispatchOptions = DispatcherType.DispatchOptions;
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|::1)$/i;
 
+/** Loopback hosts, where plain http is allowed (local servers, tests). */
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK.test(hostname);
+}
+
 /** Agent options from the `transport` config section, before plugins adjust them. */
 export function agentOptionsFrom(config: TransportConfig): TransportAgentOptions {
   return {
@@ -35,10 +40,14 @@ export function agentOptionsFrom(config: TransportConfig): TransportAgentOptions
 interface BuiltDispatcher {
   readonly generation: number;
   readonly dispatcher: DispatcherType;
-  /** HTTP/1.1-only dispatcher for large uploads, when `uploadsOverHttp1` is on. */
-  readonly upload: DispatcherType | undefined;
+  /** HTTP/1.1-only dispatcher (large uploads), built on first use. */
+  http1: DispatcherType | undefined;
+  readonly makeHttp1: () => DispatcherType;
   readonly sockets: Set<Socket>;
 }
+
+/** Which client a facade sends through: the shared one, the upload choice, or HTTP/1.1 always. */
+type Route = 'default' | 'uploads' | 'http1';
 
 /**
  * The kernel's one HTTP client. Plugins get `KotoHttp` facades whose dispatch always goes to
@@ -57,14 +66,17 @@ export class Transport {
   #closed = false;
   readonly http: KotoHttp;
   readonly uploads: KotoHttp;
+  readonly http1: KotoHttp;
+  readonly #prewarmAborts = new Set<AbortController>();
 
   constructor(config: TransportConfig, hooks: KernelHooks, log: Logger) {
     this.#hooks = hooks;
     this.#log = log;
     this.#config = config;
     this.#current = this.#build(config);
-    this.http = new KotoHttp(this, false);
-    this.uploads = new KotoHttp(this, true);
+    this.http = new KotoHttp(this, 'default');
+    this.uploads = new KotoHttp(this, 'uploads');
+    this.http1 = new KotoHttp(this, 'http1');
   }
 
   get generation(): number {
@@ -116,8 +128,7 @@ export class Transport {
       return new ProxyAgent({ ...proxied, ...tls, uri: proxy });
     };
     const dispatcher = make(options.allowH2, options.connections);
-    const upload = config.uploadsOverHttp1 && options.allowH2 ? make(false, options.connections) : undefined;
-    return { generation, dispatcher, upload, sockets };
+    return { generation, dispatcher, http1: options.allowH2 ? undefined : dispatcher, makeHttp1: () => make(false, options.connections), sockets };
   }
 
   #track(connectOptions: BuildConnector.Options, socket: Socket, sockets: Set<Socket>): void {
@@ -155,7 +166,7 @@ export class Transport {
   }
 
   /** @internal Dispatch through the current agent, decorated by the `request` hook. */
-  dispatchVia(upload: boolean, opts: DispatchOptions, handler: Handler): boolean {
+  dispatchVia(route: Route, opts: DispatchOptions, handler: Handler): boolean {
     const fail = (err: Error) => {
       handler.onResponseError?.(null as never, err);
       return true;
@@ -167,7 +178,7 @@ export class Transport {
     } catch {
       return fail(kotoError('KOTO_ERR_NETWORK', { origin: String(opts.origin), detail: 'not a valid URL' }));
     }
-    if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname) && !this.#insecureAllowed.has(url.origin)) {
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !this.#insecureAllowed.has(url.origin)) {
       return fail(kotoError('KOTO_ERR_INSECURE_ENDPOINT', { url: url.origin }));
     }
     const stats = this.#statsFor(url.origin);
@@ -177,7 +188,8 @@ export class Transport {
       stats.inFlight -= 1;
     });
     const target = this.#current;
-    const dispatcher = upload && target.upload ? target.upload : target.dispatcher;
+    const wantsHttp1 = route === 'http1' || (route === 'uploads' && this.#config.uploadsOverHttp1);
+    const dispatcher = wantsHttp1 ? (target.http1 ??= target.makeHttp1()) : target.dispatcher;
     if (!this.#hooks.request.isUsed()) return dispatcher.dispatch(opts, tracked);
     const outgoing: OutgoingRequest = {
       origin: url.origin,
@@ -200,12 +212,17 @@ export class Transport {
    * also what keeps a server's idle timer from closing the connection mid-dictation.
    * Resolves true when the origin answered at all (any status).
    */
-  prewarm(origin: string, path = '/', headers: Record<string, string> = {}): Promise<boolean> {
+  prewarm(origin: string, path = '/', headers: Record<string, string> = {}, route: Route = 'default'): Promise<boolean> {
     const key = originOf(origin);
-    const pending = this.#prewarming.get(key);
+    const dedupe = `${route} ${key}`;
+    const pending = this.#prewarming.get(dedupe);
     if (pending) return pending;
-    const started = this.http
-      .request({ origin: key, path, method: 'GET', headers, headersTimeout: this.#config.connectTimeoutMs * 2 })
+    // Aborted at close(): a slow pre-warm must never hold up shutdown.
+    const abort = new AbortController();
+    this.#prewarmAborts.add(abort);
+    const facade = route === 'default' ? this.http : route === 'uploads' ? this.uploads : this.http1;
+    const started = facade
+      .request({ origin: key, path, method: 'GET', headers, headersTimeout: this.#config.connectTimeoutMs * 2, signal: abort.signal })
       .then(
         async (res) => {
           await res.body.dump();
@@ -217,8 +234,11 @@ export class Transport {
           return false;
         },
       )
-      .finally(() => this.#prewarming.delete(key));
-    this.#prewarming.set(key, started);
+      .finally(() => {
+        this.#prewarming.delete(dedupe);
+        this.#prewarmAborts.delete(abort);
+      });
+    this.#prewarming.set(dedupe, started);
     return started;
   }
 
@@ -238,7 +258,7 @@ export class Transport {
 
   async #retire(old: BuiltDispatcher, deadlineMs: number): Promise<void> {
     this.#retired.add(old);
-    const parts = [old.dispatcher, old.upload].filter((d): d is DispatcherType => d !== undefined);
+    const parts = [...new Set([old.dispatcher, old.http1].filter((d): d is DispatcherType => d !== undefined))];
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), deadlineMs);
@@ -272,6 +292,7 @@ export class Transport {
   async close(deadlineMs = this.#config.drainTimeoutMs): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const abort of this.#prewarmAborts) abort.abort();
     await this.#retire(this.#current, deadlineMs);
   }
 }
@@ -279,25 +300,31 @@ export class Transport {
 /** The shared client as plugins see it: an undici Dispatcher they can `request()` through. */
 export class KotoHttp extends Dispatcher {
   readonly #transport: Transport;
-  readonly #upload: boolean;
+  readonly #route: Route;
 
-  constructor(transport: Transport, upload: boolean) {
+  constructor(transport: Transport, route: Route) {
     super();
     this.#transport = transport;
-    this.#upload = upload;
+    this.#route = route;
   }
 
   override dispatch(opts: DispatchOptions, handler: Handler): boolean {
-    return this.#transport.dispatchVia(this.#upload, opts, handler);
+    return this.#transport.dispatchVia(this.#route, opts, handler);
   }
 
-  /** The dispatcher for large uploads: HTTP/1.1 when `transport.uploadsOverHttp1` is on. */
+  /** The client for large uploads: HTTP/1.1 when `transport.uploadsOverHttp1` is on, else the shared one. */
   get uploads(): KotoHttp {
     return this.#transport.uploads;
   }
 
+  /** Always HTTP/1.1 (kernel-owned, built on first use): for a provider that opts its uploads out of HTTP/2. */
+  get http1(): KotoHttp {
+    return this.#transport.http1;
+  }
+
+  /** Opens (or refreshes) the connection this facade would use, e.g. `api.http.uploads.prewarm(...)`. */
   prewarm(origin: string, path?: string, headers?: Record<string, string>): Promise<boolean> {
-    return this.#transport.prewarm(origin, path, headers);
+    return this.#transport.prewarm(origin, path, headers, this.#route);
   }
 
   allowInsecure(origin: string): void {

@@ -62,6 +62,15 @@ export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }):
   checks.push({ check: 'config', ok: true, detail: `${kernel.config.resolved.file ?? 'no file (defaults and environment)'} is valid` });
   checks.push({ check: 'plugins', ok: true, detail: kernel.plugins().map((p) => p.name).join(', ') });
   const providers = Object.values(kernel.config.resolved.providers);
+  const { resolved } = kernel.config;
+  const why = Object.keys(kernel.config.providers).length
+    ? 'configured in `providers`'
+    : 'defaults from the environment: no providers configured';
+  checks.push({
+    check: 'active',
+    ok: Boolean(resolved.asrProvider),
+    detail: `asr ${resolved.asrProvider ?? 'none'}, correction ${resolved.correctionProvider ?? 'none'} (${why})`,
+  });
   if (providers.length === 0) {
     checks.push({ check: 'providers', ok: false, detail: 'none configured: set OPENAI_API_KEY or add `providers` to the config' });
   }

@@ -1,5 +1,8 @@
+import path from 'node:path';
+import { daemonAnswers, sendCommand } from '../../daemon/client.ts';
 import { KotoError } from '../../kernel/errors.ts';
-import type { AudioInput, RunResult, TranscribeResult } from '../../kernel/session.ts';
+import { kotoPaths } from '../../kernel/paths.ts';
+import type { AudioInput, CorrectResult, RunResult, TranscribeResult } from '../../kernel/session.ts';
 import { runBatch } from '../batch.ts';
 import type { CliContext } from '../context.ts';
 import { OrderedPrinter, printLine, readStdin } from '../io.ts';
@@ -17,6 +20,23 @@ function concurrencyOf(flags: PipelineFlags): number {
   return Number.isInteger(n) && n > 0 ? n : 4;
 }
 
+/**
+ * Scripts reuse a running daemon's warm connection: hand the work over when its socket answers,
+ * unless `--no-daemon`, or `--config` asks for a specific config (the daemon uses its own).
+ */
+async function daemonSocket(ctx: CliContext): Promise<string | undefined> {
+  if (ctx.options.daemon === false || ctx.options.config) return undefined;
+  const socket = kotoPaths(process.env).socket;
+  return (await daemonAnswers(socket)) ? socket : undefined;
+}
+
+function delegatedArgs(input: AudioInput, flags: PipelineFlags): Record<string, unknown> {
+  const base = { provider: flags.provider, correct: flags.correct };
+  if (typeof input === 'string') return { ...base, path: path.resolve(input) };
+  if ('data' in input) return { ...base, data: Buffer.from(input.data).toString('base64'), name: 'name' in input ? input.name : '-' };
+  return { ...base, path: path.resolve(input.path) };
+}
+
 /** `-` means stdin: read once, passed as bytes (the kernel saves them before sending). */
 async function audioInputs(inputs: readonly string[]): Promise<Map<string, AudioInput>> {
   const out = new Map<string, AudioInput>();
@@ -30,8 +50,11 @@ type Outcome<T> = { ok: true; input: string; value: T } | { ok: false; input: st
 
 /** `koto transcribe FILE... | -`: one line per input, or NDJSON. Exit 1 when any input produced no text. */
 export async function transcribeCommand(ctx: CliContext, inputs: string[], flags: PipelineFlags): Promise<number> {
-  const kernel = await ctx.kernel();
   const audio = await audioInputs(inputs);
+  const socket = await daemonSocket(ctx);
+  const transcribe = socket
+    ? (input: AudioInput) => sendCommand(socket, 'transcribe', delegatedArgs(input, flags), 600_000) as Promise<TranscribeResult>
+    : await ctx.kernel().then((kernel) => (input: AudioInput) => kernel.transcribe(input, { provider: flags.provider }));
   let failed = 0;
   const printer = new OrderedPrinter<Outcome<TranscribeResult>>(async (outcome) => {
     if (!outcome.ok) {
@@ -54,7 +77,7 @@ export async function transcribeCommand(ctx: CliContext, inputs: string[], flags
   await runBatch(inputs, concurrencyOf(flags), async (input, index) => {
     let outcome: Outcome<TranscribeResult>;
     try {
-      outcome = { ok: true, input, value: await kernel.transcribe(audio.get(input)!, { provider: flags.provider }) };
+      outcome = { ok: true, input, value: await transcribe(audio.get(input)!) };
     } catch (err) {
       outcome = { ok: false, input, error: toKotoError(err) };
     }
@@ -74,8 +97,19 @@ function summarise(total: number, failed: number): number {
 
 /** `koto run FILE... | -`: the whole pipeline; final text on stdout (configured outputs too). */
 export async function runCommand(ctx: CliContext, inputs: string[], flags: PipelineFlags): Promise<number> {
-  const kernel = await ctx.kernel();
   const audio = await audioInputs(inputs);
+  const socket = await daemonSocket(ctx);
+  const run = socket
+    ? (input: AudioInput) => sendCommand(socket, 'run', delegatedArgs(input, flags), 600_000) as Promise<RunResult>
+    : await ctx.kernel().then(
+        (kernel) => (input: AudioInput) =>
+          kernel.run(input, {
+            provider: flags.provider,
+            correct: flags.correct,
+            // The CLI prints results itself, in input order; other configured outputs still run.
+            excludeOutputs: ['stdout'],
+          }),
+      );
   let failed = 0;
   const printer = new OrderedPrinter<Outcome<RunResult>>(async (outcome) => {
     const record = outcome.ok ? outcome.value : outcome.record;
@@ -93,12 +127,7 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
   await runBatch(inputs, concurrencyOf(flags), async (input, index) => {
     let outcome: Outcome<RunResult>;
     try {
-      const value = await kernel.run(audio.get(input)!, {
-        provider: flags.provider,
-        correct: flags.correct,
-        // The CLI prints results itself, in input order; other configured outputs still run.
-        excludeOutputs: ['stdout'],
-      });
+      const value = await run(audio.get(input)!);
       outcome = { ok: true, input, value };
     } catch (err) {
       const record = (err as { record?: RunResult }).record;
@@ -132,9 +161,11 @@ function runJson(input: string, record: RunResult | undefined, error: KotoError 
 export async function correctCommand(ctx: CliContext, words: string[], flags: PipelineFlags): Promise<number> {
   const fromStdin = words.length === 0 || (words.length === 1 && words[0] === '-');
   const text = fromStdin ? (await readStdin()).toString('utf8').trim() : words.join(' ');
-  const kernel = await ctx.kernel();
   try {
-    const result = await kernel.correct(text, { provider: flags.provider });
+    const socket = await daemonSocket(ctx);
+    const result = socket
+      ? ((await sendCommand(socket, 'correct', { text, provider: flags.provider }, 120_000)) as CorrectResult)
+      : await (await ctx.kernel()).correct(text, { provider: flags.provider });
     for (const warning of result.warnings) warn(warning, ctx);
     if (flags.json) {
       await printLine(

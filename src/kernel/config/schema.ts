@@ -80,6 +80,22 @@ export const daemonSchema = z.strictObject({
     .prefault({}),
 });
 
+/** Named second-pass prompts (`koto rewrite --template NAME`): "translate to English", "polish as an email". */
+export const rewriteSchema = z.strictObject({
+  templates: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9_.-]+$/, 'template names use letters, digits, _ . -'),
+      z.strictObject({
+        /** The instruction; `{{text}}` is replaced by the text (appended when absent). */
+        prompt: z.string().min(1),
+        provider: z.string().optional(),
+        model: z.string().optional(),
+        temperature: z.number().min(0).max(2).optional(),
+      }),
+    )
+    .default({}),
+});
+
 export const pluginEntrySchema = z.union([
   z.string().min(1),
   z.strictObject({ use: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
@@ -104,6 +120,7 @@ export const baseSections = {
   output: z.array(outputEntrySchema).optional(),
   transport: transportSchema.prefault({}),
   daemon: daemonSchema.prefault({}),
+  rewrite: rewriteSchema.prefault({}),
   /** Plugin options by plugin name, for plugins that are built in (listed ones can inline them). */
   pluginOptions: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
 };

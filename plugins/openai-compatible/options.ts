@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { isLoopbackHost } from 'koto-voice';
+
+export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+export const DEFAULT_ASR_MODEL = 'gpt-4o-mini-transcribe';
+export const DEFAULT_CORRECTION_MODEL = 'gpt-4.1-mini';
+
+/** Models that accept `stream: true` on /audio/transcriptions unless configured otherwise. */
+export const DEFAULT_STREAMING_ASR_MODELS = /^gpt-4o(?:-mini)?-transcribe(?:$|-)/;
+/** Models known to accept the `keywords` transcription field (`keywords: 'auto'`). */
+export const KEYWORD_MODELS = /^gpt-transcribe(?:$|-)/;
+/** Never streams, whatever the configuration says (the API ignores `stream` for it). */
+export const NON_STREAMING_MODELS = /^whisper-1$/;
+
+const modelPattern = z.string().min(1);
+
+/**
+ * One provider instance (`providers.<name>` with `use: openai-compatible`).
+ * Any server that speaks the OpenAI REST API: OpenAI itself, vLLM, llama.cpp, LocalAI, Groq, …
+ */
+export const providerSchema = z
+  .strictObject({
+    baseUrl: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.openai.com/v1' })
+      .default(DEFAULT_BASE_URL),
+    /** Bearer token; optional for local servers that need none. */
+    apiKey: z.string().min(1).optional(),
+    /** Extra request headers (e.g. `OpenAI-Organization`, a gateway's key). */
+    headers: z.record(z.string().min(1), z.string()).default({}),
+    /** Extra query parameters added to every request URL (e.g. `api-version`). */
+    query: z.record(z.string().min(1), z.string()).default({}),
+    asrModel: z.string().min(1).default(DEFAULT_ASR_MODEL),
+    correctionModel: z.string().min(1).default(DEFAULT_CORRECTION_MODEL),
+    /** Allow plain http to a non-loopback host (audio and key travel unencrypted). */
+    allowInsecureHttp: z.boolean().default(false),
+    /**
+     * Send dictionary terms as the `keywords` field: `auto` only for models known to accept it,
+     * `true` always, `false` never (terms are folded into `prompt` instead).
+     */
+    keywords: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+    /**
+     * Models that accept `stream: true` for transcription: a regular expression (string) or a
+     * list whose entries are exact model names or `/regex/`. `whisper-1` never streams.
+     */
+    streamingAsrModels: z.union([modelPattern, z.array(modelPattern)]).optional(),
+    /** Upload audio over the HTTP/1.1 upload client (`api.http.uploads`); default: the transport's `uploadsOverHttp1`. */
+    uploadsOverHttp1: z.boolean().optional(),
+  })
+  .superRefine((value, ctx) => {
+    const url = new URL(value.baseUrl);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !value.allowInsecureHttp) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['baseUrl'],
+        message: 'plain http is only allowed for loopback hosts; use https, or set allowInsecureHttp: true to accept the risk',
+      });
+    }
+    if (url.username || url.password) {
+      ctx.addIssue({ code: 'custom', path: ['baseUrl'], message: 'must not contain credentials; use apiKey or headers' });
+    }
+    for (const pattern of patternsOf(value.streamingAsrModels)) {
+      if (pattern instanceof Error) ctx.addIssue({ code: 'custom', path: ['streamingAsrModels'], message: pattern.message });
+    }
+  });
+
+export type ProviderOptions = z.output<typeof providerSchema>;
+
+type Pattern = string | RegExp;
+
+function patternsOf(value: string | readonly string[] | undefined): (Pattern | Error)[] {
+  if (value === undefined) return [];
+  const compile = (source: string): RegExp | Error => {
+    try {
+      return new RegExp(source);
+    } catch (err) {
+      return new Error(`"${source}" is not a valid regular expression (${err instanceof Error ? err.message : String(err)})`);
+    }
+  };
+  if (typeof value === 'string') return [compile(value)];
+  return value.map((entry) => {
+    const slashed = /^\/(.+)\/([a-z]*)$/.exec(entry);
+    if (!slashed) return entry;
+    try {
+      return new RegExp(slashed[1] ?? '', slashed[2]);
+    } catch (err) {
+      return new Error(`${entry} is not a valid regular expression (${err instanceof Error ? err.message : String(err)})`);
+    }
+  });
+}
+
+/** Whether `model` may be asked for an SSE transcription by this instance. */
+export function isStreamingAsrModel(options: Pick<ProviderOptions, 'streamingAsrModels'>, model: string): boolean {
+  if (NON_STREAMING_MODELS.test(model)) return false;
+  if (options.streamingAsrModels === undefined) return DEFAULT_STREAMING_ASR_MODELS.test(model);
+  return patternsOf(options.streamingAsrModels).some((p) => (typeof p === 'string' ? p === model : p instanceof RegExp && p.test(model)));
+}
+
+/** Whether dictionary terms go out as `keywords` (else they are folded into `prompt`). */
+export function sendsKeywords(options: Pick<ProviderOptions, 'keywords'>, model: string): boolean {
+  return options.keywords === 'auto' ? KEYWORD_MODELS.test(model) : options.keywords;
+}
+
+/** The instances derived from OPENAI_API_KEY / OPENAI_BASE_URL when the config names none. */
+export function defaultProviders(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>> {
+  const apiKey = env.OPENAI_API_KEY;
+  if (!apiKey) return {};
+  return { openai: { baseUrl: env.OPENAI_BASE_URL || DEFAULT_BASE_URL, apiKey } };
+}

@@ -1,0 +1,90 @@
+/**
+ * PUBLIC ENTRY POINT: the OpenAI wire protocol, independent of where the endpoint lives and how
+ * it authenticates. Other provider plugins that speak the same protocol (Azure AI Foundry /
+ * Azure OpenAI) import from here, give a {@link WireTarget} with their own URL builder and
+ * headers function, and reuse transcription, correction, SSE parsing, error mapping and
+ * pre-warming unchanged. Everything exported here is kept stable; the rest of this folder is
+ * the plugin's private implementation.
+ *
+ * @example
+ * ```ts
+ * import { transcribe, transcriptionParams, type WireTarget } from '../openai-compatible/wire.ts';
+ * const target: WireTarget = {
+ *   provider: ref.name,
+ *   http: api.http,
+ *   url: (op, model) => new URL(`${endpoint}/openai/deployments/${model}${PATHS[op]}?api-version=${version}`),
+ *   headers: async () => ({ 'api-key': key }),
+ *   secrets: [key],
+ * };
+ * const result = await transcribe(target, transcriptionParams(request, { model, streaming: true, keywords: false }), request);
+ * ```
+ *
+ * @module
+ */
+
+import type { KotoHttp } from 'koto-voice';
+import { USER_AGENT, type WireTarget } from './client.ts';
+
+export {
+  badResponse,
+  baseUrlBuilder,
+  bearerHeaders,
+  displayUrl,
+  httpError,
+  joinUrl,
+  MAX_RESPONSE_BYTES,
+  OPERATION_PATHS,
+  readBody,
+  retryAfterSeconds,
+  scrub,
+  secretValues,
+  send,
+  streamError,
+  transportError,
+  USER_AGENT,
+  type SendOptions,
+  type SentResponse,
+  type WireOperation,
+  type WireTarget,
+} from './client.ts';
+export { encodeMultipart, type EncodedMultipart, type MultipartFile, type MultipartValue } from './multipart.ts';
+export { eventJson, isEventStream, sseEvents, type EventSourceMessage } from './sse.ts';
+export {
+  foldVocabulary,
+  transcribe,
+  transcriptionForm,
+  transcriptionParams,
+  transcriptionText,
+  type TranscribeCallbacks,
+  type TranscriptionParams,
+  type TranscriptionPolicy,
+  type TranscriptionResult,
+} from './asr.ts';
+export {
+  chatBody,
+  complete,
+  completionParams,
+  responseOutputText,
+  responsesBody,
+  type CompleteCallbacks,
+  type CompletionParams,
+  type CompletionProtocol,
+  type CompletionResult,
+} from './correction.ts';
+export { buildPrompts, DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, fillTemplate, type CorrectionPrompts, type PromptValues } from './prompts.ts';
+export { stripThink, visibleText } from './think.ts';
+export { isStreamingAsrModel, sendsKeywords } from './options.ts';
+
+/**
+ * Starts warming the target's connection with `GET {models}` through the kernel's shared
+ * client and returns at once with the pending result (never rejects). Callers must not await
+ * it on a session's critical path; `origin` is returned for de-duplication.
+ */
+export function prewarm(target: WireTarget, http: Pick<KotoHttp, 'prewarm'>): { origin: string; done: Promise<boolean> } {
+  const url = target.url('models', undefined);
+  const done = Promise.resolve()
+    .then(() => target.headers('models'))
+    .then((headers) => http.prewarm(url.origin, `${url.pathname}${url.search}`, { 'user-agent': USER_AGENT, ...headers }))
+    .catch(() => false);
+  return { origin: url.origin, done };
+}

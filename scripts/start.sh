@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Koto's main job, set up from scratch: dictate the bundled sample (or the files you pass)
+# through the whole pipeline — ASR, correction, output to stdout.
+#   no OPENAI_API_KEY  → the offline default (pocketsphinx + the local corrector), installed when missing
+#   OPENAI_API_KEY set → OpenAI (or any compatible server at OPENAI_BASE_URL)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -z ${OPENAI_API_KEY:-} ]]; then
+  bash scripts/system-deps.sh offline
+fi
+if [[ ! -x node_modules/.bin/node || ! -d dist || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund >&2
+fi
+if [[ $# -eq 0 ]]; then
+  set -- samples/*.wav
+fi
+exec npx koto run "$@"

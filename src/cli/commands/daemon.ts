@@ -1,0 +1,135 @@
+import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { sendCommand } from '../../daemon/client.ts';
+import { Daemon } from '../../daemon/daemon.ts';
+import { HistoryStore } from '../../history/store.ts';
+import { kotoError } from '../../kernel/errors.ts';
+import type { LogSink } from '../../kernel/logger.ts';
+import { kotoPaths } from '../../kernel/paths.ts';
+import type { RunResult } from '../../kernel/session.ts';
+import type { CliContext } from '../context.ts';
+import { printLine } from '../io.ts';
+import { warn } from '../report.ts';
+
+function socketPath(): string {
+  return kotoPaths(process.env).socket;
+}
+
+/** `koto daemon`: foreground; logs to stdout and to the log file. Exits 0 on a clean shutdown. */
+export async function daemonCommand(ctx: CliContext): Promise<number> {
+  const paths = kotoPaths(process.env);
+  mkdirSync(path.dirname(paths.log), { recursive: true, mode: 0o700 });
+  const sink: LogSink = (entry) => {
+    const fields = entry.fields && Object.keys(entry.fields).length ? ` ${JSON.stringify(entry.fields)}` : '';
+    const line = `${new Date(entry.time).toISOString()} ${entry.level}${entry.scope ? ` [${entry.scope}]` : ''} ${entry.message}${fields}\n`;
+    process.stdout.write(line);
+    try {
+      appendFileSync(paths.log, line, { mode: 0o600 });
+    } catch {
+      // the log file is a convenience; stdout has the line
+    }
+  };
+  const daemon = await Daemon.start({
+    configPath: ctx.options.config,
+    signals: true,
+    logLevel: ctx.options.debug ? 'debug' : 'info',
+    logSink: sink,
+  });
+  ctx.adopt(daemon.kernel);
+  // Runs until a signal closes it (Daemon's SIGINT/SIGTERM handler exits the process).
+  await new Promise<never>(() => undefined);
+  return 0;
+}
+
+interface ControlResult {
+  message?: string;
+  state?: string;
+}
+
+/** start / stop / toggle / cancel: one status line; exit 4 when no daemon runs. */
+export async function controlCommand(ctx: CliContext, cmd: 'start' | 'stop' | 'toggle' | 'cancel', flags: { wait?: boolean; json?: boolean }): Promise<number> {
+  const result = (await sendCommand(socketPath(), cmd, { wait: flags.wait }, flags.wait ? 600_000 : 10_000)) as ControlResult & Partial<RunResult>;
+  if (flags.json) await printLine(JSON.stringify(result));
+  else if (flags.wait && result.text !== undefined) await printLine(result.text ?? '');
+  else await printLine(result.message ?? result.state ?? 'ok');
+  for (const warning of result.warnings ?? []) warn(warning, ctx);
+  return 0;
+}
+
+export async function statusCommand(_ctx: CliContext, flags: { json?: boolean }): Promise<number> {
+  const status = (await sendCommand(socketPath(), 'status')) as Awaited<ReturnType<Daemon['status']>>;
+  if (flags.json) {
+    await printLine(JSON.stringify(status));
+    return 0;
+  }
+  const origins = Object.entries(status.transport.origins)
+    .map(([origin, s]) => `${origin} ${s.lastProtocol ?? '-'} (${s.tlsHandshakes} handshakes, ${s.requests} requests)`)
+    .join('; ');
+  await printLine(
+    `${status.state}${status.recording ? ` ${status.recording.id}` : ''}; pending ${status.pending}; config generation ${status.configGeneration}` +
+      `${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}; transport generation ${status.transportGeneration}` +
+      `${origins ? `; ${origins}` : ''}`,
+  );
+  return 0;
+}
+
+export async function reloadCommand(): Promise<number> {
+  const outcome = (await sendCommand(socketPath(), 'reload')) as { changed: string[]; transportChanged: boolean; generation: number };
+  await printLine(
+    outcome.changed.length
+      ? `reloaded (generation ${outcome.generation}): ${outcome.changed.join(', ')} changed${outcome.transportChanged ? '; HTTP client rebuilt' : ''}`
+      : 'no change',
+  );
+  return 0;
+}
+
+export async function historyCommand(_ctx: CliContext, flags: { json?: boolean; n?: string; clear?: boolean }): Promise<number> {
+  const paths = kotoPaths(process.env);
+  const store = new HistoryStore(paths.history);
+  try {
+    if (flags.clear) {
+      const audio = store.clear();
+      for (const file of audio) rmSync(file, { force: true });
+      await printLine(`history cleared (${audio.length} recordings removed)`);
+      return 0;
+    }
+    const entries = store.list(Number(flags.n ?? 20) || 20);
+    for (const e of entries) {
+      if (flags.json) await printLine(JSON.stringify(e));
+      else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+/** `koto retry ID`: through the daemon when one runs (warm connection, outputs), else standalone. */
+export async function retryCommand(ctx: CliContext, id: string, flags: { json?: boolean }): Promise<number> {
+  let record: RunResult;
+  try {
+    record = (await sendCommand(socketPath(), 'retry', { id }, 600_000)) as RunResult;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'KOTO_ERR_NO_DAEMON') throw err;
+    const store = new HistoryStore(kotoPaths(process.env).history);
+    try {
+      const entry = store.get(id);
+      if (!entry) throw kotoError('KOTO_ERR_HISTORY_NOT_FOUND', { id });
+      if (!entry.audioPath) throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: '' });
+      const kernel = await ctx.kernel();
+      try {
+        record = await kernel.run(entry.audioPath, { excludeOutputs: ['stdout'] });
+      } catch (runErr) {
+        const failed = (runErr as { record?: RunResult }).record;
+        if (failed) store.finish(failed, id);
+        throw runErr;
+      }
+      store.finish(record, id);
+    } finally {
+      store.close();
+    }
+  }
+  for (const warning of record.warnings) warn(warning, ctx);
+  await printLine(flags.json ? JSON.stringify(record) : (record.text ?? ''));
+  return 0;
+}
