@@ -5,6 +5,7 @@ import { audioFromBytes, audioFromFile } from '../audio/input.ts';
 import { encodeWav } from '../audio/wav.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
+import { withRetry } from './retry.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import type { KotoPaths } from './paths.ts';
@@ -39,6 +40,11 @@ export interface TranscribeResult {
 
 export interface CorrectOptions extends StageOptions {
   interimHistory?: readonly string[] | undefined;
+  /** Overrides for a second-pass prompt (rewrite templates) instead of the configured correction. */
+  systemPrompt?: string | undefined;
+  userPrompt?: string | undefined;
+  model?: string | undefined;
+  temperature?: number | undefined;
 }
 
 export interface CorrectResult {
@@ -116,7 +122,6 @@ class Session implements SessionContext {
   readonly signal: AbortSignal;
   readonly warnings: string[] = [];
   /** Set on a retry: the session this one re-runs. */
-  retryOf: string | undefined;
   interimWarned = false;
   state: SessionState = 'idle';
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
@@ -226,9 +231,10 @@ export class Pipeline {
     }
     session.state = 'transcribing';
     const signal = deadline(session.signal, config.asr.timeoutMs);
+    const retry = { retries: config.asr.retries, signal, deadline: Date.now() + config.asr.timeoutMs, onRetry: this.#onRetry(session, 'transcription') };
     const result = await session.time('asr', async () => {
       try {
-        return await hook.promise({
+        return await withRetry(() => hook.promise({
           session,
           provider,
           audio,
@@ -240,7 +246,7 @@ export class Pipeline {
           dictionary: config.resolved.dictionary,
           signal,
           onInterim: (text) => this.#interim(session, 'asr', text, options),
-        });
+        }), retry);
       } catch (err) {
         throw this.#timeoutOr(err, signal, session, 'transcription', config.asr.timeoutMs);
       }
@@ -248,6 +254,12 @@ export class Pipeline {
     if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
     const transformed = await session.time('transcript', () => hooks.transcript.promise({ session, text: result.text }));
     return { text: transformed.text.trim(), provider, model: result.model ?? config.asr.model };
+  }
+
+  #onRetry(session: Session, what: string) {
+    return (attempt: number, delayMs: number, err: KotoError) => {
+      this.#deps.log.info(`session ${session.id}: ${what} attempt ${attempt + 1} in ${Math.round(delayMs)} ms after: ${this.#deps.scrub(err.message)}`);
+    };
   }
 
   // A broken live-display listener must never fail the provider call that feeds it.
@@ -288,21 +300,27 @@ export class Pipeline {
     if (!hook?.isUsed()) return fallback(`no plugin serves correction for provider "${provider.name}"`);
     session.state = 'correcting';
     const signal = deadline(session.signal, config.correction.timeoutMs);
+    const retry = {
+      retries: config.correction.retries,
+      signal,
+      deadline: Date.now() + config.correction.timeoutMs,
+      onRetry: this.#onRetry(session, 'correction'),
+    };
     try {
       const result = await session.time('correction', () =>
-        hook.promise({
+        withRetry(() => hook.promise({
           session,
           provider,
           text: raw,
-          model: config.correction.model,
+          model: options.model ?? config.correction.model,
           dictionary: config.resolved.dictionary,
           interimHistory: options.interimHistory ?? [],
-          settings: config.correction,
-          systemPrompt: config.resolved.systemPrompt,
-          userPrompt: config.resolved.userPrompt,
+          settings: options.temperature === undefined ? config.correction : { ...config.correction, temperature: options.temperature },
+          systemPrompt: options.systemPrompt ?? config.resolved.systemPrompt,
+          userPrompt: options.userPrompt ?? config.resolved.userPrompt,
           signal,
           onDelta: (text) => this.#interim(session, 'correction', text, options),
-        }),
+        }), retry),
       );
       const text = result?.text?.trim();
       if (!text) return fallback('the correction was empty');

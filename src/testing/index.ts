@@ -1,1 +1,11 @@
+/**
+ * koto-voice/testing: what a plugin author (and Koto itself) tests with.
+ *
+ * - A loopback HTTPS + HTTP/2 server that speaks the OpenAI-compatible API, and the TLS helper
+ *   to build servers of your own (`getTestCertificate`).
+ * - Fake audio: WAV bytes of a tone or silence, and audio sources that play PCM.
+ * - The provider conformance suite (`describeProviderConformance`, needs vitest).
+ */
 export * from './openai-server.ts';
+export * from './fake-audio.ts';
+export * from './conformance.ts';

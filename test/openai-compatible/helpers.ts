@@ -62,8 +62,9 @@ export async function harness(
       logSink: (entry) => logs.push({ level: entry.level, scope: entry.scope, message: entry.message, fields: entry.fields }),
       config: {
         providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: API_KEY, ...provider } },
-        asr: { model: 'gpt-4o-mini-transcribe', ...asr },
-        correction: { model: 'gpt-4.1-mini', ...correction },
+        // These tests check how one failed exchange is reported; the kernel's retries have their own tests.
+        asr: { model: 'gpt-4o-mini-transcribe', retries: 0, ...asr },
+        correction: { model: 'gpt-4.1-mini', retries: 0, ...correction },
         transport: { ca: server.ca, ...transport },
         ...rest,
       },

@@ -44,6 +44,8 @@ export const asrSchema = z.strictObject({
   /** Stream the transcription (SSE) when the model supports it. */
   stream: z.boolean().default(true),
   timeoutMs: z.number().int().positive().default(120000),
+  /** Retries of a failed transcription when the error is retryable (429, 5xx, dropped connection). */
+  retries: z.number().int().min(0).max(5).default(2),
 });
 
 export const correctionSchema = z.strictObject({
@@ -59,6 +61,8 @@ export const correctionSchema = z.strictObject({
   reasoningEffort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).optional(),
   /** Deadline for the correction call; past it the raw transcript is delivered. */
   timeoutMs: z.number().int().positive().default(8000),
+  /** Retries within `timeoutMs` when the error is retryable. */
+  retries: z.number().int().min(0).max(5).default(1),
   /** Path to a file (relative to the config file); loaded into `systemPromptText`. */
   systemPrompt: z.string().optional(),
   userPrompt: z.string().optional(),
