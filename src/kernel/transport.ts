@@ -7,7 +7,7 @@ import type { Logger } from './logger.ts';
 import { originStats, type OriginStats, type TransportStats } from './transport-stats.ts';
 import type { OutgoingRequest, TransportAgentOptions } from './types.ts';
 import type { buildConnector as BuildConnector } from 'undici';
-import { Agent, buildConnector, Dispatcher, EnvHttpProxyAgent, ProxyAgent, type DispatcherType } from './undici.ts';
+import { Agent, buildConnector, Dispatcher, EnvHttpProxyAgent, ProxyAgent, WebSocket, type DispatcherType } from './undici.ts';
 
 type Handler = DispatcherType.DispatchHandler;
 type DispatchOptions = DispatcherType.DispatchOptions;
@@ -329,6 +329,23 @@ export class KotoHttp extends Dispatcher {
 
   allowInsecure(origin: string): void {
     this.#transport.allowInsecure(origin);
+  }
+
+  /**
+   * Opens a WebSocket (e.g. a realtime transcription session) through the kernel's HTTP/1.1
+   * client: counted, proxied and TLS-configured like every other request, and its handshake
+   * decorated by the `request` hook. `wss:` only, except on loopback.
+   */
+  websocket(url: string, options: { headers?: Record<string, string>; protocols?: string | string[] } = {}): InstanceType<typeof WebSocket> {
+    const target = new URL(url);
+    if (target.protocol === 'ws:' && !isLoopbackHost(target.hostname)) {
+      throw kotoError('KOTO_ERR_INSECURE_ENDPOINT', { url: target.origin });
+    }
+    return new WebSocket(url, {
+      dispatcher: this.#transport.http1,
+      ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.protocols ? { protocols: options.protocols } : {}),
+    });
   }
 
   stats(): TransportStats {

@@ -19,6 +19,6 @@ if (slots[LEGACY_SLOT] !== before) {
   }
 }
 
-export const { Agent, Dispatcher, EnvHttpProxyAgent, ProxyAgent, buildConnector, FormData, errors } = undici;
+export const { Agent, Dispatcher, EnvHttpProxyAgent, ProxyAgent, WebSocket, buildConnector, FormData, errors } = undici;
 export type { Dispatcher as DispatcherType } from 'undici';
 export default undici;
