@@ -92,6 +92,11 @@ export function createHooks() {
       (key: string) => new AsyncSeriesBailHook<[AudioSourceRequest], AudioSourceHandle | undefined>(['request'], `audioSource:${key}`),
       'audioSource',
     ),
+    /**
+     * Every frame of a live recording as it is captured (streaming ASR feeds a realtime socket
+     * from here; level meters read `rms`). Synchronous and on the capture path: taps must be cheap.
+     */
+    audioFrame: new SyncHook<[SessionContext, AudioFrame]>(['session', 'frame'], 'audioFrame'),
     /** Input devices an audio source can record from, by source name (`koto devices`). */
     audioDevices: new HookMap(
       (key: string) => new AsyncSeriesBailHook<[AudioDevicesRequest], AudioDevice[] | undefined>(['request'], `audioDevices:${key}`),

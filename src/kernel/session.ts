@@ -123,7 +123,9 @@ class Session implements SessionContext {
   readonly warnings: string[] = [];
   /** Set on a retry: the session this one re-runs. */
   interimWarned = false;
+  frameTapFailed = false;
   state: SessionState = 'idle';
+  mode: 'live' | 'file' = 'file';
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
 
   constructor(config: KotoConfig, signal: AbortSignal | undefined) {
@@ -406,6 +408,7 @@ export class Pipeline {
     const hook = hooks.audioSource.get(sourceName);
     if (!hook?.isUsed()) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'see `koto plugins`' });
     session.state = 'recording';
+    session.mode = 'live';
     const started = this.#start(session);
     const handle = await hook.promise({ session, device: options.device ?? config.audio.device, signal: session.signal });
     if (!handle) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'none answered' });
@@ -419,6 +422,13 @@ export class Pipeline {
           chunks.push(frame.samples);
           level = frame.rms;
           options.onLevel?.(frame.rms);
+          try {
+            hooks.audioFrame.call(session, frame);
+          } catch (err) {
+            // A streaming consumer failing must not stop the capture: the recording is the source of truth.
+            if (!session.frameTapFailed) this.#deps.log.warn(`audioFrame: ${describe(err)}`);
+            session.frameTapFailed = true;
+          }
         }
       } catch (err) {
         captureError = err;

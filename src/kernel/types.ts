@@ -34,6 +34,8 @@ export interface SessionContext {
   readonly config: KotoConfig;
   readonly signal: AbortSignal;
   readonly startedAt: number;
+  /** `live`: recording from an audio source (frames arrive on `audioFrame`); `file`: audio given up front. */
+  readonly mode: 'live' | 'file';
   readonly state: SessionState;
   /** Milliseconds per stage, filled as the session runs. */
   readonly timings: Readonly<Record<string, number>>;
