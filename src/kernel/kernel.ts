@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigStore, type ConfigInput, type ReloadOutcome } from './config-store.ts';
 import { ConfigWatcher, type WatchOptions } from './config/watch.ts';
@@ -174,6 +175,7 @@ export class Kernel {
       this.#plugins.map((p) => p.plugin),
     );
     for (const secret of config.resolved.secrets) this.#scrubber.add(secret);
+    warnIfSecretsExposed(config, this.log);
 
     this.#transport = new Transport(config.transport, this.hooks, this.log.child('transport'));
     for (const entry of this.#plugins) await this.#apply(entry, config);
@@ -391,6 +393,22 @@ export class Kernel {
       await this.#transport?.close();
       this.#state = 'closed';
     }
+  }
+}
+
+/** A config file that holds a key in plain text should be readable by its owner only. */
+function warnIfSecretsExposed(config: KotoConfig, log: Logger): void {
+  const file = config.resolved.file;
+  if (!file || process.platform === 'win32') return;
+  try {
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) === 0) return;
+    const text = readFileSync(file, 'utf8');
+    if (config.resolved.secrets.some((secret) => text.includes(secret))) {
+      log.warn(`${file} holds an API key and is readable by other users (mode ${mode.toString(8)}): run \`chmod 600 ${file}\`, or use \${ENV_VAR} references`);
+    }
+  } catch {
+    // unreadable now: the next load reports it
   }
 }
 

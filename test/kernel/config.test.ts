@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -170,5 +170,29 @@ describe('config', () => {
     const err = await failure(load(home.dir, { configPath: 'nope.yaml' }));
     expect(err.code).toBe('KOTO_ERR_CONFIG_NOT_FOUND');
     expect(err.message).toContain('nope.yaml');
+  });
+});
+
+describe('secrets in config files', () => {
+  it('warns when a file holding a key in plain text is readable by others', async () => {
+    const dir = project({ 'koto.yaml': 'providers:\n  main:\n    use: fake-provider\n    baseUrl: https://x.invalid/v1\n    apiKey: sk-plain-text-key-1234\n' });
+    const file = path.join(dir, 'koto.yaml');
+    const logs: string[] = [];
+    const open = async () =>
+      createKernel({
+        configPath: file,
+        env: { KOTO_HOME: path.join(dir, '.home') },
+        builtins: false,
+        plugins: [provider],
+        logSink: (e) => logs.push(e.message),
+      });
+    chmodSync(file, 0o644);
+    await (await open()).close();
+    expect(logs.join('\n')).toContain('holds an API key and is readable by other users (mode 644)');
+    expect(logs.join('\n')).not.toContain('sk-plain-text-key-1234');
+    logs.length = 0;
+    chmodSync(file, 0o600);
+    await (await open()).close();
+    expect(logs).toEqual([]);
   });
 });
