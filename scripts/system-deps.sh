@@ -2,6 +2,8 @@
 # Installs the system packages a Koto feature needs, only when they are missing.
 #   scripts/system-deps.sh offline   pocketsphinx + its en-us model (the offline default engine)
 #   scripts/system-deps.sh audio     PulseAudio + flite (virtual microphone and speech fixtures for tests)
+#   scripts/system-deps.sh desktop   Xvfb + xdotool + xclip (the paste/type/clipboard outputs under a virtual X
+#                                    display), dmenu + xev (X clients the tests watch the keystrokes land in)
 # As root it runs apt-get itself; otherwise through `sudo -n` when that works; otherwise it prints
 # the exact command and exits 1. On a system without apt-get it says what to install instead.
 set -euo pipefail
@@ -13,15 +15,21 @@ declare -A CHECK=(
   [pulseaudio-utils]="command -v pactl"
   [flite]="command -v flite"
   [sox]="command -v sox"
+  [xvfb]="command -v Xvfb"
+  [xdotool]="command -v xdotool"
+  [xclip]="command -v xclip"
+  [suckless-tools]="command -v dmenu"
+  [x11-utils]="command -v xev"
 )
 declare -A GROUPS_=(
   [offline]="pocketsphinx pocketsphinx-en-us"
   [audio]="pulseaudio pulseaudio-utils flite sox"
+  [desktop]="xvfb xdotool xclip suckless-tools x11-utils"
 )
 
 missing=()
 for group in "$@"; do
-  [[ -n ${GROUPS_[$group]:-} ]] || { echo "system-deps: unknown group '$group' (offline, audio)" >&2; exit 2; }
+  [[ -n ${GROUPS_[$group]:-} ]] || { echo "system-deps: unknown group '$group' (offline, audio, desktop)" >&2; exit 2; }
   for pkg in ${GROUPS_[$group]}; do
     eval "${CHECK[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
   done
@@ -29,7 +37,7 @@ done
 ((${#missing[@]} == 0)) && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "system-deps: please install: ${missing[*]} (macOS: brew install cmu-pocketsphinx flite sox; pulseaudio is Linux-only)" >&2
+  echo "system-deps: please install: ${missing[*]} (macOS: brew install cmu-pocketsphinx flite sox; pulseaudio and the desktop group are Linux-only)" >&2
   exit 1
 fi
 if [[ $(id -u) -eq 0 ]]; then

@@ -3,6 +3,7 @@ import { transcribe, transcriptionParams } from './asr.ts';
 import { baseUrlBuilder, bearerHeaders, displayUrl, isLoopback, secretValues, send, type WireTarget } from './client.ts';
 import { complete, completionParams } from './correction.ts';
 import { defaultProviders, isStreamingAsrModel, providerSchema, sendsKeywords, type ProviderOptions } from './options.ts';
+import { installRealtime, openaiRealtimePlan } from './realtime-plugin.ts';
 import { prewarm } from './wire.ts';
 
 const NAME = 'openai-compatible';
@@ -87,7 +88,13 @@ function apply(api: PluginApi): void {
     }
   });
 
+  // Live recordings of instances with `realtime` on stream while the user speaks (realtime-plugin.ts).
+  const realtime = installRealtime(api, { name: NAME, plan: openaiRealtimePlan(api.http, targetFor) });
+
   api.hooks.asr.for(NAME).tapPromise(NAME, async (request) => {
+    // The streamed transcript when this recording was streamed; undefined (logged) → upload it.
+    const streamed = await realtime.finish(request, guarded('transcription interim', request.onInterim));
+    if (streamed) return streamed;
     const options = request.provider.options as ProviderOptions;
     const target = targetFor(request.provider, request.session);
     const model = request.model ?? options.asrModel;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isLoopbackHost } from 'koto-voice';
+import { realtimeOptionSchema } from './realtime-options.ts';
 
 export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export const DEFAULT_ASR_MODEL = 'gpt-4o-mini-transcribe';
@@ -45,6 +46,12 @@ export const providerSchema = z
     streamingAsrModels: z.union([modelPattern, z.array(modelPattern)]).optional(),
     /** Upload audio over the HTTP/1.1 upload client (`api.http.uploads`); default: the transport's `uploadsOverHttp1`. */
     uploadsOverHttp1: z.boolean().optional(),
+    /**
+     * Stream live recordings over the Realtime transcription WebSocket while the user speaks
+     * (`true`, or settings: model, url, turnDetection, noiseReduction, finalTimeoutMs, chunkMs).
+     * Files, and any recording whose stream fails, use the upload.
+     */
+    realtime: realtimeOptionSchema,
   })
   .superRefine((value, ctx) => {
     const url = new URL(value.baseUrl);

@@ -88,3 +88,4 @@ export function prewarm(target: WireTarget, http: Pick<KotoHttp, 'prewarm'>): { 
     .catch(() => false);
   return { origin: url.origin, done };
 }
+export * from './realtime.ts';

@@ -1,15 +1,23 @@
 import { definePlugin } from 'koto-voice';
 import { clipboardOptions, writeClipboard } from './clipboard.ts';
 import { appendToFile, fileOptions } from './file.ts';
+import { pasteOptions, pasteText } from './paste.ts';
 import { stdoutOptions, writeStdout } from './stdout.ts';
+import { typeOptions, typeOutput } from './type.ts';
 
-/** The built-in outputs: where finished text goes. Each is selected by name in `output`. */
+/**
+ * The built-in outputs: where finished text goes. Each is selected by name in `output`.
+ * `paste` (the daemon's default) and `type` put the text into the focused window; when they
+ * cannot, they fall back to the clipboard, then to a notification. The text is always in history.
+ */
 export default definePlugin({
   name: 'outputs',
-  outputs: { stdout: stdoutOptions, file: fileOptions, clipboard: clipboardOptions },
+  outputs: { stdout: stdoutOptions, file: fileOptions, clipboard: clipboardOptions, paste: pasteOptions, type: typeOptions },
   apply(api) {
     api.hooks.output.for('stdout').tapPromise('outputs', (req) => writeStdout(req));
     api.hooks.output.for('file').tapPromise('outputs', (req) => appendToFile(req, api.config().resolved.dir));
-    api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req));
+    api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log));
+    api.hooks.output.for('paste').tapPromise('outputs', (req) => pasteText(req, api.log));
+    api.hooks.output.for('type').tapPromise('outputs', (req) => typeOutput(req, api.log));
   },
 });

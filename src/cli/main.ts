@@ -3,6 +3,7 @@ import { EXIT } from '../kernel/errors.ts';
 import { KOTO_VERSION } from '../kernel/version.ts';
 import { configCheckCommand, configPrintCommand, devicesCommand, doctorCommand, pluginsCommand } from './commands/inspect.ts';
 import { correctCommand, runCommand, transcribeCommand, type PipelineFlags } from './commands/pipeline.ts';
+import { benchAccuracyCommand, dictAddCommand, dictSuggestCommand, rewriteCommand, type BenchFlags, type DictAddFlags, type DictSuggestFlags, type RewriteFlags } from './commands/quality.ts';
 import { controlCommand, daemonCommand, historyCommand, reloadCommand, retryCommand, statusCommand } from './commands/daemon.ts';
 import { CliContext, type GlobalOptions } from './context.ts';
 import { reportError } from './report.ts';
@@ -124,6 +125,39 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('check Node, config, plugins, and that each provider is reachable with valid credentials')
     .option('--json', 'print JSON')
     .action(bind((ctx, flags: { json?: boolean }) => doctorCommand(ctx, flags)));
+
+  const bench = program.command('bench').description('measure dictation quality');
+  bench
+    .command('accuracy')
+    .description('WER (CER for CJK) and latency over a corpus: audio files with sibling .txt reference transcripts')
+    .argument('<dir>', 'the corpus folder (searched recursively)')
+    .option('--providers <names>', 'ASR providers to compare, comma-separated (default: the configured one)')
+    .option('--json', 'print NDJSON: one object per file, provider and mode, then a summary object')
+    .option('--no-correct', 'measure raw transcripts only (default: raw and corrected)')
+    .addOption(new Option('-j, --concurrency <n>', 'files in flight at once over the shared connection').default('4'))
+    .action(bind((ctx, dir: string, flags: BenchFlags) => benchAccuracyCommand(ctx, dir, flags)));
+
+  program
+    .command('rewrite')
+    .description('apply a rewrite template to a history session, the last result, or text; prints the result')
+    .requiredOption('-t, --template <name>', 'a key of `rewrite.templates`')
+    .argument('[input...]', 'a session id from `koto history`, the text, or - for stdin (default: the last result)')
+    .option('--json', 'print a JSON object')
+    .action(bind((ctx, input: string[], flags: RewriteFlags) => rewriteCommand(ctx, input, flags)));
+
+  const dict = program.command('dict').description('the dictionary of names and terms (`dictionary` in the config)');
+  dict
+    .command('suggest')
+    .description('terms the correction keeps fixing across the history, as dictionary candidates (adds nothing)')
+    .option('--min-sessions <n>', 'only terms corrected in at least this many sessions', '2')
+    .option('--json', 'print NDJSON: one candidate per line')
+    .action(bind((ctx, flags: DictSuggestFlags) => dictSuggestCommand(ctx, flags)));
+  dict
+    .command('add')
+    .description('append terms to the dictionary file, after confirming')
+    .argument('<terms...>', 'the terms, one argument each (quote terms with spaces)')
+    .option('-y, --yes', 'add without asking (required when there is no terminal)')
+    .action(bind((ctx, terms: string[], flags: DictAddFlags) => dictAddCommand(ctx, terms, flags)));
 
   return program;
 }

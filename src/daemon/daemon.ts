@@ -9,6 +9,7 @@ import type { Recording, RunResult } from '../kernel/session.ts';
 import { sendCommand } from './client.ts';
 import { lineParser, type DaemonRequest, type DaemonResponse } from './protocol.ts';
 import { applyRetention } from './retention.ts';
+import { rewriteRequest } from '../quality/rewrite.ts';
 
 export interface DaemonOptions extends KernelOptions {
   /** Override the control socket path (tests). */
@@ -193,6 +194,10 @@ export class Daemon {
         return this.kernel.correct(String(args.text ?? ''), { provider: args.provider as string | undefined });
       case 'retry':
         return this.retry(String(args.id ?? ''));
+      case 'rewrite':
+        // "The last result" must include a dictation that is still finishing.
+        if (typeof args.text !== 'string' && typeof args.id !== 'string') await this.#queue.catch(() => undefined);
+        return rewriteRequest(this.kernel, this.history, args);
       default:
         throw kotoError('KOTO_ERR_USAGE', { detail: `unknown daemon command "${String(cmd)}"` });
     }

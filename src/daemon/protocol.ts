@@ -13,7 +13,8 @@ export type DaemonCommand =
   | 'transcribe'
   | 'run'
   | 'correct'
-  | 'retry';
+  | 'retry'
+  | 'rewrite';
 
 export interface DaemonRequest {
   readonly id: number;

@@ -25,6 +25,7 @@ export interface ReloadOutcome {
 export class ConfigStore {
   readonly #input: ConfigInput;
   #plugins: readonly KotoPlugin[] = [];
+  #aliases: ReadonlyMap<string, string> = new Map();
   #current: KotoConfig | undefined;
   #generation = 0;
   #lastError: KotoError | undefined;
@@ -49,9 +50,10 @@ export class ConfigStore {
   }
 
   /** Phase two: validate with every plugin's schema contributions. */
-  async init(source: ConfigSource, plugins: readonly KotoPlugin[]): Promise<KotoConfig> {
+  async init(source: ConfigSource, plugins: readonly KotoPlugin[], aliases: ReadonlyMap<string, string> = new Map()): Promise<KotoConfig> {
     this.#plugins = plugins;
-    this.#current = await validateConfig(source, plugins, this.env);
+    this.#aliases = aliases;
+    this.#current = await validateConfig(source, plugins, this.env, aliases);
     this.#generation = 1;
     return this.#current;
   }
@@ -75,7 +77,7 @@ export class ConfigStore {
     let next: KotoConfig;
     try {
       const source = await this.readSource();
-      next = await validateConfig(source, this.#plugins, this.env);
+      next = await validateConfig(source, this.#plugins, this.env, this.#aliases);
     } catch (err) {
       this.#lastError = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
       return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.#lastError };

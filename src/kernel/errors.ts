@@ -216,6 +216,36 @@ export const ERRORS = {
     fix: 'only sessions whose audio is still on disk can be retried (see daemon.keepAudio and retention)',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_CORPUS_EMPTY: {
+    message: 'no audio files with reference transcripts in {dir}{detail}',
+    fix: 'put audio files (WAV, FLAC, MP3, Ogg, WebM, M4A) in the folder, each with a sibling .txt reference (clip.wav + clip.txt)',
+    exit: EXIT.USAGE,
+  },
+  KOTO_ERR_TEMPLATE_UNKNOWN: {
+    message: 'no rewrite template "{template}" (known: {known})',
+    fix: 'use one of the known templates, or add it under `rewrite.templates` in the config',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_REWRITE_FAILED: {
+    message: 'rewrite "{template}" failed: {detail}',
+    fix: 'check the provider (`koto doctor`) and retry; nothing was printed as the rewritten text',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_NO_LAST_RESULT: {
+    message: 'there is no dictation with text in the history',
+    fix: 'dictate first, or give the text (`koto rewrite --template NAME "text"`, or - for stdin)',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_NO_DICTIONARY: {
+    message: 'no dictionary file is configured{where}',
+    fix: 'add `dictionary: ./dictionary.txt` to {config} (one term per line; the file is created on the first `koto dict add`)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CONFIRM_REQUIRED: {
+    message: 'not changing {what} without confirmation: there is no terminal to ask on',
+    fix: 'run it in a terminal and answer the prompt, or pass --yes',
+    exit: EXIT.USAGE,
+  },
   KOTO_ERR_CLOSED: {
     message: 'the Koto kernel is {state}',
     fix: 'create a new kernel with createKernel()',

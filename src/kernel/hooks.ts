@@ -43,6 +43,8 @@ export interface AudioFrame {
   readonly timestamp: number;
   /** Root-mean-square level of the frame, 0..1. */
   readonly rms: number;
+  /** Samples per second (the kernel fills it from the source's handle on `audioFrame`). */
+  readonly sampleRate?: number | undefined;
 }
 export interface AudioSourceHandle {
   /** Frames as they are captured; ends after stop() (or with an error if the device fails). */

@@ -170,9 +170,17 @@ export class Kernel {
       }
     }
     this.#plugins = orderPlugins(loaded);
+    const aliases = new Map<string, string>();
+    for (const entry of this.#plugins) aliases.set(entry.specifier, entry.plugin.name);
+    for (const spec of [...(Array.isArray(rawPlugins) ? rawPlugins : []), ...providerUses]) {
+      const asked = typeof spec === 'string' ? spec : typeof spec === 'object' && 'use' in spec ? spec.use : undefined;
+      const entry = asked ? loaded.find((l) => l.specifier === asked || l.specifier === `koto-plugin-${asked}`) : undefined;
+      if (asked && entry) aliases.set(asked, entry.plugin.name);
+    }
     const config = await this.#store.init(
       source,
       this.#plugins.map((p) => p.plugin),
+      aliases,
     );
     for (const secret of config.resolved.secrets) this.#scrubber.add(secret);
     warnIfSecretsExposed(config, this.log);
@@ -234,8 +242,10 @@ export class Kernel {
       http: transport.http,
       log: this.log.child(plugin.name),
       paths: this.paths,
+      env: this.#store.env,
       config: () => this.#store.current,
       registerSecret: (value: string) => this.#scrubber.add(value),
+      scrub: (text: string) => this.#scrubber.text(text),
     });
   }
 

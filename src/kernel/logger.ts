@@ -26,9 +26,14 @@ export const stderrSink: LogSink = (entry) => {
  * ends up in an upstream error message or a URL still never reaches a log.
  */
 export class SecretScrubber {
+  // Rotating tokens (Entra, one an hour) would grow this forever in a daemon: keep the newest.
+  static readonly MAX = 512;
   readonly #secrets = new Set<string>();
   add(value: string | undefined): void {
-    if (value && value.length >= 4) this.#secrets.add(value);
+    if (!value || value.length < 4) return;
+    this.#secrets.delete(value);
+    this.#secrets.add(value);
+    if (this.#secrets.size > SecretScrubber.MAX) this.#secrets.delete(this.#secrets.values().next().value as string);
   }
   list(): string[] {
     return [...this.#secrets];

@@ -45,10 +45,14 @@ export interface PluginApi {
   readonly http: KotoHttp;
   readonly log: Logger;
   readonly paths: KotoPaths;
+  /** The environment the kernel was created with (`createKernel({ env })`, else process.env). */
+  readonly env: Readonly<NodeJS.ProcessEnv>;
   /** The current config; a running session uses its own snapshot (`session.config`). */
   config(): KotoConfig;
   /** Generic value-to-secret registration: anything passed here is scrubbed from logs and errors. */
   registerSecret(value: string): void;
+  /** Replaces every registered secret in a string (for error details built from upstream text). */
+  scrub(text: string): string;
 }
 
 export const PLUGIN = Symbol.for('koto-voice.plugin');

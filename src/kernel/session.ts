@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { audioFromBytes, audioFromFile } from '../audio/input.ts';
 import { encodeWav } from '../audio/wav.ts';
+import type { AudioSourceHandle } from './hooks.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
 import { withRetry } from './retry.ts';
@@ -45,6 +46,8 @@ export interface CorrectOptions extends StageOptions {
   userPrompt?: string | undefined;
   model?: string | undefined;
   temperature?: number | undefined;
+  /** Deadline of this call instead of `correction.timeoutMs` (long rewrites). */
+  timeoutMs?: number | undefined;
 }
 
 export interface CorrectResult {
@@ -222,7 +225,11 @@ export class Pipeline {
     }
   }
 
-  async #asr(session: Session, audio: AudioData, options: StageOptions): Promise<{ text: string; provider: ProviderRef; model: string | undefined }> {
+  async #asr(
+    session: Session,
+    audio: AudioData,
+    options: StageOptions,
+  ): Promise<{ text: string; provider: ProviderRef; model: string | undefined; interimHistory: readonly string[] }> {
     const { hooks } = this.#deps;
     const config = session.config;
     const provider = session.providers.asr;
@@ -254,8 +261,9 @@ export class Pipeline {
       }
     });
     if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
+    for (const warning of result.warnings ?? []) session.warnings.push(this.#deps.scrub(warning));
     const transformed = await session.time('transcript', () => hooks.transcript.promise({ session, text: result.text }));
-    return { text: transformed.text.trim(), provider, model: result.model ?? config.asr.model };
+    return { text: transformed.text.trim(), provider, model: result.model ?? config.asr.model, interimHistory: result.interimHistory ?? [] };
   }
 
   #onRetry(session: Session, what: string) {
@@ -301,11 +309,12 @@ export class Pipeline {
     const hook = hooks.correction.get(provider.use);
     if (!hook?.isUsed()) return fallback(`no plugin serves correction for provider "${provider.name}"`);
     session.state = 'correcting';
-    const signal = deadline(session.signal, config.correction.timeoutMs);
+    const timeoutMs = options.timeoutMs ?? config.correction.timeoutMs;
+    const signal = deadline(session.signal, timeoutMs);
     const retry = {
       retries: config.correction.retries,
       signal,
-      deadline: Date.now() + config.correction.timeoutMs,
+      deadline: Date.now() + timeoutMs,
       onRetry: this.#onRetry(session, 'correction'),
     };
     try {
@@ -314,7 +323,8 @@ export class Pipeline {
           session,
           provider,
           text: raw,
-          model: options.model ?? config.correction.model,
+          // `correction.model` belongs to the configured correction provider; another one uses its own default.
+          model: options.model ?? (provider.name === config.resolved.correctionProvider ? config.correction.model : undefined),
           dictionary: config.resolved.dictionary,
           interimHistory: options.interimHistory ?? [],
           settings: options.temperature === undefined ? config.correction : { ...config.correction, temperature: options.temperature },
@@ -325,23 +335,29 @@ export class Pipeline {
         }), retry),
       );
       const text = result?.text?.trim();
-      if (!text) return fallback('the correction was empty');
+      if (!text) return fallback(result?.reason ? `no usable correction (${result.reason})` : 'the correction was empty');
       return { text, fallback: false, provider, model: result?.model ?? config.correction.model };
     } catch (err) {
       if (session.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what: 'correction' }, { cause: err });
-      if (signal.aborted) return fallback(`the correction took longer than ${config.correction.timeoutMs} ms`);
+      if (signal.aborted) return fallback(`the correction took longer than ${timeoutMs} ms`);
       const line = KotoError.is(err) ? err.message : describe(err);
       return fallback(line);
     }
   }
 
-  #newSession(options: StageOptions & { correctionProvider?: string | undefined; correct?: boolean | undefined }, needs: { asr: boolean; correction: boolean }): Session {
+  #newSession(
+    options: StageOptions & { correctionProvider?: string | undefined; correct?: boolean | undefined; systemPrompt?: string | undefined },
+    needs: { asr: boolean; correction: boolean },
+  ): Session {
     const config = this.#deps.config();
     const session = new Session(config, options.signal);
+    // An explicit second-pass prompt (a rewrite) is asked for by name: `correction.enabled` governs
+    // only the automatic correction of dictations.
+    const explicit = options.systemPrompt !== undefined;
     session.providers = {
       asr: needs.asr ? this.#provider(config, 'asr', options.provider) : undefined,
       correction:
-        needs.correction && config.correction.enabled && options.correct !== false
+        needs.correction && (config.correction.enabled || explicit) && options.correct !== false
           ? this.#provider(config, 'correction', options.correctionProvider ?? (needs.asr ? undefined : options.provider))
           : undefined,
     };
@@ -363,10 +379,11 @@ export class Pipeline {
     const session = this.#newSession(options, { asr: false, correction: true });
     const total = performance.now();
     await this.#start(session);
+    const wanted = session.config.correction.enabled || options.systemPrompt !== undefined;
     const result = session.providers.correction
       ? await this.#correct(session, text, options)
-      : { text, fallback: session.config.correction.enabled && options.provider === undefined ? true : false, provider: undefined, model: undefined };
-    if (!session.providers.correction && session.config.correction.enabled) {
+      : { text, fallback: wanted, provider: undefined, model: undefined };
+    if (!session.providers.correction && wanted) {
       session.warnings.push('correction skipped, raw text delivered: no correction provider is configured');
     }
     session.timings.total = Math.round(performance.now() - total);
@@ -410,20 +427,29 @@ export class Pipeline {
     session.state = 'recording';
     session.mode = 'live';
     const started = this.#start(session);
-    const handle = await hook.promise({ session, device: options.device ?? config.audio.device, signal: session.signal });
-    if (!handle) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'none answered' });
-    hooks.sessionBegin.call(session, handle.path);
+    let handle: AudioSourceHandle | undefined;
+    try {
+      handle = await hook.promise({ session, device: options.device ?? config.audio.device, signal: session.signal });
+      if (!handle) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'none answered' });
+    } catch (err) {
+      // sessionStart already fired (pre-warm, realtime sockets): end the session so its taps clean up.
+      await started;
+      session.controller.abort();
+      return Promise.reject(await this.#end(session, 'microphone', undefined, total, {}, err).catch((e: unknown) => e));
+    }
+    const source: AudioSourceHandle = handle;
+    hooks.sessionBegin.call(session, source.path);
     const chunks: Int16Array[] = [];
     let level = 0;
     let captureError: unknown;
     const captured = (async () => {
       try {
-        for await (const frame of handle.frames) {
+        for await (const frame of source.frames) {
           chunks.push(frame.samples);
           level = frame.rms;
           options.onLevel?.(frame.rms);
           try {
-            hooks.audioFrame.call(session, frame);
+            hooks.audioFrame.call(session, frame.sampleRate ? frame : { ...frame, sampleRate: source.sampleRate });
           } catch (err) {
             // A streaming consumer failing must not stop the capture: the recording is the source of truth.
             if (!session.frameTapFailed) this.#deps.log.warn(`audioFrame: ${describe(err)}`);
@@ -438,18 +464,18 @@ export class Pipeline {
     const finish = (cancelled: boolean): Promise<RunResult> => {
       finished ??= (async () => {
         clearTimeout(limit);
-        await handle.stop().catch((err: unknown) => (captureError ??= err));
+        await source.stop().catch((err: unknown) => (captureError ??= err));
         await captured;
         await started;
         session.timings.recording = Math.round(performance.now() - total);
         const samples = concat(chunks);
-        const data = encodeWav(samples, handle.sampleRate);
+        const data = encodeWav(samples, source.sampleRate);
         const audio: AudioData = {
           data,
           filename: `${session.id}.wav`,
           mimeType: 'audio/wav',
-          path: handle.path ?? (samples.length ? await this.#save(session, data, '.wav') : undefined),
-          pcm: { sampleRate: handle.sampleRate, samples },
+          path: source.path ?? (samples.length ? await this.#save(session, data, '.wav') : undefined),
+          pcm: { sampleRate: source.sampleRate, samples },
         };
         if (cancelled) {
           session.controller.abort();
@@ -473,8 +499,8 @@ export class Pipeline {
       get level() {
         return level;
       },
-      audioPath: handle.path,
-      device: handle.device,
+      audioPath: source.path,
+      device: source.device,
       stop: () => finish(false),
       cancel: async () => {
         await finish(true).catch(() => undefined);
@@ -491,7 +517,7 @@ export class Pipeline {
       outcome.asrModel = asr.model;
       if (!asr.text) throw kotoError('KOTO_ERR_NO_TEXT', { input: label });
       if (session.providers.correction) {
-        const corrected = await this.#correct(session, asr.text, options);
+        const corrected = await this.#correct(session, asr.text, { ...options, interimHistory: asr.interimHistory });
         outcome.text = corrected.text;
         outcome.fallback = corrected.fallback;
         outcome.correctionModel = corrected.model;
@@ -563,7 +589,8 @@ export class Pipeline {
     for (const [i, result] of results.entries()) {
       if (result.status === 'rejected') {
         const err = result.reason as unknown;
-        const message = KotoError.is(err) && err.code === 'KOTO_ERR_OUTPUT_UNKNOWN' ? err.message : kotoError('KOTO_ERR_OUTPUT', { output: selected[i]?.name, detail: describe(err) }).message;
+        const own = KotoError.is(err) && (err.code === 'KOTO_ERR_OUTPUT_UNKNOWN' || err.code === 'KOTO_ERR_OUTPUT');
+        const message = own ? err.message : kotoError('KOTO_ERR_OUTPUT', { output: selected[i]?.name, detail: describe(err) }).message;
         session.warnings.push(this.#deps.scrub(message));
       }
     }

@@ -63,6 +63,10 @@ export interface AsrResult {
   readonly model?: string | undefined;
   readonly language?: string | undefined;
   readonly durationSec?: number | undefined;
+  /** Interim texts seen while streaming (fed to correction as `{{interim_history}}`). */
+  readonly interimHistory?: readonly string[] | undefined;
+  /** Things the user should know (e.g. "realtime stream failed, uploaded instead"); added to the record. */
+  readonly warnings?: readonly string[] | undefined;
 }
 
 export interface CorrectionRequest {
@@ -83,6 +87,8 @@ export interface CorrectionResult {
   /** `null` means "no correction" (empty output, unterminated <think>): the raw text is used. */
   readonly text: string | null;
   readonly model?: string | undefined;
+  /** Why there is no correction (`content filter`, `cut off at max tokens`), for the user's warning. */
+  readonly reason?: string | undefined;
 }
 
 export interface TranscriptValue {

@@ -24,16 +24,18 @@
  * 2. **errors**: an HTTP error from the server becomes a catalogue `KotoError` (not the generic
  *    `KOTO_ERR_HOOK_FAILED` that wraps a plain `Error`), tagged with the plugin and the hook;
  *    a 401 is `KOTO_ERR_AUTH`.
- * 3. **abort**: cancelling the session's signal settles the call promptly (`KOTO_ERR_ABORTED`).
- * 4. **timeout**: the kernel's deadline (`asr.timeoutMs`, `correction.timeoutMs`) is honoured
+ * 3. **retry**: a 503 carries `details.retryable: true`, so the kernel's retry (within the
+ *    stage's deadline) turns one failed attempt into a success.
+ * 4. **abort**: cancelling the session's signal settles the call promptly (`KOTO_ERR_ABORTED`).
+ * 5. **timeout**: the kernel's deadline (`asr.timeoutMs`, `correction.timeoutMs`) is honoured
  *    through `request.signal`: no hang while the server holds the request.
  *
  * And once per plugin:
  *
- * 5. **secrets**: a canary credential never appears in a log line (at debug level) or in any
+ * 6. **secrets**: a canary credential never appears in a log line (at debug level) or in any
  *    error text, even when the server echoes it back in an error body; the kernel knows it
  *    (so `kernel.scrub()` and the CLI redact it).
- * 6. **close**: after `kernel.close()` no socket, timer or other handle the kernel or the plugin
+ * 7. **close**: after `kernel.close()` no socket, timer or other handle the kernel or the plugin
  *    opened is left (`process.getActiveResourcesInfo()` back to its count before the kernel
  *    started) and the server sees no open connection.
  *
@@ -153,7 +155,7 @@ export class ConformanceFailure extends Error {
   override readonly name = 'ConformanceFailure';
 }
 
-export type ConformanceCheckId = 'shared-client' | 'errors' | 'abort' | 'timeout' | 'secrets' | 'close';
+export type ConformanceCheckId = 'shared-client' | 'errors' | 'retry' | 'abort' | 'timeout' | 'secrets' | 'close';
 
 export interface ConformanceCheck {
   readonly id: ConformanceCheckId;
@@ -438,6 +440,7 @@ function callCorrectionHook(kernel: Kernel, options: ProviderConformanceOptions,
     config,
     signal,
     startedAt: Date.now(),
+    mode: 'file',
     state: 'correcting',
     timings: {},
     providers: { correction: provider },
@@ -467,7 +470,12 @@ async function failingCall(h: Harness, options: ProviderConformanceOptions, capa
       : callCorrectionHook(h.kernel, options, AbortSignal.timeout(30_000));
   const outcome = await settleWithin(call, 10_000 + budget);
   if (outcome.ok === 'pending') fail(`the ${capability} call did not settle after the server answered with an error status`);
-  if (outcome.ok) fail(`the ${capability} call succeeded although the server answered with an error status`);
+  if (outcome.ok) {
+    fail(
+      `the ${capability} call succeeded although the server answered with an error status ` +
+        '(was a 4xx marked retryable? only 429, 5xx and dropped connections are worth another try)',
+    );
+  }
   return outcome.error;
 }
 
@@ -516,6 +524,22 @@ async function checkErrors(options: ProviderConformanceOptions, capability: Conf
     verify(await failingCall(h, options, capability), 400);
     // The provider still works after errors (no poisoned state).
     await serve(h, options, capability);
+  });
+}
+
+async function checkRetry(options: ProviderConformanceOptions, capability: ConformanceCapability): Promise<void> {
+  await withHarness(options, {}, async (h) => {
+    await h.start();
+    h.server.failNext(capability, 503, 'The service is briefly unavailable.');
+    try {
+      await serve(h, options, capability);
+    } catch (err) {
+      if (!(err instanceof ConformanceFailure)) throw err;
+      fail(
+        `one HTTP 503 should be retried by the kernel, but ${err.message}. Mark 429 and 5xx errors (and connections dropped ` +
+          "before an answer) with `details: { retryable: true }`, plus `retryAfter` (seconds) from a Retry-After header",
+      );
+    }
   });
 }
 
@@ -654,6 +678,12 @@ export function conformanceChecks(options: ProviderConformanceOptions): Conforma
         capability,
         title: `${capability}: HTTP errors become catalogue KotoErrors tagged with plugin and hook`,
         run: () => checkErrors(options, capability),
+      },
+      {
+        id: 'retry',
+        capability,
+        title: `${capability}: a 503 is marked retryable, and the kernel's retry succeeds`,
+        run: () => checkRetry(options, capability),
       },
       {
         id: 'abort',

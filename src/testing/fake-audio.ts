@@ -93,6 +93,9 @@ export interface FakeAudioSourceOptions {
   /**
    * Keep the stream open after the last frame until `stop()`, like a microphone that goes on
    * capturing. Default false: the frames end with the PCM.
+   *
+   * `stop()` ends the stream after the frames already captured: with `realtime`, those whose
+   * time has come; otherwise all of the PCM. The signal ends it at once.
    */
   readonly holdOpen?: boolean | undefined;
   /** Write the played samples to this WAV file on `stop()` (and report it as `path`). */
@@ -125,6 +128,7 @@ export function fakeAudioSource(pcm: Int16Array, options: FakeAudioSourceOptions
   if (!(frameMs > 0)) throw new RangeError('frameMs must be positive');
   const frameSamples = Math.max(1, Math.round((sampleRate * frameMs) / 1000));
   let stopped = false;
+  let cancelled = false;
   let yielded = 0;
   let played = 0;
   let wake: (() => void) | undefined;
@@ -134,9 +138,15 @@ export function fakeAudioSource(pcm: Int16Array, options: FakeAudioSourceOptions
     stopped = true;
     wake?.();
   };
-  const onAbort = () => markStopped();
+  const onAbort = () => {
+    cancelled = true;
+    markStopped();
+  };
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  if (options.signal?.aborted) markStopped();
+  if (options.signal?.aborted) onAbort();
+  // Frames not delivered yet when stop() is called: in realtime mode they are not captured yet
+  // (dropped); otherwise the whole PCM counts as captured and is still delivered.
+  const ended = () => cancelled || (stopped && Boolean(options.realtime));
 
   // Resolves after `ms`, or at once when stop() is called.
   const pause = (ms: number) =>
@@ -153,21 +163,21 @@ export function fakeAudioSource(pcm: Int16Array, options: FakeAudioSourceOptions
 
   async function* frames(): AsyncGenerator<AudioFrame> {
     const started = performance.now();
-    for (let offset = 0; offset < pcm.length && !stopped; offset += frameSamples) {
+    for (let offset = 0; offset < pcm.length && !ended(); offset += frameSamples) {
       if (options.error && yielded >= (options.failAfterFrames ?? 0)) throw options.error;
       const timestamp = (offset / sampleRate) * 1000;
       if (options.realtime) {
         const due = started + timestamp + frameMs;
         const wait = due - performance.now();
         if (wait > 0) await pause(wait);
-        if (stopped) break;
+        if (ended()) break;
       }
       const samples = pcm.slice(offset, offset + frameSamples);
       yielded += 1;
       played = offset + samples.length;
       yield { samples, timestamp, rms: rms(samples) };
     }
-    if (options.error && !stopped && yielded >= (options.failAfterFrames ?? 0)) throw options.error;
+    if (options.error && !ended() && yielded >= (options.failAfterFrames ?? 0)) throw options.error;
     while (options.holdOpen && !stopped) await pause(60_000);
   }
 
@@ -187,7 +197,8 @@ export function fakeAudioSource(pcm: Int16Array, options: FakeAudioSourceOptions
       stopping ??= (async () => {
         markStopped();
         options.signal?.removeEventListener('abort', onAbort);
-        if (options.path) await writeFile(options.path, encodeWav(pcm.slice(0, played), sampleRate), { mode: 0o600 });
+        const captured = options.realtime || cancelled ? pcm.slice(0, played) : pcm;
+        if (options.path) await writeFile(options.path, encodeWav(captured, sampleRate), { mode: 0o600 });
       })();
       return stopping;
     },

@@ -115,7 +115,7 @@ describe('plugin loading', () => {
 
   it('resolves built-ins by short name', async () => {
     const kernel = await createKernel({ config: {}, search: false, builtins: ['outputs'], env: { KOTO_HOME: home.dir } });
-    expect(kernel.plugins()[0]).toMatchObject({ name: 'outputs', source: 'builtin', outputs: ['stdout', 'file', 'clipboard'] });
+    expect(kernel.plugins()[0]).toMatchObject({ name: 'outputs', source: 'builtin', outputs: ['stdout', 'file', 'clipboard', 'paste', 'type'] });
     await kernel.close();
   });
 });

@@ -93,6 +93,8 @@ export async function validateConfig(
   source: ConfigSource,
   plugins: readonly KotoPlugin[],
   env: NodeJS.ProcessEnv = process.env,
+  /** How each plugin was asked for (`deepgram`, `koto-plugin-deepgram`, `./x.mjs`) → its name. */
+  aliases: ReadonlyMap<string, string> = new Map(),
 ): Promise<KotoConfig> {
   const parsed = baseConfigSchema.safeParse(source.data);
   if (!parsed.success) throw invalid(source, formatIssues(parsed.error));
@@ -111,7 +113,8 @@ export async function validateConfig(
   }
   const providers: Record<string, ProviderRef> = {};
   for (const [name, entry] of entries) {
-    const { use, ...rest } = entry;
+    const { use: asked, ...rest } = entry;
+    const use = aliases.get(asked) ?? asked;
     const plugin = byName.get(use);
     if (!plugin) {
       throw invalid(
@@ -121,7 +124,7 @@ export async function validateConfig(
     }
     if (!plugin.provider) throw invalid(source, `providers.${name}.use: plugin "${use}" does not serve providers`);
     const checked = plugin.provider.safeParse(rest);
-    if (!checked.success) throw invalid(source, formatIssues(checked.error, ['providers', name]));
+    if (!checked.success) throw invalid(source, `${formatIssues(checked.error, ['providers', name])} (options of plugin "${use}")`);
     providers[name] = { name, use, options: checked.data as Record<string, unknown> };
   }
 
