@@ -34,3 +34,5 @@ export { KOTO_VERSION } from './kernel/version.ts';
 export { parseDictionary } from './kernel/config/validate.ts';
 // Plugins declare option schemas with the same zod the kernel validates with.
 export { z } from 'zod';
+export { pruneRecordings } from './kernel/retention.ts';
+export type { RetentionLimits } from './kernel/retention.ts';

@@ -1,17 +1,14 @@
-import { ERRORS, KotoError, type ErrorCode } from 'koto-voice';
+import { KotoError, type ErrorCode } from 'koto-voice';
 import { scrub } from 'koto-voice/openai-wire';
 
 /**
- * The Azure error cases. Each maps to a catalogue code that exists today (`code`) and names
- * the more precise one proposed to the kernel (`proposed`): while the catalogue lacks it, the
- * error keeps the existing code, with a message and a fix that speak Azure (the catalogue's
- * templates talk about `baseUrl` and `apiKey`, which an Azure instance does not have).
- * `details.reason` is stable either way.
+ * The Azure error cases: each a catalogue code, with a message and a fix that speak Azure
+ * (the generic templates talk about `baseUrl` and `apiKey`, which an Azure instance does not
+ * have). `details.reason` names the case.
  */
 export const AZURE_ERRORS = {
   'deployment-not-found': {
-    code: 'KOTO_ERR_ENDPOINT_NOT_FOUND',
-    proposed: 'KOTO_ERR_DEPLOYMENT_NOT_FOUND',
+    code: 'KOTO_ERR_DEPLOYMENT_NOT_FOUND',
     message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint} (Azure DeploymentNotFound, used for {what})',
     fix:
       'set providers.{provider}.deployments.{capability} to the name of an existing deployment (names are case-sensitive); ' +
@@ -20,13 +17,11 @@ export const AZURE_ERRORS = {
   },
   'no-deployment': {
     code: 'KOTO_ERR_CONFIG_INVALID',
-    proposed: 'KOTO_ERR_CONFIG_INVALID',
     message: 'provider "{provider}" has no deployment for {what}',
     fix: 'set providers.{provider}.deployments.{capability} to a deployment name of {endpoint} (or {section}.model)',
   },
   'resource-not-found': {
     code: 'KOTO_ERR_ENDPOINT_NOT_FOUND',
-    proposed: 'KOTO_ERR_ENDPOINT_NOT_FOUND',
     message: 'provider "{provider}": {url} answered 404 Resource not found ({shape} API{version})',
     fix:
       'the URL shape or api-version does not exist on {endpoint}: check `endpoint` (the resource URL, e.g. https://myres.openai.azure.com), ' +
@@ -34,25 +29,22 @@ export const AZURE_ERRORS = {
   },
   'auth-rejected': {
     code: 'KOTO_ERR_AUTH',
-    proposed: 'KOTO_ERR_AUTH',
     message: 'provider "{provider}" rejected the credentials (HTTP {status}{upstream}); auth used: {mode}',
     fix: '{advice}',
   },
   'token-failed': {
-    code: 'KOTO_ERR_AUTH',
-    proposed: 'KOTO_ERR_AUTH_TOKEN',
+    code: 'KOTO_ERR_AUTH_TOKEN',
     message: 'provider "{provider}": cannot get a Microsoft Entra ID token from {source}: {detail}',
     fix: '{advice}',
   },
   'rate-limited': {
     code: 'KOTO_ERR_RATE_LIMITED',
-    proposed: 'KOTO_ERR_RATE_LIMITED',
     message: 'provider "{provider}" is rate limiting deployment "{deployment}" (HTTP 429{attempts}){retry}',
     fix:
       'the deployment\'s tokens- or requests-per-minute quota is used up: wait and retry, or raise its rate limit ' +
       '(Azure AI Foundry → Deployments → Edit; more quota: https://aka.ms/oai/quotaincrease)',
   },
-} as const satisfies Record<string, { code: ErrorCode; proposed: string; message: string; fix: string }>;
+} as const satisfies Record<string, { code: ErrorCode; message: string; fix: string }>;
 
 export type AzureErrorReason = keyof typeof AZURE_ERRORS;
 
@@ -69,22 +61,13 @@ export interface AzureErrorOptions {
 /** A catalogue KotoError for one of the Azure cases, with an Azure message and fix. */
 export function azureError(reason: AzureErrorReason, params: Record<string, unknown>, options: AzureErrorOptions = {}): KotoError {
   const spec = AZURE_ERRORS[reason];
-  const code = (Object.hasOwn(ERRORS, spec.proposed) ? spec.proposed : spec.code) as ErrorCode;
   const safe: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(params)) safe[key] = typeof value === 'string' ? scrub(value, options.secrets) : value;
-  const err = new KotoError(code, {
-    params: { ...safe, file: 'config', detail: fill(spec.message, safe) },
-    details: { ...options.details, reason, proposedCode: spec.proposed },
+  return new KotoError(spec.code, {
+    params: safe,
+    details: { ...options.details, reason },
+    message: scrub(fill(spec.message, safe), options.secrets),
+    fix: scrub(fill(spec.fix, safe), options.secrets),
     ...(options.cause === undefined ? {} : { cause: options.cause }),
   });
-  const message = scrub(fill(spec.message, safe), options.secrets);
-  const fix = scrub(fill(spec.fix, safe), options.secrets);
-  Object.defineProperty(err, 'message', { value: message, enumerable: false, writable: true, configurable: true });
-  Object.defineProperty(err, 'fix', { value: fix, enumerable: true, writable: false, configurable: true });
-  // The stack's first line was written from the catalogue template: show the real message.
-  if (typeof err.stack === 'string') {
-    const at = err.stack.indexOf('\n    at ');
-    err.stack = `${err.name}: ${message}${at >= 0 ? err.stack.slice(at) : ''}`;
-  }
-  return err;
 }

@@ -8,7 +8,7 @@ import { createKernel, type Kernel, type KernelOptions } from '../kernel/kernel.
 import type { Recording, RunResult } from '../kernel/session.ts';
 import { sendCommand } from './client.ts';
 import { lineParser, type DaemonRequest, type DaemonResponse } from './protocol.ts';
-import { applyRetention } from './retention.ts';
+import { pruneRecordings } from '../kernel/retention.ts';
 import { rewriteRequest } from '../quality/rewrite.ts';
 
 export interface DaemonOptions extends KernelOptions {
@@ -71,7 +71,7 @@ export class Daemon {
       if (daemon.#interrupted.length) {
         kernel.log.warn(`interrupted sessions from a previous run, retry with \`koto retry ID\`: ${daemon.#interrupted.join(', ')}`);
       }
-      daemon.#retention();
+      await daemon.#retention();
       if (options.signals) daemon.#handleSignals();
       kernel.log.info(`daemon listening on ${daemon.socketPath} (pid ${process.pid})`);
       return daemon;
@@ -97,9 +97,9 @@ export class Daemon {
     });
   }
 
-  #retention(): void {
+  async #retention(): Promise<void> {
     try {
-      const removed = applyRetention(this.kernel.paths.recordings, this.kernel.config.daemon.retention);
+      const removed = await pruneRecordings(this.kernel.paths.recordings, this.kernel.config.daemon.retention, 0);
       if (removed.length) this.history.clearAudio(removed);
     } catch (err) {
       this.kernel.log.warn(`retention: ${describe(err)}`);

@@ -181,6 +181,56 @@ export const ERRORS = {
     fix: 'set `audio.source` to one of the known sources',
     exit: EXIT.CONFIG,
   },
+  KOTO_ERR_DEPLOYMENT_NOT_FOUND: {
+    message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint}',
+    fix: 'set providers.{provider}.deployments to existing deployment names (`az cognitiveservices account deployment list -g <group> -n <resource>`)',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUTH_TOKEN: {
+    message: 'provider "{provider}": cannot get an access token from {source}: {detail}',
+    fix: 'check the token source (e.g. run `az login`), or use an API key',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_DEVICE_NOT_FOUND: {
+    message: 'no input device matches "{device}" (available: {available})',
+    fix: 'set `audio.device` to one of the available names, or to `default`; `koto devices` lists them',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_DEVICE_NULL: {
+    message: 'input device "{device}" is a null device: it discards sound and records only silence',
+    fix: 'pick a real microphone in `audio.device` (or make one the system default); `koto devices` lists them',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_SILENCE: {
+    message: 'the microphone "{device}" delivers silence (only zero samples for {ms} ms)',
+    fix: 'unmute the microphone and raise its input level in the system sound settings, or pick another device in `audio.device`',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_SERVER: {
+    message: 'the audio server {server} is not reachable ({detail})',
+    fix: 'start the sound server (`systemctl --user start pipewire-pulse` or `pulseaudio --start`), or correct PULSE_SERVER',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_DEVICE_LOST: {
+    message: 'the microphone "{device}" stopped delivering audio after {atMs} ms ({detail})',
+    fix: 'reconnect the microphone or check the sound server; the audio captured so far is kept in {path}',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_DEVICE_OPEN: {
+    message: 'cannot open the microphone "{device}" with {backend}: {detail}',
+    fix: 'check that the microphone is connected and not used exclusively by another program; `koto devices` lists the inputs',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_BACKEND: {
+    message: 'no way to record from the microphone here ({detail})',
+    fix: 'install pulseaudio-utils (parec) or alsa-utils (arecord); on macOS/Windows install sox or ffmpeg',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_AUDIO_WRITE: {
+    message: 'cannot write the recording {path}: {detail}',
+    fix: 'check free disk space and the permissions of the recordings folder',
+    exit: EXIT.RUNTIME,
+  },
   KOTO_ERR_NO_TEXT: {
     message: '{input}: the transcription is empty',
     fix: 'check that the recording contains speech',
@@ -272,6 +322,12 @@ export interface KotoErrorOptions {
   cause?: unknown;
   /** Extra machine-readable facts (HTTP status, retryable, …). Never secrets. */
   details?: Record<string, unknown>;
+  /**
+   * A plugin's more specific wording for this code (an Azure deployment, a microphone): the code,
+   * exit code and identity stay the catalogue's; only the sentence the user reads changes.
+   */
+  message?: string | undefined;
+  fix?: string | undefined;
 }
 
 // Identity that survives two copies of koto-voice in one process (a plugin bundling its own).
@@ -295,10 +351,10 @@ export class KotoError extends Error {
   constructor(code: ErrorCode, options: KotoErrorOptions = {}) {
     const spec = ERRORS[code];
     const params = options.params ?? {};
-    super(fill(spec.message, params), options.cause === undefined ? undefined : { cause: options.cause });
+    super(options.message ?? fill(spec.message, params), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KotoError';
     this.code = code;
-    this.fix = fill(spec.fix, params);
+    this.fix = options.fix ?? fill(spec.fix, params);
     this.exitCode = spec.exit;
     this.plugin = options.plugin;
     this.hook = options.hook;
@@ -308,12 +364,8 @@ export class KotoError extends Error {
   /** Rebuilds an error that crossed a process boundary (the daemon's control socket). */
   static revive(json: { code: string; message: string; fix?: string; exitCode?: number; plugin?: string; hook?: string }): KotoError {
     const code = (json.code in ERRORS ? json.code : 'KOTO_ERR_INTERNAL') as ErrorCode;
-    const err = new KotoError(code, { plugin: json.plugin, hook: json.hook });
-    return Object.defineProperties(err, {
-      message: { value: json.message },
-      fix: { value: json.fix ?? err.fix },
-      exitCode: { value: json.exitCode ?? err.exitCode },
-    });
+    const err = new KotoError(code, { plugin: json.plugin, hook: json.hook, message: json.message, fix: json.fix });
+    return json.exitCode === undefined ? err : Object.defineProperty(err, 'exitCode', { value: json.exitCode });
   }
 
   static is(value: unknown): value is KotoError {

@@ -14,13 +14,13 @@ describe('404', () => {
     h = await harness({}, { provider: { deployments: { asr: 'whisper-large', correction: 'gpt-4o-mini' } } });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
     expect(KotoError.is(err)).toBe(true);
-    expect(err.code).toBe('KOTO_ERR_ENDPOINT_NOT_FOUND');
+    expect(err.code).toBe('KOTO_ERR_DEPLOYMENT_NOT_FOUND');
     expect(err.message).toBe(
       `provider "az": deployment "whisper-large" does not exist on ${h.server.url} (Azure DeploymentNotFound, used for transcription)`,
     );
     expect(err.fix).toContain('providers.az.deployments.asr');
     expect(err.fix).toContain('az cognitiveservices account deployment list -g <resource-group> -n <resource-name>');
-    expect(err.details).toMatchObject({ reason: 'deployment-not-found', proposedCode: 'KOTO_ERR_DEPLOYMENT_NOT_FOUND', deployment: 'whisper-large', status: 404 });
+    expect(err.details).toMatchObject({ reason: 'deployment-not-found', deployment: 'whisper-large', status: 404 });
     expect([err.plugin, err.hook]).toEqual(['azure-foundry', 'asr:azure-foundry']);
     expect(err.stack?.split('\n')[0]).toContain('whisper-large');
     expect(h.server.to('transcriptions')).toHaveLength(1); // not retried
