@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README, and what CI runs): complete on a fresh machine by itself.
-# 1. system packages the tests use, when missing (virtual microphone, speech fixtures, offline ASR)
+# 1. system packages the tests use, when missing (virtual microphone, speech fixtures, offline ASR,
+#    X11 tools for the paste/type outputs)
 # 2. npm packages (which bring the pinned Node 24 and build dist)
-# 3. type-check, then every test
+# 3. type-check, then every test: the microphone tests last and alone (one virtual mic, and
+#    capture must not compete with a loaded CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/system-deps.sh audio offline
+bash scripts/system-deps.sh audio offline desktop
 
 if [[ ! -x node_modules/.bin/node || ! -d dist || package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund
@@ -14,14 +16,22 @@ fi
 
 # npx puts node_modules/.bin first on PATH, so everything below runs on the pinned Node 24.
 npx tsc -p tsconfig.json --noEmit
-report=$(mktemp)
+reports=$(mktemp -d)
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+npx vitest run --exclude 'test/audio/**' --reporter=default --reporter=json --outputFile.json="$reports/main.json" "$@" || status=$?
+if [[ $# -eq 0 ]]; then
+  npx vitest run test/audio --reporter=default --reporter=json --outputFile.json="$reports/audio.json" || status=$?
+fi
 # One plain closing line that any CI reads: "N passed, N failed".
 npx node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  const skipped = r.numPendingTests + (r.numTodoTests || 0);
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' "$report" 2>/dev/null || true
-rm -f "$report"
+  let passed = 0, failed = 0, skipped = 0;
+  for (const file of process.argv.slice(1)) {
+    try {
+      const r = JSON.parse(require("fs").readFileSync(file, "utf8"));
+      passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + (r.numTodoTests || 0);
+    } catch { failed += 1; }
+  }
+  console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$reports"/*.json
+rm -rf "$reports"
 exit "$status"

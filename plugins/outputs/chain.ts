@@ -1,6 +1,6 @@
 /** The end of every desktop output's fallback chain: keystrokes → clipboard → notification → error. */
 import { describeError, kotoError, type KotoError, type Logger, type OutputRequest } from 'koto-voice';
-import { DesktopError, hide, installHint, notify, warn, type Desktop } from './desktop.ts';
+import { DesktopError, hide, installHint, notify, unreachableDisplayFix, warn, type Desktop } from './desktop.ts';
 
 export function cancelled(req: OutputRequest): KotoError {
   return kotoError('KOTO_ERR_ABORTED', { what: `output "${req.name}"` });
@@ -25,10 +25,21 @@ export function onClipboardOnly(req: OutputRequest, log: Logger, what: string, e
  * Nothing reached the desktop: say so in a notification when one can be shown, then fail with
  * what failed and what to install. The text itself is never in the message; it is in history.
  */
-export async function giveUp(req: OutputRequest, log: Logger, desktop: Desktop, failures: readonly string[]): Promise<never> {
-  const notified = await notify('The dictation could not be pasted or copied. It is saved in the history: run `koto history`.', log);
-  const detail =
-    `${failures.join('; ')}. To fix: ${installHint(desktop)}. ` +
-    `The text is saved in the history (koto history)${notified ? '; a desktop notification said so' : ''}`;
-  throw kotoError('KOTO_ERR_OUTPUT', { output: req.name, detail: hide(detail, req.text) });
+export async function giveUp(
+  req: OutputRequest,
+  log: Logger,
+  desktop: Desktop,
+  failures: ReadonlyArray<{ readonly what: string; readonly error: unknown }>,
+): Promise<never> {
+  if (await notify('The dictation could not be pasted or copied. It is saved in the history: run `koto history`.', log)) {
+    log.debug(`output "${req.name}": a desktop notification said the text is in the history`);
+  }
+  const failed = failures.map(({ what, error }) => `${what} (${describeError(error)})`);
+  const fix = unreachableDisplayFix(desktop, failures.map(({ error }) => error)) ?? installHint(desktop);
+  // The message carries the fix too: the session record (history) keeps messages only.
+  throw kotoError(
+    'KOTO_ERR_OUTPUT',
+    { output: req.name, detail: hide(`${failed.join('; ')}. To fix: ${fix}`, req.text) },
+    { fix: 'copy the text from the history: `koto history` (it is never lost)' },
+  );
 }

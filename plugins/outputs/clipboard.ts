@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { describeError, kotoError, type Logger, type OutputRequest } from 'koto-voice';
-import { clipboardHint, DesktopError, detectDesktop, findTool, hide, NO_DISPLAY, runTool, sleep, utf8Env, type Desktop } from './desktop.ts';
+import { clipboardHint, DesktopError, detectDesktop, findTool, hide, NO_DISPLAY, runTool, sleep, unreachableDisplayFix, utf8Env, type Desktop } from './desktop.ts';
 
 export const clipboardOptions = z.strictObject({
   /**
@@ -93,7 +93,7 @@ export async function copyText(text: string, signal?: AbortSignal, desktop: Desk
       failures.push((err as Error).message);
     }
   }
-  throw new DesktopError(`the clipboard could not be set (${[...new Set(failures)].join('; ')})`, clipboardHint('x11'));
+  throw new DesktopError([...new Set(failures)].join('; '), clipboardHint('x11'));
 }
 
 /**
@@ -156,7 +156,7 @@ export async function writeClipboard(req: OutputRequest, log: Logger): Promise<v
     await copyText(req.text, req.signal, desktop);
   } catch (err) {
     if (err instanceof DesktopError && err.reason === 'aborted') throw kotoError('KOTO_ERR_ABORTED', { what: `output "${req.name}"` });
-    const hint = err instanceof DesktopError && err.hint ? err.hint : clipboardHint(desktop);
+    const hint = unreachableDisplayFix(desktop, [err]) ?? (err instanceof DesktopError && err.hint ? err.hint : clipboardHint(desktop));
     throw kotoError('KOTO_ERR_OUTPUT', { output: req.name || 'clipboard', detail: hide(`${describeError(err)} (${hint})`, req.text) });
   }
   if (previous !== undefined && options.restoreAfterMs) restoreLater(previous, req.text, options.restoreAfterMs, log);

@@ -177,7 +177,7 @@ export function runTool(file: string, args: readonly string[], options: RunToolO
       child.stdout?.destroy();
       child.stderr?.destroy();
       if (error) return reject(error);
-      const said = hide(firstLine(stderr) || firstLine(stdout), options.secret);
+      const said = hide(firstLine(stderr) || firstLine(stdout), options.secret).split(file).join(name);
       if (ending === 'aborted') return reject(new DesktopError(`${name} was stopped: the session was cancelled`, undefined, 'aborted'));
       if (ending === 'timeout') return reject(new DesktopError(`${name} did not finish within ${options.timeoutMs} ms`, undefined, 'timeout'));
       const code = exit?.code ?? null;
@@ -279,21 +279,26 @@ export function installHint(desktop: Desktop): string {
   }
 }
 
+/** Tools that are installed but cannot reach the display say so in one of these ways. */
+const UNREACHABLE = /can't open display|cannot open display|wayland connection failed|failed to connect to (a )?wayland/i;
+
+/** The fix when the tools are installed but the display set in the environment cannot be reached. */
+export function unreachableDisplayFix(desktop: Desktop, errors: readonly unknown[]): string | undefined {
+  if (!errors.some((err) => UNREACHABLE.test(err instanceof Error ? err.message : String(err)))) return undefined;
+  const display = desktop === 'wayland' ? `WAYLAND_DISPLAY=${process.env.WAYLAND_DISPLAY}` : `DISPLAY=${process.env.DISPLAY}`;
+  return `the display (${display}) cannot be reached: ${NO_SESSION}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
 /**
- * A delivery that worked only in part (the text is on the clipboard, not pasted) is a warning,
- * not an error. It goes on the session record when the session keeps one, else to the log.
+ * A delivery that worked only in part (the text is on the clipboard, not pasted) is a warning
+ * on the session record, not an error.
  */
 export function warn(req: OutputRequest, log: Logger, message: string): void {
-  const warnings = (req.session as unknown as { warnings?: unknown }).warnings;
-  if (Array.isArray(warnings) && !Object.isFrozen(warnings)) {
-    warnings.push(message);
-    log.debug(message);
-  } else {
-    log.warn(message);
-  }
+  req.warn(message);
+  log.debug(message);
 }
 
 function appleString(text: string): string {

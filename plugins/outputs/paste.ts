@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeError, type Logger, type OutputRequest } from 'koto-voice';
+import type { Logger, OutputRequest } from 'koto-voice';
 import { cancelled, giveUp, onClipboardOnly, wasCancelled } from './chain.ts';
 import { copyText, readText, restoreLater } from './clipboard.ts';
 import { detectDesktop, sleep } from './desktop.ts';
@@ -39,7 +39,7 @@ export async function pasteText(req: OutputRequest, log: Logger): Promise<void> 
   } catch (err) {
     if (wasCancelled(err, req)) throw cancelled(req);
     // Pressing the shortcut now would paste whatever was on the clipboard before.
-    return giveUp(req, log, desktop, [`nothing was pasted: the clipboard could not be set (${describeError(err)})`]);
+    return giveUp(req, log, desktop, [{ what: 'nothing was pasted: the clipboard could not be set', error: err }]);
   }
 
   try {

@@ -1,12 +1,16 @@
 import { z } from 'zod';
-import { describeError, type Logger, type OutputRequest } from 'koto-voice';
+import type { Logger, OutputRequest } from 'koto-voice';
 import { cancelled, giveUp, onClipboardOnly, wasCancelled } from './chain.ts';
 import { copyText } from './clipboard.ts';
 import { detectDesktop } from './desktop.ts';
 import { typeText } from './keyboard.ts';
 
 export const typeOptions = z.strictObject({
-  /** Milliseconds between keystrokes (xdotool); raise it for applications that drop keys. */
+  /**
+   * Milliseconds between keystrokes (xdotool). Raise it if characters go missing: xdotool types
+   * a character that is not on the keyboard layout through a key it remaps for a moment, and a
+   * busy application can miss it. `paste` has no such limit.
+   */
   keyDelayMs: z.number().int().min(0).max(1000).default(12),
   /** Deadline for typing; by default it grows with the length of the text. */
   timeoutMs: z.number().int().min(100).max(600_000).optional(),
@@ -39,7 +43,10 @@ export async function typeOutput(req: OutputRequest, log: Logger): Promise<void>
     await copyText(req.text, req.signal, desktop);
   } catch (err) {
     if (wasCancelled(err, req)) throw cancelled(req);
-    return giveUp(req, log, desktop, [`typing failed (${describeError(typing)})`, `the clipboard could not be set (${describeError(err)})`]);
+    return giveUp(req, log, desktop, [
+      { what: 'typing failed', error: typing },
+      { what: 'the clipboard could not be set', error: err },
+    ]);
   }
   onClipboardOnly(req, log, 'typing', typing);
 }

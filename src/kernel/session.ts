@@ -583,7 +583,15 @@ export class Pipeline {
         if (!hook?.isUsed()) {
           throw kotoError('KOTO_ERR_OUTPUT_UNKNOWN', { output: output.name, known: 'see `koto plugins`' });
         }
-        await hook.promise({ session, name: output.name, text, raw, options: output.options, signal: session.signal });
+        await hook.promise({
+          session,
+          name: output.name,
+          text,
+          raw,
+          options: output.options,
+          signal: session.signal,
+          warn: (message) => void session.warnings.push(this.#deps.scrub(message)),
+        });
       }),
     );
     for (const [i, result] of results.entries()) {

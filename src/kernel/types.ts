@@ -103,6 +103,8 @@ export interface OutputRequest {
   readonly raw: string;
   readonly options: Readonly<Record<string, unknown>>;
   readonly signal: AbortSignal;
+  /** Reports a partial delivery (pasting failed, the text is on the clipboard) on the session record. */
+  readonly warn: (message: string) => void;
 }
 
 export interface InterimEvent {
