@@ -15,4 +15,6 @@ fi
 if [[ $# -eq 0 ]]; then
   set -- samples/*.wav
 fi
-exec npx koto run "$@"
+# The pinned Node 24 first on PATH, as `npm run` / `npx` would put it (without npm's engine warnings).
+export PATH="$PWD/node_modules/.bin:$PATH"
+exec koto run "$@"

@@ -9,6 +9,7 @@ export type { KotoPlugin, AnyKotoPlugin, PluginDefinition, PluginApi } from './k
 export { STAGE } from './kernel/hooks.ts';
 export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSourceHandle, AudioFrame, AudioDevice, AudioDevicesRequest } from './kernel/hooks.ts';
 export { parseWav, encodeWav } from './audio/wav.ts';
+export { resample, StreamingResampler, type ResamplerOptions } from './audio/resample.ts';
 export { KotoError, kotoError, ERRORS, EXIT, describe as describeError } from './kernel/errors.ts';
 export type { ErrorCode, KotoErrorOptions } from './kernel/errors.ts';
 export type { KotoHttp } from './kernel/transport.ts';

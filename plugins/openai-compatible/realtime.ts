@@ -24,14 +24,12 @@
  */
 
 import { endianness } from 'node:os';
-import { describeError, KotoError, kotoError, type KotoHttp } from 'koto-voice';
+import { describeError, KotoError, kotoError, StreamingResampler, type KotoHttp } from 'koto-voice';
 import { foldVocabulary } from './asr.ts';
 import { displayUrl, joinUrl, scrub, USER_AGENT } from './client.ts';
 import type { serverVadSchema } from './realtime-options.ts';
-import { StreamingResampler } from './realtime-resample.ts';
 import type { z } from 'zod';
 
-export { StreamingResampler, type ResamplerOptions } from './realtime-resample.ts';
 export { realtimeOptionSchema, realtimeSettings, realtimeSettingsSchema, type RealtimeOption, type RealtimeSettings } from './realtime-options.ts';
 
 /** The only PCM rate the Realtime API accepts (`RealtimeAudioFormats`: `audio/pcm`, rate 24000). */

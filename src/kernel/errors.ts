@@ -103,7 +103,7 @@ export const ERRORS = {
   },
   KOTO_ERR_PROVIDER_UNKNOWN: {
     message: '{section}.provider is "{provider}", but no such provider is configured (known: {known})',
-    fix: 'add it under `providers`, or set OPENAI_API_KEY to use the OpenAI default',
+    fix: 'add it under `providers`, or leave `{section}.provider` unset to use the default (OpenAI with OPENAI_API_KEY, else the offline engine)',
     exit: EXIT.CONFIG,
   },
   KOTO_ERR_PROVIDER_UNSERVED: {
@@ -113,7 +113,7 @@ export const ERRORS = {
   },
   KOTO_ERR_NO_PROVIDER: {
     message: 'no {capability} provider is configured',
-    fix: 'set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or configure `providers` and `{capability}.provider`',
+    fix: 'set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), configure `providers` and `{capability}.provider`, or install the offline engine (`bash scripts/system-deps.sh offline`)',
     exit: EXIT.CONFIG,
   },
   KOTO_ERR_AUTH: {
@@ -229,6 +229,11 @@ export const ERRORS = {
   KOTO_ERR_AUDIO_WRITE: {
     message: 'cannot write the recording {path}: {detail}',
     fix: 'check free disk space and the permissions of the recordings folder',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_ENGINE_MISSING: {
+    message: 'the offline speech engine {engine} is not installed ({detail})',
+    fix: '{install}',
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_NO_TEXT: {

@@ -101,7 +101,7 @@ describe('Microsoft Entra ID from a command', () => {
     });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
     expect(err.code).toBe('KOTO_ERR_AUTH_TOKEN');
-    expect(err.message).toMatch(/cannot get a Microsoft Entra ID token from command: .*get-token\.mjs: it failed \(exit 1\): ERROR: AADSTS700082/);
+    expect(err.message).toMatch(/cannot get a Microsoft Entra ID token from command: .*: it failed \(exit 1\): ERROR: AADSTS700082/);
     expect(err.fix).toMatch(/az login/);
     expect(err.details).toMatchObject({ reason: 'token-failed', authMode: expect.stringMatching(/^entra \(command/) });
     expect([err.plugin, err.hook]).toEqual(['azure-foundry', 'asr:azure-foundry']);

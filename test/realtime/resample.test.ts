@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StreamingResampler } from '../../plugins/openai-compatible/realtime-resample.ts';
+import { StreamingResampler } from '../../src/audio/resample.ts';
 import { amplitudeAt, rms, tone } from './helpers.ts';
 
 const IN = 16_000;

@@ -198,3 +198,10 @@ export class StreamingResampler {
     return Int16Array.from(out);
   }
 }
+
+/** One-shot conversion of 16-bit mono PCM between any two rates (returns the input when they match). */
+export function resample(samples: Int16Array, inRate: number, outRate: number): Int16Array {
+  if (!(inRate > 0) || !(outRate > 0)) throw new RangeError(`cannot resample from ${inRate} Hz to ${outRate} Hz`);
+  if (inRate === outRate || samples.length === 0) return samples;
+  return StreamingResampler.convert(samples, inRate, outRate);
+}

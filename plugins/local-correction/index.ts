@@ -1,0 +1,29 @@
+import { definePlugin, KOTO_VERSION, type PluginApi } from 'koto-voice';
+import { correctText } from './correct.ts';
+import { defaultProviders, providerSchema, type CorrectionOptions } from './options.ts';
+
+const NAME = 'local-correction';
+
+function apply(api: PluginApi): void {
+  api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
+    if (!request.text.trim()) return { text: null };
+    const options = request.provider.options as CorrectionOptions;
+    const text = correctText(request.text, request.dictionary, options);
+    return { text: text || null, model: 'local-rules' };
+  });
+}
+
+/**
+ * Offline correction by rules: dictionary spelling and casing, filler removal, spoken
+ * punctuation, sentence capitals and final punctuation. The default correction provider
+ * (`local`) when no cloud key is configured; every rule is an option.
+ */
+export default definePlugin({
+  name: NAME,
+  version: KOTO_VERSION,
+  capabilities: ['correction'],
+  provider: providerSchema,
+  defaultProviders,
+  defaultPriority: 100,
+  apply,
+});

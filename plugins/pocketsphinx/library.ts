@@ -1,0 +1,334 @@
+/**
+ * libpocketsphinx (0.8 / 5prealpha, as Debian and Ubuntu ship it) in-process through koffi.
+ * Native calls that take time (model load, decoding) run on koffi's worker threads (`.async`),
+ * so the event loop stays free; every call on one decoder is serialised.
+ */
+
+import { concat, Segmenter } from './segmenter.ts';
+
+/** What koffi hands back for a C pointer: an opaque value only passed back to C. */
+type Pointer = unknown;
+type Callback<T> = (err: unknown, result: T) => void;
+interface NativeFunction<Args extends unknown[], R> {
+  (...args: Args): R;
+  async(...args: [...Args, Callback<R>]): void;
+}
+
+interface Binding {
+  readonly path: string;
+  psArgs: NativeFunction<[], Pointer>;
+  cmdLnParse: NativeFunction<[Pointer, Pointer, number, string[], number], Pointer>;
+  cmdLnFree: NativeFunction<[Pointer], number>;
+  init: NativeFunction<[Pointer], Pointer>;
+  free: NativeFunction<[Pointer], number>;
+  startUtt: NativeFunction<[Pointer], number>;
+  processRaw: NativeFunction<[Pointer, Int16Array, number, number, number], number>;
+  endUtt: NativeFunction<[Pointer], number>;
+  getHyp: NativeFunction<[Pointer, number[]], string | null>;
+  startStream: NativeFunction<[Pointer], number>;
+  addWord: NativeFunction<[Pointer, string, string, number], number>;
+  lookupWord: NativeFunction<[Pointer, string], string | null>;
+  getSearch: NativeFunction<[Pointer], string | null>;
+  getLm: NativeFunction<[Pointer, string], Pointer>;
+  ngramAddWord: NativeFunction<[Pointer, string, number], number>;
+}
+
+/** Thrown when the library cannot be used; `reason` says why in one line. */
+export class LibraryUnavailable extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'LibraryUnavailable';
+  }
+}
+
+const DEFAULT_LIBRARIES: Readonly<Partial<Record<NodeJS.Platform, readonly string[]>>> = {
+  linux: ['libpocketsphinx.so.3', 'libpocketsphinx.so'],
+};
+
+function promisify<Args extends unknown[], R>(fn: NativeFunction<Args, R>, ...args: Args): Promise<R> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, (err: unknown, result: R) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(result)));
+  });
+}
+
+const bindings = new Map<string, Promise<Binding>>();
+
+/** Loads koffi and the library once per path; rejects with LibraryUnavailable. */
+export function loadBinding(library: string | undefined): Promise<Binding> {
+  const key = library ?? '';
+  let pending = bindings.get(key);
+  if (!pending) {
+    pending = bind(library);
+    bindings.set(key, pending);
+  }
+  return pending;
+}
+
+async function bind(library: string | undefined): Promise<Binding> {
+  let koffi: typeof import('koffi').default;
+  try {
+    koffi = (await import('koffi')).default;
+  } catch (err) {
+    throw new LibraryUnavailable(`the koffi package cannot be loaded (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
+  }
+  const candidates = library ? [library] : (DEFAULT_LIBRARIES[process.platform] ?? []);
+  if (candidates.length === 0) throw new LibraryUnavailable(`no libpocketsphinx is known for ${process.platform}`);
+  let lib: ReturnType<typeof koffi.load> | undefined;
+  let used = '';
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      lib = koffi.load(candidate);
+      used = candidate;
+      break;
+    } catch (err) {
+      failures.push(`${candidate}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (!lib) throw new LibraryUnavailable(`libpocketsphinx cannot be loaded (${failures.join('; ')})`);
+  const has = (name: string) => {
+    try {
+      lib.func(`void ${name}()`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // pocketsphinx 5 (Homebrew, newer distributions) replaced cmd_ln with ps_config: another API.
+  if (has('ps_config_init') && !has('cmd_ln_parse_r')) {
+    throw new LibraryUnavailable(`${used} is pocketsphinx 5, whose API Koto does not support yet (it needs pocketsphinx 0.8 / 5prealpha)`);
+  }
+  try {
+    // sphinxbase symbols (cmd_ln_*, ngram_*, ckd_free) resolve through libpocketsphinx's dependencies.
+    const ckdFree = lib.func('void ckd_free(void *ptr)');
+    const heapStr = koffi.disposable('str', ckdFree);
+    const fn = <Args extends unknown[], R>(definition: string) => lib.func(definition) as unknown as NativeFunction<Args, R>;
+    return {
+      path: used,
+      psArgs: fn('void *ps_args()'),
+      cmdLnParse: fn('void *cmd_ln_parse_r(void *inout, void *defn, int argc, const char **argv, int strict)'),
+      cmdLnFree: fn('int cmd_ln_free_r(void *cmdln)'),
+      init: fn('void *ps_init(void *config)'),
+      free: fn('int ps_free(void *ps)'),
+      startUtt: fn('int ps_start_utt(void *ps)'),
+      processRaw: fn('int ps_process_raw(void *ps, const int16_t *data, size_t n_samples, int no_search, int full_utt)'),
+      endUtt: fn('int ps_end_utt(void *ps)'),
+      getHyp: fn('const char *ps_get_hyp(void *ps, _Out_ int32_t *out_best_score)'),
+      startStream: fn('int ps_start_stream(void *ps)'),
+      addWord: fn('int ps_add_word(void *ps, const char *word, const char *phones, int update)'),
+      lookupWord: lib.func('ps_lookup_word', heapStr, ['void *', 'const char *']) as unknown as NativeFunction<[Pointer, string], string | null>,
+      getSearch: fn('const char *ps_get_search(void *ps)'),
+      getLm: fn('void *ps_get_lm(void *ps, const char *name)'),
+      ngramAddWord: fn('int ngram_model_add_word(void *model, const char *word, float weight)'),
+    };
+  } catch (err) {
+    throw new LibraryUnavailable(`${used} lacks a function Koto needs (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+export interface DecodeOptions {
+  /**
+   * `batch`: the whole recording is one utterance. `continuous`: utterances are cut at pauses
+   * (see Segmenter) and each is reported through `onText` as soon as it is decoded.
+   */
+  readonly mode: 'batch' | 'continuous';
+  readonly signal: AbortSignal;
+  /** The text so far, whenever an utterance is finished. */
+  readonly onText?: ((text: string) => void) | undefined;
+  /** Batch mode: longer recordings are cut at pauses into pieces of at most this many samples (default 30 s). */
+  readonly maxUtteranceSamples?: number | undefined;
+}
+
+/** Longest audio decoded as one utterance in batch mode: 30 s at 16 kHz. */
+const MAX_UTTERANCE_SAMPLES = 30 * 16000;
+
+/** Consecutive segments joined into pieces no longer than `max` samples. */
+function group(segments: readonly Int16Array[], max: number): Int16Array[] {
+  const out: Int16Array[] = [];
+  let current: Int16Array[] = [];
+  let length = 0;
+  for (const segment of segments) {
+    if (length > 0 && length + segment.length > max) {
+      out.push(concat(current));
+      current = [];
+      length = 0;
+    }
+    current.push(segment);
+    length += segment.length;
+  }
+  if (current.length) out.push(concat(current));
+  return out;
+}
+
+export class AbortedError extends Error {
+  constructor() {
+    super('decoding was cancelled');
+    this.name = 'AbortError';
+  }
+}
+
+/** Resolves like `work`, but rejects at once when `signal` aborts (the native call finishes in the background). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(new AbortedError());
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/** One loaded model (about 110 MB); reused by every session of a kernel until it closes. */
+export class LibraryDecoder {
+  readonly #b: Binding;
+  readonly #ps: Pointer;
+  readonly #config: Pointer;
+  #queue: Promise<unknown> = Promise.resolve();
+  #freed = false;
+  /** Words this decoder was given (or refused), so each session only adds new ones. */
+  readonly #tried = new Map<string, boolean>();
+
+  private constructor(binding: Binding, ps: Pointer, config: Pointer) {
+    this.#b = binding;
+    this.#ps = ps;
+    this.#config = config;
+  }
+
+  /** `argv` are decoder arguments (`-hmm`, `-lm`, `-dict`, …). */
+  static async create(binding: Binding, argv: readonly string[]): Promise<LibraryDecoder> {
+    const b = binding;
+    const config = b.cmdLnParse(null, b.psArgs(), argv.length, [...argv], 1);
+    if (!config) throw new Error(`pocketsphinx refused its arguments (${argv.filter((a) => a.startsWith('-')).join(' ')})`);
+    const ps = await promisify(b.init, config);
+    if (!ps) {
+      b.cmdLnFree(config);
+      throw new Error('pocketsphinx could not load its model (check the hmm, lm and dict paths; add "-logfn": "/tmp/ps.log" to `args` to see its log)');
+    }
+    return new LibraryDecoder(b, ps, config);
+  }
+
+  get library(): string {
+    return this.#b.path;
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(() => {
+      if (this.#freed) throw new Error('the pocketsphinx decoder was closed');
+      return fn();
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The pronunciation the decoder knows for a word (`HH AH L OW`), or undefined. */
+  lookup(word: string): string | undefined {
+    if (this.#freed) return undefined;
+    return this.#b.lookupWord(this.#ps, word) ?? undefined;
+  }
+
+  /** Whether this word was already offered to the decoder (added or refused). */
+  offered(word: string): boolean {
+    return this.#tried.has(word);
+  }
+
+  /**
+   * Adds words to the dictionary and, with `weight`, to the language model's unigrams (a word
+   * only in the dictionary is never recognised). The language model entry must come first:
+   * ps_add_word would otherwise add it with weight 1. Returns the words the engine refused.
+   */
+  addWords(words: readonly { word: string; phones: string }[], weight: number): Promise<string[]> {
+    return this.#exclusive(async () => {
+      const refused: string[] = [];
+      const fresh = words.filter((w) => !this.#tried.has(w.word));
+      if (fresh.length === 0) return refused;
+      const search = this.#b.getSearch(this.#ps) ?? '_default';
+      const lm = this.#b.getLm(this.#ps, search);
+      for (const [i, { word, phones }] of fresh.entries()) {
+        if (lm) this.#b.ngramAddWord(lm, word, weight);
+        // update=1 on the last word only: it rebuilds the search once for the whole batch.
+        const id = this.#b.addWord(this.#ps, word, phones, i === fresh.length - 1 ? 1 : 0);
+        this.#tried.set(word, id >= 0);
+        if (id < 0) refused.push(word);
+      }
+      return refused;
+    });
+  }
+
+  /**
+   * One utterance decoded whole (`full_utt`): the cepstral mean is taken over the utterance
+   * itself, which is more accurate than the live estimate chunked decoding uses, and makes the
+   * result independent of what this decoder heard before (the noise estimate is reset too).
+   */
+  async #utterance(samples: Int16Array): Promise<string> {
+    const b = this.#b;
+    const ps = this.#ps;
+    b.startStream(ps);
+    if (b.startUtt(ps) < 0) throw new Error('pocketsphinx could not start an utterance');
+    try {
+      if ((await promisify(b.processRaw, ps, samples, samples.length, 0, 1)) < 0) throw new Error('pocketsphinx failed to process audio');
+    } finally {
+      await promisify(b.endUtt, ps);
+    }
+    return (b.getHyp(ps, [0]) ?? '').trim();
+  }
+
+  /** Decodes 16 kHz 16-bit mono audio; resolves with the text (empty when nothing was heard). */
+  decode(chunks: AsyncIterable<Int16Array> | Iterable<Int16Array>, options: DecodeOptions): Promise<string> {
+    const work = this.#exclusive(async () => {
+      const { signal } = options;
+      const done: string[] = [];
+      const decodeSegment = async (segment: Int16Array) => {
+        if (signal.aborted) throw new AbortedError();
+        const text = segment.length ? await this.#utterance(segment) : '';
+        if (!text) return;
+        done.push(text);
+        options.onText?.(done.join(' '));
+      };
+      if (options.mode === 'batch') {
+        const parts: Int16Array[] = [];
+        for await (const chunk of chunks) {
+          if (signal.aborted) throw new AbortedError();
+          parts.push(chunk);
+        }
+        const all = concat(parts);
+        const max = options.maxUtteranceSamples ?? MAX_UTTERANCE_SAMPLES;
+        if (all.length <= max) {
+          await decodeSegment(all);
+        } else {
+          // A long recording is cut at pauses into pieces of at most `max` samples: memory
+          // stays bounded, and progress shows as interim text.
+          const segmenter = new Segmenter({ maxUtteranceMs: (max / 16) * 0.9 });
+          for (const piece of group([...segmenter.push(all), ...segmenter.end()], max)) await decodeSegment(piece);
+        }
+        return done.join(' ');
+      }
+      const segmenter = new Segmenter();
+      for await (const chunk of chunks) {
+        for (const segment of segmenter.push(chunk)) await decodeSegment(segment);
+      }
+      for (const segment of segmenter.end()) await decodeSegment(segment);
+      return done.join(' ');
+    });
+    return untilAborted(work, options.signal);
+  }
+
+  /** Frees the model; waits for a decode in progress. */
+  close(): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#freed = true;
+      this.#b.free(this.#ps);
+      this.#b.cmdLnFree(this.#config);
+    }).catch(() => undefined);
+  }
+}
