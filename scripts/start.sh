@@ -15,6 +15,5 @@ fi
 if [[ $# -eq 0 ]]; then
   set -- samples/*.wav
 fi
-# The pinned Node 24 first on PATH, as `npm run` / `npx` would put it (without npm's engine warnings).
-export PATH="$PWD/node_modules/.bin:$PATH"
-exec koto run "$@"
+# The pinned Node 24 (what `npx koto` uses), without npm's engine warnings about the system Node.
+exec node_modules/.bin/node bin/koto.js run "$@"
