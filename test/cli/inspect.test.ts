@@ -107,6 +107,13 @@ describe('koto CLI: inspection', () => {
     expect(plugins.find((p) => p.name === 'outputs')?.taps).toEqual(['output:clipboard', 'output:file', 'output:paste', 'output:stdout', 'output:type']);
   });
 
+  it('doctor says the offline default is active, and why, when there is no key', async () => {
+    const result = await koto(['doctor'], { env, cwd: home.dir });
+    expect(result.stdout).toMatch(/ok\s+active: asr offline, correction local \(defaults from the environment: no providers configured; no OPENAI_API_KEY/);
+    expect(result.stdout).toMatch(/ok\s+provider offline: offline pocketsphinx/);
+    expect(result.code).toBe(0);
+  });
+
   it('an unknown plugin in the config: one line naming it, exit 3', async () => {
     writeFileSync(path.join(home.dir, 'plug.yaml'), 'plugins:\n  - koto-plugin-does-not-exist\n');
     const result = await koto(['plugins', '-c', 'plug.yaml'], { env, cwd: home.dir });

@@ -147,7 +147,7 @@ describe('koto run / transcribe / correct against an OpenAI-compatible server', 
     const ok = await koto(['doctor'], { env: userEnv(), cwd: cwd() });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/ok\s+provider openai: .*answered 200/);
-    expect(ok.stdout).toMatch(/ok\s+active: asr openai, correction openai \(defaults from the environment: no providers configured\)/);
+    expect(ok.stdout).toMatch(/ok\s+active: asr openai, correction openai \(defaults from the environment: no providers configured; OPENAI_API_KEY is set\)/);
     expect(ok.stdout).toMatch(/ok\s+transport: .* h2, 1 TLS handshake/);
     const bad = await koto(['doctor'], { env: userEnv({ OPENAI_API_KEY: 'sk-bad-doctor-key-123' }), cwd: cwd() });
     expect(bad.code).toBe(1);

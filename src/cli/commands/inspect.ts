@@ -65,7 +65,9 @@ export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }):
   const { resolved } = kernel.config;
   const why = Object.keys(kernel.config.providers).length
     ? 'configured in `providers`'
-    : 'defaults from the environment: no providers configured';
+    : `defaults from the environment: no providers configured; ${
+        process.env.OPENAI_API_KEY ? 'OPENAI_API_KEY is set' : 'no OPENAI_API_KEY, so the offline engine and the local corrector'
+      }`;
   checks.push({
     check: 'active',
     ok: Boolean(resolved.asrProvider),
