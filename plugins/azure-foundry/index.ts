@@ -50,12 +50,7 @@ function resourceName(options: ProviderOptions, endpoint: ResolvedEndpoint): str
 }
 
 function apply(api: PluginApi): void {
-  const warned = new Set<string>();
-  const warnOnce = (key: string, message: string) => {
-    if (warned.has(key)) return;
-    warned.add(key);
-    api.log.warn(message);
-  };
+  const warnOnce = (key: string, message: string) => api.log.warnOnce(key, message);
 
   // Credentials by id (what the marker header carries) and by what they are made of, so a
   // token cache survives sessions and reloads that leave an instance's auth unchanged.

@@ -9,13 +9,7 @@ import { prewarm } from './wire.ts';
 const NAME = 'openai-compatible';
 
 function apply(api: PluginApi): void {
-  const warned = new Set<string>();
-
-  const warnOnce = (key: string, message: string) => {
-    if (warned.has(key)) return;
-    warned.add(key);
-    api.log.warn(message);
-  };
+  const warnOnce = (key: string, message: string) => api.log.warnOnce(key, message);
 
   /** A failing interim listener (a UI) must not cost the dictation: report it once, go on. */
   const guarded = (label: string, listener: (text: string) => void) => (text: string) => {

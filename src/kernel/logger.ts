@@ -8,6 +8,8 @@ export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
+  /** Warns once per key for the life of this logger (a misconfiguration seen on every request). */
+  warnOnce(key: string, message: string): void;
   child(scope: string): Logger;
 }
 
@@ -50,7 +52,13 @@ export function createLogger(options: { level: LogLevel; sink: LogSink; scrubber
     const clean = fields ? (JSON.parse(scrubber.text(JSON.stringify(fields))) as Record<string, unknown>) : undefined;
     sink({ level: entryLevel, scope, message: scrubber.text(message), fields: clean, time: Date.now() });
   };
+  const warned = new Set<string>();
   return {
+    warnOnce: (key, m) => {
+      if (warned.has(key)) return;
+      warned.add(key);
+      emit('warn', m);
+    },
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createKernel, definePlugin, KotoError } from '../../src/index.ts';
 import { reloadLevelOf } from '../../src/kernel/config/schema.ts';
-import { tempHome } from '../support/index.ts';
+import { failure, tempHome } from '../support/index.ts';
 
 const home = tempHome();
 afterAll(() => home.cleanup());
@@ -38,15 +38,6 @@ async function load(dir: string, options: { env?: NodeJS.ProcessEnv; configPath?
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<KotoError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (KotoError.is(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a KotoError');
-}
 
 describe('config', () => {
   it('is found by cosmiconfig in the working directory (yaml), validated, defaulted and frozen', async () => {

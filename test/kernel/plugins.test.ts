@@ -3,20 +3,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createKernel, definePlugin, KotoError, STAGE } from '../../src/index.ts';
-import { tempHome, testKernel } from '../support/index.ts';
+import { failure, tempHome, testKernel } from '../support/index.ts';
 
 const home = tempHome();
 afterAll(() => home.cleanup());
 
-async function failure(promise: Promise<unknown>): Promise<KotoError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (KotoError.is(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a KotoError');
-}
 
 describe('plugin loading', () => {
   it('names every lookup it tried for an unknown plugin', async () => {

@@ -71,15 +71,7 @@ export function pcmOf(file: string): { sampleRate: number; samples: Int16Array }
   return parsed.pcm;
 }
 
-export async function failure(promise: Promise<unknown>): Promise<KotoError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (KotoError.is(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a KotoError');
-}
+export { failure } from '../support/kernel.ts';
 
 /** Transcribes each fixture in turn; pairs of reference and hypothesis. */
 export async function transcribeAll(kernel: Kernel, items: readonly { reference: string; file: string }[]): Promise<{ reference: string; hypothesis: string }[]> {

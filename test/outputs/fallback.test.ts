@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKernel, definePlugin, encodeWav, KotoError, z, type Kernel, type SessionContext } from '../../src/index.ts';
-import { tempHome } from '../support/index.ts';
+import { failure, tempHome } from '../support/index.ts';
 
 const home = tempHome('koto-outputs-');
 const savedEnv = { ...process.env };
@@ -51,15 +51,6 @@ afterAll(async () => {
   home.cleanup();
 });
 
-async function failure(promise: Promise<unknown>): Promise<KotoError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (KotoError.is(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a KotoError');
-}
 
 function call(name: string, signal = new AbortController().signal): Promise<void> {
   const session = { id: 'test-session', warnings: [], signal } as unknown as SessionContext;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createKernel, type Kernel, type KernelOptions } from '../../src/index.ts';
+import { createKernel, KotoError, type Kernel, type KernelOptions } from '../../src/index.ts';
 
 /** A temporary KOTO_HOME so tests never touch the real user's files. */
 export function tempHome(prefix = 'koto-test-'): { dir: string; cleanup: () => void } {
@@ -25,4 +25,15 @@ export async function testKernel(
     ...options,
   });
   return { kernel, logs };
+}
+
+/** The KotoError a promise rejects with (fails the test if it resolves or throws something else). */
+export async function failure(promise: Promise<unknown>): Promise<KotoError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (KotoError.is(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a KotoError');
 }
