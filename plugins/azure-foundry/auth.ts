@@ -349,7 +349,7 @@ export class Authenticator {
   /** Opaque id carried by the marker header; never a secret. */
   readonly id: string;
   readonly provider: string;
-  /** The only origin this auth is ever attached to. */
+  /** The resource origin this auth is attached to (plus, at most, `realtime.endpoint`: see {@link allows}). */
   readonly origin: string;
   readonly auth: AuthOptions;
   readonly cache: TokenCache | undefined;
@@ -357,14 +357,23 @@ export class Authenticator {
   /** Tokens seen, newest last; only the last few can still be in flight or in an error. */
   readonly #tokens: string[] = [];
 
-  constructor(id: string, provider: string, origin: string, auth: AuthOptions, cache: TokenCache | undefined) {
+  /** Other origins the instance's configuration sends these credentials to (`realtime.endpoint`). */
+  readonly #extraOrigins: ReadonlySet<string>;
+
+  constructor(id: string, provider: string, origin: string, auth: AuthOptions, cache: TokenCache | undefined, extraOrigins: readonly string[] = []) {
     this.id = id;
     this.provider = provider;
     this.origin = origin;
     this.auth = auth;
     this.cache = cache;
+    this.#extraOrigins = new Set(extraOrigins);
     if (auth.type === 'api-key') this.#secrets.add(auth.apiKey);
     if (auth.type === 'entra' && auth.token) this.#secrets.add(auth.token);
+  }
+
+  /** Whether a request to `origin` may carry these credentials (the instance's own origins only). */
+  allows(origin: string): boolean {
+    return origin === this.origin || this.#extraOrigins.has(origin);
   }
 
   /** `api-key` or `entra (command: …)`: how messages name the auth mode. */

@@ -13,19 +13,24 @@ import {
   complete,
   completionParams,
   displayUrl,
+  installRealtime,
   prewarm,
+  realtimeSendsKeywords,
   send,
   sendsKeywords,
   transcribe,
   transcriptionParams,
+  transcriptionSessionUpdate,
+  type RealtimeTarget,
   type WireOperation,
   type WireTarget,
 } from 'koto-voice/openai-wire';
 import { Authenticator, identityLoader, TokenCache, tokenSource } from './auth.ts';
 import { droppedApiVersion, operationUrl, resolveEndpoint, streamsTranscription, type ResolvedEndpoint } from './endpoint.ts';
 import { azureError } from './errors.ts';
-import { defaultProviders, providerSchema, type ProviderOptions } from './options.ts';
+import { defaultProviders, providerSchema, realtimeSettings, type ProviderOptions } from './options.ts';
 import { noteResponses, withRateLimitRetry, type ResponseNotes } from './rate-limit.ts';
+import { realtimeOrigin, realtimeSocketUrl } from './realtime.ts';
 
 const NAME = 'azure-foundry';
 
@@ -61,7 +66,11 @@ function apply(api: PluginApi): void {
 
   const authFor = (ref: ProviderRef, endpoint: ResolvedEndpoint): Authenticator => {
     const options = ref.options as ProviderOptions;
-    const key = JSON.stringify([ref.name, endpoint.origin, options.auth]);
+    // A `realtime.endpoint` elsewhere (a gateway) is the one other origin the credentials may go to.
+    const realtime = realtimeSettings(options.realtime);
+    const extraOrigin = realtime?.endpoint ? realtimeOrigin(endpoint, realtime).origin : undefined;
+    const extraOrigins = extraOrigin && extraOrigin !== endpoint.origin ? [extraOrigin] : [];
+    const key = JSON.stringify([ref.name, endpoint.origin, extraOrigins, options.auth]);
     const known = byConfig.get(key);
     if (known) return known;
     const id = `${ref.name}#${++nextId}`;
@@ -80,7 +89,7 @@ function apply(api: PluginApi): void {
           warnOnce(`stale:${id}`, `provider "${ref.name}": refreshing the Entra ID token failed (${describeError(err)}); using the current one until it expires`),
       });
     }
-    const auth = new Authenticator(id, ref.name, endpoint.origin, options.auth, cache);
+    const auth = new Authenticator(id, ref.name, endpoint.origin, options.auth, cache, extraOrigins);
     holder.auth = auth;
     for (const secret of auth.secrets) api.registerSecret(secret);
     byConfig.set(key, auth);
@@ -111,7 +120,7 @@ function apply(api: PluginApi): void {
     if (id === undefined) return request;
     const { [AUTH_MARKER]: _marker, ...headers } = request.headers;
     const auth = byId.get(id);
-    if (!auth || auth.origin !== request.origin) {
+    if (!auth || !auth.allows(request.origin)) {
       api.log.debug(`request to ${request.origin} carried Azure credentials id "${id}" of another origin; sent without credentials`);
       return { ...request, headers };
     }
@@ -293,8 +302,55 @@ function apply(api: PluginApi): void {
     }
   });
 
+  // Live recordings of instances with `realtime` on stream to the v1 Realtime socket while the
+  // user speaks (realtime.ts); its handshake is authenticated by the request hook above.
+  const realtime = installRealtime(api, {
+    name: NAME,
+    plan: (ref, session) => {
+    const options = ref.options as ProviderOptions;
+    const settings = realtimeSettings(options.realtime);
+    if (!settings) return undefined;
+    const config = session.config;
+    const { endpoint, auth } = targetFor(ref, config);
+    const deployment = settings.deployment ?? deploymentFor(ref, 'asr', config.asr.model);
+    const update = transcriptionSessionUpdate({
+      model: deployment,
+      language: config.asr.language,
+      prompt: config.asr.prompt,
+      dictionary: config.resolved.dictionary,
+      keywords: realtimeSendsKeywords(options.keywords, deployment),
+      turnDetection: settings.turnDetection,
+      noiseReduction: settings.noiseReduction,
+    });
+    const target: RealtimeTarget = {
+      provider: ref.name,
+      http: api.http,
+      url: realtimeSocketUrl(endpoint, settings),
+      // The token is fetched here, within the session's signal; the request hook then finds it cached.
+      headers: async () => {
+        await auth.prepare(session.signal);
+        return { [AUTH_MARKER]: auth.id };
+      },
+      get secrets() {
+        return auth.secrets;
+      },
+    };
+    return { target, update, settings };
+    },
+  });
+
   api.hooks.asr.for(NAME).tapPromise(NAME, async (request) => {
     const ref = request.provider;
+    const onInterim = (text: string) => {
+      try {
+        request.onInterim(text);
+      } catch (err) {
+        warnOnce('listener:asr', `a transcription interim listener threw (ignored; the dictation goes on): ${describeError(err)}`);
+      }
+    };
+    // The streamed transcript when this recording was streamed; undefined (logged) → upload it.
+    const streamed = await realtime.finish(request, onInterim);
+    if (streamed) return streamed;
     const options = ref.options as ProviderOptions;
     const deployment = deploymentFor(ref, 'asr', request.model);
     const endpoint = resolveEndpoint(options);
@@ -303,13 +359,6 @@ function apply(api: PluginApi): void {
       streaming: streamsTranscription(options.streamAsr, endpoint, deployment),
       keywords: sendsKeywords({ keywords: options.keywords }, deployment),
     });
-    const onInterim = (text: string) => {
-      try {
-        request.onInterim(text);
-      } catch (err) {
-        warnOnce('listener:asr', `a transcription interim listener threw (ignored; the dictation goes on): ${describeError(err)}`);
-      }
-    };
     const result = await call(ref, request.session.config, { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal }, (target) =>
       transcribe(target, params, { signal: request.signal, onInterim }),
     );

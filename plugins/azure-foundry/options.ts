@@ -1,4 +1,5 @@
 import { isLoopbackHost, z } from 'koto-voice';
+import { realtimeSettingsSchema } from 'koto-voice/openai-wire';
 
 /** The GA data-plane version used when none is configured (deployments shape). */
 export const DEFAULT_API_VERSION = '2024-10-21';
@@ -81,6 +82,43 @@ export type ApiKeyAuth = z.output<typeof apiKeyAuthSchema>;
 export type EntraAuth = z.output<typeof entraAuthSchema>;
 export type AuthOptions = z.output<typeof authSchema>;
 
+/**
+ * Streaming transcription over Azure's v1 Realtime WebSocket while the user speaks (live
+ * recordings only; files always use the upload): the openai-compatible settings, with the
+ * deployment instead of a model and the resource (not a full socket URL) when it differs.
+ */
+export const realtimeSchema = realtimeSettingsSchema
+  .omit({ model: true, url: true })
+  .extend({
+    /** Transcription deployment of the realtime session; default `deployments.asr`, else `asr.model`. */
+    deployment: z.string().min(1).optional(),
+    /**
+     * Where the socket lives when it is not the instance's resource (a gateway): an https:// or
+     * wss:// origin, optionally with a path prefix; `/openai/v1/realtime?intent=transcription` is added.
+     */
+    endpoint: z.url({ protocol: /^(https?|wss?)$/, error: 'must be an https:// or wss:// URL such as wss://myres.openai.azure.com' }).optional(),
+    /** `api-version` on the socket URL; none by default (the v1 API takes none; `preview` opts in). */
+    apiVersion: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must look like preview').optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.endpoint === undefined) return;
+    const url = new URL(value.endpoint);
+    if ((url.protocol === 'http:' || url.protocol === 'ws:') && !isLoopbackHost(url.hostname)) {
+      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must be https:// or wss:// (plain http/ws only for a loopback host): keys and audio travel in it' });
+    }
+    if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must not contain credentials; use `auth`' });
+  });
+
+export const realtimeOptionSchema = z.union([z.boolean(), realtimeSchema]).default(false);
+export type RealtimeSettings = z.output<typeof realtimeSchema>;
+
+/** The settings of an instance's `realtime` option, or undefined when streaming is off. */
+export function realtimeSettings(option: z.output<typeof realtimeOptionSchema> | undefined): RealtimeSettings | undefined {
+  if (option === undefined || option === false) return undefined;
+  const settings = option === true ? realtimeSchema.parse({}) : option;
+  return settings.enabled ? settings : undefined;
+}
+
 export type ApiShape = 'deployments' | 'v1';
 
 /**
@@ -116,6 +154,8 @@ export const providerSchema = z
     maxRetryWaitMs: z.number().int().min(0).max(60_000).default(DEFAULT_MAX_RETRY_WAIT_MS),
     /** Upload audio over the kernel's HTTP/1.1 client; default: the transport's `uploadsOverHttp1`. */
     uploadsOverHttp1: z.boolean().optional(),
+    /** Stream live recordings to the v1 Realtime WebSocket (`true`: every default); see realtimeSchema. */
+    realtime: realtimeOptionSchema,
   })
   .superRefine((value, ctx) => {
     if (value.resource === undefined && value.endpoint === undefined) {

@@ -36,7 +36,7 @@ export const DEFAULT_CAPTURE_RATE = 16_000;
 export interface RealtimePlan {
   readonly target: RealtimeTarget;
   readonly update: SessionUpdateEvent;
-  readonly settings: RealtimeSettings;
+  readonly settings: Pick<RealtimeSettings, 'chunkMs' | 'finalTimeoutMs'>;
 }
 
 export interface RealtimeStreamsOptions {

@@ -89,3 +89,4 @@ export function prewarm(target: WireTarget, http: Pick<KotoHttp, 'prewarm'>): { 
   return { origin: url.origin, done };
 }
 export * from './realtime.ts';
+export { installRealtime, type RealtimePlan, type RealtimeStreams, type RealtimeStreamsOptions } from './realtime-plugin.ts';
