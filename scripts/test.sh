@@ -20,7 +20,7 @@ reports=$(mktemp -d)
 status=0
 npx vitest run --exclude 'test/audio/**' --reporter=default --reporter=json --outputFile.json="$reports/main.json" "$@" || status=$?
 if [[ $# -eq 0 ]]; then
-  npx vitest run test/audio --reporter=default --reporter=json --outputFile.json="$reports/audio.json" || status=$?
+  npx vitest run test/audio --no-file-parallelism --reporter=default --reporter=json --outputFile.json="$reports/audio.json" || status=$?
 fi
 # One plain closing line that any CI reads: "N passed, N failed".
 npx node -e '
