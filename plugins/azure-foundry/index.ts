@@ -381,7 +381,7 @@ function apply(api: PluginApi): void {
       api.log.warn(
         `provider "${ref.name}": Azure's content filter blocked the correction by deployment "${deployment}" (ResponsibleAIPolicyViolation); the raw transcript is delivered uncorrected`,
       );
-      return { text: null, model: deployment };
+      return { text: null, model: deployment, reason: 'content filter' };
     };
     let result;
     try {
@@ -396,7 +396,7 @@ function apply(api: PluginApi): void {
       if (result.reason === 'content_filter') return filtered();
       api.log.info(`provider "${ref.name}" gave no usable correction (${result.reason ?? 'empty'})`);
     }
-    return { text: result.text, model: deployment };
+    return { text: result.text, model: deployment, reason: result.reason };
   });
 
   // `koto doctor`: an authenticated GET of the model list (`/openai/models?api-version=…`, or

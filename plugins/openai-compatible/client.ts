@@ -357,10 +357,12 @@ export function transportError(
       { cause: err, details: { provider, retryable: true, code } },
     );
   }
+  // Retrying cannot fix a name that does not resolve or a certificate that is not trusted.
+  const permanent = code === 'ENOTFOUND' || (code !== undefined && /CERT|SELF_SIGNED|VERIFY|ISSUER|HOSTNAME/i.test(code));
   return kotoError(
     'KOTO_ERR_NETWORK',
     { origin: url.origin, detail: `${phase === 'response' ? 'the connection broke mid-response: ' : ''}${scrub(describeError(err), target.secrets)}` },
-    { cause: err, details: { provider, retryable: true, ...(code ? { code } : {}) } },
+    { cause: err, details: { provider, retryable: !permanent, ...(code ? { code } : {}) } },
   );
 }
 

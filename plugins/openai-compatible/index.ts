@@ -110,7 +110,7 @@ function apply(api: PluginApi): void {
       onDelta: guarded('correction delta', request.onDelta),
     });
     if (result.text === null) api.log.info(`provider "${request.provider.name}" gave no usable correction (${result.reason ?? 'empty'})`);
-    return { text: result.text, model: result.model };
+    return { text: result.text, model: result.model, reason: result.reason };
   });
 
   // `koto doctor`: an authenticated GET /models proves the URL, the TLS chain and the key in one request.

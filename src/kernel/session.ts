@@ -457,7 +457,14 @@ export class Pipeline {
           }
         }
       } catch (err) {
-        captureError = err;
+        // A source's own KotoError says what happened; anything else is still "the device was lost", named.
+        captureError = KotoError.is(err)
+          ? err
+          : kotoError(
+              'KOTO_ERR_AUDIO_DEVICE_LOST',
+              { device: source.device ?? sourceName, atMs: Math.round(performance.now() - total), detail: describe(err), path: source.path ?? 'memory' },
+              { cause: err, plugin: hook.taps[0]?.name },
+            );
       }
     })();
     let finished: Promise<RunResult> | undefined;

@@ -53,7 +53,11 @@ const jsonLoader: Loader = (filepath, content) => {
     throw kotoError('KOTO_ERR_CONFIG_PARSE', {
       file: filepath,
       location: line === undefined ? '' : `:${line}`,
-      detail: `invalid JSON: ${describe(err).replace(/^JSON\.parse: /, '')}`,
+      // V8 quotes the text around the error, which may be an unquoted API key: keep only what is wrong.
+      detail: `invalid JSON: ${describe(err)
+        .replace(/^JSON\.parse: /, '')
+        .replace(/, (\.\.\.)?".*"(\.\.\.)? is not valid JSON$/s, '')
+        .replace(/ in JSON at position \d+.*$/s, '')}`,
     });
   }
 };
