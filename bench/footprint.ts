@@ -1,0 +1,175 @@
+/**
+ * Footprint: `koto --version` start-up time and the memory of an idle kernel process.
+ *
+ *   npm run build && npm run bench:footprint -- [--n 20] [--settle 3000] [--json] [--out file.json]
+ *
+ * Both run the compiled `dist/` (what ships), with the Node that runs this script.
+ *   start-up     wall time from spawn to exit of `node bin/koto.js --version`, N times after two
+ *                warm-up runs (file cache warm); `node -e 0` alongside as Node's own floor
+ *   idle kernel  a process that creates a kernel with every built-in plugin (no config file, a
+ *                temporary KOTO_HOME) and then does nothing; its RSS and heap after `--settle`
+ *                ms (median of 5 samples 200 ms apart), next to a bare `node` process that waits
+ *                the same way. The daemon does not exist yet: this is the kernel it will hold,
+ *                not the daemon's own footprint.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { machineInfo, machineLine, type MachineInfo } from './lib/machine.ts';
+import { roundSummary, summarize, type Summary } from './lib/stats.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const BIN = path.join(root, 'bin', 'koto.js');
+const DIST_INDEX = path.join(root, 'dist', 'src', 'index.js');
+
+export interface FootprintOptions {
+  n: number;
+  settleMs: number;
+  log?: (line: string) => void;
+}
+
+export interface Memory {
+  rssMiB: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+}
+
+export interface FootprintResult {
+  readonly bench: 'footprint';
+  readonly options: Omit<FootprintOptions, 'log'>;
+  readonly machine: MachineInfo;
+  readonly startedAt: string;
+  readonly version: string;
+  readonly startup: { koto: Summary; node: Summary };
+  readonly idle: { kernel: Memory & { plugins: string[] }; node: Memory };
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; stdout: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = performance.now() - t;
+      if (code !== 0) reject(new Error(`${args.join(' ')} exited with ${code}: ${stderr.slice(0, 2000)}`));
+      else resolve({ ms, stdout, code });
+    });
+  });
+}
+
+/** Code of a child process that (optionally) creates a kernel, settles, and prints its memory. */
+function idleScript(withKernel: boolean, settleMs: number, home: string): string {
+  return `
+    const mib = (x) => Math.round((x / 1048576) * 10) / 10;
+    let plugins = [];
+    ${
+      withKernel
+        ? `const { createKernel } = await import(${JSON.stringify(pathToFileURL(DIST_INDEX).href)});
+    const kernel = await createKernel({ search: false, builtins: true, env: { KOTO_HOME: ${JSON.stringify(home)} }, logLevel: 'error', config: {} });
+    plugins = kernel.plugins().map((p) => p.name);`
+        : ''
+    }
+    await new Promise((r) => setTimeout(r, ${settleMs}));
+    const samples = [];
+    for (let i = 0; i < 5; i++) { samples.push(process.memoryUsage()); await new Promise((r) => setTimeout(r, 200)); }
+    const median = (k) => samples.map((s) => s[k]).sort((a, b) => a - b)[2];
+    process.stdout.write(JSON.stringify({ rssMiB: mib(median('rss')), heapUsedMiB: mib(median('heapUsed')), heapTotalMiB: mib(median('heapTotal')), externalMiB: mib(median('external')), plugins }));
+    ${withKernel ? 'await kernel.close();' : ''}
+  `;
+}
+
+export async function runFootprintBench(options: FootprintOptions): Promise<FootprintResult> {
+  const log = options.log ?? (() => undefined);
+  if (!existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js')) || !existsSync(DIST_INDEX)) {
+    throw new Error('dist/ is missing: run `npm run build` first');
+  }
+  const startedAt = new Date().toISOString();
+  const home = await mkdtemp(path.join(os.tmpdir(), 'koto-bench-footprint-'));
+  const env = { ...process.env, KOTO_HOME: home, NO_COLOR: '1' };
+  try {
+    const version = (await run([BIN, '--version'], env)).stdout.trim();
+    const koto: number[] = [];
+    const node: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      await run([BIN, '--version'], env);
+      await run(['-e', '0'], env);
+    }
+    log(`footprint: ${options.n} start-ups of koto --version`);
+    for (let i = 0; i < options.n; i++) {
+      koto.push((await run([BIN, '--version'], env)).ms);
+      node.push((await run(['-e', '0'], env)).ms);
+    }
+    log('footprint: idle kernel process');
+    const kernel = JSON.parse((await run(['--input-type=module', '-e', idleScript(true, options.settleMs, home)], env)).stdout) as Memory & { plugins: string[] };
+    const bare = JSON.parse((await run(['--input-type=module', '-e', idleScript(false, options.settleMs, home)], env)).stdout) as Memory;
+    const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    return {
+      bench: 'footprint',
+      options: { n: options.n, settleMs: options.settleMs },
+      machine: machineInfo(),
+      startedAt,
+      version: version || pkg.version,
+      startup: { koto: roundSummary(summarize(koto), 1), node: roundSummary(summarize(node), 1) },
+      idle: { kernel, node: bare },
+    };
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+export function formatFootprint(r: FootprintResult): string {
+  const f = (x: number) => x.toFixed(0);
+  const k = r.startup.koto;
+  const n = r.startup.node;
+  const m = (x: Memory) => `${x.rssMiB.toFixed(1)} | ${x.heapUsedMiB.toFixed(1)} | ${x.externalMiB.toFixed(1)}`;
+  return [
+    `# Footprint (koto ${r.version})`,
+    '',
+    `Machine: ${machineLine(r.machine)}.`,
+    '',
+    `Start-up, ${r.options.n} runs, ms from spawn to exit:`,
+    '',
+    '| command | avg | P50 | P90 | max |',
+    '|---|---:|---:|---:|---:|',
+    `| \`node bin/koto.js --version\` | ${f(k.avg)} | ${f(k.p50)} | ${f(k.p90)} | ${f(k.max)} |`,
+    `| \`node -e 0\` (Node's own floor) | ${f(n.avg)} | ${f(n.p50)} | ${f(n.p90)} | ${f(n.max)} |`,
+    '',
+    `Idle process, ${r.options.settleMs} ms after start-up (MiB; the daemon does not exist yet, this is an idle kernel process):`,
+    '',
+    '| process | RSS | heap used | external |',
+    '|---|---:|---:|---:|',
+    `| idle kernel, all built-ins (${r.idle.kernel.plugins.join(', ')}) | ${m(r.idle.kernel)} |`,
+    `| bare \`node\` waiting | ${m(r.idle.node)} |`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      n: { type: 'string', default: '20' },
+      settle: { type: 'string', default: '3000' },
+      json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+    },
+    strict: true,
+  });
+  const result = await runFootprintBench({ n: Number(values.n), settleMs: Number(values.settle), log: (line) => process.stderr.write(`${line}\n`) });
+  if (values.out) await writeFile(values.out, `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatFootprint(result)}\n`);
+}
+
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench:footprint failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
