@@ -14,6 +14,7 @@
  * report (seed, duration, outcomes per fault, heap and RSS samples, handles) is printed.
  */
 import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { seededRandom } from '../../bench/lib/stats.ts';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -33,17 +34,8 @@ const SAMPLE_EVERY = Math.max(50, Math.floor((SESSIONS - WARMUP) / 8));
 const ASR = '/audio/transcriptions';
 const CHAT = '/chat/completions';
 
-/** mulberry32: small, fast, good enough to pick faults reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32 (bench/lib/stats.ts): small, fast, good enough to pick faults reproducibly.
+const prng = seededRandom;
 
 /** A full GC, even without --expose-gc. */
 const gc: () => void = (() => {
