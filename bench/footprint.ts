@@ -1,18 +1,21 @@
 /**
- * Footprint: `koto --version` start-up time and the memory of an idle kernel process.
+ * Footprint: `koto --version` start-up time, and the memory of an idle daemon and of an idle
+ * kernel process.
  *
  *   npm run build && npm run bench:footprint -- [--n 20] [--settle 3000] [--json] [--out file.json]
  *
  * Both run the compiled `dist/` (what ships), with the Node that runs this script.
  *   start-up     wall time from spawn to exit of `node bin/koto.js --version`, N times after two
  *                warm-up runs (file cache warm); `node -e 0` alongside as Node's own floor
+ *   idle daemon  `node bin/koto.js daemon` (foreground, temporary KOTO_HOME, no config file),
+ *                `--settle` ms after it says it is listening: RSS from /proc (median of 5
+ *                samples 200 ms apart), then SIGTERM
  *   idle kernel  a process that creates a kernel with every built-in plugin (no config file, a
- *                temporary KOTO_HOME) and then does nothing; its RSS and heap after `--settle`
- *                ms (median of 5 samples 200 ms apart), next to a bare `node` process that waits
- *                the same way. The daemon does not exist yet: this is the kernel it will hold,
- *                not the daemon's own footprint.
+ *                temporary KOTO_HOME) and then does nothing; its RSS and heap, sampled the same
+ *                way, next to a bare `node` process that waits the same way
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -46,7 +49,7 @@ export interface FootprintResult {
   readonly startedAt: string;
   readonly version: string;
   readonly startup: { koto: Summary; node: Summary };
-  readonly idle: { kernel: Memory & { plugins: string[] }; node: Memory };
+  readonly idle: { daemon: { rssMiB: number } | { error: string }; kernel: Memory & { plugins: string[] }; node: Memory };
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; stdout: string; code: number | null }> {
@@ -87,6 +90,62 @@ function idleScript(withKernel: boolean, settleMs: number, home: string): string
   `;
 }
 
+/** Resident set size of a process, MiB (Linux /proc; `ps` elsewhere). */
+async function rssOf(pid: number): Promise<number> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+    if (Number.isFinite(kb)) return Math.round((kb / 1024) * 10) / 10;
+  } catch {
+    // not Linux
+  }
+  const out = await new Promise<string>((resolve, reject) => {
+    const ps = spawn('ps', ['-o', 'rss=', '-p', String(pid)]);
+    let text = '';
+    ps.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    ps.on('error', reject);
+    ps.on('close', () => resolve(text));
+  });
+  return Math.round((Number(out.trim()) / 1024) * 10) / 10;
+}
+
+/** Starts `koto daemon` in the foreground, waits until it listens, settles, samples its RSS, stops it. */
+async function idleDaemon(settleMs: number, home: string, env: NodeJS.ProcessEnv): Promise<{ rssMiB: number }> {
+  const child = spawn(process.execPath, [BIN, 'daemon'], { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = once(child, 'exit');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the daemon did not start within 20 s: ${output.slice(0, 2000)}`)), 20_000);
+      const onData = (c: Buffer) => {
+        output += c.toString();
+        if (/daemon listening/.test(output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the daemon exited (${code}) before listening: ${output.slice(0, 2000)}`));
+      });
+    });
+    await new Promise((r) => setTimeout(r, settleMs));
+    const samples: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      samples.push(await rssOf(child.pid!));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return { rssMiB: samples.sort((a, b) => a - b)[2]! };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 export async function runFootprintBench(options: FootprintOptions): Promise<FootprintResult> {
   const log = options.log ?? (() => undefined);
   if (!existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js')) || !existsSync(DIST_INDEX)) {
@@ -108,6 +167,11 @@ export async function runFootprintBench(options: FootprintOptions): Promise<Foot
       koto.push((await run([BIN, '--version'], env)).ms);
       node.push((await run(['-e', '0'], env)).ms);
     }
+    log('footprint: idle daemon');
+    const daemonHome = await mkdtemp(path.join(home, 'daemon-'));
+    const daemon = await idleDaemon(options.settleMs, daemonHome, { ...env, KOTO_HOME: daemonHome }).catch((err: unknown) => ({
+      error: err instanceof Error ? err.message : String(err),
+    }));
     log('footprint: idle kernel process');
     const kernel = JSON.parse((await run(['--input-type=module', '-e', idleScript(true, options.settleMs, home)], env)).stdout) as Memory & { plugins: string[] };
     const bare = JSON.parse((await run(['--input-type=module', '-e', idleScript(false, options.settleMs, home)], env)).stdout) as Memory;
@@ -119,7 +183,7 @@ export async function runFootprintBench(options: FootprintOptions): Promise<Foot
       startedAt,
       version: version || pkg.version,
       startup: { koto: roundSummary(summarize(koto), 1), node: roundSummary(summarize(node), 1) },
-      idle: { kernel, node: bare },
+      idle: { daemon, kernel, node: bare },
     };
   } finally {
     await rm(home, { recursive: true, force: true });
@@ -143,10 +207,13 @@ export function formatFootprint(r: FootprintResult): string {
     `| \`node bin/koto.js --version\` | ${f(k.avg)} | ${f(k.p50)} | ${f(k.p90)} | ${f(k.max)} |`,
     `| \`node -e 0\` (Node's own floor) | ${f(n.avg)} | ${f(n.p50)} | ${f(n.p90)} | ${f(n.max)} |`,
     '',
-    `Idle process, ${r.options.settleMs} ms after start-up (MiB; the daemon does not exist yet, this is an idle kernel process):`,
+    `Idle processes, ${r.options.settleMs} ms after start-up (MiB):`,
     '',
     '| process | RSS | heap used | external |',
     '|---|---:|---:|---:|',
+    'rssMiB' in r.idle.daemon
+      ? `| idle daemon, \`koto daemon\` (no config file) | ${r.idle.daemon.rssMiB.toFixed(1)} | — | — |`
+      : `| idle daemon: not measured (${r.idle.daemon.error.split('\n')[0]}) | — | — | — |`,
     `| idle kernel, all built-ins (${r.idle.kernel.plugins.join(', ')}) | ${m(r.idle.kernel)} |`,
     `| bare \`node\` waiting | ${m(r.idle.node)} |`,
   ].join('\n');
