@@ -9,6 +9,13 @@ if (major < 22 || (major === 22 && minor < 19)) {
   );
   process.exit(3);
 }
+// `koto --version` is what scripts and health checks call most: answer it without loading the CLI.
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
+  const { readFileSync } = await import('node:fs');
+  process.stdout.write(`${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
+  process.exit(0);
+}
 import('../dist/src/cli/main.js').then(
   (cli) => cli.main(process.argv.slice(2)),
   (err) => {
