@@ -18,6 +18,21 @@
  *
  * Both variants use their own kernel (warm HTTP/2 connection, pre-warm at session start) on the
  * same server and link; they alternate session by session, `--gap` ms apart.
+ *
+ * Second section, release to final transcript (`--live-n`, `--live-seconds 5,30`, `--live-speed`):
+ * a live recording (`kernel.record()`) from a bench microphone (`lib/live-audio.ts`) that plays
+ * a tone in 20 ms frames at `--live-speed`× real time, then stays open; once the last frame is
+ * captured the bench calls `recording.stop()` (the release) and times it until the final
+ * transcript (ASR done, correction off). Two kernels, alternating:
+ *
+ *   upload     the provider without `realtime`: at stop, the WAV goes up as a multipart
+ *              `POST /audio/transcriptions` to the loopback OpenAI server (`--asr-think` ms,
+ *              default `--think`, before it answers), over the warm pre-warmed connection
+ *   streaming  `realtime: { url }`: the socket opened at session start and the audio went up
+ *              while "the user spoke"; at stop the last chunk and the commit go up and the
+ *              loopback realtime server (`lib/realtime-server.ts`) answers `.completed` at once
+ *
+ * Both servers sit behind their own delay proxy with the same `--rtt`.
  */
 import './lib/source.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,9 +42,12 @@ import { parseArgs } from 'node:util';
 import { createKernel, type Kernel } from '../src/kernel/kernel.ts';
 import { splitIntoDeltas, startOpenAIServer } from '../src/testing/openai-server.ts';
 import { startDelayProxy } from './lib/delay-proxy.ts';
+import { pacedMicPlugin } from './lib/live-audio.ts';
+import { startBenchRealtimeServer } from './lib/realtime-server.ts';
 import { machineInfo, machineLine, type MachineInfo } from './lib/machine.ts';
 import { round, roundSummary, sleep, summarize, type Summary } from './lib/stats.ts';
 import { sineWav } from './overhead.ts';
+import { tonePcm } from '../src/testing/fake-audio.ts';
 
 const API_KEY = 'sk-bench-e2e-0000';
 const TRANSCRIPT = 'so um the meeting is moved to thursday at three and bring the the slides';
@@ -47,6 +65,35 @@ export interface E2eOptions {
   log?: (line: string) => void;
 }
 
+export interface LiveOptions {
+  rttMs: number;
+  /** Server time before the upload's transcript (the streamed one comes at once). */
+  asrThinkMs: number;
+  /** Dictation lengths, s. */
+  seconds: number[];
+  /** Playback speed of the bench microphone (1 = real time). */
+  speed: number;
+  n: number;
+  warmup: number;
+  gapMs: number;
+  log?: (line: string) => void;
+}
+
+export interface LiveRow {
+  readonly seconds: number;
+  readonly upload: Summary;
+  readonly streaming: Summary;
+  /** Upload P50 / streaming P50. */
+  readonly ratioP50: number;
+  /** Upload P90 / streaming P90. */
+  readonly ratioP90: number;
+}
+
+export interface LiveResult {
+  readonly options: Omit<LiveOptions, 'log'>;
+  readonly rows: LiveRow[];
+}
+
 export interface E2eResult {
   readonly bench: 'e2e';
   readonly options: Omit<E2eOptions, 'log'>;
@@ -59,6 +106,8 @@ export interface E2eResult {
   readonly speedupP50: number;
   /** Streamed full text P50 − non-streamed full text P50 (ms; streaming should cost ~nothing). */
   readonly fullTextDeltaP50: number;
+  /** Release to final transcript of a live recording, upload vs streaming (absent with `--live-n 0`). */
+  readonly live?: LiveResult;
 }
 
 async function session(kernel: Kernel, wav: Uint8Array): Promise<{ firstChar: number; fullText: number }> {
@@ -154,6 +203,111 @@ export async function runE2eBench(options: E2eOptions): Promise<E2eResult> {
   }
 }
 
+const LIVE_TRANSCRIPT = 'so the meeting is moved to thursday at three';
+const LIVE_RATE = 16_000;
+
+/** Release to final transcript: live recordings, upload vs realtime streaming. */
+export async function runLiveBench(options: LiveOptions): Promise<LiveResult> {
+  const log = options.log ?? (() => undefined);
+  const home = await mkdtemp(path.join(os.tmpdir(), 'koto-bench-e2e-live-'));
+  const openai = await startOpenAIServer({ apiKey: API_KEY, thinkMs: options.asrThinkMs, transcribe: () => LIVE_TRANSCRIPT });
+  const realtime = await startBenchRealtimeServer({ transcript: LIVE_TRANSCRIPT });
+  const httpProxy = await startDelayProxy({ target: { port: openai.port }, rttMs: options.rttMs, maxLifetimeMs: 30 * 60_000 });
+  const wsProxy = await startDelayProxy({ target: { port: realtime.port }, rttMs: options.rttMs, maxLifetimeMs: 30 * 60_000 });
+  let seconds = options.seconds[0] ?? 5;
+  const pcms = new Map(options.seconds.map((s) => [s, tonePcm({ seconds: s, frequency: 440, amplitude: 0.4, sampleRate: LIVE_RATE })]));
+  const mics = { upload: pacedMicPlugin({ pcm: () => pcms.get(seconds)!, sampleRate: LIVE_RATE, speed: options.speed }), streaming: pacedMicPlugin({ pcm: () => pcms.get(seconds)!, sampleRate: LIVE_RATE, speed: options.speed }) };
+  const kernelFor = (mode: 'upload' | 'streaming') =>
+    createKernel({
+      search: false,
+      builtins: ['openai-compatible'],
+      plugins: [mics[mode].plugin],
+      env: { KOTO_HOME: path.join(home, mode) },
+      logLevel: 'error',
+      config: {
+        providers: {
+          main: {
+            use: 'openai-compatible',
+            baseUrl: `https://${httpProxy.authority}/v1`,
+            apiKey: API_KEY,
+            realtime: mode === 'streaming' ? { url: `wss://${wsProxy.authority}/v1/realtime` } : false,
+          },
+        },
+        asr: { model: 'gpt-4o-mini-transcribe', stream: false, retries: 0 },
+        correction: { enabled: false },
+        audio: { source: 'bench-mic' },
+        transport: { ca: openai.ca, proxy: 'none' },
+      },
+    });
+  const kernels = { upload: await kernelFor('upload'), streaming: await kernelFor('streaming') };
+  const uploads = () => openai.requests.filter((r) => r.path.endsWith('/audio/transcriptions')).length;
+  async function once(mode: 'upload' | 'streaming'): Promise<number> {
+    const mic = mics[mode];
+    const captured = mic.lastFrame();
+    const before = { uploads: uploads(), sockets: realtime.stats.connections };
+    const recording = await kernels[mode].record();
+    await captured;
+    const t = performance.now();
+    const result = await recording.stop();
+    const ms = performance.now() - t;
+    if (result.state !== 'done' || result.text !== LIVE_TRANSCRIPT) {
+      throw new Error(`live ${mode} session did not deliver the transcript: ${JSON.stringify({ state: result.state, text: result.text, error: result.error, warnings: result.warnings })}`);
+    }
+    const viaUpload = uploads() - before.uploads;
+    const viaSocket = realtime.stats.connections - before.sockets;
+    if (mode === 'upload' ? viaUpload !== 1 || viaSocket !== 0 : viaUpload !== 0 || viaSocket !== 1) {
+      throw new Error(`live ${mode} session took the wrong path: ${viaUpload} upload(s), ${viaSocket} socket(s), warnings ${JSON.stringify(result.warnings)}`);
+    }
+    return ms;
+  }
+  try {
+    const rows: LiveRow[] = [];
+    for (const s of options.seconds) {
+      seconds = s;
+      const samples = { upload: [] as number[], streaming: [] as number[] };
+      for (let i = 0; i < options.warmup + options.n; i++) {
+        const order = i % 2 === 0 ? (['upload', 'streaming'] as const) : (['streaming', 'upload'] as const);
+        for (const mode of order) {
+          const ms = await once(mode);
+          if (i >= options.warmup) samples[mode].push(ms);
+          await sleep(options.gapMs);
+        }
+        if (i >= options.warmup) log(`e2e live ${s} s: ${i - options.warmup + 1}/${options.n}`);
+      }
+      const upload = roundSummary(summarize(samples.upload), 1);
+      const streaming = roundSummary(summarize(samples.streaming), 1);
+      rows.push({ seconds: s, upload, streaming, ratioP50: round(upload.p50 / streaming.p50, 2), ratioP90: round(upload.p90 / streaming.p90, 2) });
+    }
+    if (realtime.stats.problems.length > 0) throw new Error(`realtime protocol problems: ${realtime.stats.problems.join('; ')}`);
+    const { log: _log, ...rest } = options;
+    return { options: rest, rows };
+  } finally {
+    await kernels.upload.close();
+    await kernels.streaming.close();
+    await httpProxy.close();
+    await wsProxy.close();
+    await openai.close();
+    await realtime.close();
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+export function formatLive(live: LiveResult): string {
+  const o = live.options;
+  const f = (x: number) => x.toFixed(0);
+  const pace = o.speed === 1 ? 'in real time' : `at ${o.speed}× real time`;
+  return [
+    `## Release to final transcript: live recording, upload vs streaming (RTT ${o.rttMs} ms, n ${o.n} per cell)`,
+    '',
+    `Times in ms from \`recording.stop()\` (key released; the bench microphone has just delivered the last 20 ms frame of the dictation, played ${pace}) to the final transcript (ASR done, correction off).`,
+    `Upload: the WAV as a multipart \`POST /audio/transcriptions\` over the warm connection, the server answering ${o.asrThinkMs} ms after the request. Streaming: \`realtime\` on, audio sent while recording; at stop the last chunk and the commit, the server answering \`.completed\` at once.`,
+    '',
+    '| dictation | upload P50 | P90 | streaming P50 | P90 | upload / streaming P50 | P90 |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...live.rows.map((r) => `| ${r.seconds} s | ${f(r.upload.p50)} | ${f(r.upload.p90)} | ${f(r.streaming.p50)} | ${f(r.streaming.p90)} | ${r.ratioP50.toFixed(2)}× | ${r.ratioP90.toFixed(2)}× |`),
+  ].join('\n');
+}
+
 export function formatE2e(r: E2eResult): string {
   const o = r.options;
   const f = (x: number) => x.toFixed(0);
@@ -172,6 +326,7 @@ export function formatE2e(r: E2eResult): string {
     row('non-streamed (JSON)', r.nonStreamed),
     '',
     `The first character appears ${r.speedupP50.toFixed(2)}× sooner at P50 with streaming; the full text arrives ${Math.abs(r.fullTextDeltaP50).toFixed(0)} ms ${r.fullTextDeltaP50 > 0 ? 'later' : 'sooner'} than without (P50).`,
+    ...(r.live ? ['', formatLive(r.live)] : []),
   ].join('\n');
 }
 
@@ -184,12 +339,17 @@ async function main(): Promise<void> {
       n: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '2' },
       gap: { type: 'string', default: '500' },
+      'live-n': { type: 'string', default: '5' },
+      'live-warmup': { type: 'string', default: '1' },
+      'live-seconds': { type: 'string', default: '5,30' },
+      'live-speed': { type: 'string', default: '3' },
+      'asr-think': { type: 'string' },
       json: { type: 'boolean', default: false },
       out: { type: 'string' },
     },
     strict: true,
   });
-  const result = await runE2eBench({
+  const base = await runE2eBench({
     rttMs: Number(values.rtt),
     thinkMs: Number(values.think),
     tokenMs: Number(values['token-ms']),
@@ -198,6 +358,22 @@ async function main(): Promise<void> {
     gapMs: Number(values.gap),
     log: (line) => process.stderr.write(`${line}\n`),
   });
+  const liveN = Number(values['live-n']);
+  const result: E2eResult = liveN > 0
+    ? {
+        ...base,
+        live: await runLiveBench({
+          rttMs: Number(values.rtt),
+          asrThinkMs: Number(values['asr-think'] ?? values.think),
+          seconds: values['live-seconds'].split(',').map(Number),
+          speed: Number(values['live-speed']),
+          n: liveN,
+          warmup: Number(values['live-warmup']),
+          gapMs: Number(values.gap),
+          log: (line) => process.stderr.write(`${line}\n`),
+        }),
+      }
+    : base;
   if (values.out) await writeFile(values.out, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatE2e(result)}\n`);
 }
