@@ -11,8 +11,8 @@
  *   recording the kernel saved: nothing is lost;
  * - `sessionEnd` / `close` / the session's signal: close whatever is still open.
  *
- * Interim text arrives while the user speaks, but a plugin cannot call the kernel's `interim`
- * hook: it is kept, and replayed to the ASR request's `onInterim` when the `asr` tap runs.
+ * Interim text arrives while the user speaks: it goes out at once through `api.interim` (the
+ * kernel's `interim` hook and the caller's listener), and is kept for `{{interim_history}}`.
  */
 
 import type { AsrRequest, AsrResult, AudioFrame, KotoHttp, PluginApi, ProviderRef, SessionContext } from 'koto-voice';
@@ -102,6 +102,8 @@ export function installRealtime(api: PluginApi, options: RealtimeStreamsOptions)
     const feed = RealtimeTranscription.open(plan.target, plan.update, {
       chunkMs: plan.settings.chunkMs,
       finalTimeoutMs: plan.settings.finalTimeoutMs,
+      // Interim text reaches a live display while the user is still speaking.
+      onInterim: (text) => api.interim(session, 'asr', text),
       onDebug: (message) => api.log.debug(`provider "${ref.name}": ${message}`, { session: session.id }),
     });
     // A session that never reaches sessionEnd must not keep a socket: see FIRST_FRAME_TIMEOUT_MS.

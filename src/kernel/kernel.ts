@@ -13,7 +13,7 @@ import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, typ
 import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
 import { Transport, type KotoHttp } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
-import type { ProbeResult } from './types.ts';
+import type { ProbeResult, SessionContext } from './types.ts';
 
 export interface KernelOptions extends ConfigInput {
   /** Extra plugins: objects made with definePlugin, npm names or paths. */
@@ -246,6 +246,7 @@ export class Kernel {
       config: () => this.#store.current,
       registerSecret: (value: string) => this.#scrubber.add(value),
       scrub: (text: string) => this.#scrubber.text(text),
+      interim: (session: SessionContext, stage: 'asr' | 'correction', text: string) => this.#pipeline?.reportInterim(session, stage, text),
     });
   }
 

@@ -4,6 +4,7 @@ import type { PluginHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import type { KotoPaths } from './paths.ts';
 import type { KotoHttp } from './transport.ts';
+import type { SessionContext } from './types.ts';
 
 /** What a plugin declares before it runs; the kernel reads it to validate config. */
 export interface PluginDefinition<Options extends z.ZodType = z.ZodType> {
@@ -51,6 +52,11 @@ export interface PluginApi {
   config(): KotoConfig;
   /** Generic value-to-secret registration: anything passed here is scrubbed from logs and errors. */
   registerSecret(value: string): void;
+  /**
+   * Reports interim text for a session outside a hook call — a realtime stream transcribing
+   * while the user still speaks — to the `interim` hook and the caller's listener.
+   */
+  interim(session: SessionContext, stage: 'asr' | 'correction', text: string): void;
   /** Replaces every registered secret in a string (for error details built from upstream text). */
   scrub(text: string): string;
 }

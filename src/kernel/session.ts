@@ -126,6 +126,8 @@ class Session implements SessionContext {
   readonly warnings: string[] = [];
   /** Set on a retry: the session this one re-runs. */
   interimWarned = false;
+  /** The caller's interim listener, for text that arrives while recording (realtime streaming). */
+  onInterim: StageOptions['onInterim'];
   frameTapFailed = false;
   state: SessionState = 'idle';
   mode: 'live' | 'file' = 'file';
@@ -272,6 +274,11 @@ export class Pipeline {
     };
   }
 
+  /** Interim text a plugin reports outside a hook call (e.g. a realtime stream while recording). */
+  reportInterim(session: SessionContext, stage: 'asr' | 'correction', text: string): void {
+    if (session instanceof Session) this.#interim(session, stage, text, { onInterim: session.onInterim });
+  }
+
   // A broken live-display listener must never fail the provider call that feeds it.
   #interim(session: Session, stage: 'asr' | 'correction', text: string, options: StageOptions): void {
     try {
@@ -351,6 +358,7 @@ export class Pipeline {
   ): Session {
     const config = this.#deps.config();
     const session = new Session(config, options.signal);
+    session.onInterim = options.onInterim;
     // An explicit second-pass prompt (a rewrite) is asked for by name: `correction.enabled` governs
     // only the automatic correction of dictations.
     const explicit = options.systemPrompt !== undefined;
