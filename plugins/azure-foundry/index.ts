@@ -14,7 +14,7 @@ import {
   completionParams,
   displayUrl,
   installRealtime,
-  prewarm,
+  prewarmSession,
   realtimeSendsKeywords,
   send,
   sendsKeywords,
@@ -284,23 +284,7 @@ function apply(api: PluginApi): void {
   };
 
   // Pre-warm: open the connection (and fetch the Entra token) while the user speaks.
-  api.hooks.sessionStart.tap(NAME, (session) => {
-    const seen = new Set<string>();
-    for (const ref of [session.providers.asr, session.providers.correction]) {
-      if (!ref || ref.use !== NAME) continue;
-      let target: WireTarget;
-      try {
-        target = targetFor(ref, session.config).target;
-      } catch {
-        continue; // The request itself will report it properly.
-      }
-      const origin = target.url('models', undefined).origin;
-      if (seen.has(origin)) continue;
-      seen.add(origin);
-      // Fired, never awaited; a failed pre-warm is only logged (at debug) by the kernel.
-      void prewarm(target, api.http).done;
-    }
-  });
+  api.hooks.sessionStart.tap(NAME, (session) => prewarmSession(session, NAME, api.http, (ref) => targetFor(ref, session.config).target));
 
   // Live recordings of instances with `realtime` on stream to the v1 Realtime socket while the
   // user speaks (realtime.ts); its handshake is authenticated by the request hook above.

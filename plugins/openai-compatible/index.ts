@@ -4,7 +4,7 @@ import { baseUrlBuilder, bearerHeaders, displayUrl, isLoopback, secretValues, se
 import { complete, completionParams } from './correction.ts';
 import { defaultProviders, isStreamingAsrModel, providerSchema, sendsKeywords, type ProviderOptions } from './options.ts';
 import { installRealtime, openaiRealtimePlan } from './realtime-plugin.ts';
-import { prewarm } from './wire.ts';
+import { prewarmSession } from './wire.ts';
 
 const NAME = 'openai-compatible';
 
@@ -64,23 +64,7 @@ function apply(api: PluginApi): void {
   };
 
   // Pre-warm: open the connection to every origin this session will use while the user speaks.
-  api.hooks.sessionStart.tap(NAME, (session) => {
-    const seen = new Set<string>();
-    for (const ref of [session.providers.asr, session.providers.correction]) {
-      if (!ref || ref.use !== NAME) continue;
-      let target: WireTarget;
-      try {
-        target = targetFor(ref, session);
-      } catch {
-        continue; // An endpoint the request itself will refuse, with a proper error.
-      }
-      const origin = target.url('models', undefined).origin;
-      if (seen.has(origin)) continue;
-      seen.add(origin);
-      // Fired, never awaited: the session goes on at once; a failed pre-warm is only logged by the kernel.
-      void prewarm(target, api.http).done;
-    }
-  });
+  api.hooks.sessionStart.tap(NAME, (session) => prewarmSession(session, NAME, api.http, (ref) => targetFor(ref, session)));
 
   // Live recordings of instances with `realtime` on stream while the user speaks (realtime-plugin.ts).
   const realtime = installRealtime(api, { name: NAME, plan: openaiRealtimePlan(api.http, targetFor) });

@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { KotoHttp } from 'koto-voice';
+import type { KotoHttp, ProviderRef, SessionContext } from 'koto-voice';
 import { USER_AGENT, type WireTarget } from './client.ts';
 
 export {
@@ -87,6 +87,33 @@ export function prewarm(target: WireTarget, http: Pick<KotoHttp, 'prewarm'>): { 
     .then((headers) => http.prewarm(url.origin, `${url.pathname}${url.search}`, { 'user-agent': USER_AGENT, ...headers }))
     .catch(() => false);
   return { origin: url.origin, done };
+}
+
+/**
+ * Pre-warms, once per origin, every provider of the session that the plugin `name` serves:
+ * the sessionStart tap of a provider plugin. Fired, never awaited; a provider whose target
+ * cannot be built is skipped (its request reports the problem properly).
+ */
+export function prewarmSession(
+  session: SessionContext,
+  name: string,
+  http: Pick<KotoHttp, 'prewarm'>,
+  targetOf: (ref: ProviderRef) => WireTarget,
+): void {
+  const seen = new Set<string>();
+  for (const ref of [session.providers.asr, session.providers.correction]) {
+    if (!ref || ref.use !== name) continue;
+    let target: WireTarget;
+    try {
+      target = targetOf(ref);
+    } catch {
+      continue;
+    }
+    const origin = target.url('models', undefined).origin;
+    if (seen.has(origin)) continue;
+    seen.add(origin);
+    void prewarm(target, http).done;
+  }
 }
 export * from './realtime.ts';
 export { installRealtime, type RealtimePlan, type RealtimeStreams, type RealtimeStreamsOptions } from './realtime-plugin.ts';
