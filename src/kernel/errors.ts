@@ -56,6 +56,31 @@ export const ERRORS = {
     fix: 'create the file or correct the path (paths are relative to the config file)',
     exit: EXIT.CONFIG,
   },
+  KOTO_ERR_CONFIG_UNTRUSTED: {
+    message: '{file} is not trusted: {reason}',
+    fix: 'review the file, then run `{command}` (and `koto reload` for a running daemon, which keeps its last good config until then)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_TRUST_NO_CONFIG: {
+    message: 'no project config file found in {dir} or its parent folders',
+    fix: 'run `koto trust` inside the project, or give the file: `koto trust PATH`',
+    exit: EXIT.USAGE,
+  },
+  KOTO_ERR_TRUST_NOT_CONFIG: {
+    message: '{file} is not a config file Koto finds by searching: {detail}',
+    fix: 'only files found by the search need trust (package.json#koto, .kotorc*, koto.config.*); a file given with --config is used as it is',
+    exit: EXIT.USAGE,
+  },
+  KOTO_ERR_TRUST_NOT_LISTED: {
+    message: '{file} is not in the trust list ({store})',
+    fix: 'see what is trusted with `koto trust --list`',
+    exit: EXIT.USAGE,
+  },
+  KOTO_ERR_TRUST_STORE_UNSAFE: {
+    message: 'the trust store {file} is not safe to use: {problem}',
+    fix: '{remedy}',
+    exit: EXIT.CONFIG,
+  },
   KOTO_ERR_PLUGIN_NOT_FOUND: {
     message: 'plugin "{plugin}" was not found (tried: {tried})',
     fix: 'install it with `npm install {plugin}`, or correct the name in `plugins`',
@@ -176,6 +201,11 @@ export const ERRORS = {
     fix: 'install ffmpeg (e.g. `apt-get install ffmpeg`) or convert the file to WAV',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_UPLOAD_TOO_LARGE: {
+    message: '{input} is {size}, more than provider "{provider}" takes in one request ({limit}), and {reason}',
+    fix: 'install ffmpeg (`apt-get install ffmpeg` / `brew install ffmpeg`) so Koto can compress and split it, convert it to 16-bit WAV, or shorten or split the recording; if the server takes larger uploads, raise {option}',
+    exit: EXIT.RUNTIME,
+  },
   KOTO_ERR_AUDIO_SOURCE_UNKNOWN: {
     message: 'audio source "{source}" is not served by any plugin (known: {known})',
     fix: 'set `audio.source` to one of the known sources',
@@ -259,6 +289,31 @@ export const ERRORS = {
   KOTO_ERR_DAEMON_RUNNING: {
     message: 'another Koto daemon is already running on {socket}',
     fix: 'use that one (`koto status`), or stop it first',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_DATA_FOLDER_IN_USE: {
+    message: 'another Koto daemon ({owner}) is already using the data folder {dir}',
+    fix: 'use that one, or stop it first; a second daemon needs its own data folder (XDG_DATA_HOME or KOTO_HOME)',
+    exit: EXIT.RUNTIME,
+  },
+  KOTO_ERR_UNSAFE_FOLDER: {
+    message: 'the {role} folder {dir} is not private to you: {problem}',
+    fix: '{remedy}',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_UNSAFE_SOCKET: {
+    message: 'the control socket {socket} is not safe to use: {problem}',
+    fix: '{remedy}',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_CONTROL_MESSAGE: {
+    message: 'bad control message: {detail}',
+    fix: 'send one JSON object per line, at most 1 MiB, like {"id":1,"cmd":"status","args":{}} (see docs/daemon.md)',
+    exit: EXIT.USAGE,
+  },
+  KOTO_ERR_HISTORY_UNREADABLE: {
+    message: 'the history {file} cannot be opened: {detail}',
+    fix: 'move it aside (`mv {file} {file}.broken`); Koto starts a new one, and your recordings stay where they are',
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_HISTORY_NOT_FOUND: {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -171,7 +171,8 @@ describe('the daemon side of rewrite', () => {
   /** A stand-in daemon on $KOTO_HOME/run/koto.sock that answers ping and, optionally, rewrite. */
   async function fakeDaemon(dir: string, knowsRewrite: boolean) {
     const seen: { cmd: string; args: Record<string, unknown> }[] = [];
-    mkdirSync(path.join(dir, 'run'), { recursive: true });
+    // Private, as a real daemon makes them: the CLI refuses anything else (socket-guard.ts).
+    mkdirSync(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
     const socketPath = path.join(dir, 'run', 'koto.sock');
     const srv = net.createServer((socket) => {
       socket.on(
@@ -193,6 +194,7 @@ describe('the daemon side of rewrite', () => {
       );
     });
     await new Promise<void>((resolve) => srv.listen(socketPath, resolve));
+    chmodSync(socketPath, 0o600);
     return { seen, close: () => new Promise<void>((resolve) => srv.close(() => resolve())) };
   }
 
