@@ -1,15 +1,20 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { chmod, unlink } from 'node:fs/promises';
+import { deleteIfOwned, ensureDataDirs } from '../kernel/owned-files.ts';
+import { DataFolderLock } from './data-lock.ts';
 import net from 'node:net';
 import path from 'node:path';
-import { HistoryStore } from '../history/store.ts';
+import type { HistoryStore } from '../history/store.ts';
 import { describe, KotoError, kotoError } from '../kernel/errors.ts';
 import { createKernel, type Kernel, type KernelOptions } from '../kernel/kernel.ts';
 import type { Recording, RunResult } from '../kernel/session.ts';
 import { sendCommand } from './client.ts';
-import { lineParser, type DaemonRequest, type DaemonResponse } from './protocol.ts';
+import { controlError, encodeResponse, lineParser, parseArgs, parseRequest, type DaemonArgs, type DaemonRequest, type DaemonResponse } from './protocol.ts';
 import { pruneRecordings } from '../kernel/retention.ts';
 import { rewriteRequest } from '../quality/rewrite.ts';
+import { lstat, readFile, rm } from 'node:fs/promises';
+import { prepareDaemonSocket } from './socket-guard.ts';
+import { kotoPaths } from '../kernel/paths.ts';
 
 export interface DaemonOptions extends KernelOptions {
   /** Override the control socket path (tests). */
@@ -51,21 +56,30 @@ export class Daemon {
   #interrupted: string[] = [];
   #closing: Promise<void> | undefined;
   #signalHandlers: [NodeJS.Signals, () => void][] = [];
-  #retryOf = new Map<string, string>();
+  #lock: DataFolderLock | undefined;
+  /** Dictations being finished (stopped recordings, retries), oldest first: what `cancel` reaches. */
+  #dictations: { id: string; label: string; cancel: () => Promise<void>; cancelled?: boolean }[] = [];
 
   private constructor(kernel: Kernel, options: DaemonOptions) {
     this.kernel = kernel;
     this.#options = options;
     this.socketPath = options.socketPath ?? kernel.paths.socket;
-    this.history = new HistoryStore(kernel.paths.history);
+    // The kernel writes every session's row (kernel.ts); the daemon reads it and marks the dead.
+    this.history = kernel.history;
   }
 
   static async start(options: DaemonOptions = {}): Promise<Daemon> {
-    const kernel = await createKernel({ ...options, watch: options.watch ?? true });
+    // An unsafe runtime folder (issue #17) is refused before any plugin loads; #listen checks again.
+    prepareDaemonSocket(options.socketPath ?? kotoPaths(options.env ?? process.env).socket);
+    const kernel = await createKernel({ ...options, history: true, watch: options.watch ?? true });
     let daemon: Daemon | undefined;
     try {
+      // History and recordings: refused at start if not private, not at the first dictation.
+      ensureDataDirs(kernel.paths);
       daemon = new Daemon(kernel, options);
       await daemon.#listen();
+      // One daemon per data folder, or each would take the other's live session for a dead one.
+      daemon.#lock = DataFolderLock.acquire(kernel.paths.dataDir);
       daemon.#recordHistory();
       daemon.#interrupted = daemon.history.markInterrupted().map((e) => e.id);
       if (daemon.#interrupted.length) {
@@ -76,29 +90,32 @@ export class Daemon {
       kernel.log.info(`daemon listening on ${daemon.socketPath} (pid ${process.pid})`);
       return daemon;
     } catch (err) {
-      daemon?.history.close();
+      if (daemon) {
+        daemon.#lock?.release();
+        if (daemon.#server) {
+          // Our own socket only: a failure before listening may be another daemon's socket.
+          daemon.#server.close();
+          await unlink(daemon.socketPath).catch(() => undefined);
+        }
+      }
       await kernel.close();
       throw err;
     }
   }
 
   #recordHistory(): void {
-    const { hooks } = this.kernel;
-    hooks.sessionBegin.tap('daemon', (session, audioPath) => {
-      this.history.begin({ id: session.id, input: audioPath ?? 'microphone', audioPath, retryOf: this.#retryOf.get(session.id) });
-    });
-    hooks.sessionEnd.tapPromise('daemon', async (record) => {
-      this.history.finish(record);
-      // keepAudio: false deletes the recording once the session succeeded; failures keep it for retry.
-      if (!this.kernel.config.daemon.keepAudio && record.state === 'done' && record.audioPath?.startsWith(this.kernel.paths.recordings)) {
-        await unlink(record.audioPath).catch(() => undefined);
-        this.history.clearAudio([record.audioPath]);
-      }
+    // keepAudio: false deletes the recording once the session succeeded; failures keep it for
+    // retry. Only a file of the recordings folder: a delegated `koto run ~/meeting.wav` has the
+    // user's own file as its audio.
+    this.kernel.hooks.sessionEnd.tapPromise('daemon', async (record) => {
+      if (this.kernel.config.daemon.keepAudio || record.state !== 'done' || !record.audioPath) return;
+      if (await deleteIfOwned(record.audioPath, this.kernel.paths.recordings).catch(() => false)) this.history.clearAudio([record.audioPath]);
     });
   }
 
   async #retention(): Promise<void> {
     try {
+      // pruneRecordings touches only regular files directly in the recordings folder (retention.ts).
       const removed = await pruneRecordings(this.kernel.paths.recordings, this.kernel.config.daemon.retention, 0);
       if (removed.length) this.history.clearAudio(removed);
     } catch (err) {
@@ -107,20 +124,22 @@ export class Daemon {
   }
 
   async #listen(): Promise<void> {
-    const dir = path.dirname(this.socketPath);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-    if (existsSync(this.socketPath)) {
-      // A socket file exists: either another daemon answers on it, or it is stale.
+    // The runtime folder must be ours, 0700, no symlink (issue #17: under $TMPDIR another user
+    // may have created it first); whatever is in the way is refused, never chmod-ed or reused.
+    const entry = prepareDaemonSocket(this.socketPath);
+    if (entry === 'socket') {
+      // Either another daemon answers on it, or it is stale (a crash).
       try {
         await sendCommand(this.socketPath, 'ping', {}, 500);
         throw kotoError('KOTO_ERR_DAEMON_RUNNING', { socket: this.socketPath });
       } catch (err) {
-        if (KotoError.is(err) && err.code === 'KOTO_ERR_DAEMON_RUNNING') throw err;
-        unlinkSync(this.socketPath);
+        if (KotoError.is(err) && (err.code === 'KOTO_ERR_DAEMON_RUNNING' || err.code.startsWith('KOTO_ERR_UNSAFE_'))) throw err;
       }
     }
-    const server = net.createServer((socket) => this.#connection(socket));
+    // Only an entry of ours inside our private folder gets here (prepareDaemonSocket refused the rest).
+    if (entry !== 'missing') await rm(this.socketPath, { force: true });
+    // Half-open: a client may send its requests, end its side, and still read every answer.
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.#connection(socket));
     // The socket is created with the process umask; tighten it before anyone can connect.
     const oldUmask = process.umask(0o177);
     try {
@@ -128,6 +147,16 @@ export class Daemon {
         server.once('error', reject);
         server.listen(this.socketPath, () => resolve());
       });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw code === 'EADDRINUSE'
+        ? kotoError('KOTO_ERR_DAEMON_RUNNING', { socket: this.socketPath })
+        : kotoError('KOTO_ERR_UNSAFE_FOLDER', {
+            role: 'runtime',
+            dir: path.dirname(this.socketPath),
+            problem: `Koto cannot create its socket there (${describe(err)})`,
+            remedy: 'set XDG_RUNTIME_DIR to a private folder you can write (e.g. /run/user/$(id -u))',
+          });
     } finally {
       process.umask(oldUmask);
     }
@@ -135,41 +164,77 @@ export class Daemon {
     this.#server = server;
   }
 
+  /**
+   * Anything may arrive here (the socket is private, but a buggy script is still a client): every
+   * line gets an answer, a malformed one a KOTO_ERR_CONTROL_MESSAGE reply; nothing a client sends
+   * can throw out of this handler or leave a rejected promise behind.
+   */
   #connection(socket: net.Socket): void {
     socket.on('error', () => undefined);
-    socket.on(
-      'data',
-      lineParser(
-        (message) => void this.#handle(message as DaemonRequest).then((response) => socket.write(`${JSON.stringify(response)}\n`)),
-        () => socket.destroy(),
-      ),
+    let pending = 0;
+    let ended = false;
+    const reply = (response: DaemonResponse) => {
+      if (socket.writable) socket.write(encodeResponse(response));
+    };
+    const answered = (response: DaemonResponse) => {
+      pending -= 1;
+      reply(response);
+      if (ended && pending === 0) socket.end();
+    };
+    const parser = lineParser(
+      (message) => {
+        const parsed = parseRequest(message);
+        if (!parsed.ok) return reply(this.#failure(parsed.id, parsed.error));
+        pending += 1;
+        this.#handle(parsed.request).then(answered, (err: unknown) => answered(this.#failure(parsed.request.id, err)));
+      },
+      (err, fatal) => {
+        reply(this.#failure(null, err));
+        if (fatal) {
+          // The framing is lost (an oversized line): answer, stop reading, close.
+          socket.pause();
+          socket.end(() => socket.destroy());
+        }
+      },
     );
+    socket.on('data', parser);
+    socket.on('end', () => {
+      parser.end();
+      ended = true;
+      if (pending === 0) socket.end();
+    });
   }
 
   async #handle(request: DaemonRequest): Promise<DaemonResponse> {
     try {
       return { id: request.id, ok: true, result: await this.command(request.cmd, request.args ?? {}) };
     } catch (err) {
-      const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) });
-      return {
-        id: request.id,
-        ok: false,
-        error: { code: error.code, message: this.kernel.scrub(error.message), fix: this.kernel.scrub(error.fix), exitCode: error.exitCode },
-      };
+      return this.#failure(request.id, err);
     }
+  }
+
+  #failure(id: number | null, err: unknown): DaemonResponse {
+    const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) });
+    return {
+      id,
+      ok: false,
+      error: { code: error.code, message: this.kernel.scrub(error.message), fix: this.kernel.scrub(error.fix), exitCode: error.exitCode },
+    };
   }
 
   /** Every control command; the socket, the signals and tests all come through here. */
   async command(cmd: DaemonRequest['cmd'], args: Record<string, unknown>): Promise<unknown> {
+    // Typed and bounded before anything acts on them (protocol.ts ARGS); unknown keys dropped.
+    const checked = parseArgs(cmd, args) as Record<string, unknown>;
     switch (cmd) {
       case 'ping':
         return { pid: process.pid };
       case 'start':
         return this.startRecording();
       case 'stop':
-        return this.stopRecording(Boolean(args.wait));
+        return this.stopRecording(Boolean(checked.wait));
       case 'toggle':
-        return this.#recording ? this.stopRecording(Boolean(args.wait)) : this.startRecording();
+        return this.#recording ? this.stopRecording(Boolean(checked.wait)) : this.startRecording();
       case 'cancel':
         return this.cancelRecording();
       case 'status':
@@ -179,27 +244,63 @@ export class Daemon {
         if (!outcome.ok && outcome.error) throw outcome.error;
         return outcome;
       }
-      case 'transcribe':
-        return this.kernel.transcribe(inputOf(args), { provider: args.provider as string | undefined });
-      case 'run':
+      case 'transcribe': {
+        const a = checked as DaemonArgs<'transcribe'>;
+        const input = await this.#inputOf(a);
+        return this.kernel.transcribe(input, { provider: this.#provider(a.provider, 'asr') });
+      }
+      case 'run': {
+        const a = checked as DaemonArgs<'run'>;
+        const input = await this.#inputOf(a);
+        const provider = this.#provider(a.provider, 'asr');
         // A delegated run returns its text to the caller's stdout: it never types into a window.
-        return this.#enqueue(() =>
-          this.kernel.run(inputOf(args), {
-            provider: args.provider as string | undefined,
-            correct: args.correct as boolean | undefined,
-            excludeOutputs: this.#allOutputs(),
-          }),
-        );
-      case 'correct':
-        return this.kernel.correct(String(args.text ?? ''), { provider: args.provider as string | undefined });
+        return this.#enqueue(() => this.kernel.run(input, { provider, correct: a.correct, excludeOutputs: this.#allOutputs() }));
+      }
+      case 'correct': {
+        const a = checked as DaemonArgs<'correct'>;
+        return this.kernel.correct(a.text ?? '', { provider: this.#provider(a.provider, 'correction') });
+      }
       case 'retry':
-        return this.retry(String(args.id ?? ''));
+        return this.retry((checked as DaemonArgs<'retry'>).id);
       case 'rewrite':
         // "The last result" must include a dictation that is still finishing.
-        if (typeof args.text !== 'string' && typeof args.id !== 'string') await this.#queue.catch(() => undefined);
-        return rewriteRequest(this.kernel, this.history, args);
+        if (typeof checked.text !== 'string' && typeof checked.id !== 'string') await this.#queue.catch(() => undefined);
+        return rewriteRequest(this.kernel, this.history, checked);
       default:
         throw kotoError('KOTO_ERR_USAGE', { detail: `unknown daemon command "${String(cmd)}"` });
+    }
+  }
+
+  /** A provider name from a client must name a configured provider (own key: not "constructor"). */
+  #provider(name: string | undefined, section: 'asr' | 'correction'): string | undefined {
+    const providers = this.kernel.config.resolved.providers;
+    if (name === undefined || Object.hasOwn(providers, name)) return name;
+    throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', { section, provider: name, known: Object.keys(providers).join(', ') || 'none' });
+  }
+
+  async #inputOf(a: DaemonArgs<'transcribe'>): Promise<string | { data: Uint8Array; name: string }> {
+    if (a.path !== undefined) return a.path;
+    if (a.data !== undefined) return { data: Buffer.from(a.data, 'base64'), name: a.name ?? '-' };
+    return { data: await this.#readUpload(a.upload!, a.name ?? '-'), name: a.name ?? '-' };
+  }
+
+  /**
+   * Audio too large for one control line arrives as a file the client wrote next to the socket
+   * (client.ts). Only such files are read, and removed once read: the kernel saves its own copy
+   * to the recordings folder, exactly as for inline audio.
+   */
+  async #readUpload(file: string, name: string): Promise<Buffer> {
+    if (path.dirname(file) !== path.dirname(this.socketPath) || !/^upload-[\w-]+\.audio$/.test(path.basename(file))) {
+      throw controlError('"upload" must name a file the client wrote next to the control socket');
+    }
+    try {
+      // Not a FIFO or a device: reading must end.
+      if (!(await lstat(file)).isFile()) throw new Error('not a regular file');
+      return await readFile(file);
+    } catch (err) {
+      throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: name, detail: describe(err) });
+    } finally {
+      await rm(file, { force: true });
     }
   }
 
@@ -211,10 +312,15 @@ export class Daemon {
     if (this.#recording) {
       return { state: 'recording', id: this.#recording.id, message: 'already recording (no change)' };
     }
-    const recording = await this.kernel.record({ defaultOutputs: ['paste'] });
+    const recording: Recording = await this.kernel.record({
+      defaultOutputs: ['paste'],
+      // A recording that ends by itself (maximum length) is finished in order, like a stop.
+      onMaxLength: () => {
+        if (this.#recording === recording) void this.stopRecording(false);
+      },
+    });
     this.#recording = recording;
     this.kernel.log.info(`recording ${recording.id} from ${recording.device ?? 'the default device'}`);
-    // A recording that ends by itself (maximum length) still finishes in order.
     return { state: 'recording', id: recording.id, message: `recording (${recording.id})` };
   }
 
@@ -222,21 +328,55 @@ export class Daemon {
     const recording = this.#recording;
     if (!recording) return { state: 'idle', message: 'not recording (no change)' };
     this.#recording = undefined;
-    const finished = this.#enqueue(() => recording.stop());
+    // The device is released now; the session waits its turn to be finished, so texts land in order.
+    void recording.stopCapture();
+    const finished = this.#dictation(recording.id, `session ${recording.id}`, () => recording.cancel(), () => recording.stop());
     finished.then(
       (record) => this.kernel.log.info(`session ${record.id} done: ${record.text?.length ?? 0} characters${record.fallback ? ' (raw text: correction failed)' : ''}`),
-      (err: unknown) => this.kernel.log.error(`session ${recording.id} failed: ${describe(err)}; the recording is kept, retry with \`koto retry ${recording.id}\``),
+      (err: unknown) =>
+        KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED'
+          ? this.kernel.log.info(`session ${recording.id} cancelled; the recording is kept, retry with \`koto retry ${recording.id}\``)
+          : this.kernel.log.error(`session ${recording.id} failed: ${describe(err)}; the recording is kept, retry with \`koto retry ${recording.id}\``),
     );
     if (wait) return finished;
     return { state: 'transcribing', id: recording.id, message: `stopped; transcribing (${recording.id})` };
   }
 
-  async cancelRecording(): Promise<{ state: string; message: string }> {
+  /**
+   * The recording, else the oldest dictation still being finished: its requests are aborted, it
+   * ends `cancelled` with nothing delivered, its recording kept (`koto retry ID`). Sessions queued
+   * behind it keep their order. Delegated runs (scripts) are not the hotkey's to cancel.
+   */
+  async cancelRecording(): Promise<{ state: string; id?: string; message: string }> {
     const recording = this.#recording;
-    if (!recording) return { state: 'idle', message: 'nothing to cancel' };
-    this.#recording = undefined;
-    await recording.cancel();
-    return { state: 'idle', message: `cancelled (${recording.id})` };
+    if (recording) {
+      this.#recording = undefined;
+      await recording.cancel();
+      return { state: 'idle', id: recording.id, message: `cancelled (${recording.id})` };
+    }
+    // One already cancelled may still wait for its turn in the queue: the next one is meant.
+    const dictation = this.#dictations.find((d) => !d.cancelled);
+    if (!dictation) return { state: this.status().state, message: 'nothing to cancel' };
+    dictation.cancelled = true;
+    const cancelled = dictation.cancel().then(() => true);
+    // A provider that ignores the abort must not hang the control command.
+    const settled = await Promise.race([cancelled, new Promise<false>((r) => setTimeout(() => r(false), 5000).unref())]);
+    const state = this.status().state;
+    return settled
+      ? { state, id: dictation.id, message: `cancelled ${dictation.label}; the recording is kept (koto retry ${dictation.id})` }
+      : { state, id: dictation.id, message: `cancelling ${dictation.label}` };
+  }
+
+  /** A dictation finished through the queue, reachable by `cancel` until it settles. */
+  #dictation<T>(id: string, label: string, cancel: () => Promise<void>, job: () => Promise<T>): Promise<T> {
+    const entry = { id, label, cancel };
+    this.#dictations.push(entry);
+    const result = this.#enqueue(job);
+    const remove = () => {
+      this.#dictations = this.#dictations.filter((d) => d !== entry);
+    };
+    result.then(remove, remove);
+    return result;
   }
 
   /** Sessions finish in the order they were stopped, so their text lands in order. */
@@ -263,7 +403,17 @@ export class Daemon {
     const entry = this.history.get(id);
     if (!entry) throw kotoError('KOTO_ERR_HISTORY_NOT_FOUND', { id });
     if (!entry.audioPath || !existsSync(entry.audioPath)) throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: entry.audioPath ? ' (the file was removed)' : '' });
-    return this.#enqueue(() => this.kernel.run(entry.audioPath!, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'] }));
+    const audioPath = entry.audioPath;
+    const controller = new AbortController();
+    let finished: Promise<RunResult> | undefined;
+    const cancel = async () => {
+      controller.abort();
+      await finished?.catch(() => undefined);
+    };
+    finished = this.#dictation(id, `the retry of ${id}`, cancel, () =>
+      this.kernel.run(audioPath, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'], retryOf: id, signal: controller.signal }),
+    );
+    return finished;
   }
 
   status(): DaemonStatus {
@@ -305,19 +455,19 @@ export class Daemon {
       this.#server?.close();
       const recording = this.#recording;
       this.#recording = undefined;
-      if (recording) this.#enqueue(() => recording.stop()).catch(() => undefined);
+      if (recording) {
+        void recording.stopCapture();
+        this.#enqueue(() => recording.stop()).catch(() => undefined);
+      }
       const deadline = this.#options.shutdownTimeoutMs ?? 30_000;
       await Promise.race([this.#queue, new Promise((r) => setTimeout(r, deadline).unref())]);
       await this.kernel.close();
       this.history.close();
+      this.#lock?.release();
       await unlink(this.socketPath).catch(() => undefined);
     })();
     return this.#closing;
   }
 }
 
-function inputOf(args: Record<string, unknown>): string | { data: Uint8Array; name: string } {
-  if (typeof args.path === 'string') return args.path;
-  if (typeof args.data === 'string') return { data: Buffer.from(args.data, 'base64'), name: String(args.name ?? '-') };
-  throw kotoError('KOTO_ERR_USAGE', { detail: 'the daemon needs a file path or audio data' });
-}
+

@@ -1,6 +1,8 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { describe, kotoError } from '../kernel/errors.ts';
+import { ensurePrivateDir } from '../kernel/private-dir.ts';
 import type { SessionRecord, SessionState } from '../kernel/types.ts';
 
 export interface HistoryEntry {
@@ -49,6 +51,40 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_at);
 `;
 
+/** States of a session that has not ended yet. */
+const UNFINISHED_STATES: ReadonlySet<string> = new Set(['idle', 'recording', 'transcribing', 'correcting', 'output']);
+const UNFINISHED = `(${[...UNFINISHED_STATES].map((s) => `'${s}'`).join(', ')})`;
+
+/**
+ * A row whose owner is alive past this age is taken for an orphan whose pid was reused: no
+ * session lasts that long (recordings and every stage have deadlines).
+ */
+const MAX_SESSION_MS = 24 * 3_600_000;
+
+/** Sessions this process has begun and not finished, whichever store (connection) wrote them. */
+const live = new Set<string>();
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is just not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Whether an unfinished row still belongs to a running session: begun by this process and not
+ * ended, or by another live process (a standalone `koto run`, another Node program) recently.
+ */
+function inProgress(row: Row, now = Date.now()): boolean {
+  const pid = typeof row.owner_pid === 'number' ? row.owner_pid : null;
+  if (pid === null) return false;
+  if (pid === process.pid) return live.has(String(row.id));
+  return processAlive(pid) && now - Date.parse(String(row.started_at)) < MAX_SESSION_MS;
+}
+
 type Row = Record<string, string | number | null>;
 
 function toEntry(row: Row): HistoryEntry {
@@ -75,26 +111,55 @@ function toEntry(row: Row): HistoryEntry {
 }
 
 /**
- * Session history in SQLite (node:sqlite). A row is written when a session starts (so a daemon
- * killed mid-recording leaves a row pointing at its recording) and completed when it ends.
+ * Session history in SQLite (node:sqlite). A row is written when a session starts (so a process
+ * killed mid-session leaves a row pointing at its recording) and completed when it ends.
  * Texts only — secrets never reach it: error messages are scrubbed before they are recorded.
+ *
+ * Several processes write the same file (the daemon, standalone `koto run`s, Node programs):
+ * WAL lets readers and one writer work at once, and the busy timeout makes a writer wait for
+ * another's short transaction instead of failing. Each row carries the pid that began it, so
+ * a starting daemon marks `interrupted` only sessions whose process is gone.
  */
 export class HistoryStore {
   readonly #db: DatabaseSync;
+  #closed = false;
 
   constructor(file: string) {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const created = !existsSync(file);
-    this.#db = new DatabaseSync(file);
-    if (created) chmodSync(file, 0o600);
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 2000;');
-    this.#db.exec(SCHEMA);
+    ensurePrivateDir(path.dirname(file), 'data', { tighten: true });
+    let db: DatabaseSync | undefined;
+    try {
+      // Created 0600 before SQLite opens it, so it is never readable by others, not even briefly.
+      closeSync(openSync(file, 'a', 0o600));
+      db = new DatabaseSync(file);
+      // The timeout first: switching to WAL and creating the schema take locks a concurrent
+      // process may hold at this very moment. NORMAL is durable under WAL (a power cut may lose
+      // the last row, never corrupt the file) without an fsync per session.
+      db.exec('PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      db.exec(SCHEMA);
+      this.#db = db;
+      this.#migrate();
+    } catch (err) {
+      db?.close();
+      throw kotoError('KOTO_ERR_HISTORY_UNREADABLE', { file, detail: describe(err) }, { cause: err });
+    }
+  }
+
+  #migrate(): void {
+    const columns = (this.#db.prepare('PRAGMA table_info(sessions)').all() as Row[]).map((c) => String(c.name));
+    if (columns.includes('owner_pid')) return;
+    try {
+      this.#db.exec('ALTER TABLE sessions ADD COLUMN owner_pid INTEGER');
+    } catch (err) {
+      // Another process added it between our look and our change.
+      if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+    }
   }
 
   begin(entry: { id: string; input: string; audioPath?: string | undefined; state?: SessionState; retryOf?: string | undefined }): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null);
+      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null, process.pid);
+    live.add(entry.id);
   }
 
   setState(id: string, state: SessionState, audioPath?: string): void {
@@ -102,42 +167,62 @@ export class HistoryStore {
   }
 
   finish(record: SessionRecord, retryOf?: string): void {
-    const exists = this.#db.prepare('SELECT 1 FROM sessions WHERE id = ?').get(record.id);
-    if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf });
-    this.#db
-      .prepare(
-        `UPDATE sessions SET ended_at = ?, state = ?, raw = ?, text = ?, fallback = ?, asr_provider = ?, asr_model = ?,
-         correction_provider = ?, correction_model = ?, audio_path = COALESCE(?, audio_path), timings = ?, error_code = ?,
-         error_message = ?, warnings = ? WHERE id = ?`,
-      )
-      .run(
-        new Date().toISOString(),
-        record.state,
-        record.raw ?? null,
-        record.text ?? null,
-        record.fallback ? 1 : 0,
-        record.asrProvider ?? null,
-        record.asrModel ?? null,
-        record.correctionProvider ?? null,
-        record.correctionModel ?? null,
-        record.audioPath ?? null,
-        JSON.stringify(record.timings),
-        record.error?.code ?? null,
-        record.error?.message ?? null,
-        JSON.stringify(record.warnings),
-        record.id,
-      );
+    try {
+      const exists = this.#db.prepare('SELECT 1 FROM sessions WHERE id = ?').get(record.id);
+      if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf });
+      this.#db
+        .prepare(
+          `UPDATE sessions SET ended_at = ?, state = ?, raw = ?, text = ?, fallback = ?, asr_provider = ?, asr_model = ?,
+           correction_provider = ?, correction_model = ?, audio_path = COALESCE(?, audio_path), timings = ?, error_code = ?,
+           error_message = ?, warnings = ? WHERE id = ?`,
+        )
+        .run(
+          new Date().toISOString(),
+          record.state,
+          record.raw ?? null,
+          record.text ?? null,
+          record.fallback ? 1 : 0,
+          record.asrProvider ?? null,
+          record.asrModel ?? null,
+          record.correctionProvider ?? null,
+          record.correctionModel ?? null,
+          record.audioPath ?? null,
+          JSON.stringify(record.timings),
+          record.error?.code ?? null,
+          record.error?.message ?? null,
+          JSON.stringify(record.warnings),
+          record.id,
+        );
+    } finally {
+      live.delete(record.id);
+    }
   }
 
-  /** Sessions left mid-way by a daemon that died: marked interrupted, their recordings retryable. */
+  /**
+   * Sessions left mid-way by a process that died (a daemon, a standalone run): marked
+   * interrupted, their recordings retryable. Sessions of live processes are left alone.
+   */
   markInterrupted(): HistoryEntry[] {
-    const rows = this.#db
-      .prepare("SELECT * FROM sessions WHERE state IN ('idle', 'recording', 'transcribing', 'correcting', 'output')")
-      .all() as Row[];
-    this.#db
-      .prepare("UPDATE sessions SET state = 'interrupted', ended_at = ? WHERE state IN ('idle', 'recording', 'transcribing', 'correcting', 'output')")
-      .run(new Date().toISOString());
-    return rows.map((row) => ({ ...toEntry(row), state: 'interrupted' as const }));
+    const now = new Date().toISOString();
+    return this.#transaction(() => {
+      const rows = (this.#db.prepare(`SELECT * FROM sessions WHERE state IN ${UNFINISHED}`).all() as Row[]).filter((row) => !inProgress(row));
+      const mark = this.#db.prepare(`UPDATE sessions SET state = 'interrupted', ended_at = ? WHERE id = ?`);
+      for (const row of rows) mark.run(now, String(row.id));
+      return rows.map((row) => ({ ...toEntry(row), state: 'interrupted' as const }));
+    });
+  }
+
+  /** One write transaction: what is read inside cannot change before the writes land. */
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   get(id: string): HistoryEntry | undefined {
@@ -156,16 +241,29 @@ export class HistoryStore {
     for (const p of paths) stmt.run(p);
   }
 
-  /** `koto history --clear`: remove every row (privacy). Returns the audio paths the rows held. */
-  clear(): string[] {
-    const paths = (this.#db.prepare('SELECT audio_path FROM sessions WHERE audio_path IS NOT NULL').all() as Row[]).map((r) =>
-      String(r.audio_path),
-    );
-    this.#db.exec('DELETE FROM sessions');
-    return paths;
+  /**
+   * `koto history --clear`: remove every row (privacy) but those of sessions still in progress.
+   * Returns the audio paths only the removed rows held. Which of them Koto may delete is the
+   * caller's question (owned-files.ts): some are the user's own input files.
+   */
+  clear(): { removed: number; audioPaths: string[] } {
+    return this.#transaction(() => {
+      const rows = this.#db.prepare('SELECT * FROM sessions').all() as Row[];
+      const keep = rows.filter((row) => UNFINISHED_STATES.has(String(row.state)) && inProgress(row));
+      const kept = new Set(keep.map((row) => String(row.id)));
+      const keptPaths = new Set(keep.map((row) => row.audio_path));
+      const removed = rows.filter((row) => !kept.has(String(row.id)));
+      const del = this.#db.prepare('DELETE FROM sessions WHERE id = ?');
+      for (const row of removed) del.run(String(row.id));
+      const audioPaths = new Set(removed.map((row) => row.audio_path).filter((p): p is string => typeof p === 'string' && !keptPaths.has(p)));
+      return { removed: removed.length, audioPaths: [...audioPaths] };
+    });
   }
 
+  /** Idempotent: the kernel and the daemon may both close it. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#db.close();
   }
 }

@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { HistoryStore } from '../history/store.ts';
 import { ConfigStore, type ConfigInput, type ReloadOutcome } from './config-store.ts';
 import { ConfigWatcher, type WatchOptions } from './config/watch.ts';
 import type { KotoConfig } from './config/validate.ts';
@@ -9,6 +10,7 @@ import { createHooks, instrumentHooks, pluginHooks, type AudioDevice, type Kerne
 import { createLogger, SecretScrubber, stderrSink, type Logger, type LogLevel, type LogSink } from './logger.ts';
 import { kotoPaths, type KotoPaths } from './paths.ts';
 import type { KotoPlugin, PluginApi } from './plugin.ts';
+import { scrubError } from './secrets.ts';
 import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, type PluginSpec } from './plugin-loader.ts';
 import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
 import { Transport, type KotoHttp } from './transport.ts';
@@ -26,6 +28,11 @@ export interface KernelOptions extends ConfigInput {
   pluginTimeoutMs?: number | undefined;
   /** Watch the config file and the files it references, reloading on change (the daemon does). */
   watch?: boolean | WatchOptions | undefined;
+  /**
+   * Record every `run()` and `record()` session in the history (the data folder's
+   * history.sqlite), so a failure can be retried with `koto retry ID`. Default true.
+   */
+  history?: boolean | undefined;
 }
 
 export type KernelState = 'starting' | 'ready' | 'closing' | 'closed';
@@ -73,6 +80,7 @@ export class Kernel {
   #pipeline: Pipeline | undefined;
   #reloading: Promise<ReloadOutcome> | undefined;
   #watcher: ConfigWatcher | undefined;
+  #history: HistoryStore | undefined;
 
   constructor(options: KernelOptions) {
     this.#options = options;
@@ -111,6 +119,16 @@ export class Kernel {
     return this.#requireTransport().generation;
   }
 
+  /**
+   * The session history, opened on first use (a kernel that only transcribes never creates the
+   * data folder). Throws KOTO_ERR_UNSAFE_FOLDER when the data folder is not private.
+   */
+  get history(): HistoryStore {
+    if (this.#state === 'closed') throw kotoError('KOTO_ERR_CLOSED', { state: this.#state });
+    this.#history ??= new HistoryStore(this.paths.history);
+    return this.#history;
+  }
+
   /** Removes every known secret from a string; for anything printed outside the logger. */
   scrub(text: string): string {
     return this.#scrubber.text(text);
@@ -143,6 +161,7 @@ export class Kernel {
 
   async start(): Promise<this> {
     const source = await this.#store.readSource();
+    for (const warning of source.warnings) this.log.warn(warning);
     const baseDir = source.dir;
     const rawPlugins = (source.data.plugins ?? []) as PluginSpec[];
     const providerUses = Object.values((source.data.providers ?? {}) as Record<string, { use?: unknown }>)
@@ -155,7 +174,7 @@ export class Kernel {
     const loaded: LoadedPlugin[] = [];
     const seen = new Set<string>();
     for (const spec of specs) {
-      const entry = await resolvePlugin(spec, baseDir);
+      const entry = await resolvePlugin(spec, baseDir, source.secrets);
       loaded.push(entry);
       seen.add(entry.plugin.name);
       seen.add(entry.specifier);
@@ -163,7 +182,7 @@ export class Kernel {
     // A provider's `use` may name a plugin not listed in `plugins`: load it too.
     for (const use of providerUses) {
       if (!seen.has(use)) {
-        const entry = await resolvePlugin(use, baseDir);
+        const entry = await resolvePlugin(use, baseDir, source.secrets);
         if (!seen.has(entry.plugin.name)) loaded.push(entry);
         seen.add(use);
         seen.add(entry.plugin.name);
@@ -193,6 +212,7 @@ export class Kernel {
       paths: this.paths,
       config: () => this.#store.current,
       scrub: (text) => this.#scrubber.text(text),
+      history: this.#options.history === false ? undefined : () => this.history,
     });
     this.#state = 'ready';
     await this.hooks.ready.promise({ config });
@@ -311,7 +331,8 @@ export class Kernel {
 
   /** Asks the plugin serving a provider instance whether it is reachable and its credentials work. */
   async probe(providerName: string, timeoutMs = 10_000): Promise<ProbeResult> {
-    const provider = this.config.resolved.providers[providerName];
+    // Own keys only: `--provider constructor` must not find Object.prototype.constructor.
+    const provider = Object.hasOwn(this.config.resolved.providers, providerName) ? this.config.resolved.providers[providerName] : undefined;
     if (!provider) return { ok: false, detail: `no provider named "${providerName}"` };
     const hook = this.hooks.probe.get(provider.use);
     if (!hook?.isUsed()) return { ok: true, detail: `plugin "${provider.use}" offers no check; not probed` };
@@ -402,6 +423,7 @@ export class Kernel {
       if (wasReady) await this.hooks.close.promise();
     } finally {
       await this.#transport?.close();
+      this.#history?.close();
       this.#state = 'closed';
     }
   }
@@ -433,11 +455,12 @@ export async function createKernel(options: KernelOptions | Record<string, unkno
     return kernel;
   } catch (err) {
     await kernel.close().catch(() => undefined);
-    throw err;
+    // A plugin's apply() error can echo its key; the caller has no kernel to scrub with.
+    throw scrubError(err, (text) => kernel.scrub(text));
   }
 }
 
-const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'logLevel', 'logSink', 'pluginTimeoutMs', 'watch']);
+const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'logLevel', 'logSink', 'pluginTimeoutMs', 'watch', 'history']);
 function isKernelOptions(value: object): value is KernelOptions {
   const keys = Object.keys(value);
   // A bare config object (`createKernel({ providers: … })`) has none of the option keys,

@@ -1,5 +1,6 @@
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { lstat, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { kotoError } from './errors.ts';
 
 export interface RetentionLimits {
   /** Keep at most this many recordings (0: no limit by count). */
@@ -13,12 +14,23 @@ const AUDIO = /\.(wav|flac|mp3|ogg|webm|m4a)$/i;
 /**
  * Bounded retention of the recordings folder (`daemon.retention`): deletes the oldest recordings
  * in `dir` so that, with `reserve` new ones about to be written, at most `limits.recordings`
- * remain, and those older than `limits.days`. Returns the deleted paths. Only audio files
- * directly in `dir` are considered; a missing folder is nothing to do.
+ * remain, and those older than `limits.days`. Returns the deleted paths. Only regular audio
+ * files directly in `dir` are considered — never a symlink (Koto does not make them, and its
+ * target may be the user's own file) — and a `dir` that is itself a symlink is refused: it could
+ * point at a folder of the user's own audio. A missing folder is nothing to do.
  */
 export async function pruneRecordings(dir: string, limits: RetentionLimits, reserve = 1, now = Date.now()): Promise<string[]> {
   let names: string[];
   try {
+    const info = await lstat(dir);
+    if (!info.isDirectory()) {
+      throw kotoError('KOTO_ERR_UNSAFE_FOLDER', {
+        role: 'data',
+        dir,
+        problem: info.isSymbolicLink() ? 'it is a symbolic link' : 'it is not a folder',
+        remedy: `remove it and let Koto create the recordings folder (\`rm ${dir}\`), or set XDG_DATA_HOME (or KOTO_HOME) to a private folder`,
+      });
+    }
     names = await readdir(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
@@ -29,7 +41,7 @@ export async function pruneRecordings(dir: string, limits: RetentionLimits, rese
     if (!AUDIO.test(name)) continue;
     const file = path.join(dir, name);
     try {
-      const info = await stat(file);
+      const info = await lstat(file);
       if (info.isFile()) files.push({ file, mtimeMs: info.mtimeMs });
     } catch {
       // vanished meanwhile

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { audioFromBytes, audioFromFile } from '../audio/input.ts';
 import { encodeWav } from '../audio/wav.ts';
 import type { AudioSourceHandle } from './hooks.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
+import type { HistoryStore } from '../history/store.ts';
+import { ensureDataDirs } from './owned-files.ts';
 import { withRetry } from './retry.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
@@ -69,6 +71,8 @@ export interface RunOptions extends StageOptions {
   defaultOutputs?: readonly string[] | undefined;
   /** Outputs to leave out (the CLI prints results itself, in input order, instead of `stdout`). */
   excludeOutputs?: readonly string[] | undefined;
+  /** The history id of the session this run re-runs (`koto retry`): kept on the new row. */
+  retryOf?: string | undefined;
 }
 
 export interface RunResult extends SessionRecord {}
@@ -80,9 +84,18 @@ export interface RecordOptions extends RunOptions {
   device?: string | undefined;
   /** Level (RMS 0..1) of each captured frame. */
   onLevel?: ((rms: number) => void) | undefined;
+  /**
+   * Called when `daemon.maxRecordingMs` ended the capture. Without it the session finishes by
+   * itself; with it the caller decides when (the daemon queues it behind earlier sessions).
+   */
+  onMaxLength?: (() => void) | undefined;
 }
 
-/** A session that is recording. stop() finishes it through the pipeline; cancel() discards it. */
+/**
+ * A session that is recording. stop() finishes it through the pipeline; cancel() discards it
+ * while it records, or aborts its requests once it is being finished (the session ends
+ * `cancelled`, the recording kept).
+ */
 export interface Recording {
   readonly id: string;
   readonly state: SessionState;
@@ -92,6 +105,8 @@ export interface Recording {
   readonly audioPath: string | undefined;
   readonly device: string | undefined;
   stop(): Promise<RunResult>;
+  /** Ends the capture now (the device is released) without finishing the session yet. */
+  stopCapture(): Promise<void>;
   cancel(): Promise<void>;
   /** The finishing promise once stop() or the maximum length ended the recording. */
   done(): Promise<RunResult> | undefined;
@@ -113,6 +128,8 @@ interface PipelineDeps {
   readonly paths: KotoPaths;
   readonly config: () => KotoConfig;
   readonly scrub: (text: string) => string;
+  /** The session history (opened on first use), or undefined when the caller opted out. */
+  readonly history?: (() => HistoryStore) | undefined;
 }
 
 /** Mutable session bookkeeping; hooks see it through the read-only SessionContext. */
@@ -125,6 +142,7 @@ class Session implements SessionContext {
   readonly signal: AbortSignal;
   readonly warnings: string[] = [];
   /** Set on a retry: the session this one re-runs. */
+  retryOf: string | undefined;
   interimWarned = false;
   /** The caller's interim listener, for text that arrives while recording (realtime streaming). */
   onInterim: StageOptions['onInterim'];
@@ -164,6 +182,17 @@ function inputLabel(input: AudioInput): string {
 }
 
 /** Deadline + caller's cancel, with the reason kept so errors can say which one fired. */
+/**
+ * `asr.timeoutMs` is the deadline for each started 10 minutes of audio: a dictation gets the
+ * configured deadline, a two-hour meeting (uploaded in parts) twelve times it, so the deadline
+ * stays proportional to the work instead of failing every long file. Without PCM the length is
+ * estimated from the size at 128 kbit/s, which over-estimates compressed audio only mildly.
+ */
+export function asrTimeoutMs(timeoutMs: number, audio: Pick<AudioData, 'data' | 'pcm'>): number {
+  const seconds = audio.pcm ? audio.pcm.samples.length / audio.pcm.sampleRate : audio.data.byteLength / 16_000;
+  return timeoutMs * Math.max(1, Math.ceil(seconds / 600));
+}
+
 function deadline(parent: AbortSignal, ms: number): AbortSignal {
   return AbortSignal.any([parent, AbortSignal.timeout(ms)]);
 }
@@ -183,7 +212,8 @@ export class Pipeline {
   #provider(config: KotoConfig, capability: 'asr' | 'correction', override: string | undefined): ProviderRef | undefined {
     const name = override ?? (capability === 'asr' ? config.resolved.asrProvider : config.resolved.correctionProvider);
     if (!name) return undefined;
-    const ref = config.resolved.providers[name];
+    // Own keys only: `--provider constructor` must not find Object.prototype.constructor.
+    const ref = Object.hasOwn(config.resolved.providers, name) ? config.resolved.providers[name] : undefined;
     if (!ref) {
       throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', {
         section: capability,
@@ -211,11 +241,43 @@ export class Pipeline {
   }
 
   async #save(session: Session, data: Uint8Array, ext: string): Promise<string> {
-    const dir = this.#deps.paths.recordings;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, `${session.id}${ext || '.wav'}`);
+    ensureDataDirs(this.#deps.paths);
+    const file = path.join(this.#deps.paths.recordings, `${session.id}${ext || '.wav'}`);
     await writeFile(file, data, { mode: 0o600 });
     return file;
+  }
+
+  /**
+   * The history row is written once the audio is known and before anything is sent, so a
+   * process that dies from here on leaves a row pointing at the audio (`koto retry`). A data
+   * folder that is not private refuses the session; any other history failure is a warning:
+   * the dictation matters more than its log.
+   */
+  #historyBegin(session: Session, label: string, audioPath: string | undefined, state: SessionState): void {
+    const open = this.#deps.history;
+    if (!open) return;
+    try {
+      open().begin({ id: session.id, input: label, audioPath, state, retryOf: session.retryOf });
+    } catch (err) {
+      if (KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER') throw err;
+      session.warnings.push(`the session is not in the history: ${this.#deps.scrub(describe(err))}`);
+    }
+  }
+
+  #historyFinish(session: Session, record: RunResult): void {
+    const open = this.#deps.history;
+    if (!open) return;
+    try {
+      open().finish(record, session.retryOf);
+    } catch (err) {
+      // An unsafe data folder was already the session's error; anything else is worth a line.
+      if (!(KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER')) this.#deps.log.warn(`history: session ${session.id} not recorded: ${describe(err)}`);
+    }
+  }
+
+  /** A cancel that arrives while a plugin ignores the signal still stops the session at the next stage. */
+  #checkCancelled(session: Session, what: string): void {
+    if (session.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what });
   }
 
   async #start(session: Session): Promise<void> {
@@ -241,8 +303,9 @@ export class Pipeline {
       throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
     }
     session.state = 'transcribing';
-    const signal = deadline(session.signal, config.asr.timeoutMs);
-    const retry = { retries: config.asr.retries, signal, deadline: Date.now() + config.asr.timeoutMs, onRetry: this.#onRetry(session, 'transcription') };
+    const timeoutMs = asrTimeoutMs(config.asr.timeoutMs, audio);
+    const signal = deadline(session.signal, timeoutMs);
+    const retry = { retries: config.asr.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, 'transcription') };
     const result = await session.time('asr', async () => {
       try {
         return await withRetry(() => hook.promise({
@@ -256,10 +319,11 @@ export class Pipeline {
           stream: config.asr.stream,
           dictionary: config.resolved.dictionary,
           signal,
+          deadline: retry.deadline,
           onInterim: (text) => this.#interim(session, 'asr', text, options),
         }), retry);
       } catch (err) {
-        throw this.#timeoutOr(err, signal, session, 'transcription', config.asr.timeoutMs);
+        throw this.#timeoutOr(err, signal, session, 'transcription', timeoutMs);
       }
     });
     if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
@@ -294,7 +358,8 @@ export class Pipeline {
     if (signal.aborted && !session.signal.aborted) {
       return kotoError('KOTO_ERR_TIMEOUT', { what, ms }, { cause: err });
     }
-    if (session.signal.aborted && !KotoError.is(err)) return kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
+    // Cancelled: whatever the aborted request threw (a network error, often), the outcome is the cancel.
+    if (session.signal.aborted && !(KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED')) return kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
     return err;
   }
 
@@ -338,6 +403,7 @@ export class Pipeline {
           systemPrompt: options.systemPrompt ?? config.resolved.systemPrompt,
           userPrompt: options.userPrompt ?? config.resolved.userPrompt,
           signal,
+          deadline: retry.deadline,
           onDelta: (text) => this.#interim(session, 'correction', text, options),
         }), retry),
       );
@@ -408,10 +474,12 @@ export class Pipeline {
 
   async run(input: AudioInput, options: RunOptions): Promise<RunResult> {
     const session = this.#newSession(options, { asr: true, correction: true });
+    session.retryOf = options.retryOf;
     const total = performance.now();
     let audio: AudioData | undefined;
     try {
       audio = await this.#prepareAudio(session, input);
+      this.#historyBegin(session, inputLabel(input), audio.path, 'transcribing');
       this.#deps.hooks.sessionBegin.call(session, audio.path);
       await this.#start(session);
     } catch (err) {
@@ -432,6 +500,9 @@ export class Pipeline {
     const sourceName = options.source ?? config.audio.source;
     const hook = hooks.audioSource.get(sourceName);
     if (!hook?.isUsed()) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'see `koto plugins`' });
+    // The recording lands in the recordings folder (written by the source, or saved at stop):
+    // refuse before the microphone opens if that folder is not private.
+    ensureDataDirs(this.#deps.paths);
     session.state = 'recording';
     session.mode = 'live';
     const started = this.#start(session);
@@ -440,12 +511,23 @@ export class Pipeline {
       handle = await hook.promise({ session, device: options.device ?? config.audio.device, signal: session.signal });
       if (!handle) throw kotoError('KOTO_ERR_AUDIO_SOURCE_UNKNOWN', { source: sourceName, known: 'none answered' });
     } catch (err) {
-      // sessionStart already fired (pre-warm, realtime sockets): end the session so its taps clean up.
+      // sessionStart already fired (pre-warm, realtime sockets): end the session so its taps clean
+      // up, then abort what it started. Ended first, so the record says `failed`, not `cancelled`.
       await started;
+      const failure: unknown = await this.#end(session, 'microphone', undefined, total, {}, err).catch((e: unknown) => e);
       session.controller.abort();
-      return Promise.reject(await this.#end(session, 'microphone', undefined, total, {}, err).catch((e: unknown) => e));
+      return Promise.reject(failure);
     }
     const source: AudioSourceHandle = handle;
+    try {
+      this.#historyBegin(session, source.path ?? 'microphone', source.path, 'recording');
+    } catch (err) {
+      await source.stop().catch(() => undefined);
+      await started;
+      const failure: unknown = await this.#end(session, 'microphone', undefined, total, {}, err).catch((e: unknown) => e);
+      session.controller.abort();
+      return Promise.reject(failure);
+    }
     hooks.sessionBegin.call(session, source.path);
     const chunks: Int16Array[] = [];
     let level = 0;
@@ -475,14 +557,21 @@ export class Pipeline {
             );
       }
     })();
-    let finished: Promise<RunResult> | undefined;
-    const finish = (cancelled: boolean): Promise<RunResult> => {
-      finished ??= (async () => {
+    let halted: Promise<void> | undefined;
+    const halt = (): Promise<void> => {
+      halted ??= (async () => {
         clearTimeout(limit);
         await source.stop().catch((err: unknown) => (captureError ??= err));
         await captured;
         await started;
         session.timings.recording = Math.round(performance.now() - total);
+      })();
+      return halted;
+    };
+    let finished: Promise<RunResult> | undefined;
+    const finish = (cancelled: boolean): Promise<RunResult> => {
+      finished ??= (async () => {
+        await halt();
         const samples = concat(chunks);
         const data = encodeWav(samples, source.sampleRate);
         const audio: AudioData = {
@@ -504,7 +593,13 @@ export class Pipeline {
       })();
       return finished;
     };
-    const limit = setTimeout(() => void finish(false).catch(() => undefined), config.daemon.maxRecordingMs);
+    const limit = setTimeout(() => {
+      const onMaxLength = options.onMaxLength;
+      if (!onMaxLength) return void finish(false).catch(() => undefined);
+      halt()
+        .then(onMaxLength)
+        .catch((err: unknown) => this.#deps.log.warn(`session ${session.id}: ending the recording at its maximum length: ${describe(err)}`));
+    }, config.daemon.maxRecordingMs);
     limit.unref();
     return {
       id: session.id,
@@ -517,7 +612,14 @@ export class Pipeline {
       audioPath: source.path,
       device: source.device,
       stop: () => finish(false),
+      stopCapture: halt,
       cancel: async () => {
+        if (finished) {
+          // Already being finished: abort its requests; the session ends `cancelled`, the audio kept.
+          session.controller.abort();
+          await finished.catch(() => undefined);
+          return;
+        }
         await finish(true).catch(() => undefined);
       },
       done: () => finished,
@@ -527,9 +629,11 @@ export class Pipeline {
   async #process(session: Session, audio: AudioData, label: string, total: number, options: RunOptions): Promise<RunResult> {
     const outcome: Partial<{ raw: string; text: string; fallback: boolean; asrModel: string; correctionModel: string }> = {};
     try {
+      this.#checkCancelled(session, 'the transcription');
       const asr = await this.#asr(session, audio, options);
       outcome.raw = asr.text;
       outcome.asrModel = asr.model;
+      this.#checkCancelled(session, 'the transcription');
       if (!asr.text) throw kotoError('KOTO_ERR_NO_TEXT', { input: label });
       if (session.providers.correction) {
         const corrected = await this.#correct(session, asr.text, { ...options, interimHistory: asr.interimHistory });
@@ -539,6 +643,7 @@ export class Pipeline {
       } else {
         outcome.text = asr.text;
       }
+      this.#checkCancelled(session, 'the session');
       session.state = 'output';
       await session.time('output', () => this.#output(session, outcome.text!, outcome.raw!, options));
       session.state = 'done';
@@ -576,6 +681,7 @@ export class Pipeline {
       error: error ? { code: error.code, message: this.#deps.scrub(error.message) } : undefined,
       warnings: [...session.warnings],
     };
+    this.#historyFinish(session, record);
     try {
       await this.#deps.hooks.sessionEnd.promise(record);
     } catch (err) {

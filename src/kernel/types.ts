@@ -54,6 +54,8 @@ export interface AsrRequest {
   readonly stream: boolean;
   readonly dictionary: readonly string[];
   readonly signal: AbortSignal;
+  /** When the stage's deadline falls (ms since epoch): a plugin's own waits (a 429's retry-after) must not go past it. */
+  readonly deadline?: number | undefined;
   /** Streaming providers report interim text here; the kernel fans it out on the `interim` hook. */
   readonly onInterim: (text: string) => void;
 }
@@ -80,6 +82,8 @@ export interface CorrectionRequest {
   readonly systemPrompt: string | undefined;
   readonly userPrompt: string | undefined;
   readonly signal: AbortSignal;
+  /** When the stage's deadline falls (ms since epoch): a plugin's own waits must not go past it. */
+  readonly deadline?: number | undefined;
   readonly onDelta: (text: string) => void;
 }
 

@@ -98,6 +98,8 @@ export interface RecordedRequest {
   fault?: Fault;
   /** `Date.now()` when the whole body had been received. */
   receivedAt: number;
+  /** Set once the client went away before the response was complete (e.g. it aborted the request). */
+  aborted?: boolean;
 }
 
 /**
@@ -233,6 +235,12 @@ export interface OpenAIServer {
   inject(fault: Fault): void;
   /** Drop all queued faults. */
   clearFaults(): void;
+  /**
+   * End every wait in progress now (`thinkMs`, `delayMs`, `stallBodyMs`): those responses go on at
+   * once. A test holds a response with a long delay and releases it when it is ready, instead of
+   * guessing how long the rest of the test takes on a loaded machine.
+   */
+  release(): void;
   /**
    * Gracefully shut down every open connection: GOAWAY on each HTTP/2 session
    * (open streams still finish), idle HTTP/1.1 sockets are closed and busy ones
@@ -522,6 +530,8 @@ interface Exchange {
   readonly conn: Conn | undefined;
   /** True once the response is finished or the stream/connection went away. */
   gone(): boolean;
+  /** Runs `fn` once the client went away before the server ended or reset the response. */
+  onClientAbort(fn: () => void): void;
   /** Send the status line/HEADERS frame now. */
   sendHead(status: number, headers: Record<string, string>): void;
   headSent(): boolean;
@@ -547,10 +557,13 @@ function makeExchange(
   },
 ): Exchange {
   let gone = false;
+  let finishing = false;
   const waiters = new Set<() => void>();
+  const aborts: (() => void)[] = [];
   res.once('close', () => {
     gone = true;
     for (const w of [...waiters]) w();
+    if (!finishing) for (const fn of aborts) fn();
   });
   const settle = (start: (cb: () => void) => void): Promise<void> =>
     new Promise<void>((resolve) => {
@@ -577,13 +590,18 @@ function makeExchange(
     body: req,
     conn,
     gone: () => gone,
+    onClientAbort: (fn) => void aborts.push(fn),
     sendHead: (status, headers) => {
       if (!gone) ops.writeHead(status, headers);
     },
     headSent: () => ops.headersSent(),
     write: (chunk) => settle((cb) => ops.write(chunk, cb)),
-    end: (chunk) => settle((cb) => ops.end(chunk, cb)),
+    end: (chunk) => {
+      finishing = true;
+      return settle((cb) => ops.end(chunk, cb));
+    },
     reset: () => {
+      finishing = true;
       if (!gone) ops.reset();
     },
   };
@@ -641,6 +659,10 @@ class FakeOpenAIServer implements OpenAIServer {
       const server = http2.createSecureServer({
         ...tlsOptions,
         allowHTTP1: true,
+        // A fault can queue a body over 10 MB (an oversized response). With Node's default 10 MB
+        // session memory, a stream the client opens meanwhile (a retry, when the machine is slow
+        // to read) is refused with ENHANCE_YOUR_CALM, which no real upstream does.
+        maxSessionMemory: 1024,
         ...(options.h2Settings ? { settings: options.h2Settings } : {}),
       });
       server.on('session', (session) => this.onSession(session));
@@ -696,6 +718,10 @@ class FakeOpenAIServer implements OpenAIServer {
 
   clearFaults(): void {
     this.faults = [];
+  }
+
+  release(): void {
+    for (const wake of [...this.sleepers]) wake();
   }
 
   async goawayAll(): Promise<void> {
@@ -986,6 +1012,7 @@ class FakeOpenAIServer implements OpenAIServer {
     const fault = this.takeFault(url.pathname);
     if (fault) record.fault = fault;
     this.requests.push(record);
+    ex.onClientAbort(() => (record.aborted = true));
     this.stats.protocols[ex.protocol] = (this.stats.protocols[ex.protocol] ?? 0) + 1;
     for (const check of [...this.requestWaiters]) check();
 

@@ -1,15 +1,17 @@
-import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { sendCommand } from '../../daemon/client.ts';
 import { Daemon } from '../../daemon/daemon.ts';
 import { HistoryStore } from '../../history/store.ts';
 import { kotoError } from '../../kernel/errors.ts';
 import type { LogSink } from '../../kernel/logger.ts';
+import { deleteIfOwned } from '../../kernel/owned-files.ts';
 import { kotoPaths } from '../../kernel/paths.ts';
 import type { RunResult } from '../../kernel/session.ts';
 import type { CliContext } from '../context.ts';
 import { printLine } from '../io.ts';
 import { warn } from '../report.ts';
+import { escapeLine } from '../../kernel/control-chars.ts';
 
 function socketPath(): string {
   return kotoPaths(process.env).socket;
@@ -21,7 +23,8 @@ export async function daemonCommand(ctx: CliContext): Promise<number> {
   mkdirSync(path.dirname(paths.log), { recursive: true, mode: 0o700 });
   const sink: LogSink = (entry) => {
     const fields = entry.fields && Object.keys(entry.fields).length ? ` ${JSON.stringify(entry.fields)}` : '';
-    const line = `${new Date(entry.time).toISOString()} ${entry.level}${entry.scope ? ` [${entry.scope}]` : ''} ${entry.message}${fields}\n`;
+    // One entry, one line: a transcript or file name with line breaks or escapes cannot forge entries.
+    const line = `${new Date(entry.time).toISOString()} ${entry.level}${entry.scope ? ` [${entry.scope}]` : ''} ${escapeLine(entry.message)}${fields}\n`;
     process.stdout.write(line);
     try {
       appendFileSync(paths.log, line, { mode: 0o600 });
@@ -83,17 +86,33 @@ export async function reloadCommand(): Promise<number> {
   return 0;
 }
 
+const MAX_HISTORY_ROWS = 100_000;
+
+/** `-n`: a whole number of rows, 1 to 100000; anything else is a usage error, not a silent default. */
+function rowCount(value: string | undefined): number {
+  if (value === undefined) return 20;
+  const n = /^\d{1,7}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_HISTORY_ROWS) {
+    throw kotoError('KOTO_ERR_USAGE', { detail: `-n must be a whole number from 1 to ${MAX_HISTORY_ROWS} (got "${value}")` });
+  }
+  return n;
+}
+
 export async function historyCommand(_ctx: CliContext, flags: { json?: boolean; n?: string; clear?: boolean }): Promise<number> {
+  const limit = flags.clear ? 0 : rowCount(flags.n);
   const paths = kotoPaths(process.env);
   const store = new HistoryStore(paths.history);
   try {
     if (flags.clear) {
-      const audio = store.clear();
-      for (const file of audio) rmSync(file, { force: true });
-      await printLine(`history cleared (${audio.length} recordings removed)`);
+      const { removed, audioPaths } = store.clear();
+      // Rows also point at the user's own inputs (`koto run ~/meeting.wav`): only files of the
+      // recordings folder are Koto's to delete.
+      let deleted = 0;
+      for (const file of audioPaths) if (await deleteIfOwned(file, paths.recordings)) deleted += 1;
+      await printLine(`history cleared (${removed} sessions, ${deleted} recordings removed)`);
       return 0;
     }
-    const entries = store.list(Number(flags.n ?? 20) || 20);
+    const entries = store.list(limit);
     for (const e of entries) {
       if (flags.json) await printLine(JSON.stringify(e));
       else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
@@ -115,16 +134,11 @@ export async function retryCommand(ctx: CliContext, id: string, flags: { json?: 
     try {
       const entry = store.get(id);
       if (!entry) throw kotoError('KOTO_ERR_HISTORY_NOT_FOUND', { id });
-      if (!entry.audioPath) throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: '' });
-      const kernel = await ctx.kernel();
-      try {
-        record = await kernel.run(entry.audioPath, { excludeOutputs: ['stdout'] });
-      } catch (runErr) {
-        const failed = (runErr as { record?: RunResult }).record;
-        if (failed) store.finish(failed, id);
-        throw runErr;
+      if (!entry.audioPath || !existsSync(entry.audioPath)) {
+        throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: entry.audioPath ? ' (the file was removed)' : '' });
       }
-      store.finish(record, id);
+      // The kernel writes the retry's own row (retry_of = id), failed or done.
+      record = await (await ctx.kernel()).run(entry.audioPath, { excludeOutputs: ['stdout'], retryOf: id });
     } finally {
       store.close();
     }

@@ -1,11 +1,11 @@
 import path from 'node:path';
-import { daemonAnswers, sendCommand } from '../../daemon/client.ts';
+import { DAEMON_PING_MS, daemonAnswers, sendCommand } from '../../daemon/client.ts';
 import { KotoError } from '../../kernel/errors.ts';
 import { kotoPaths } from '../../kernel/paths.ts';
 import type { AudioInput, CorrectResult, RunResult, TranscribeResult } from '../../kernel/session.ts';
 import { runBatch } from '../batch.ts';
 import type { CliContext } from '../context.ts';
-import { OrderedPrinter, printLine, readStdin } from '../io.ts';
+import { OrderedPrinter, printErr, printLine, readStdin } from '../io.ts';
 import { reportError, toKotoError, warn } from '../report.ts';
 
 export interface PipelineFlags {
@@ -27,7 +27,8 @@ function concurrencyOf(flags: PipelineFlags): number {
 async function daemonSocket(ctx: CliContext): Promise<string | undefined> {
   if (ctx.options.daemon === false || ctx.options.config) return undefined;
   const socket = kotoPaths(process.env).socket;
-  return (await daemonAnswers(socket)) ? socket : undefined;
+  // An unsafe runtime folder (another user's, issue #17) is never used: say so, work standalone.
+  return (await daemonAnswers(socket, DAEMON_PING_MS, (err) => warn(`not using the daemon: ${err.toLine()}`, ctx))) ? socket : undefined;
 }
 
 function delegatedArgs(input: AudioInput, flags: PipelineFlags): Record<string, unknown> {
@@ -60,7 +61,7 @@ export async function transcribeCommand(ctx: CliContext, inputs: string[], flags
     if (!outcome.ok) {
       failed += 1;
       if (flags.json) await printLine(JSON.stringify({ input: outcome.input, error: errorJson(outcome.error, ctx) }));
-      process.stderr.write(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}\n`);
+      printErr(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}`);
       return;
     }
     const r = outcome.value;
@@ -70,7 +71,7 @@ export async function transcribeCommand(ctx: CliContext, inputs: string[], flags
         JSON.stringify({ input: r.input, id: r.id, text: r.text, provider: r.provider, model: r.model, audioPath: r.audioPath, timings: r.timings }),
       );
     } else {
-      if (!r.text) process.stderr.write(`koto: ${r.input}: the transcription is empty\n`);
+      if (!r.text) printErr(`koto: ${r.input}: the transcription is empty`);
       await printLine(r.text);
     }
   });
@@ -91,7 +92,7 @@ function errorJson(error: KotoError, ctx: CliContext) {
 }
 
 function summarise(total: number, failed: number): number {
-  if (total > 1) process.stderr.write(`koto: ${total - failed} of ${total} inputs done${failed ? `, ${failed} failed` : ''}\n`);
+  if (total > 1) printErr(`koto: ${total - failed} of ${total} inputs done${failed ? `, ${failed} failed` : ''}`);
   return failed > 0 ? 1 : 0;
 }
 
@@ -117,8 +118,10 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
     if (!outcome.ok) {
       failed += 1;
       if (flags.json) await printLine(JSON.stringify(runJson(outcome.input, record, outcome.error, ctx)));
-      process.stderr.write(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}\n`);
-      if (record?.audioPath) process.stderr.write(`koto: the recording is kept at ${record.audioPath}\n`);
+      printErr(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}`);
+      // The row is in the history (written by the kernel, or the daemon for a delegated run),
+      // unless the data folder was refused: then nothing was written, nothing is to be retried.
+      if (record?.audioPath && outcome.error.code !== 'KOTO_ERR_UNSAFE_FOLDER') printErr(`koto: the recording is kept at ${record.audioPath}; retry with \`koto retry ${record.id}\``);
       return;
     }
     if (flags.json) await printLine(JSON.stringify(runJson(outcome.input, outcome.value, undefined, ctx)));
