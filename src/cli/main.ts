@@ -5,6 +5,7 @@ import { configCheckCommand, configPrintCommand, devicesCommand, doctorCommand, 
 import { correctCommand, runCommand, transcribeCommand, type PipelineFlags } from './commands/pipeline.ts';
 import { benchAccuracyCommand, dictAddCommand, dictSuggestCommand, rewriteCommand, type BenchFlags, type DictAddFlags, type DictSuggestFlags, type RewriteFlags } from './commands/quality.ts';
 import { controlCommand, daemonCommand, historyCommand, reloadCommand, retryCommand, statusCommand } from './commands/daemon.ts';
+import { trustCommand, type TrustFlags } from './commands/trust.ts';
 import { CliContext, type GlobalOptions } from './context.ts';
 import { reportError } from './report.ts';
 
@@ -67,6 +68,15 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .command('check')
     .description('validate the config (exit 3 if invalid)')
     .action(bind((ctx) => configCheckCommand(ctx)));
+
+  program
+    .command('trust')
+    .description('allow a project config (found by searching from the working directory) to be used')
+    .argument('[path]', 'the config file, or a folder to search from (default: the config found from here)')
+    .option('--list', 'list trusted files, and whether they changed since')
+    .option('--remove <path>', 'stop trusting a file')
+    .option('--json', 'print NDJSON (with --list)')
+    .action(bind((ctx, target: string | undefined, flags: TrustFlags) => trustCommand(ctx, target, flags)));
 
   program
     .command('plugins')

@@ -3,6 +3,7 @@ import type { KotoPlugin } from './plugin.ts';
 import { changedSections, validateConfig, type KotoConfig } from './config/validate.ts';
 import { fromData, readConfigSource, type ConfigSource, type FindConfigOptions } from './config/source.ts';
 import { reloadLevelOf } from './config/schema.ts';
+import { scrubError, scrubSecrets } from './secrets.ts';
 
 export interface ConfigInput extends FindConfigOptions {
   /** An in-code config (Node API); when given, no file is searched. */
@@ -42,11 +43,13 @@ export class ConfigStore {
    * Reads the source only (phase one: which plugins to load, before any schema is known).
    * After the first load the file is pinned: a reload reads the same file rather than searching
    * again, so deleting it mid-edit is an error (old config kept), never a silent reset to defaults.
+   * A pinned project config keeps needing trust: edited after `koto trust`, its hash no longer
+   * matches and the reload fails like an invalid edit (KOTO_ERR_CONFIG_UNTRUSTED, old config kept).
    */
   async readSource(): Promise<ConfigSource> {
     if (this.#input.config) return fromData(this.#input.config, undefined, this.#input.cwd ?? process.cwd(), this.env);
-    const pinned = this.#current?.resolved.file;
-    return readConfigSource(pinned ? { ...this.#input, configPath: pinned } : this.#input);
+    const origin = this.#current?.resolved.origin;
+    return readConfigSource(origin?.file ? { ...this.#input, pinned: origin } : this.#input);
   }
 
   /** Phase two: validate with every plugin's schema contributions. */
@@ -79,7 +82,9 @@ export class ConfigStore {
       const source = await this.readSource();
       next = await validateConfig(source, this.#plugins, this.env, this.#aliases);
     } catch (err) {
-      this.#lastError = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
+      const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
+      // Kept for `koto status` and the daemon's answers: never with a secret in it.
+      this.#lastError = scrubError(error, (text) => scrubSecrets(text, previous.resolved.secrets)) as KotoError;
       return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.#lastError };
     }
     this.#lastError = undefined;

@@ -1,4 +1,5 @@
-import { scrub } from './config/interpolate.ts';
+import { scrubSecrets } from './secrets.ts';
+import { escapeLine } from './control-chars.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
@@ -20,12 +21,13 @@ export interface LogSink {
 /** Writes `koto[scope] level: message` lines to stderr (stdout carries only results). */
 export const stderrSink: LogSink = (entry) => {
   const fields = entry.fields && Object.keys(entry.fields).length > 0 ? ` ${JSON.stringify(entry.fields)}` : '';
-  process.stderr.write(`koto${entry.scope ? `[${entry.scope}]` : ''} ${entry.level}: ${entry.message}${fields}\n`);
+  process.stderr.write(`koto${entry.scope ? `[${entry.scope}]` : ''} ${entry.level}: ${escapeLine(entry.message)}${fields}\n`);
 };
 
 /**
- * A logger that scrubs every registered secret from every line it writes, so an API key that
- * ends up in an upstream error message or a URL still never reaches a log.
+ * The kernel's scrubber: every registered secret, plus whatever looks like a credential by name
+ * or shape (secrets.ts), is removed from every log line, error, warning and history row, so an
+ * API key that ends up in an upstream error message or a URL still never reaches a user.
  */
 export class SecretScrubber {
   // Rotating tokens (Entra, one an hour) would grow this forever in a daemon: keep the newest.
@@ -41,7 +43,21 @@ export class SecretScrubber {
     return [...this.#secrets];
   }
   text(value: string): string {
-    return this.#secrets.size === 0 ? value : scrub(value, [...this.#secrets]);
+    return scrubSecrets(value, this.#secrets);
+  }
+}
+
+function scrubFields(fields: Record<string, unknown>, scrubber: SecretScrubber): Record<string, unknown> {
+  let text: string;
+  try {
+    text = scrubber.text(JSON.stringify(fields));
+  } catch {
+    return { fields: '[unprintable]' }; // cyclic or BigInt: never let a log call throw
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { fields: text }; // a replaced value broke the JSON: keep the scrubbed text
   }
 }
 
@@ -49,7 +65,7 @@ export function createLogger(options: { level: LogLevel; sink: LogSink; scrubber
   const { level, sink, scrubber, scope = '' } = options;
   const emit = (entryLevel: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (ORDER[entryLevel] < ORDER[level]) return;
-    const clean = fields ? (JSON.parse(scrubber.text(JSON.stringify(fields))) as Record<string, unknown>) : undefined;
+    const clean = fields ? scrubFields(fields, scrubber) : undefined;
     sink({ level: entryLevel, scope, message: scrubber.text(message), fields: clean, time: Date.now() });
   };
   const warned = new Set<string>();

@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import semver from 'semver';
 import { describe, kotoError, KotoError } from './errors.ts';
 import { isPlugin, type AnyKotoPlugin, type KotoPlugin } from './plugin.ts';
+import { scrubError, scrubSecrets } from './secrets.ts';
 import { KOTO_VERSION } from './version.ts';
 
 /** Where built-in plugins live: `plugins/<name>` beside `src/` (or `dist/plugins` when built). */
@@ -59,8 +60,20 @@ function entryOf(dir: string): string | undefined {
   return undefined;
 }
 
-/** Resolves one plugin by built-in short name, npm package name, or path. */
-export async function resolvePlugin(spec: PluginSpec, baseDir: string): Promise<LoadedPlugin> {
+/**
+ * Resolves one plugin by built-in short name, npm package name, or path. Errors are scrubbed
+ * of `secrets` (and of anything shaped like a credential): a plugin's import error can echo a
+ * config value, and a specifier or a path tried can carry a token.
+ */
+export async function resolvePlugin(spec: PluginSpec, baseDir: string, secrets: readonly string[] = []): Promise<LoadedPlugin> {
+  try {
+    return await resolveUnscrubbed(spec, baseDir);
+  } catch (err) {
+    throw scrubError(err, (text) => scrubSecrets(text, secrets));
+  }
+}
+
+async function resolveUnscrubbed(spec: PluginSpec, baseDir: string): Promise<LoadedPlugin> {
   if (typeof spec === 'object' && !('use' in spec && typeof spec.use === 'string' && !isPlugin(spec))) {
     if (!isPlugin(spec)) throw kotoError('KOTO_ERR_PLUGIN_INVALID', { plugin: '(inline)', detail: 'not a plugin object' });
     return { plugin: spec, source: 'inline', specifier: spec.name, options: undefined };
@@ -83,10 +96,12 @@ export async function resolvePlugin(spec: PluginSpec, baseDir: string): Promise<
     if (builtin) return { plugin: await importPlugin(pathToFileURL(builtin).href, name), source: 'builtin', specifier: name, options };
   }
 
-  // npm packages: from the config's folder first (where the user installed them), then Koto's own.
+  // npm packages: from the config's folder (where the user installed them), then Koto's own.
+  // Never from the working directory: a trusted per-user config naming `koto-plugin-x` would
+  // otherwise run whatever an untrusted project put in its node_modules under that name.
   const candidates = name.startsWith('koto-plugin-') || name.startsWith('@') ? [name] : [name, `koto-plugin-${name}`];
   for (const pkg of candidates) {
-    for (const from of [baseDir, process.cwd(), fileURLToPath(import.meta.url)]) {
+    for (const from of [baseDir, fileURLToPath(import.meta.url)]) {
       tried.push(`${pkg} from ${from}`);
       try {
         const resolved = createRequire(path.join(from, 'noop.js')).resolve(pkg);

@@ -4,6 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createKernel, definePlugin, KotoError } from '../../src/index.ts';
 import { reloadLevelOf } from '../../src/kernel/config/schema.ts';
+import { readConfigFile } from '../../src/kernel/config/source.ts';
+import { addTrust } from '../../src/kernel/config/trust.ts';
 import { failure, tempHome } from '../support/index.ts';
 
 const home = tempHome();
@@ -28,6 +30,12 @@ const provider = definePlugin({
   apply() {},
 });
 
+/** What `koto trust` does: project configs found by the search are used only once trusted. */
+async function trust(dir: string, name: string): Promise<void> {
+  const config = await readConfigFile(path.join(dir, name));
+  addTrust(config.file, config.sha256, { KOTO_HOME: path.join(dir, '.home') });
+}
+
 async function load(dir: string, options: { env?: NodeJS.ProcessEnv; configPath?: string } = {}) {
   return createKernel({
     cwd: dir,
@@ -45,6 +53,7 @@ describe('config', () => {
       'package.json': '{"name":"x"}',
       'koto.config.yaml': 'transport:\n  connectTimeoutMs: 1234\ncorrection:\n  model: m1\n',
     });
+    await trust(dir, 'koto.config.yaml');
     const kernel = await load(dir);
     expect(kernel.config.resolved.file).toBe(path.join(dir, 'koto.config.yaml'));
     expect(kernel.config.transport.connectTimeoutMs).toBe(1234);
@@ -55,13 +64,15 @@ describe('config', () => {
   });
 
   it('reads .kotorc.json, package.json#koto and koto.config.ts', async () => {
-    const variants: Record<string, string>[] = [
-      { 'package.json': '{"name":"x"}', '.kotorc.json': '{"asr":{"language":"de"}}' },
-      { 'package.json': '{"name":"x","koto":{"asr":{"language":"de"}}}' },
-      { 'package.json': '{"name":"x"}', 'koto.config.ts': 'const c: { asr: { language: string } } = { asr: { language: "de" } };\nexport default c;\n' },
+    const variants: [Record<string, string>, string][] = [
+      [{ 'package.json': '{"name":"x"}', '.kotorc.json': '{"asr":{"language":"de"}}' }, '.kotorc.json'],
+      [{ 'package.json': '{"name":"x","koto":{"asr":{"language":"de"}}}' }, 'package.json'],
+      [{ 'package.json': '{"name":"x"}', 'koto.config.ts': 'const c: { asr: { language: string } } = { asr: { language: "de" } };\nexport default c;\n' }, 'koto.config.ts'],
     ];
-    for (const files of variants) {
-      const kernel = await load(project(files));
+    for (const [files, name] of variants) {
+      const dir = project(files);
+      await trust(dir, name);
+      const kernel = await load(dir);
       expect(kernel.config.asr.language).toBe('de');
       await kernel.close();
     }

@@ -159,7 +159,8 @@ describe('the canary never shows: in-process sessions through every kind of fail
 // The real `koto` bin: standalone, --debug, config print, a daemon subprocess
 // ---------------------------------------------------------------------------
 
-describe('the canary never shows: the koto CLI and daemon (subprocesses)', { timeout: 120_000 }, () => {
+// Dozens of CLI processes: minutes on a loaded 2-core machine. The timeouts are hang guards.
+describe('the canary never shows: the koto CLI and daemon (subprocesses)', { timeout: 600_000 }, () => {
   let server: OpenAIServer;
   let home: string;
   let caFile: string;
@@ -189,8 +190,9 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
       '  - use: file',
       '    path: ./out.txt',
       'transport:',
-      '  headersTimeoutMs: 1000',
-      '  bodyTimeoutMs: 1000',
+      // Answers that come must beat these on a loaded machine; the slow one never comes.
+      '  headersTimeoutMs: 3000',
+      '  bodyTimeoutMs: 3000',
       extra,
       '',
     ].join('\n');
@@ -202,7 +204,7 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
   };
 
   async function cli(what: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-    const result = await koto(args, { cwd: home, env: env(extra), timeoutMs: 30_000 });
+    const result = await koto(args, { cwd: home, env: env(extra), timeoutMs: 90_000 });
     outputs.push({ what, result });
     expectClean(result.stdout, `stdout of ${what}`);
     expectClean(result.stderr, `stderr of ${what}`);
@@ -243,7 +245,7 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
       ['500 echo', () => server.inject({ path: ASR, status: 500, body: echoingBody(500), times: Infinity }), 'KOTO_ERR_UPSTREAM'],
       ['reset', () => server.inject({ path: ASR, reset: 'before-response', times: Infinity }), 'KOTO_ERR_NETWORK'],
       ['truncated', () => server.inject({ path: ASR, truncateJson: true }), 'KOTO_ERR_BAD_RESPONSE'],
-      ['slow headers', () => server.inject({ path: ASR, delayMs: 3000, times: Infinity }), 'KOTO_ERR_TIMEOUT'],
+      ['slow headers', () => server.inject({ path: ASR, delayMs: 60_000, times: Infinity }), 'KOTO_ERR_TIMEOUT'],
     ];
     for (const [what, inject, code] of cases) {
       server.clearFaults();
@@ -309,7 +311,7 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
     daemon.stdout!.on('data', (d: Buffer) => (daemonOut += d.toString()));
     daemon.stderr!.on('data', (d: Buffer) => (daemonOut += d.toString()));
     const socket = path.join(home, 'run', 'koto.sock');
-    await waitFor(() => existsSync(socket) && /daemon listening/.test(daemonOut), 'the daemon to listen', 15_000);
+    await waitFor(() => existsSync(socket) && /daemon listening/.test(daemonOut), 'the daemon to listen', 60_000);
     expect(statSync(socket).mode & 0o777).toBe(0o600);
     expect(statSync(path.dirname(socket)).mode & 0o777).toBe(0o700);
 
@@ -614,5 +616,120 @@ describe('redirects', () => {
     expect(target.stats.connections).toBe(0);
     // Settle the next session normally (the fault above was the probe's).
     expectDelivered(await settle(r.kernel.run({ data: WAV, name: 'ok.wav' })));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// One rule for every secret name (issue 17): sig, x-api-key, clientSecret, password, ?sig= URLs,
+// plugins that fail to load or start with the key in their message
+// ---------------------------------------------------------------------------
+
+describe('one secret rule: every credential-looking name, everywhere', { timeout: 120_000 }, () => {
+  const SIG = 'sig-canary-Q7w2E9r4T1y6';
+  const URL_SIG = 'url-sig-canary-3Hk8Pz5Vn2';
+  const XKEY = 'xkey-canary-8Lm3Nb6Vc1';
+  const CLIENT_SECRET = 'cs-canary-5Tg7Yh2Uj9';
+  const PASSWORD = 'pw-canary-1Qa4Ws7Ed0';
+  const ALL = [CANARY, SIG, URL_SIG, XKEY, CLIENT_SECRET, PASSWORD];
+  let server: OpenAIServer;
+  let dir: string;
+
+  const clean = (text: string, where: string) => {
+    for (const secret of [...ALL, ...ALL.map(encodeURIComponent)]) {
+      if (text.includes(secret)) throw new Error(`${secret} leaked into ${where}: ${text.slice(Math.max(0, text.indexOf(secret) - 120), text.indexOf(secret) + 60)}`);
+    }
+  };
+  const cli = async (what: string, args: string[]) => {
+    const result = await koto(args, { cwd: dir, env: { KOTO_HOME: dir, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') }, timeoutMs: 30_000 });
+    clean(result.stdout, `stdout of ${what}`);
+    clean(result.stderr, `stderr of ${what}`);
+    return result;
+  };
+
+  beforeAll(async () => {
+    server = await startOpenAIServer({ apiKey: CANARY });
+    dir = tempDir('koto-secrets-rule-');
+    writeFileSync(path.join(dir, 'ca.pem'), server.ca);
+    writeFileSync(path.join(dir, 'clip.wav'), WAV);
+    // A plugin that logs its options (a careless author): the log line must come out scrubbed.
+    writeFileSync(
+      path.join(dir, 'chatty.mjs'),
+      `export default { name: 'chatty', apply(api, options) { api.log.warn('chatty started with ' + JSON.stringify(options)); api.log.debug('raw', options); } };\n`,
+    );
+    writeFileSync(
+      path.join(dir, 'rule.yaml'),
+      [
+        'plugins:',
+        '  - ./chatty.mjs',
+        'pluginOptions:',
+        '  chatty:',
+        `    clientSecret: ${CLIENT_SECRET}`,
+        `    password: ${PASSWORD}`,
+        'providers:',
+        '  main:',
+        '    use: openai-compatible',
+        `    baseUrl: ${server.baseUrl}?sv=2024-01-01&sig=${URL_SIG}`,
+        `    apiKey: ${CANARY}`,
+        '    headers:',
+        `      x-api-key: ${XKEY}`,
+        '    query:',
+        `      sig: ${SIG}`,
+        'asr:',
+        '  retries: 0',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('config print (YAML and --json) redacts sig, x-api-key, clientSecret, password and the ?sig= of a URL', async () => {
+    const yaml = await cli('config print', ['--config', 'rule.yaml', 'config', 'print']);
+    expect(yaml.code, yaml.stderr).toBe(0);
+    expect(yaml.stdout).toContain(`baseUrl: ${server.baseUrl}?sv=2024-01-01&sig=[redacted]`);
+    const view = JSON.parse((await cli('config print --json', ['--config', 'rule.yaml', 'config', 'print', '--json'])).stdout) as {
+      providers: { main: { headers: Record<string, string>; query: Record<string, string> } };
+      pluginOptions: { chatty: Record<string, string> };
+    };
+    expect(view.providers.main.headers['x-api-key']).toBe('[redacted]');
+    expect(view.providers.main.query.sig).toBe('[redacted]');
+    expect(view.pluginOptions.chatty).toEqual({ clientSecret: '[redacted]', password: '[redacted]' });
+  });
+
+  it('a --debug run whose upstream echoes every credential back (and a plugin that logs its options): stdout and stderr clean', async () => {
+    server.inject({
+      path: ASR,
+      status: 400,
+      body: { error: { message: `bad: x-api-key ${XKEY}, url ?sig=${SIG}&other=${URL_SIG}, ${CLIENT_SECRET} ${PASSWORD} Bearer ${CANARY}`, type: 'invalid_request_error' } },
+    });
+    const result = await cli('run 400 echo', ['--debug', '--config', 'rule.yaml', '--no-daemon', 'run', 'clip.wav']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('(KOTO_ERR_BAD_REQUEST)');
+    expect(result.stderr).toMatch(/chatty started with \{"clientSecret":"\[redacted\]","password":"\[redacted\]"\}/);
+    // The request did carry them: the scrubbing is what keeps them out of sight.
+    const sent = server.requests.at(-1)!;
+    expect(sent.headers['x-api-key']).toBe(XKEY);
+    expect(sent.query).toMatchObject({ sig: SIG });
+  });
+
+  it('a plugin that fails to load, or to start, with the key in its message: one clean line (CLI) and a clean error (Node API)', async () => {
+    writeFileSync(path.join(dir, 'broken.mjs'), `throw new Error('cannot load: key ${CANARY} rejected at https://x.example/?sig=${SIG}');\n`);
+    writeFileSync(path.join(dir, 'failing.mjs'), `export default { name: 'failing', apply() { throw new Error('start failed for ${CANARY} / ${CLIENT_SECRET}'); } };\n`);
+    const base = ['providers:', '  main:', '    use: openai-compatible', `    baseUrl: ${server.baseUrl}`, `    apiKey: ${CANARY}`, '    query:', `      sig: ${SIG}`, 'pluginOptions:', '  failing:', `    clientSecret: ${CLIENT_SECRET}`];
+    writeFileSync(path.join(dir, 'broken.yaml'), [...base, 'plugins:', '  - ./broken.mjs', ''].join('\n'), { mode: 0o600 });
+    writeFileSync(path.join(dir, 'failing.yaml'), [...base, 'plugins:', '  - ./failing.mjs', ''].join('\n'), { mode: 0o600 });
+
+    for (const [name, code] of [['broken.yaml', 'KOTO_ERR_PLUGIN_INVALID'], ['failing.yaml', 'KOTO_ERR_PLUGIN_APPLY']] as const) {
+      const result = await cli(`config check ${name}`, ['--debug', '--config', name, 'config', 'check']);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain(`(${code})`);
+      expect(result.stderr).toContain('[redacted]');
+      const err = await createKernel({ configPath: path.join(dir, name), env: { KOTO_HOME: dir }, builtins: ['openai-compatible'], logLevel: 'silent' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code });
+      clean(everythingShown(err), `the error of ${name}`);
+    }
   });
 });

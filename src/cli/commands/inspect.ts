@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
-import { redactConfig } from '../../kernel/config/interpolate.ts';
+import type { ConfigOrigin } from '../../kernel/config/source.ts';
+import { redactConfig } from '../../kernel/secrets.ts';
 import type { CliContext } from '../context.ts';
 import { printLine } from '../io.ts';
 import { KOTO_VERSION } from '../../kernel/version.ts';
@@ -18,10 +19,36 @@ export async function configPrintCommand(ctx: CliContext, flags: { json?: boolea
     },
     resolved.secrets,
   );
-  const header = `# ${resolved.file ?? 'no config file: defaults and environment'}`;
-  if (flags.json) await printLine(JSON.stringify(view));
-  else await printLine(`${header}\n${stringify(view).trimEnd()}`);
+  const { origin } = resolved;
+  if (flags.json) {
+    // `$source` cannot be a config key, so the rest stays the config as Koto sees it.
+    const $source = { file: origin.file ?? null, kind: origin.kind, trusted: origin.trusted, skipped: origin.skipped ?? null };
+    await printLine(JSON.stringify({ $source, ...(view as object) }));
+  } else {
+    await printLine(`${sourceLines(origin).map((line) => `# ${line}`).join('\n')}\n${stringify(view).trimEnd()}`);
+  }
   return 0;
+}
+
+const KIND: Record<ConfigOrigin['kind'], string> = {
+  explicit: 'given with --config: used as it is',
+  project: 'project config, trusted (`koto trust`)',
+  user: 'per-user config',
+  inline: 'given in code',
+  none: '',
+};
+
+/** Which file is in effect and why it may be used; which untrusted project config was skipped. */
+function sourceLines(origin: ConfigOrigin): string[] {
+  const lines = [origin.file ? `${origin.file} (${KIND[origin.kind]})` : 'no config file: defaults and environment'];
+  if (origin.skipped) lines.push(skippedLine(origin));
+  return lines;
+}
+
+function skippedLine(origin: ConfigOrigin): string {
+  const skipped = origin.skipped!;
+  const why = skipped.reason === 'changed' ? 'changed since it was trusted' : skipped.reason === 'store-unsafe' ? 'the trust store is not safe to use' : 'not trusted';
+  return `skipped ${skipped.file}: ${why}; to use it, review it and run \`${skipped.fix}\``;
 }
 
 export async function configCheckCommand(ctx: CliContext): Promise<number> {
@@ -60,6 +87,7 @@ export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }):
   checks.push({ check: 'node', ok: major > 22 || (major === 22 && minor >= 19), detail: `Node ${process.versions.node}, koto-voice ${KOTO_VERSION}` });
   const kernel = await ctx.kernel();
   checks.push({ check: 'config', ok: true, detail: `${kernel.config.resolved.file ?? 'no file (defaults and environment)'} is valid` });
+  if (kernel.config.resolved.origin.skipped) checks.push({ check: 'trust', ok: false, detail: skippedLine(kernel.config.resolved.origin) });
   checks.push({ check: 'plugins', ok: true, detail: kernel.plugins().map((p) => p.name).join(', ') });
   const providers = Object.values(kernel.config.resolved.providers);
   const { resolved } = kernel.config;

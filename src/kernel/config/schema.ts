@@ -24,7 +24,10 @@ export const transportSchema = z
     uploadsOverHttp1: z.boolean().default(false),
     /** auto = honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY; none; or a proxy URL. */
     proxy: z.union([z.literal('auto'), z.literal('none'), z.url()]).default('auto'),
-    /** Extra CA certificates (PEM) to trust, e.g. a company proxy's. */
+    /**
+     * Extra CA certificates to trust, e.g. a company proxy's: PEM text, or the path of a PEM file
+     * (absolute, or relative to the config file), read and checked when the config loads.
+     */
     ca: z.string().optional(),
     /** Grace period for in-flight requests when the client is rebuilt or closed. */
     drainTimeoutMs: z.number().int().positive().default(10000),

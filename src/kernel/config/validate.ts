@@ -5,8 +5,9 @@ import { describe, kotoError } from '../errors.ts';
 import type { KotoPlugin } from '../plugin.ts';
 import type { ProviderRef } from '../types.ts';
 import { baseConfigSchema, type RawConfig } from './schema.ts';
-import type { ConfigSource } from './source.ts';
-import { SECRET_KEY } from './interpolate.ts';
+import { resolveCa } from './ca.ts';
+import type { ConfigOrigin, ConfigSource } from './source.ts';
+import { secretValuesIn } from '../secrets.ts';
 
 /** A selected output with its validated options. */
 export interface OutputSelection {
@@ -18,6 +19,8 @@ export interface OutputSelection {
 /** What the kernel derived from the raw config: files read, providers checked, defaults chosen. */
 export interface ResolvedConfig {
   readonly file: string | undefined;
+  /** How the file was chosen and whether an untrusted project config was skipped (`koto config print`). */
+  readonly origin: ConfigOrigin;
   readonly dir: string;
   /** Files the config references (dictionary, prompts); the watcher watches them too. */
   readonly files: readonly string[];
@@ -132,7 +135,7 @@ export async function validateConfig(
     Object.values(providers).filter((p) => byName.get(p.use)?.capabilities?.includes(capability));
   const pick = (section: 'asr' | 'correction', wanted: string | undefined, fallback?: string): string | undefined => {
     if (wanted) {
-      if (!providers[wanted]) {
+      if (!Object.hasOwn(providers, wanted)) {
         throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', {
           section,
           provider: wanted,
@@ -184,11 +187,16 @@ export async function validateConfig(
     userPrompt = text;
   }
 
+  // A path is read here (relative to the config, watched like the dictionary); the transport gets PEM text.
+  const ca = await resolveCa(raw.transport.ca, source.dir, source.file);
+  if (ca.file) files.push(ca.file);
+
   const secrets = new Set(source.secrets);
-  for (const ref of Object.values(providers)) collectSecrets(ref.options, secrets);
+  for (const ref of Object.values(providers)) for (const secret of secretValuesIn(ref.options)) secrets.add(secret);
 
   const resolved: ResolvedConfig = {
     file: source.file,
+    origin: source.origin,
     dir: source.dir,
     files,
     dictionary,
@@ -200,17 +208,7 @@ export async function validateConfig(
     outputs,
     secrets: [...secrets],
   };
-  return deepFreeze({ ...raw, resolved });
-}
-
-function collectSecrets(value: unknown, into: Set<string>, key = ''): void {
-  if (typeof value === 'string') {
-    if (SECRET_KEY.test(key) && value.length >= 4) into.add(value);
-    return;
-  }
-  if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) collectSecrets(v, into, k);
-  }
+  return deepFreeze({ ...raw, transport: { ...raw.transport, ca: ca.pem }, resolved });
 }
 
 /** Top-level sections whose values differ (deep compare on plain data). */
