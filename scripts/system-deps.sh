@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages a Koto feature needs, only when they are missing.
 #   scripts/system-deps.sh offline   pocketsphinx + its en-us model (the offline default engine)
-#   scripts/system-deps.sh audio     PulseAudio + flite (virtual microphone and speech fixtures for tests)
+#   scripts/system-deps.sh audio     PulseAudio + flite + sox (virtual microphone and speech fixtures for tests),
+#                                    ffmpeg (compressing uploads over a provider's limit, converting other formats)
 #   scripts/system-deps.sh desktop   Xvfb + xdotool + xclip (the paste/type/clipboard outputs under a virtual X
 #                                    display), dmenu + xev (X clients the tests watch the keystrokes land in)
 # As root it runs apt-get itself; otherwise through `sudo -n` when that works; otherwise it prints
@@ -15,6 +16,7 @@ declare -A CHECK=(
   [pulseaudio-utils]="command -v pactl"
   [flite]="command -v flite"
   [sox]="command -v sox"
+  [ffmpeg]="command -v ffmpeg"
   [xvfb]="command -v Xvfb"
   [xdotool]="command -v xdotool"
   [xclip]="command -v xclip"
@@ -23,7 +25,7 @@ declare -A CHECK=(
 )
 declare -A GROUPS_=(
   [offline]="pocketsphinx pocketsphinx-en-us"
-  [audio]="pulseaudio pulseaudio-utils flite sox"
+  [audio]="pulseaudio pulseaudio-utils flite sox ffmpeg"
   [desktop]="xvfb xdotool xclip suckless-tools x11-utils"
 )
 
@@ -37,7 +39,7 @@ done
 ((${#missing[@]} == 0)) && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "system-deps: please install: ${missing[*]} (macOS: brew install cmu-pocketsphinx flite sox; pulseaudio and the desktop group are Linux-only)" >&2
+  echo "system-deps: please install: ${missing[*]} (macOS: brew install cmu-pocketsphinx flite sox ffmpeg; pulseaudio and the desktop group are Linux-only)" >&2
   exit 1
 fi
 if [[ $(id -u) -eq 0 ]]; then

@@ -217,8 +217,8 @@ export type IdentityLoader = () => Promise<Record<string, unknown> | undefined>;
 
 /**
  * Loads `@azure/identity` (an optional peer dependency) as Node would from Koto's own folder,
- * then from the given folders (the config's folder, the working directory): a global Koto
- * still finds a project-local install. Resolves undefined when it is installed nowhere.
+ * then from the given folders (the config's folder): a global Koto still finds an install next
+ * to the config. Resolves undefined when it is installed nowhere.
  */
 export function identityLoader(searchFrom: () => readonly string[]): IdentityLoader {
   const specifier = '@azure/identity';

@@ -12,13 +12,14 @@ import {
 import {
   complete,
   completionParams,
+  describePlan,
   displayUrl,
   installRealtime,
   prewarmSession,
   realtimeSendsKeywords,
   send,
   sendsKeywords,
-  transcribe,
+  transcribeWithinLimit,
   transcriptionParams,
   transcriptionSessionUpdate,
   type RealtimeTarget,
@@ -62,7 +63,8 @@ function apply(api: PluginApi): void {
   const byId = new Map<string, Authenticator>();
   const byConfig = new Map<string, Authenticator>();
   let nextId = 0;
-  const loadIdentity = identityLoader(() => [api.config().resolved.dir, process.cwd()].filter((d): d is string => typeof d === 'string'));
+  // Not from the working directory: an untrusted project could plant its own @azure/identity there.
+  const loadIdentity = identityLoader(() => [api.config().resolved.dir].filter((d): d is string => typeof d === 'string'));
 
   const authFor = (ref: ProviderRef, endpoint: ResolvedEndpoint): Authenticator => {
     const options = ref.options as ProviderOptions;
@@ -215,7 +217,7 @@ function apply(api: PluginApi): void {
   const call = async <T>(
     ref: ProviderRef,
     config: KotoConfig,
-    ctx: { operation: WireOperation; deployment: string; capability: Capability; signal: AbortSignal },
+    ctx: { operation: WireOperation; deployment: string; capability: Capability; signal: AbortSignal; deadline: number | undefined },
     run: (target: WireTarget) => Promise<T>,
   ): Promise<T> => {
     const options = ref.options as ProviderOptions;
@@ -233,6 +235,7 @@ function apply(api: PluginApi): void {
         },
         {
           signal: ctx.signal,
+          deadline: ctx.deadline,
           maxWaitMs: options.maxRetryWaitMs,
           what: `the ${WHAT[ctx.capability]}`,
           onRetry: (waitMs) =>
@@ -343,10 +346,17 @@ function apply(api: PluginApi): void {
       streaming: streamsTranscription(options.streamAsr, endpoint, deployment),
       keywords: sendsKeywords({ keywords: options.keywords }, deployment),
     });
-    const result = await call(ref, request.session.config, { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal }, (target) =>
-      transcribe(target, params, { signal: request.signal, onInterim }),
+    const result = await call(ref, request.session.config, { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal, deadline: request.deadline }, (target) =>
+      transcribeWithinLimit(target, params, request.audio, { signal: request.signal, onInterim }, {
+        maxBytes: options.maxUploadBytes,
+        option: `providers.${ref.name}.maxUploadBytes`,
+        onPlan: (plan) => {
+          if (plan.how !== 'whole') api.log.info(`provider "${ref.name}": ${describePlan(plan, options.maxUploadBytes)}`);
+        },
+      }),
     );
-    return { text: result.text, model: deployment, language: result.language, durationSec: result.durationSec };
+    const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
+    return { text: result.text, model: deployment, language: result.language, durationSec: result.durationSec, warnings };
   });
 
   api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
@@ -369,7 +379,7 @@ function apply(api: PluginApi): void {
     };
     let result;
     try {
-      result = await call(ref, request.session.config, { operation, deployment, capability: 'correction', signal: request.signal }, (target) =>
+      result = await call(ref, request.session.config, { operation, deployment, capability: 'correction', signal: request.signal, deadline: request.deadline }, (target) =>
         complete(target, params, { signal: request.signal, onDelta }),
       );
     } catch (err) {

@@ -1,5 +1,5 @@
-import { isLoopbackHost, z } from 'koto-voice';
-import { realtimeSettingsSchema } from 'koto-voice/openai-wire';
+import { z } from 'koto-voice';
+import { envUrlError, isInsecureRemote, MIN_MAX_UPLOAD_BYTES, realtimeSettingsSchema, urlProblem, type UrlRules } from 'koto-voice/openai-wire';
 
 /** The GA data-plane version used when none is configured (deployments shape). */
 export const DEFAULT_API_VERSION = '2024-10-21';
@@ -9,6 +9,8 @@ export const DEFAULT_DOMAIN = 'openai.azure.com';
 export const DEFAULT_SCOPE = 'https://cognitiveservices.azure.com/.default';
 /** Tokens are replaced this long before they expire (capped at half their lifetime). */
 export const DEFAULT_REFRESH_MARGIN_MS = 5 * 60_000;
+/** Azure OpenAI's limit on a transcription upload ("The file size limit for the Whisper model is 25 MB"). */
+export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 /** Longest wait Koto accepts from a 429's retry-after before it gives up at once. */
 export const DEFAULT_MAX_RETRY_WAIT_MS = 10_000;
 
@@ -23,6 +25,20 @@ export const IDENTITY_CREDENTIALS = {
   environment: 'EnvironmentCredential',
 } as const;
 export type IdentityCredential = keyof typeof IDENTITY_CREDENTIALS;
+
+const ENDPOINT_RULES: UrlRules = { schemes: ['https', 'http'], example: 'https://myres.openai.azure.com', credentialsGoTo: '`auth`' };
+const REALTIME_ENDPOINT_RULES: UrlRules = { schemes: ['https', 'wss', 'http', 'ws'], example: 'wss://myres.openai.azure.com', credentialsGoTo: '`auth`' };
+
+/** A URL option checked by {@link urlProblem}: a clear issue for anything that is not a usable URL. */
+function urlOption(rules: UrlRules) {
+  return z
+    .string()
+    .trim()
+    .superRefine((value, ctx) => {
+      const problem = urlProblem(value, rules);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
+}
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Azure custom subdomain names: 2–64 letters, digits and hyphens, no hyphen at either end.
@@ -96,17 +112,15 @@ export const realtimeSchema = realtimeSettingsSchema
      * Where the socket lives when it is not the instance's resource (a gateway): an https:// or
      * wss:// origin, optionally with a path prefix; `/openai/v1/realtime?intent=transcription` is added.
      */
-    endpoint: z.url({ protocol: /^(https?|wss?)$/, error: 'must be an https:// or wss:// URL such as wss://myres.openai.azure.com' }).optional(),
+    endpoint: urlOption(REALTIME_ENDPOINT_RULES).optional(),
     /** `api-version` on the socket URL; none by default (the v1 API takes none; `preview` opts in). */
     apiVersion: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must look like preview').optional(),
   })
   .superRefine((value, ctx) => {
-    if (value.endpoint === undefined) return;
-    const url = new URL(value.endpoint);
-    if ((url.protocol === 'http:' || url.protocol === 'ws:') && !isLoopbackHost(url.hostname)) {
+    if (value.endpoint === undefined || urlProblem(value.endpoint, REALTIME_ENDPOINT_RULES) !== undefined) return;
+    if (isInsecureRemote(value.endpoint)) {
       ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must be https:// or wss:// (plain http/ws only for a loopback host): keys and audio travel in it' });
     }
-    if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must not contain credentials; use `auth`' });
   });
 
 export const realtimeOptionSchema = z.union([z.boolean(), realtimeSchema]).default(false);
@@ -136,7 +150,7 @@ export const providerSchema = z
      * gateway prefix, or a full "Target URI" copied from the portal (its path and api-version
      * are understood).
      */
-    endpoint: z.url({ protocol: /^https?$/, error: 'must be an https URL such as https://myres.openai.azure.com' }).optional(),
+    endpoint: urlOption(ENDPOINT_RULES).optional(),
     /** Data-plane version (`api-version`); default 2024-10-21 for deployments, none for v1. */
     apiVersion: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must look like 2024-10-21, 2025-04-01-preview or preview').optional(),
     /** URL scheme; default from the endpoint path and apiVersion, else `deployments`. */
@@ -152,6 +166,11 @@ export const providerSchema = z
     keywords: z.union([z.literal('auto'), z.boolean()]).default('auto'),
     /** Longest retry-after (ms) a 429 may ask for and still get its one retry. */
     maxRetryWaitMs: z.number().int().min(0).max(60_000).default(DEFAULT_MAX_RETRY_WAIT_MS),
+    /**
+     * Largest transcription request (bytes, multipart framing included); default 25 MB, Azure's
+     * limit. A longer recording is sent as FLAC (ffmpeg), else in parts cut at pauses.
+     */
+    maxUploadBytes: z.number().int().min(MIN_MAX_UPLOAD_BYTES).default(DEFAULT_MAX_UPLOAD_BYTES),
     /** Upload audio over the kernel's HTTP/1.1 client; default: the transport's `uploadsOverHttp1`. */
     uploadsOverHttp1: z.boolean().optional(),
     /** Stream live recordings to the v1 Realtime WebSocket (`true`: every default); see realtimeSchema. */
@@ -168,14 +187,8 @@ export const providerSchema = z
     if (value.resource !== undefined && value.endpoint !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['resource'], message: 'give `resource` or `endpoint`, not both' });
     }
-    if (value.endpoint !== undefined) {
-      const url = new URL(value.endpoint);
-      if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
-        ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must be https (plain http only for a loopback host): keys and audio travel in it' });
-      }
-      if (url.username || url.password) {
-        ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must not contain credentials; use `auth`' });
-      }
+    if (value.endpoint !== undefined && urlProblem(value.endpoint, ENDPOINT_RULES) === undefined && isInsecureRemote(value.endpoint)) {
+      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must be https (plain http only for a loopback host): keys and audio travel in it' });
     }
   });
 
@@ -191,6 +204,11 @@ export function defaultProviders(env: NodeJS.ProcessEnv): Record<string, Record<
   const apiKey = env.AZURE_OPENAI_API_KEY?.trim();
   const adToken = env.AZURE_OPENAI_AD_TOKEN?.trim();
   if (!endpoint || (!apiKey && !adToken)) return {};
+  // No config file holds this value, so the error must name the variable, not providers.azure.endpoint.
+  const fix = 'correct AZURE_OPENAI_ENDPOINT: the "Endpoint" of the resource (Azure portal → the resource → Keys and Endpoint), e.g. export AZURE_OPENAI_ENDPOINT=https://myres.openai.azure.com';
+  const problem = urlProblem(endpoint, ENDPOINT_RULES);
+  if (problem) throw envUrlError('AZURE_OPENAI_ENDPOINT', problem, fix);
+  if (isInsecureRemote(endpoint)) throw envUrlError('AZURE_OPENAI_ENDPOINT', 'is plain http to a host that is not this machine: audio and the key would travel unencrypted', fix);
   const apiVersion = env.OPENAI_API_VERSION?.trim();
   return {
     azure: {

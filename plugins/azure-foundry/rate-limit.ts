@@ -67,6 +67,8 @@ export interface RateLimitPolicy {
   readonly signal: AbortSignal;
   /** A 429 asking for a longer wait gets no retry: the error comes at once. */
   readonly maxWaitMs: number;
+  /** The stage's deadline (ms since epoch): a wait that would end past it gets no retry either. */
+  readonly deadline?: number | undefined;
   /** What the call is, for an abort during the wait. */
   readonly what: string;
   readonly onRetry?: ((waitMs: number) => void) | undefined;
@@ -91,6 +93,8 @@ export async function withRateLimitRetry<T>(call: (notes: ResponseNotes) => Prom
     const waitMs = first.retryAfterMs ?? (typeof err.details.retryAfter === 'number' ? err.details.retryAfter * 1000 : undefined);
     if (waitMs !== undefined && waitMs > policy.maxWaitMs) throw policy.giveUp(err, 1, waitMs);
     const wait = waitMs ?? DEFAULT_WAIT_MS;
+    // Sleeping into the deadline would only turn "rate limited, retry in N s" into a timeout.
+    if (policy.deadline !== undefined && Date.now() + wait >= policy.deadline) throw policy.giveUp(err, 1, waitMs);
     policy.onRetry?.(wait);
     await sleep(wait, policy.signal, policy.what);
   }

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { describeError, isLoopbackHost, KOTO_VERSION, KotoError, kotoError } from 'koto-voice';
+import { describeError, isLoopbackHost, isSecretName, KOTO_VERSION, KotoError, kotoError, scrubSecrets } from 'koto-voice';
 
 /** The REST operations this plugin performs. */
 export type WireOperation = 'transcriptions' | 'chat' | 'responses' | 'models';
@@ -62,8 +62,6 @@ export function bearerHeaders(apiKey: string | undefined, extra: Readonly<Record
   return { ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}), ...lowerCaseKeys(extra) };
 }
 
-/** Header and query names whose values are credentials. */
-export const SECRET_NAME = /(key|token|secret|password|authorization|credential|cookie|signature|sig)$/i;
 
 /** The credential values of an instance: the key, secret-looking headers and query parameters. */
 export function secretValues(
@@ -74,7 +72,7 @@ export function secretValues(
   const out = new Set<string>();
   if (apiKey) out.add(apiKey);
   for (const [name, value] of [...Object.entries(headers), ...Object.entries(query)]) {
-    if (SECRET_NAME.test(name) && value.length >= 4) {
+    if (isSecretName(name) && value.length >= 4) {
       out.add(value);
       const bearer = /^(?:bearer|basic)\s+(.+)$/i.exec(value)?.[1];
       if (bearer && bearer.length >= 4) out.add(bearer);
@@ -92,14 +90,9 @@ export function isLoopback(url: URL): boolean {
   return isLoopbackHost(url.hostname);
 }
 
-/** Replaces every secret (and its URL-encoded form) in a string. */
+/** Replaces every secret (and its URL-encoded form), and anything shaped like a credential, in a string. */
 export function scrub(text: string, secrets: readonly string[] | undefined): string {
-  let out = text;
-  for (const secret of secrets ?? []) {
-    if (secret.length < 4) continue;
-    for (const form of new Set([secret, encodeURIComponent(secret)])) out = out.split(form).join('[redacted]');
-  }
-  return out;
+  return scrubSecrets(text, secrets ?? []);
 }
 
 export interface SendOptions {

@@ -1,9 +1,10 @@
 import { definePlugin, describeError, KOTO_VERSION, kotoError, type PluginApi, type ProviderRef, type SessionContext } from 'koto-voice';
-import { transcribe, transcriptionParams } from './asr.ts';
+import { transcriptionParams } from './asr.ts';
 import { baseUrlBuilder, bearerHeaders, displayUrl, isLoopback, secretValues, send, type WireTarget } from './client.ts';
 import { complete, completionParams } from './correction.ts';
 import { defaultProviders, isStreamingAsrModel, providerSchema, sendsKeywords, type ProviderOptions } from './options.ts';
 import { installRealtime, openaiRealtimePlan } from './realtime-plugin.ts';
+import { describePlan, transcribeWithinLimit } from './upload.ts';
 import { prewarmSession } from './wire.ts';
 
 const NAME = 'openai-compatible';
@@ -81,8 +82,16 @@ function apply(api: PluginApi): void {
       streaming: isStreamingAsrModel(options, model),
       keywords: sendsKeywords(options, model),
     });
-    const result = await transcribe(target, params, { signal: request.signal, onInterim: guarded('transcription interim', request.onInterim) });
-    return { text: result.text, model: result.model, language: result.language, durationSec: result.durationSec };
+    const ref = request.provider;
+    const result = await transcribeWithinLimit(target, params, request.audio, { signal: request.signal, onInterim: guarded('transcription interim', request.onInterim) }, {
+      maxBytes: options.maxUploadBytes,
+      option: `providers.${ref.name}.maxUploadBytes`,
+      onPlan: (plan) => {
+        if (plan.how !== 'whole') api.log.info(`provider "${ref.name}": ${describePlan(plan, options.maxUploadBytes)}`);
+      },
+    });
+    const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
+    return { text: result.text, model: result.model, language: result.language, durationSec: result.durationSec, warnings };
   });
 
   api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {

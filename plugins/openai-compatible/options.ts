@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { isLoopbackHost } from 'koto-voice';
 import { realtimeOptionSchema } from './realtime-options.ts';
+import { DEFAULT_MAX_UPLOAD_BYTES } from './upload.ts';
+import { envUrlError, isInsecureRemote, urlProblem, type UrlRules } from './url.ts';
 
 export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export const DEFAULT_ASR_MODEL = 'gpt-4o-mini-transcribe';
@@ -15,6 +16,12 @@ export const NON_STREAMING_MODELS = /^whisper-1$/;
 
 const modelPattern = z.string().min(1);
 
+const BASE_URL_RULES: UrlRules = { schemes: ['https', 'http'], example: DEFAULT_BASE_URL, credentialsGoTo: 'apiKey or headers' };
+const INSECURE_MESSAGE = 'plain http is only allowed for loopback hosts; use https, or set allowInsecureHttp: true to accept the risk';
+
+/** Smallest `maxUploadBytes`: parts of about 2 s of audio, and room for the request's fields. */
+export const MIN_MAX_UPLOAD_BYTES = 64 * 1024;
+
 /**
  * One provider instance (`providers.<name>` with `use: openai-compatible`).
  * Any server that speaks the OpenAI REST API: OpenAI itself, vLLM, llama.cpp, LocalAI, Groq, …
@@ -22,7 +29,12 @@ const modelPattern = z.string().min(1);
 export const providerSchema = z
   .strictObject({
     baseUrl: z
-      .url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.openai.com/v1' })
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        const problem = urlProblem(value, BASE_URL_RULES);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .default(DEFAULT_BASE_URL),
     /** Bearer token; optional for local servers that need none. */
     apiKey: z.string().min(1).optional(),
@@ -44,6 +56,11 @@ export const providerSchema = z
      * list whose entries are exact model names or `/regex/`. `whisper-1` never streams.
      */
     streamingAsrModels: z.union([modelPattern, z.array(modelPattern)]).optional(),
+    /**
+     * Largest transcription request (bytes, multipart framing included); default 25 MB, OpenAI's
+     * limit. A longer recording is sent as FLAC (ffmpeg), else in parts cut at pauses.
+     */
+    maxUploadBytes: z.number().int().min(MIN_MAX_UPLOAD_BYTES).default(DEFAULT_MAX_UPLOAD_BYTES),
     /** Upload audio over the HTTP/1.1 upload client (`api.http.uploads`); default: the transport's `uploadsOverHttp1`. */
     uploadsOverHttp1: z.boolean().optional(),
     /**
@@ -54,16 +71,9 @@ export const providerSchema = z
     realtime: realtimeOptionSchema,
   })
   .superRefine((value, ctx) => {
-    const url = new URL(value.baseUrl);
-    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !value.allowInsecureHttp) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['baseUrl'],
-        message: 'plain http is only allowed for loopback hosts; use https, or set allowInsecureHttp: true to accept the risk',
-      });
-    }
-    if (url.username || url.password) {
-      ctx.addIssue({ code: 'custom', path: ['baseUrl'], message: 'must not contain credentials; use apiKey or headers' });
+    // A malformed baseUrl has its own issue already; this part only judges well-formed ones.
+    if (urlProblem(value.baseUrl, BASE_URL_RULES) === undefined && isInsecureRemote(value.baseUrl) && !value.allowInsecureHttp) {
+      ctx.addIssue({ code: 'custom', path: ['baseUrl'], message: INSECURE_MESSAGE });
     }
     for (const pattern of patternsOf(value.streamingAsrModels)) {
       if (pattern instanceof Error) ctx.addIssue({ code: 'custom', path: ['streamingAsrModels'], message: pattern.message });
@@ -111,5 +121,13 @@ export function sendsKeywords(options: Pick<ProviderOptions, 'keywords'>, model:
 export function defaultProviders(env: NodeJS.ProcessEnv): Record<string, Record<string, unknown>> {
   const apiKey = env.OPENAI_API_KEY;
   if (!apiKey) return {};
-  return { openai: { baseUrl: env.OPENAI_BASE_URL || DEFAULT_BASE_URL, apiKey } };
+  const baseUrl = env.OPENAI_BASE_URL?.trim() || DEFAULT_BASE_URL;
+  // No config file holds this value, so the error must name the variable, not providers.openai.baseUrl.
+  const fix = `correct OPENAI_BASE_URL (e.g. export OPENAI_BASE_URL=${DEFAULT_BASE_URL}), or unset it to use OpenAI`;
+  const problem = urlProblem(baseUrl, BASE_URL_RULES);
+  if (problem) throw envUrlError('OPENAI_BASE_URL', problem, fix);
+  if (isInsecureRemote(baseUrl)) {
+    throw envUrlError('OPENAI_BASE_URL', `is plain http to a host that is not this machine: audio and the API key would travel unencrypted`, `${fix}; for a trusted plain-http server configure a provider with allowInsecureHttp: true`);
+  }
+  return { openai: { baseUrl, apiKey } };
 }

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { isInsecureRemote, urlProblem, type UrlRules } from './url.ts';
+
+const SOCKET_URL_RULES: UrlRules = { schemes: ['wss', 'ws'], example: 'wss://api.openai.com/v1/realtime', credentialsGoTo: 'apiKey or headers' };
 
 /** Server voice-activity detection (hands-free): the server commits a segment at each pause. */
 export const serverVadSchema = z.strictObject({
@@ -23,7 +26,16 @@ export const realtimeSettingsSchema = z.strictObject({
    * The WebSocket URL when it is not `{baseUrl}/realtime` (a gateway): `wss://…` (`ws://` only
    * for loopback). `intent=transcription` and the instance's `query` are added.
    */
-  url: z.url({ protocol: /^wss?$/, error: 'must be a wss:// URL such as wss://api.openai.com/v1/realtime' }).optional(),
+  url: z
+    .string()
+    .trim()
+    .superRefine((value, ctx) => {
+      const problem = urlProblem(value, SOCKET_URL_RULES);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      // The kernel refuses such a socket when it opens; better said when the config loads.
+      else if (isInsecureRemote(value)) ctx.addIssue({ code: 'custom', message: 'must be wss:// (plain ws:// only for a loopback host): the key and audio travel in it' });
+    })
+    .optional(),
   /** `off` (push-to-talk: one segment, committed at stop) or server VAD (hands-free). */
   turnDetection: z.union([z.literal('off'), z.literal('server_vad'), serverVadSchema]).default('off'),
   /** Server-side noise reduction before transcription (`near_field`: headset; `far_field`: laptop mic). */

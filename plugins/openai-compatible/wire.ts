@@ -73,7 +73,17 @@ export {
 } from './correction.ts';
 export { buildPrompts, DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, fillTemplate, type CorrectionPrompts, type PromptValues } from './prompts.ts';
 export { stripThink, visibleText } from './think.ts';
-export { isStreamingAsrModel, sendsKeywords } from './options.ts';
+export { isStreamingAsrModel, sendsKeywords, MIN_MAX_UPLOAD_BYTES } from './options.ts';
+export {
+  DEFAULT_MAX_UPLOAD_BYTES,
+  describePlan,
+  stitch,
+  transcribeWithinLimit,
+  transcriptionRequestBytes,
+  type LimitedTranscriptionResult,
+  type UploadLimit,
+} from './upload.ts';
+export { envUrlError, isInsecureRemote, urlProblem, type UrlRules } from './url.ts';
 
 /**
  * Starts warming the target's connection with `GET {models}` through the kernel's shared

@@ -1,13 +1,9 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, kotoError } from '../kernel/errors.ts';
 import type { AudioData } from '../kernel/types.ts';
+import { FfmpegError, findFfmpeg, runFfmpeg } from './ffmpeg.ts';
 import { parseWav } from './wav.ts';
-
-const run = promisify(execFile);
 
 export interface AudioFormat {
   readonly name: string;
@@ -38,28 +34,14 @@ export function sniffFormat(bytes: Uint8Array): AudioFormat | undefined {
   return undefined;
 }
 
-async function hasFfmpeg(): Promise<boolean> {
-  try {
-    await run('ffmpeg', ['-version']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Converts anything ffmpeg reads into 16 kHz mono 16-bit WAV. */
 async function convertWithFfmpeg(data: Uint8Array, label: string): Promise<Uint8Array> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'koto-ffmpeg-'));
   try {
-    const src = path.join(dir, 'input');
-    const out = path.join(dir, 'out.wav');
-    await import('node:fs/promises').then((fs) => fs.writeFile(src, data));
-    await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', src, '-ac', '1', '-ar', '16000', '-sample_fmt', 's16', out]);
-    return await readFile(out);
+    return await runFfmpeg({ input: data, label: path.basename(label), args: ['-ac', '1', '-ar', '16000', '-sample_fmt', 's16', '-f', 'wav'], outputExtension: 'wav' });
   } catch (err) {
-    throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: `ffmpeg could not convert it: ${describe(err)}` });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    // ffmpeg's own reason ("Invalid data found when processing input", "moov atom not found") is what the user can act on.
+    const reason = err instanceof FfmpegError ? err.reason : describe(err);
+    throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: `ffmpeg could not convert it: ${reason}` }, { cause: err });
   }
 }
 
@@ -71,7 +53,7 @@ export async function audioFromBytes(data: Uint8Array, label: string, savedPath:
   if (data.length === 0) throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: 'it is empty' });
   let format = sniffFormat(data);
   if (!format) {
-    if (!(await hasFfmpeg())) {
+    if (!(await findFfmpeg())) {
       throw kotoError('KOTO_ERR_AUDIO_FORMAT', { input: label, format: 'not a format Koto reads natively (WAV, FLAC, MP3, Ogg, WebM, M4A)' });
     }
     data = await convertWithFfmpeg(data, label);

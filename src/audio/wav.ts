@@ -97,3 +97,52 @@ export function encodeWav(samples: Int16Array, sampleRate: number): Uint8Array {
   out.set(new Uint8Array(samples.buffer, samples.byteOffset, bytes), 44);
   return out;
 }
+
+/**
+ * 16-bit PCM of a WAV file as one mono signal: every channel averaged (a meeting recorded in
+ * stereo keeps both sides), `WAVE_FORMAT_EXTENSIBLE` with a PCM sub-format accepted. Undefined
+ * for any other encoding. A mono file's samples are a view of `data`, not a copy. Used where the whole signal matters (splitting a long recording);
+ * {@link parseWav} keeps the first channel, which is what a microphone capture has.
+ */
+export function pcm16Mono(data: Uint8Array): { sampleRate: number; samples: Int16Array } | undefined {
+  if (data.length < 44) return undefined;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const tag = (at: number) => String.fromCharCode(data[at]!, data[at + 1]!, data[at + 2]!, data[at + 3]!);
+  if (tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return undefined;
+  let format: { channels: number; sampleRate: number } | undefined;
+  for (let at = 12; at + 8 <= data.length; ) {
+    const id = tag(at);
+    const size = view.getUint32(at + 4, true);
+    const body = at + 8;
+    if (id === 'fmt ') {
+      if (size < 16 || body + 16 > data.length) return undefined;
+      const code = view.getUint16(body, true);
+      // EXTENSIBLE: the real format is the first two bytes of the sub-format GUID (offset 24).
+      const pcm = code === 1 || (code === 0xfffe && size >= 40 && body + 26 <= data.length && view.getUint16(body + 24, true) === 1);
+      if (!pcm || view.getUint16(body + 14, true) !== 16) return undefined;
+      format = { channels: view.getUint16(body + 2, true), sampleRate: view.getUint32(body + 4, true) };
+    } else if (id === 'data') {
+      if (!format || !format.channels || !format.sampleRate) return undefined;
+      const { channels } = format;
+      const end = Math.min(data.length, body + size);
+      const frames = Math.floor((end - body) / (2 * channels));
+      // Mono, aligned: a view of the file's bytes (a long recording is not held twice; callers only read it).
+      if (channels === 1 && littleEndian && (data.byteOffset + body) % 2 === 0) {
+        return { sampleRate: format.sampleRate, samples: new Int16Array(data.buffer, data.byteOffset + body, frames) };
+      }
+      const samples = new Int16Array(frames);
+      if (channels === 1) {
+        for (let i = 0; i < frames; i++) samples[i] = view.getInt16(body + i * 2, true);
+      } else {
+        for (let i = 0, at2 = body; i < frames; i++) {
+          let sum = 0;
+          for (let c = 0; c < channels; c++, at2 += 2) sum += view.getInt16(at2, true);
+          samples[i] = Math.round(sum / channels);
+        }
+      }
+      return { sampleRate: format.sampleRate, samples };
+    }
+    at = body + size + (size % 2);
+  }
+  return undefined;
+}

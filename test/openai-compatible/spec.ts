@@ -1,5 +1,6 @@
 /**
- * A small checker of request bodies against the OpenAI OpenAPI spec (shared/specs): resolves
+ * A small checker of request bodies against the OpenAI OpenAPI spec (the subset vendored in
+ * test/fixtures/openai-openapi.subset.yaml by scripts/vendor-openai-spec.ts): resolves
  * `$ref`, merges `allOf`, accepts a value when some `anyOf`/`oneOf` branch accepts it, and checks
  * `type` (with `nullable`), `enum`, `required`, numeric and length bounds, and — stricter than the
  * spec's default — rejects object keys the schema does not declare, so a misspelled parameter
@@ -11,7 +12,7 @@ import { parse } from 'yaml';
 
 type Schema = Record<string, unknown>;
 
-const SPEC_PATH = fileURLToPath(new URL('../../../shared/specs/openai-openapi.yaml', import.meta.url));
+const SPEC_PATH = fileURLToPath(new URL('../fixtures/openai-openapi.subset.yaml', import.meta.url));
 
 let schemas: Record<string, Schema> | undefined;
 
@@ -25,7 +26,7 @@ function allSchemas(): Record<string, Schema> {
 
 export function schemaNamed(name: string): Schema {
   const schema = allSchemas()[name];
-  if (!schema) throw new Error(`the spec has no schema ${name}`);
+  if (!schema) throw new Error(`the vendored spec subset has no schema ${name}: add it to ROOTS in scripts/vendor-openai-spec.ts and run it again`);
   return schema;
 }
 

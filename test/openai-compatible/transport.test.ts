@@ -28,11 +28,12 @@ describe('pre-warm and connection reuse', () => {
   });
 
   test('the pre-warm does not delay the session: a slow /models does not hold up the transcription', async () => {
+    // /models answers after 60 s: a session that waited for the pre-warm would run into the test timeout.
     h = await harness({}, { asr: { model: 'whisper-1' } });
-    h.server.inject({ path: '/models', delayMs: 1500 });
-    const started = performance.now();
+    h.server.inject({ path: '/models', delayMs: 60_000 });
     await h.kernel.transcribe({ data: wav, name: 'a.wav' });
-    expect(performance.now() - started).toBeLessThan(1000);
+    // The pre-warm was sent (and is still unanswered): the session did not wait for it.
+    expect(h.server.requests.map((r) => r.path)).toContain('/v1/models');
   });
 
   test('10 sequential transcriptions through one kernel make exactly 1 TLS handshake', async () => {
@@ -242,7 +243,7 @@ describe('error mapping', () => {
 
   test('a headers timeout of the transport is KOTO_ERR_TIMEOUT', async () => {
     h = await harness({}, { asr: { model: 'whisper-1' }, transport: { headersTimeoutMs: 300 } });
-    h.server.inject({ path: '/audio/transcriptions', delayMs: 2000 });
+    h.server.inject({ path: '/audio/transcriptions', delayMs: 60_000 });
     const err = await caught(() => h!.kernel.transcribe({ data: wav, name: 'a.wav' }));
     expect(err).toMatchObject({ code: 'KOTO_ERR_TIMEOUT', details: { retryable: true } });
     expect((err as KotoError).message).toContain('300 ms');
@@ -250,7 +251,7 @@ describe('error mapping', () => {
 
   test('a body timeout of the transport is KOTO_ERR_TIMEOUT', async () => {
     h = await harness({}, { asr: { model: 'gpt-4o-mini-transcribe' }, transport: { bodyTimeoutMs: 300 } });
-    h.server.inject({ path: '/audio/transcriptions', stallBodyMs: 2000 });
+    h.server.inject({ path: '/audio/transcriptions', stallBodyMs: 60_000 });
     const err = await caught(() => h!.kernel.transcribe({ data: wav, name: 'a.wav' }));
     expect(err).toMatchObject({ code: 'KOTO_ERR_TIMEOUT' });
   });
