@@ -1,3 +1,5 @@
+import { escapeLine, forStdout } from './terminal.ts';
+
 /** Reads all of stdin (audio bytes or text). */
 export async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -8,8 +10,13 @@ export async function readStdin(): Promise<Buffer> {
 /** Writes a line to stdout and waits for it to flush (so piping into `head` etc. behaves). */
 export function printLine(line: string): Promise<void> {
   return new Promise((resolve) => {
-    process.stdout.write(`${line}\n`, () => resolve());
+    process.stdout.write(`${forStdout(line)}\n`, () => resolve());
   });
+}
+
+/** One line of diagnostics on stderr, with control characters (and line breaks) shown escaped. */
+export function printErr(line: string): void {
+  process.stderr.write(`${escapeLine(line)}\n`);
 }
 
 /**

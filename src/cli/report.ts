@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { describe, EXIT, KotoError, kotoError } from '../kernel/errors.ts';
+import { escapeLine, escapeText } from './terminal.ts';
 
 export interface Reporter {
   readonly debug: boolean;
@@ -10,10 +11,10 @@ export interface Reporter {
 /** Errors become one readable line on stderr (the stack only with --debug) and an exit code. */
 export function reportError(err: unknown, reporter: Reporter): number {
   const koto = toKotoError(err);
-  process.stderr.write(`koto: ${reporter.scrub(koto.toLine())}\n`);
+  process.stderr.write(`koto: ${escapeLine(reporter.scrub(koto.toLine()))}\n`);
   if (reporter.debug) {
     const stack = (koto.cause instanceof Error ? koto.cause.stack : undefined) ?? koto.stack ?? '';
-    process.stderr.write(`${reporter.scrub(stack)}\n`);
+    process.stderr.write(`${escapeText(reporter.scrub(stack))}\n`);
   }
   return koto.exitCode;
 }
@@ -25,7 +26,7 @@ export function toKotoError(err: unknown): KotoError {
 }
 
 export function warn(message: string, reporter: Reporter): void {
-  process.stderr.write(`koto: warning: ${reporter.scrub(message)}\n`);
+  process.stderr.write(`koto: warning: ${escapeLine(reporter.scrub(message))}\n`);
 }
 
 export { EXIT };

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { daemonAnswers, sendCommand } from '../../daemon/client.ts';
+import { DAEMON_PING_MS, daemonAnswers, sendCommand } from '../../daemon/client.ts';
 import { HistoryStore } from '../../history/store.ts';
 import { KotoError, kotoError } from '../../kernel/errors.ts';
 import { kotoPaths } from '../../kernel/paths.ts';
@@ -11,7 +11,7 @@ import { historyText, rewriteText, SESSION_ID, type RewriteResult } from '../../
 import { suggestTerms } from '../../quality/suggest.ts';
 import { runBatch } from '../batch.ts';
 import type { CliContext } from '../context.ts';
-import { OrderedPrinter, printLine, readStdin } from '../io.ts';
+import { OrderedPrinter, printErr, printLine, readStdin } from '../io.ts';
 import { reportError, warn } from '../report.ts';
 
 /**
@@ -93,7 +93,7 @@ export async function benchAccuracyCommand(ctx: CliContext, dir: string, flags: 
       async (label, index) => {
         const rows = await benchFile(kernel, jobs[index] as BenchJob, { correct, warn: (message) => warn(message, ctx) });
         const failure = rows.find((r) => r.error)?.error;
-        if (failure) process.stderr.write(`koto: ${ctx.scrub(`${label}: ${failure.message}. Fix: ${failure.fix}. (${failure.code})`)}\n`);
+        if (failure) printErr(`koto: ${ctx.scrub(`${label}: ${failure.message}. Fix: ${failure.fix}. (${failure.code})`)}`);
         await printer?.add(index, rows);
         return rows;
       },
@@ -146,7 +146,8 @@ async function rewriteSource(words: readonly string[]): Promise<RewriteSource> {
 async function daemonSocket(ctx: CliContext): Promise<string | undefined> {
   if (ctx.options.daemon === false || ctx.options.config) return undefined;
   const socket = kotoPaths(process.env).socket;
-  return (await daemonAnswers(socket)) ? socket : undefined;
+  // An unsafe runtime folder (another user's, issue #17) is never used: say so, work standalone.
+  return (await daemonAnswers(socket, DAEMON_PING_MS, (err) => warn(`not using the daemon: ${err.toLine()}`, ctx))) ? socket : undefined;
 }
 
 function isUnknownDaemonCommand(err: unknown): boolean {
@@ -248,7 +249,7 @@ export async function dictSuggestCommand(ctx: CliContext, flags: DictSuggestFlag
         `koto: no dictionary candidates: no new term was corrected in ${minSessions} or more sessions (of ${entries.length} in the history)\n`,
       );
     } else if (!flags.json) {
-      process.stderr.write(`koto: add the ones you want with: koto dict add ${suggestions.map((s) => shellWord(s.term)).join(' ')}\n`);
+      printErr(`koto: add the ones you want with: koto dict add ${suggestions.map((s) => shellWord(s.term)).join(' ')}`);
     }
     return 0;
   } catch (err) {
@@ -302,7 +303,7 @@ export async function dictAddCommand(ctx: CliContext, terms: string[], flags: Di
       });
     }
     const plan = await planAdd(location.file, wanted);
-    if (plan.present.length) process.stderr.write(`koto: already in the dictionary: ${plan.present.join(', ')}\n`);
+    if (plan.present.length) printErr(`koto: already in the dictionary: ${plan.present.join(', ')}`);
     if (plan.add.length === 0) {
       await printLine(`nothing to add: ${location.file} has every term`);
       return 0;
@@ -313,7 +314,7 @@ export async function dictAddCommand(ctx: CliContext, terms: string[], flags: Di
         `Add ${plan.add.length} term${plan.add.length === 1 ? '' : 's'} to ${location.file}: ${plan.add.join(', ')}? [y/N] `,
       );
       if (!/^\s*y(es)?\s*$/i.test(answer)) {
-        process.stderr.write('koto: nothing added\n');
+        printErr('koto: nothing added');
         return 1;
       }
     }
