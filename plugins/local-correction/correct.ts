@@ -201,24 +201,48 @@ function tidy(tokens: readonly Token[]): Token[] {
   return out;
 }
 
+/**
+ * Joins the tokens into text. Built from parts, never by re-reading the text made so far (a
+ * growing string searched per token is quadratic: 1 MB took minutes).
+ */
 function render(tokens: readonly Token[]): string {
-  let out = '';
+  const parts: string[] = [];
+  /** Nothing written yet, or the text written ends with a line break. */
+  let lineStart = true;
   let prev: Token | undefined;
   for (const token of tokens) {
     if (token.kind === 'newline') {
-      out = out.replace(/[ \t]+$/, '') + token.text;
+      // No spaces or tabs before a line break: drop them from the end of what was written.
+      while (parts.length) {
+        const last = parts.at(-1)!;
+        const kept = last.replace(/[ \t]+$/, '');
+        if (kept.length === last.length) break;
+        if (kept) {
+          parts[parts.length - 1] = kept;
+          break;
+        }
+        parts.pop();
+      }
+      if (token.text) {
+        parts.push(token.text);
+        lineStart = token.text.endsWith('\n');
+      }
       prev = token;
       continue;
     }
     let space = token.space;
-    if (!out || out.endsWith('\n')) space = false;
+    if (lineStart) space = false;
     if (token.spoken && token.attach === 'close') space = false;
     if (prev?.spoken && prev.attach === 'open') space = false;
     if (prev?.spoken && prev.attach === 'close' && token.kind === 'word') space = true;
-    out += (space ? ' ' : '') + token.text;
+    const part = (space ? ' ' : '') + token.text;
+    if (part) {
+      parts.push(part);
+      lineStart = part.endsWith('\n');
+    }
     prev = token;
   }
-  return out;
+  return parts.join('');
 }
 
 /** Spelling and casing of dictionary terms: one compiled matcher per dictionary. */
@@ -302,18 +326,75 @@ export function dictionaryMatcher(terms: readonly string[]): DictionaryMatcher {
 
 const ABBREVIATIONS = new Set(['eg', 'ie', 'etc', 'vs', 'mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'cf', 'approx', 'no']);
 
-export function capitalize(text: string, lowerStarts: readonly string[] = []): string {
-  const sentences = text.replace(/(^|[.!?…]["”’)\]]*\s+|\n\s*)(["“‘(\[]*)(\p{Ll})/gu, (m, pre: string, open: string, ch: string, offset: number) => {
-    const at = offset + pre.length + open.length;
-    if (lowerStarts.some((t) => text.startsWith(t, at))) return m;
-    if (pre.startsWith('.')) {
-      const before = /([\p{L}.]+)$/u.exec(text.slice(0, offset))?.[1]?.replace(/\./g, '').toLowerCase();
-      if (before && ABBREVIATIONS.has(before)) return m;
+const OPENING = new Set(['"', '“', '‘', '(', '[']);
+const SENTENCE_END = new Set(['.', '!', '?', '…']);
+const CLOSING = new Set(['"', '”', '’', ')', ']']);
+const isSpace = (ch: string | undefined) => ch !== undefined && /\s/.test(ch);
+/** A small letter a sentence may start with: at the text's start, or after a run of whitespace, behind opening marks. */
+const SENTENCE_START = /^["“‘(\[]*(?=\p{Ll})|(?<!\s)\s+["“‘(\[]*(?=\p{Ll})/gu;
+
+/**
+ * Where a sentence starts before the small letter at `letter`, whose opening marks start at
+ * `opens` (preceded by whitespace from `space`): after `.`/`!`/`?`/`…` (and closing marks) and
+ * whitespace, after a line break, or at the very start. Returns that mark's index, or -1.
+ * Every scan stays inside the run of marks and whitespace before the letter, so capitalising a
+ * whole text is linear (a regex over such runs rescans them from each position: quadratic).
+ */
+function sentenceMark(text: string, space: number, opens: number): { at: number; kind: 'start' | 'mark' | 'newline' } | undefined {
+  if (opens === 0) return { at: 0, kind: 'start' };
+  if (space === opens) return undefined;
+  let closers = space;
+  while (closers > 0 && CLOSING.has(text[closers - 1]!)) closers--;
+  if (closers > 0 && SENTENCE_END.has(text[closers - 1]!)) return { at: closers - 1, kind: 'mark' };
+  for (let i = space; i < opens; i++) if (text[i] === '\n') return { at: i, kind: 'newline' };
+  return undefined;
+}
+
+/**
+ * The abbreviation a `.` at `end` may close: the letters and dots right before it, dots removed,
+ * in lower case (`e.g` → `eg`); undefined when there are more letters than any abbreviation has.
+ */
+function abbreviationBefore(text: string, end: number): string | undefined {
+  let start = end;
+  let letters = 0;
+  while (start > 0) {
+    const low = text.charCodeAt(start - 1);
+    const pair = low >= 0xdc00 && low <= 0xdfff && start > 1 ? 2 : 1;
+    const ch = text.slice(start - pair, start);
+    if (ch !== '.') {
+      if (!/^\p{L}$/u.test(ch)) break;
+      if (++letters > LONGEST_ABBREVIATION) return undefined;
     }
-    return pre + open + ch.toUpperCase();
-  });
+    start -= pair;
+  }
+  return text.slice(start, end).replace(/\./g, '').toLowerCase();
+}
+
+const LONGEST_ABBREVIATION = Math.max(...[...ABBREVIATIONS].map((a) => a.length));
+
+export function capitalize(text: string, lowerStarts: readonly string[] = []): string {
+  const parts: string[] = [];
+  let copied = 0;
+  for (const m of text.matchAll(SENTENCE_START)) {
+    const letter = m.index + m[0].length;
+    let opens = letter;
+    while (opens > m.index && OPENING.has(text[opens - 1]!)) opens--;
+    // Whitespace, then opening marks: the whitespace run starts at the match (or there is none).
+    const space = isSpace(text[m.index]) ? m.index : opens;
+    const mark = sentenceMark(text, space, opens);
+    if (!mark) continue;
+    if (lowerStarts.some((t) => text.startsWith(t, letter))) continue;
+    if (mark.kind === 'mark' && text[mark.at] === '.') {
+      const before = abbreviationBefore(text, mark.at);
+      if (before && ABBREVIATIONS.has(before)) continue;
+    }
+    const ch = String.fromCodePoint(text.codePointAt(letter)!);
+    parts.push(text.slice(copied, letter), ch.toUpperCase());
+    copied = letter + ch.length;
+  }
+  parts.push(text.slice(copied));
   // The pronoun I (I'm, I'll, I've, I'd), but not "i.e." or a part of a word.
-  return sentences.replace(/(?<![\p{L}\p{N}_'’.\-])i(?![\p{L}\p{N}_]|[.\-]\p{L})/gu, 'I');
+  return parts.join('').replace(/(?<![\p{L}\p{N}_'’.\-])i(?![\p{L}\p{N}_]|[.\-]\p{L})/gu, 'I');
 }
 
 const WH = new Set(['what', 'who', 'whom', 'whose', 'where', 'when', 'why', 'how', 'which']);

@@ -1,6 +1,6 @@
 import { definePlugin, KOTO_VERSION, type PluginApi } from 'koto-voice';
-import { correctText } from './correct.ts';
 import { defaultProviders, providerSchema, type CorrectionOptions } from './options.ts';
+import { correctBounded } from './run.ts';
 
 const NAME = 'local-correction';
 
@@ -8,7 +8,7 @@ function apply(api: PluginApi): void {
   api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
     if (!request.text.trim()) return { text: null };
     const options = request.provider.options as CorrectionOptions;
-    const text = correctText(request.text, request.dictionary, options);
+    const text = await correctBounded({ text: request.text, dictionary: request.dictionary, options }, request.signal);
     return { text: text || null, model: 'local-rules' };
   });
 }

@@ -4,9 +4,9 @@ import { definePlugin, KOTO_VERSION, kotoError, KotoError, type AsrRequest, type
 import { toEngineAudio } from './audio.ts';
 import { runBatch, runContinuous } from './cli.ts';
 import { chooseEngine, decoderArgs, NAME, resolveModel, type ModelPaths } from './engine.ts';
-import { AbortedError, LibraryDecoder, loadBinding } from './library.ts';
+import { LibraryDecoder } from './decoder.ts';
+import { AbortedError } from './library.ts';
 import { defaultProviders, ENGINE_RATE, providerSchema, type ProviderOptions } from './options.ts';
-import { engineWords, pronounce } from './words.ts';
 
 /** Most words added to one decoder (each one grows the search a little). */
 const MAX_CUSTOM_WORDS = 1000;
@@ -27,7 +27,7 @@ function apply(api: PluginApi): void {
     let pending = decoders.get(key);
     if (!pending) {
       const started = performance.now();
-      pending = loadBinding(library).then((binding) => LibraryDecoder.create(binding, args));
+      pending = LibraryDecoder.create(library, args);
       pending.then(
         () => api.log.debug(`pocketsphinx model loaded in ${Math.round(performance.now() - started)} ms`),
         () => decoders.delete(key),
@@ -37,20 +37,16 @@ function apply(api: PluginApi): void {
     return pending;
   };
 
-  /** Dictionary words the decoder does not know, with pronunciations where one can be made. */
+  /** Dictionary words the decoder does not know, with pronunciations where one can be made (made in the worker). */
   const addCustomWords = async (decoder: LibraryDecoder, request: AsrRequest, options: ProviderOptions): Promise<void> => {
-    const wanted = engineWords(request.dictionary).filter(({ word }) => !decoder.offered(word) && decoder.lookup(word) === undefined);
-    if (wanted.length === 0) return;
-    const planned: { word: string; phones: string }[] = [];
-    const skipped: string[] = [];
-    for (const { word, original } of wanted.slice(0, MAX_CUSTOM_WORDS)) {
-      if (request.signal.aborted) return;
-      const phones = await pronounce(original, { lookup: (w) => decoder.lookup(w), flite: options.flite });
-      if (phones) planned.push({ word, phones });
-      else skipped.push(original);
-    }
-    const refused = await decoder.addWords(planned, options.customWordWeight);
-    if (planned.length) api.log.debug(`pocketsphinx: added ${planned.length - refused.length} dictionary word(s): ${planned.map((p) => `${p.word} [${p.phones}]`).join(', ')}`);
+    const { added, skipped, refused } = await decoder.addWords({
+      dictionary: request.dictionary,
+      weight: options.customWordWeight,
+      flite: options.flite,
+      max: MAX_CUSTOM_WORDS,
+      signal: request.signal,
+    });
+    if (added.length) api.log.debug(`pocketsphinx: added ${added.length} dictionary word(s): ${added.map((p) => `${p.word} [${p.phones}]`).join(', ')}`);
     const left = [...skipped, ...refused];
     if (left.length) {
       infoOnce(
@@ -77,7 +73,7 @@ function apply(api: PluginApi): void {
     try {
       const model = resolveModel(options);
       void chooseEngine(options)
-        .then((engine) => (engine.kind === 'library' ? decoderFor(options.library, libraryArgs(model, options)) : undefined))
+        .then((engine) => (engine.kind === 'library' ? decoderFor(options.library, libraryArgs(model, options)).then((d) => d.warm()) : undefined))
         .catch(() => undefined);
     } catch {
       // The asr call reports it.

@@ -1,20 +1,17 @@
 /**
  * libpocketsphinx (0.8 / 5prealpha, as Debian and Ubuntu ship it) in-process through koffi.
- * Native calls that take time (model load, decoding) run on koffi's worker threads (`.async`),
- * so the event loop stays free; every call on one decoder is serialised.
+ * The event loop only loads the library (to tell whether it is usable); models are loaded and
+ * audio decoded in a worker thread (decoder.ts, decode-worker.ts) with blocking calls.
+ *
+ * Imported by the worker, which Node runs from source by stripping types: no imports of
+ * `koto-voice`, and no TypeScript syntax that needs transforming (parameter properties, enums).
  */
-
-import { concat, Segmenter } from './segmenter.ts';
 
 /** What koffi hands back for a C pointer: an opaque value only passed back to C. */
 type Pointer = unknown;
-type Callback<T> = (err: unknown, result: T) => void;
-interface NativeFunction<Args extends unknown[], R> {
-  (...args: Args): R;
-  async(...args: [...Args, Callback<R>]): void;
-}
+type NativeFunction<Args extends unknown[], R> = (...args: Args) => R;
 
-interface Binding {
+export interface Binding {
   readonly path: string;
   psArgs: NativeFunction<[], Pointer>;
   cmdLnParse: NativeFunction<[Pointer, Pointer, number, string[], number], Pointer>;
@@ -35,8 +32,10 @@ interface Binding {
 
 /** Thrown when the library cannot be used; `reason` says why in one line. */
 export class LibraryUnavailable extends Error {
-  constructor(readonly reason: string) {
+  readonly reason: string;
+  constructor(reason: string) {
     super(reason);
+    this.reason = reason;
     this.name = 'LibraryUnavailable';
   }
 }
@@ -44,12 +43,6 @@ export class LibraryUnavailable extends Error {
 const DEFAULT_LIBRARIES: Readonly<Partial<Record<NodeJS.Platform, readonly string[]>>> = {
   linux: ['libpocketsphinx.so.3', 'libpocketsphinx.so'],
 };
-
-function promisify<Args extends unknown[], R>(fn: NativeFunction<Args, R>, ...args: Args): Promise<R> {
-  return new Promise((resolve, reject) => {
-    fn.async(...args, (err: unknown, result: R) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(result)));
-  });
-}
 
 const bindings = new Map<string, Promise<Binding>>();
 
@@ -126,40 +119,7 @@ async function bind(library: string | undefined): Promise<Binding> {
   }
 }
 
-export interface DecodeOptions {
-  /**
-   * `batch`: the whole recording is one utterance. `continuous`: utterances are cut at pauses
-   * (see Segmenter) and each is reported through `onText` as soon as it is decoded.
-   */
-  readonly mode: 'batch' | 'continuous';
-  readonly signal: AbortSignal;
-  /** The text so far, whenever an utterance is finished. */
-  readonly onText?: ((text: string) => void) | undefined;
-  /** Batch mode: longer recordings are cut at pauses into pieces of at most this many samples (default 30 s). */
-  readonly maxUtteranceSamples?: number | undefined;
-}
-
-/** Longest audio decoded as one utterance in batch mode: 30 s at 16 kHz. */
-const MAX_UTTERANCE_SAMPLES = 30 * 16000;
-
-/** Consecutive segments joined into pieces no longer than `max` samples. */
-function group(segments: readonly Int16Array[], max: number): Int16Array[] {
-  const out: Int16Array[] = [];
-  let current: Int16Array[] = [];
-  let length = 0;
-  for (const segment of segments) {
-    if (length > 0 && length + segment.length > max) {
-      out.push(concat(current));
-      current = [];
-      length = 0;
-    }
-    current.push(segment);
-    length += segment.length;
-  }
-  if (current.length) out.push(concat(current));
-  return out;
-}
-
+/** Thrown when decoding stops because it was cancelled or its deadline passed. */
 export class AbortedError extends Error {
   constructor() {
     super('decoding was cancelled');
@@ -167,34 +127,14 @@ export class AbortedError extends Error {
   }
 }
 
-/** Resolves like `work`, but rejects at once when `signal` aborts (the native call finishes in the background). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => undefined);
-    return Promise.reject(new AbortedError());
-  }
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(new AbortedError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
-/** One loaded model (about 110 MB); reused by every session of a kernel until it closes. */
-export class LibraryDecoder {
+/**
+ * One loaded model (about 110 MB), driven with blocking calls: it lives in the decode worker
+ * (decode-worker.ts), whose thread may block, never on the event loop.
+ */
+export class NativeDecoder {
   readonly #b: Binding;
   readonly #ps: Pointer;
   readonly #config: Pointer;
-  #queue: Promise<unknown> = Promise.resolve();
   #freed = false;
   /** Words this decoder was given (or refused), so each session only adds new ones. */
   readonly #tried = new Map<string, boolean>();
@@ -205,30 +145,17 @@ export class LibraryDecoder {
     this.#config = config;
   }
 
-  /** `argv` are decoder arguments (`-hmm`, `-lm`, `-dict`, …). */
-  static async create(binding: Binding, argv: readonly string[]): Promise<LibraryDecoder> {
+  /** `argv` are decoder arguments (`-hmm`, `-lm`, `-dict`, …). Blocks while the model loads. */
+  static create(binding: Binding, argv: readonly string[]): NativeDecoder {
     const b = binding;
     const config = b.cmdLnParse(null, b.psArgs(), argv.length, [...argv], 1);
     if (!config) throw new Error(`pocketsphinx refused its arguments (${argv.filter((a) => a.startsWith('-')).join(' ')})`);
-    const ps = await promisify(b.init, config);
+    const ps = b.init(config);
     if (!ps) {
       b.cmdLnFree(config);
       throw new Error('pocketsphinx could not load its model (check the hmm, lm and dict paths; add "-logfn": "/tmp/ps.log" to `args` to see its log)');
     }
-    return new LibraryDecoder(b, ps, config);
-  }
-
-  get library(): string {
-    return this.#b.path;
-  }
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(() => {
-      if (this.#freed) throw new Error('the pocketsphinx decoder was closed');
-      return fn();
-    });
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return new NativeDecoder(b, ps, config);
   }
 
   /** The pronunciation the decoder knows for a word (`HH AH L OW`), or undefined. */
@@ -247,88 +174,48 @@ export class LibraryDecoder {
    * only in the dictionary is never recognised). The language model entry must come first:
    * ps_add_word would otherwise add it with weight 1. Returns the words the engine refused.
    */
-  addWords(words: readonly { word: string; phones: string }[], weight: number): Promise<string[]> {
-    return this.#exclusive(async () => {
-      const refused: string[] = [];
-      const fresh = words.filter((w) => !this.#tried.has(w.word));
-      if (fresh.length === 0) return refused;
-      const search = this.#b.getSearch(this.#ps) ?? '_default';
-      const lm = this.#b.getLm(this.#ps, search);
-      for (const [i, { word, phones }] of fresh.entries()) {
-        if (lm) this.#b.ngramAddWord(lm, word, weight);
-        // update=1 on the last word only: it rebuilds the search once for the whole batch.
-        const id = this.#b.addWord(this.#ps, word, phones, i === fresh.length - 1 ? 1 : 0);
-        this.#tried.set(word, id >= 0);
-        if (id < 0) refused.push(word);
-      }
-      return refused;
-    });
+  addWords(words: readonly { word: string; phones: string }[], weight: number): string[] {
+    const refused: string[] = [];
+    const fresh = words.filter((w) => !this.#tried.has(w.word));
+    if (fresh.length === 0 || this.#freed) return refused;
+    const search = this.#b.getSearch(this.#ps) ?? '_default';
+    const lm = this.#b.getLm(this.#ps, search);
+    for (const [i, { word, phones }] of fresh.entries()) {
+      if (lm) this.#b.ngramAddWord(lm, word, weight);
+      // update=1 on the last word only: it rebuilds the search once for the whole batch.
+      const id = this.#b.addWord(this.#ps, word, phones, i === fresh.length - 1 ? 1 : 0);
+      this.#tried.set(word, id >= 0);
+      if (id < 0) refused.push(word);
+    }
+    return refused;
   }
 
   /**
    * One utterance decoded whole (`full_utt`): the cepstral mean is taken over the utterance
    * itself, which is more accurate than the live estimate chunked decoding uses, and makes the
    * result independent of what this decoder heard before (the noise estimate is reset too).
+   * Blocks for about 0.2 s per second of audio; nothing can interrupt it, so callers keep
+   * utterances short (30 s at most) and check for cancellation between them.
    */
-  async #utterance(samples: Int16Array): Promise<string> {
+  utterance(samples: Int16Array): string {
+    if (this.#freed) throw new Error('the pocketsphinx decoder was closed');
     const b = this.#b;
     const ps = this.#ps;
     b.startStream(ps);
     if (b.startUtt(ps) < 0) throw new Error('pocketsphinx could not start an utterance');
     try {
-      if ((await promisify(b.processRaw, ps, samples, samples.length, 0, 1)) < 0) throw new Error('pocketsphinx failed to process audio');
+      if (b.processRaw(ps, samples, samples.length, 0, 1) < 0) throw new Error('pocketsphinx failed to process audio');
     } finally {
-      await promisify(b.endUtt, ps);
+      b.endUtt(ps);
     }
     return (b.getHyp(ps, [0]) ?? '').trim();
   }
 
-  /** Decodes 16 kHz 16-bit mono audio; resolves with the text (empty when nothing was heard). */
-  decode(chunks: AsyncIterable<Int16Array> | Iterable<Int16Array>, options: DecodeOptions): Promise<string> {
-    const work = this.#exclusive(async () => {
-      const { signal } = options;
-      const done: string[] = [];
-      const decodeSegment = async (segment: Int16Array) => {
-        if (signal.aborted) throw new AbortedError();
-        const text = segment.length ? await this.#utterance(segment) : '';
-        if (!text) return;
-        done.push(text);
-        options.onText?.(done.join(' '));
-      };
-      if (options.mode === 'batch') {
-        const parts: Int16Array[] = [];
-        for await (const chunk of chunks) {
-          if (signal.aborted) throw new AbortedError();
-          parts.push(chunk);
-        }
-        const all = concat(parts);
-        const max = options.maxUtteranceSamples ?? MAX_UTTERANCE_SAMPLES;
-        if (all.length <= max) {
-          await decodeSegment(all);
-        } else {
-          // A long recording is cut at pauses into pieces of at most `max` samples: memory
-          // stays bounded, and progress shows as interim text.
-          const segmenter = new Segmenter({ maxUtteranceMs: (max / 16) * 0.9 });
-          for (const piece of group([...segmenter.push(all), ...segmenter.end()], max)) await decodeSegment(piece);
-        }
-        return done.join(' ');
-      }
-      const segmenter = new Segmenter();
-      for await (const chunk of chunks) {
-        for (const segment of segmenter.push(chunk)) await decodeSegment(segment);
-      }
-      for (const segment of segmenter.end()) await decodeSegment(segment);
-      return done.join(' ');
-    });
-    return untilAborted(work, options.signal);
-  }
-
-  /** Frees the model; waits for a decode in progress. */
-  close(): Promise<void> {
-    return this.#exclusive(async () => {
-      this.#freed = true;
-      this.#b.free(this.#ps);
-      this.#b.cmdLnFree(this.#config);
-    }).catch(() => undefined);
+  /** Frees the model (the decoder is unusable afterwards). */
+  free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    this.#b.free(this.#ps);
+    this.#b.cmdLnFree(this.#config);
   }
 }

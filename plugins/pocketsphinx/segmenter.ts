@@ -44,11 +44,19 @@ export function concat(parts: readonly Int16Array[]): Int16Array {
   return out;
 }
 
+/**
+ * Linear in the length of the stream, however it is fed (one call with a 10-minute recording, or
+ * 10 ms frames): the unhanded audio sits in one growable buffer read through an offset, so
+ * dropping audio moves the offset instead of copying what remains, and a copy (compaction or
+ * growth) only happens after at least as many samples were appended or dropped since the last.
+ */
 export class Segmenter {
   readonly #o: SegmenterOptions;
   readonly #frame: number;
-  /** Audio not yet handed out, starting at sample #base of the stream. */
-  #buffer: Int16Array = new Int16Array(0);
+  /** Storage; the audio not yet handed out is `#store[#head … #head + #size)`, stream samples from #base. */
+  #store: Int16Array = new Int16Array(0);
+  #head = 0;
+  #size = 0;
   #base = 0;
   /** Next sample to analyse. */
   #analysed = 0;
@@ -70,42 +78,64 @@ export class Segmenter {
     return Math.max(1, Math.round(ms / FRAME_MS));
   }
 
+  /** A copy of stream samples [from, to) still held (the decoder keeps it while the buffer moves on). */
   #slice(from: number, to: number): Int16Array {
-    return this.#buffer.slice(Math.max(0, from - this.#base), Math.max(0, to - this.#base));
+    const a = Math.min(this.#size, Math.max(0, from - this.#base));
+    const b = Math.min(this.#size, Math.max(a, to - this.#base));
+    return this.#store.slice(this.#head + a, this.#head + b);
   }
 
   /** Drops buffered audio before `sample` (keeping the padding an utterance may need). */
   #trim(sample: number): void {
-    const keep = Math.max(this.#base, sample);
-    this.#buffer = this.#buffer.slice(keep - this.#base);
-    this.#base = keep;
+    const drop = Math.min(this.#size, Math.max(0, sample - this.#base));
+    this.#head += drop;
+    this.#size -= drop;
+    this.#base += drop;
+  }
+
+  #append(chunk: Int16Array): void {
+    const need = this.#size + chunk.length;
+    if (this.#head + need > this.#store.length) {
+      const live = this.#store.subarray(this.#head, this.#head + this.#size);
+      // Compact in place only when the dropped part is at least as large as what is kept (the
+      // copy is then paid for by the drops); otherwise grow, doubling, so appends pay for it.
+      if (need <= this.#store.length && this.#head >= this.#size) {
+        this.#store.copyWithin(0, this.#head, this.#head + this.#size);
+      } else {
+        const next = new Int16Array(Math.max(need, 2 * this.#size + chunk.length, 1024));
+        next.set(live);
+        this.#store = next;
+      }
+      this.#head = 0;
+    }
+    this.#store.set(chunk, this.#head + this.#size);
+    this.#size = need;
   }
 
   /** Feeds audio; returns the utterances it completed. */
   push(chunk: Int16Array): Int16Array[] {
     if (!this.#found) this.#all.push(chunk);
-    const merged = new Int16Array(this.#buffer.length + chunk.length);
-    merged.set(this.#buffer);
-    merged.set(chunk, this.#buffer.length);
-    this.#buffer = merged;
+    this.#append(chunk);
     const out: Int16Array[] = [];
     const pad = Math.round((this.#o.padMs * this.#o.rate) / 1000);
-    const end = this.#base + this.#buffer.length;
-    while (this.#analysed + this.#frame <= end) {
-      const from = this.#analysed - this.#base;
+    const frame = this.#frame;
+    const end = this.#base + this.#size;
+    while (this.#analysed + frame <= end) {
+      const store = this.#store;
+      const from = this.#head + (this.#analysed - this.#base);
       let energy = 0;
-      for (let i = from; i < from + this.#frame; i++) energy += this.#buffer[i]! * this.#buffer[i]!;
-      const db = 10 * Math.log10(energy / this.#frame + 1);
+      for (let i = from; i < from + frame; i++) energy += store[i]! * store[i]!;
+      const db = 10 * Math.log10(energy / frame + 1);
       this.#floor = this.#floor === undefined || db < this.#floor ? db : this.#floor + (db - this.#floor) * 0.002;
       const speech = db > Math.max(this.#floor + this.#o.marginDb, this.#o.minDb);
       const frameStart = this.#analysed;
-      this.#analysed += this.#frame;
+      this.#analysed += frame;
       if (speech) {
         this.#speechRun++;
         this.#silenceRun = 0;
         this.#lastSpeechEnd = this.#analysed;
         if (this.#start === undefined && this.#speechRun >= this.#frames(this.#o.minSpeechMs)) {
-          this.#start = frameStart - (this.#speechRun - 1) * this.#frame;
+          this.#start = frameStart - (this.#speechRun - 1) * frame;
           this.#found = true;
           this.#all = [];
         }
@@ -122,7 +152,7 @@ export class Segmenter {
           this.#trim(stop - pad);
         }
       } else {
-        this.#trim(this.#analysed - pad - this.#frames(this.#o.minSpeechMs) * this.#frame);
+        this.#trim(this.#analysed - pad - this.#frames(this.#o.minSpeechMs) * frame);
       }
     }
     return out;
@@ -137,8 +167,51 @@ export class Segmenter {
       return all.length ? [all] : [];
     }
     if (this.#start === undefined) return [];
-    const segment = this.#slice(this.#start - pad, this.#base + this.#buffer.length);
+    const segment = this.#slice(this.#start - pad, this.#base + this.#size);
     this.#start = undefined;
     return [segment];
   }
+}
+
+/** Longest audio the engine decodes in one native call: 30 s at 16 kHz (about 6 s of CPU that nothing can interrupt). */
+export const MAX_UTTERANCE_SAMPLES = 30 * 16000;
+
+/** A segment longer than `max` in consecutive parts of at most `max` (the no-speech-found case hands back everything). */
+export function* bounded(segment: Int16Array, max: number): Generator<Int16Array> {
+  if (segment.length <= max) {
+    yield segment;
+    return;
+  }
+  for (let at = 0; at < segment.length; at += max) yield segment.subarray(at, Math.min(segment.length, at + max));
+}
+
+/**
+ * A recording as the pieces batch decoding hands the engine: whole when it fits in `max`
+ * samples; otherwise cut at pauses, consecutive utterances joined up to `max`. Lazy and fed
+ * to the segmenter a second at a time, so a caller can stop (or yield) between pieces.
+ */
+export function* pieces(samples: Int16Array, max: number = MAX_UTTERANCE_SAMPLES, rate = 16000): Generator<Int16Array> {
+  if (samples.length <= max) {
+    if (samples.length) yield samples;
+    return;
+  }
+  const segmenter = new Segmenter({ rate, maxUtteranceMs: (max / rate) * 1000 * 0.9 });
+  let current: Int16Array[] = [];
+  let length = 0;
+  function* take(segments: readonly Int16Array[]): Generator<Int16Array> {
+    for (const whole of segments) {
+      for (const segment of bounded(whole, max)) {
+        if (length > 0 && length + segment.length > max) {
+          yield concat(current);
+          current = [];
+          length = 0;
+        }
+        current.push(segment);
+        length += segment.length;
+      }
+    }
+  }
+  for (let at = 0; at < samples.length; at += rate) yield* take(segmenter.push(samples.subarray(at, Math.min(samples.length, at + rate))));
+  yield* take(segmenter.end());
+  if (current.length) yield concat(current);
 }

@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { encodeWav, type KotoError } from 'koto-voice';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LibraryDecoder, loadBinding } from '../../plugins/pocketsphinx/library.ts';
+import { LibraryDecoder } from '../../plugins/pocketsphinx/decoder.ts';
+import { loadBinding } from '../../plugins/pocketsphinx/library.ts';
 import { concat } from '../../plugins/pocketsphinx/segmenter.ts';
 import {
   failure,
@@ -39,7 +40,7 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
   });
 
   for (const engine of ['library', 'cli'] as const) {
-    it(`reports each utterance as interim text in continuous mode (${engine})`, { timeout: 120_000 }, async () => {
+    it(`reports each utterance as interim text in continuous mode (${engine})`, { timeout: 300_000 }, async () => {
       const kernel = await offlineKernel(tmp.dir, provider({ mode: 'continuous', engine }), ['pocketsphinx']);
       try {
         const interim: string[] = [];
@@ -54,7 +55,7 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
     });
   }
 
-  it('cuts a long recording at pauses in batch mode, reporting each piece', { timeout: 120_000 }, async () => {
+  it('cuts a long recording at pauses in batch mode, reporting each piece', { timeout: 300_000 }, async () => {
     const binding = await loadBinding(undefined);
     const model = '/usr/share/pocketsphinx/model/en-us';
     const decoder = await LibraryDecoder.create(binding, ['-hmm', `${model}/en-us`, '-lm', `${model}/en-us.lm.bin`, '-dict', `${model}/cmudict-en-us.dict`, '-logfn', '/dev/null']);
@@ -79,7 +80,7 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
     }
   });
 
-  it('decodes whole recordings with pocketsphinx_batch (engine: cli)', { timeout: 120_000 }, async () => {
+  it('decodes whole recordings with pocketsphinx_batch (engine: cli)', { timeout: 300_000 }, async () => {
     const kernel = await offlineKernel(tmp.dir, provider({ engine: 'cli', mode: 'batch' }), ['pocketsphinx']);
     try {
       expect(pooledWer(await transcribeAll(kernel, voices.slice(0, 3)))).toBeLessThanOrEqual(0.15);
@@ -88,7 +89,7 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
     }
   });
 
-  it('puts Koto dictionary words into the engine (library engine)', { timeout: 120_000 }, async () => {
+  it('puts Koto dictionary words into the engine (library engine)', { timeout: 300_000 }, async () => {
     const sentence = 'we monitor the servers with grafana';
     const file = speak(sentence, 'kal16', path.join(tmp.dir, 'grafana.wav'));
     const plain = await offlineKernel(tmp.dir, {}, ['pocketsphinx']);
@@ -113,7 +114,7 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
   });
 
   for (const engine of ['library', 'cli'] as const) {
-    it(`honours cancellation, and stays usable afterwards (${engine})`, { timeout: 120_000 }, async () => {
+    it(`honours cancellation, and stays usable afterwards (${engine})`, { timeout: 300_000 }, async () => {
       const kernel = await offlineKernel(tmp.dir, provider({ engine, mode: 'continuous' }), ['pocketsphinx']);
       try {
         const controller = new AbortController();
