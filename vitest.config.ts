@@ -13,8 +13,10 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['./test/global-setup.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Hang guards, not speed limits: CI runs on a loaded 2-core machine where real processes,
+    // sockets and decoders take several times longer than on a quiet one.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     // Real sockets and child processes: keep parallelism modest on a 2-core machine.
     maxWorkers: 2,
   },

@@ -15,15 +15,17 @@ if [[ ! -x node_modules/.bin/node || ! -d dist || package-lock.json -nt node_mod
 fi
 
 # npx puts node_modules/.bin first on PATH, so everything below runs on the pinned Node 24.
-npx tsc -p tsconfig.json --noEmit
+# A type error fails the run, but the tests still run and the closing line is still printed.
 reports=$(mktemp -d)
 status=0
+typecheck=ok
+npx tsc -p tsconfig.json --noEmit || { status=1; typecheck=failed; }
 npx vitest run --exclude 'test/audio/**' --reporter=default --reporter=json --outputFile.json="$reports/main.json" "$@" || status=$?
 if [[ $# -eq 0 ]]; then
   npx vitest run test/audio --no-file-parallelism --reporter=default --reporter=json --outputFile.json="$reports/audio.json" || status=$?
 fi
 # One plain closing line that any CI reads: "N passed, N failed".
-npx node -e '
+KOTO_TYPECHECK=$typecheck npx node -e '
   let passed = 0, failed = 0, skipped = 0;
   for (const file of process.argv.slice(1)) {
     try {
@@ -31,7 +33,8 @@ npx node -e '
       passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + (r.numTodoTests || 0);
     } catch { failed += 1; }
   }
-  console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  const typecheck = process.env.KOTO_TYPECHECK === "failed" ? " (type-check failed)" : "";
+  console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : "") + typecheck);
 ' "$reports"/*.json
 rm -rf "$reports"
 exit "$status"

@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Real sockets on loopback; the conformance checks wait for deadlines on purpose.
-    testTimeout: 30_000,
+    // Real sockets on loopback; the conformance checks wait for deadlines on purpose. A hang
+    // guard, generous for a loaded CI machine.
+    testTimeout: 120_000,
   },
 });

@@ -1,6 +1,6 @@
 /**
  * The daemon end to end, as a user drives it: a real `koto daemon` process recording from the
- * virtual microphone (../shared/tools/virtual-mic.sh) through mic-native, `koto start` /
+ * virtual microphone (test/support/virtual-mic.sh) through mic-native, `koto start` /
  * `koto stop` from the CLI, the loopback OpenAI-compatible upstream, an output file, history,
  * `koto retry`, and a daemon killed mid-recording.
  */
@@ -15,7 +15,7 @@ import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'koto.js');
-const VIRTUAL_MIC = path.resolve(ROOT, '..', 'shared', 'tools', 'virtual-mic.sh');
+const VIRTUAL_MIC = path.join(ROOT, 'test', 'support', 'virtual-mic.sh');
 
 const home = tempHome('koto-daemon-e2e-');
 let server: OpenAIServer;

@@ -10,6 +10,8 @@ const home = tempHome('koto-cli-pipeline-');
 let server: OpenAIServer;
 let inFlight = 0;
 let maxInFlight = 0;
+/** While set, a transcription is held until a second one is in flight too (at most 10 s). */
+let awaitOverlap = false;
 const wav = encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000);
 const files: string[] = [];
 
@@ -19,6 +21,10 @@ beforeAll(async () => {
     transcribe: async (req: RecordedRequest) => {
       inFlight += 1;
       maxInFlight = Math.max(maxInFlight, inFlight);
+      // A concurrent client always shows its overlap, however slow the machine (40 ms of
+      // server time alone did not); a sequential one waits the 10 s out and fails the test.
+      const until = Date.now() + 10_000;
+      while (awaitOverlap && maxInFlight < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
       await new Promise((r) => setTimeout(r, 40));
       inFlight -= 1;
       return `um hello from ${req.form?.files.file?.filename ?? 'stdin'}`;
@@ -87,7 +93,8 @@ describe('koto run / transcribe / correct against an OpenAI-compatible server', 
   it('transcribe: ten files, one line each in input order, one TLS handshake, concurrency bounded', async () => {
     server.reset();
     maxInFlight = 0;
-    const result = await koto(['transcribe', '-j', '3', ...files], { env: userEnv(), cwd: cwd() });
+    awaitOverlap = true;
+    const result = await koto(['transcribe', '-j', '3', ...files], { env: userEnv(), cwd: cwd() }).finally(() => (awaitOverlap = false));
     expect(result.code).toBe(0);
     expect(result.stdout.trim().split('\n')).toEqual(files.map((f) => `um hello from ${path.basename(f)}`));
     expect(server.stats.tlsHandshakes).toBe(1);

@@ -171,7 +171,7 @@ describe('daemon', () => {
   it('reload: a valid edit applies; an invalid one is reported and the old config stays', async () => {
     const socket = daemon!.socketPath;
     writeConfig('daemon:\n  maxRecordingMs: 1234');
-    await expect.poll(() => daemon!.kernel.config.daemon.maxRecordingMs, { timeout: 5000 }).toBe(1234);
+    await expect.poll(() => daemon!.kernel.config.daemon.maxRecordingMs, { timeout: 30_000 }).toBe(1234);
     writeFileSync(configFile, 'asr: [\n');
     await expect(sendCommand(socket, 'reload')).rejects.toMatchObject({ code: 'KOTO_ERR_CONFIG_PARSE', exitCode: 3 });
     const status = (await sendCommand(socket, 'status')) as { lastConfigError: { code: string }; configGeneration: number };

@@ -9,7 +9,8 @@ let kernel: Kernel | undefined;
 let home: ReturnType<typeof tempHome>;
 let configFile: string;
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/** Polls until `check` holds; the limit is a hang guard (a watcher on a loaded machine can take seconds). */
+async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -27,6 +28,7 @@ function configText(overrides: { model?: string; headersTimeoutMs?: number; extr
     'correction:',
     `  model: ${overrides.model ?? 'model-a'}`,
     '  stream: false',
+    '  timeoutMs: 60000', // held answers wait for server.release(), not for a deadline
     'dictionary: ./dictionary.txt',
     'transport:',
     `  ca: ${JSON.stringify(server.ca)}`,
@@ -87,11 +89,13 @@ describe('hot config', () => {
   it('a changed transport timeout rebuilds the client; a request in flight completes; old connections close', async () => {
     const k = kernel!;
     await k.correct('warm');
-    server.inject({ path: '/chat/completions', delayMs: 600 });
+    // Held until the rebuild is seen, so it is in flight during the rebuild however slow the machine.
+    server.inject({ path: '/chat/completions', delayMs: 60_000 });
     const inFlight = k.correct('slow one');
     await server.waitForRequests(2);
     writeFileSync(configFile, configText({ headersTimeoutMs: 20000 }));
     await waitFor(() => k.transportGeneration === 2, 'the transport rebuild');
+    server.release();
     const result = await inFlight;
     expect(result.fallback).toBe(false);
     await k.settled();
@@ -153,11 +157,12 @@ describe('hot config', () => {
 
   it('a session already running finishes with the config it started with', async () => {
     const k = kernel!;
-    server.inject({ path: '/chat/completions', delayMs: 500 });
+    server.inject({ path: '/chat/completions', delayMs: 60_000 }); // held until the reload is seen
     const running = k.correct('long');
     await server.waitForRequests(1);
     writeFileSync(configFile, configText({ model: 'model-next' }));
     await waitFor(() => k.config.correction.model === 'model-next', 'the reload');
+    server.release();
     await running;
     const firstChat = server.requests.find((r) => r.path.endsWith('/chat/completions'));
     expect((firstChat?.json as { model: string }).model).toBe('model-a');

@@ -11,8 +11,12 @@ afterEach(async () => {
   kernel = undefined;
 });
 
+/** Set once the ramp source has thrown its device error (tests wait for it, not for a guessed delay). */
+let deviceFailed = false;
+
 /** 20 ms frames of a counting ramp, until stopped (or a fixed number, then the device "fails"). */
 function source(failAfter?: number) {
+  deviceFailed = false;
   return definePlugin({
     name: 'ramp-source',
     audioSources: ['ramp'],
@@ -21,7 +25,10 @@ function source(failAfter?: number) {
         let stopped = false;
         async function* frames(): AsyncGenerator<AudioFrame> {
           for (let n = 0; !stopped; n++) {
-            if (failAfter !== undefined && n === failAfter) throw new Error('device unplugged');
+            if (failAfter !== undefined && n === failAfter) {
+              deviceFailed = true;
+              throw new Error('device unplugged');
+            }
             yield { samples: new Int16Array(320).fill(n + 1), timestamp: n * 20, rms: 0.5 };
             await new Promise((r) => setTimeout(r, 2));
           }
@@ -59,7 +66,7 @@ describe('live recording sessions', () => {
     ({ kernel } = await testKernel(config, { plugins: [source(), counter, observer], env: { KOTO_HOME: home.dir } }));
     const recording = await kernel.record();
     expect(recording.state).toBe('recording');
-    await new Promise((r) => setTimeout(r, 100));
+    await expect.poll(() => frames, { timeout: 30_000 }).toBeGreaterThan(3);
     const record = await recording.stop();
     expect(events).toEqual(['start:live:recording', 'end:done']);
     expect(frames).toBeGreaterThan(3);
@@ -80,14 +87,14 @@ describe('live recording sessions', () => {
   it('stops by itself at daemon.maxRecordingMs', async () => {
     ({ kernel } = await testKernel({ ...config, daemon: { maxRecordingMs: 50 } }, { plugins: [source(), counter], env: { KOTO_HOME: home.dir } }));
     const recording = await kernel.record();
-    await expect.poll(() => recording.done(), { timeout: 2000 }).toBeDefined();
+    await expect.poll(() => recording.done(), { timeout: 30_000 }).toBeDefined();
     expect((await recording.done())?.state).toBe('done');
   });
 
   it('a device that fails mid-recording keeps what was captured and still transcribes it, with a warning', async () => {
     ({ kernel } = await testKernel(config, { plugins: [source(5), counter], env: { KOTO_HOME: home.dir } }));
     const recording = await kernel.record();
-    await new Promise((r) => setTimeout(r, 60));
+    await expect.poll(() => deviceFailed, { timeout: 30_000 }).toBe(true);
     const record = await recording.stop();
     expect(record.text).toBe('1600 samples live');
     expect(record.warnings.join(' ')).toContain('device unplugged');

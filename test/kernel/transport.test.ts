@@ -58,11 +58,13 @@ describe('the shared HTTP client', () => {
     expect(await get(kernel, server.origin)).toBe(200);
     expect(kernel.transportGeneration).toBe(1);
 
-    server.inject({ path: '/models', delayMs: 400 });
+    // Held until the rebuild has begun: in flight during it however slow the machine.
+    server.inject({ path: '/models', delayMs: 60_000 });
     const inFlight = get(kernel, server.origin);
     await server.waitForRequests(2);
     const rebuilt = kernel.rebuildTransport();
     expect(kernel.transportGeneration).toBe(2);
+    server.release();
     expect(await inFlight).toBe(200);
     await rebuilt;
 

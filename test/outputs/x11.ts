@@ -100,7 +100,7 @@ export async function copyAsUser(text: string): Promise<void> {
 }
 
 /** Polls until `check` passes (the selection owner or an X client answers asynchronously). */
-export async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 3000): Promise<T> {
+export async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: T | undefined;
   let error: unknown;
@@ -148,7 +148,10 @@ export async function openInputLine(): Promise<InputLine> {
   })]);
   return {
     async submit() {
-      await delay(250); // a paste arrives as an X event after the keystroke; let it land first
+      // A paste arrives as an X event after the keystroke, once the selection owner (another
+      // process) has answered dmenu; nothing outside dmenu shows it has landed, so wait with margin
+      // for a loaded machine (250 ms was not always enough).
+      await delay(1000);
       await x('xdotool', ['key', 'Return']);
       await dmenu.exited;
       return dmenu.output().replace(/\n$/, '');

@@ -53,7 +53,7 @@ describe('a realtime transcription feed over the kernel client', () => {
     const pcm = tone(1000, 1, 16_000, 0.5);
     pushFrames(feed, pcm);
     // Deltas arrive while the audio does, before any commit.
-    await expect.poll(() => interims.length, { timeout: 10_000 }).toBeGreaterThan(1);
+    await expect.poll(() => interims.length, { timeout: 30_000 }).toBeGreaterThan(1);
     expect(server.connections[0]!.events.some((e) => e.type === 'input_audio_buffer.commit')).toBe(false);
     const text = await feed.finish();
     expect(text).toBe('heard 24000 samples');
@@ -86,7 +86,7 @@ describe('a realtime transcription feed over the kernel client', () => {
     expect(interims).toContain('w1 w2 w3 w4');
     expect(interims.at(-1)).toBe('heard 24000 samples');
     expect(feed.interimHistory).toEqual(['w1 w2 w3 w4 done']);
-    await expect.poll(() => connection.closeCode, { timeout: 5000 }).toBe(1000);
+    await expect.poll(() => connection.closeCode, { timeout: 30_000 }).toBe(1000);
   });
 
   it('queues frames pushed before the socket opens and sends them in order once it does; a throwing interim listener is ignored', async () => {
@@ -129,7 +129,7 @@ describe('a realtime transcription feed over the kernel client', () => {
   it('an error event for the session update fails the feed at once', async () => {
     const { target } = await setup({ rejectSessionUpdate: true });
     const feed = RealtimeTranscription.open(target, ptt);
-    await expect.poll(() => feed.state, { timeout: 10_000 }).toBe('failed');
+    await expect.poll(() => feed.state, { timeout: 30_000 }).toBe('failed');
     expect(feed.failure?.message).toContain('Invalid session configuration. (invalid_value)');
     await expect(feed.finish()).rejects.toThrow(/Invalid session configuration/);
   });
@@ -192,9 +192,9 @@ describe('a realtime transcription feed over the kernel client', () => {
   it('close() before finish ends the socket and a later finish rejects as aborted', async () => {
     const { target, server } = await setup();
     const feed = RealtimeTranscription.open(target, ptt);
-    await expect.poll(() => feed.state, { timeout: 10_000 }).toBe('open');
+    await expect.poll(() => feed.state, { timeout: 30_000 }).toBe('open');
     feed.close();
-    await expect.poll(() => server.connections[0]?.closed, { timeout: 5000 }).toBe(true);
+    await expect.poll(() => server.connections[0]?.closed, { timeout: 30_000 }).toBe(true);
     await expect(feed.finish()).rejects.toMatchObject({ code: 'KOTO_ERR_ABORTED' });
   });
 });

@@ -155,8 +155,11 @@ async function endless(kind: 'json' | 'sse'): Promise<{ baseUrl: string; ca: str
     // Drain the upload, then answer forever.
     stream.on('data', () => undefined);
     stream.respond({ ':status': 200, 'content-type': kind === 'json' ? 'application/json' : 'text/event-stream' });
+    // Each SSE event is a valid 60 KB delta carrying one character (the bulk is a field the client
+    // ignores): the cap counts bytes, and the test must not time how fast a machine re-scans a
+    // growing 10 MB answer on every delta.
     const chunk = Buffer.from(
-      kind === 'json' ? `${'a'.repeat(64 * 1024)}` : `data: {"choices":[{"index":0,"delta":{"content":"${'a'.repeat(60 * 1024)}"}}]}\n\n`,
+      kind === 'json' ? `${'a'.repeat(64 * 1024)}` : `data: {"choices":[{"index":0,"delta":{"content":"a"}}],"padding":"${'a'.repeat(60 * 1024)}"}\n\n`,
     );
     if (kind === 'json') stream.write('{"text":"');
     const pump = () => {
@@ -186,7 +189,8 @@ async function endless(kind: 'json' | 'sse'): Promise<{ baseUrl: string; ca: str
   };
 }
 
-describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
+// The test timeout guards against hangs: generous, since a loaded 2-core machine runs this several times slower.
+describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
   it('baseline: no fault → the corrected text, one connection', async () => {
     const r = await open();
     expectDelivered(await r.run(), CORRECTED);
@@ -222,7 +226,9 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
       config: async (server) => {
         hop = await relay(server.port);
         cleanups.push(hop.close);
-        return { providers: { main: { use: 'openai-compatible', baseUrl: hop.url, apiKey: CANARY } }, transport: { headersTimeoutMs: 300 } };
+        // The frozen attempt can only end by the headers timeout; the retry over a new connection
+        // must beat the same timeout, so it is generous for a loaded machine (and the stage deadline more so).
+        return { providers: { main: { use: 'openai-compatible', baseUrl: hop.url, apiKey: CANARY } }, asr: { timeoutMs: 30_000 }, transport: { headersTimeoutMs: 2000 } };
       },
     });
     expectDelivered(await r.run(), CORRECTED);
@@ -284,9 +290,13 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
   it('connect timeout (a port that accepts TCP and never completes TLS): a clear error within the connect timeout, recording kept', async () => {
     const hole = await blackhole();
     cleanups.push(hole.close);
+    // The hole never answers, so only the 150 ms connect timeout can end each attempt; the stage
+    // deadline is far away, or on a loaded machine three attempts and their backoff overrun it
+    // (KOTO_ERR_TIMEOUT instead of the connect error under test).
     const r = await open({
       config: () => ({
         providers: { main: { use: 'openai-compatible', baseUrl: hole.url, apiKey: CANARY } },
+        asr: { timeoutMs: 30_000 },
         transport: { connectTimeoutMs: 150 },
       }),
     });
@@ -355,24 +365,28 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
   }
 
   it('slow headers (transport.headersTimeoutMs): KOTO_ERR_TIMEOUT saying what was waited for, recording kept; a slow correction → raw text', async () => {
-    const r = await open({ config: () => ({ transport: { headersTimeoutMs: 200 } }) });
-    r.server.inject({ path: ASR, delayMs: 1000 });
+    // Slow answers never come (60 s), so the headers timeout always fires; the answers that do
+    // come (the retry, the other requests) must beat it on a loaded machine: 1 s, not 200 ms.
+    // The stage deadlines stay out of the way of 1 + retries attempts.
+    const r = await open({ config: () => ({ asr: { timeoutMs: 30_000 }, correction: { timeoutMs: 30_000 }, transport: { headersTimeoutMs: 1000 } }) });
+    r.server.inject({ path: ASR, delayMs: 60_000 });
     expectDelivered(await r.run(), CORRECTED); // one slow answer: the retry gets the text
-    r.server.inject({ path: ASR, delayMs: 1000, times: Infinity });
-    expectFailedKept(await r.run(), 'KOTO_ERR_TIMEOUT', r.history, /response headers of the transcription .* timed out after 200 ms/);
+    r.server.inject({ path: ASR, delayMs: 60_000, times: Infinity });
+    expectFailedKept(await r.run(), 'KOTO_ERR_TIMEOUT', r.history, /response headers of the transcription .* timed out after 1000 ms/);
     r.server.clearFaults();
-    r.server.inject({ path: CHAT, delayMs: 1000, times: Infinity });
-    expectFallback(await r.run(), /timed out after 200 ms/);
+    r.server.inject({ path: CHAT, delayMs: 60_000, times: Infinity });
+    expectFallback(await r.run(), /timed out after 1000 ms/);
     accounted(r);
   });
 
   it('stalled body (transport.bodyTimeoutMs): KOTO_ERR_TIMEOUT, recording kept; a stalled correction stream → raw text', async () => {
-    const r = await open({ config: () => ({ transport: { bodyTimeoutMs: 200 } }) });
-    r.server.inject({ path: ASR, stallBodyMs: 1000, times: Infinity });
-    expectFailedKept(await r.run(), 'KOTO_ERR_TIMEOUT', r.history, /response body of the transcription .* timed out after 200 ms/);
+    // Stalled bodies never resume (60 s); bodies that flow must beat the timeout on a loaded machine.
+    const r = await open({ config: () => ({ asr: { timeoutMs: 30_000 }, correction: { timeoutMs: 30_000 }, transport: { bodyTimeoutMs: 1000 } }) });
+    r.server.inject({ path: ASR, stallBodyMs: 60_000, times: Infinity });
+    expectFailedKept(await r.run(), 'KOTO_ERR_TIMEOUT', r.history, /response body of the transcription .* timed out after 1000 ms/);
     r.server.clearFaults();
-    r.server.inject({ path: CHAT, stallBodyMs: 1000, times: Infinity });
-    expectFallback(await r.run(), /timed out after 200 ms/);
+    r.server.inject({ path: CHAT, stallBodyMs: 60_000, times: Infinity });
+    expectFallback(await r.run(), /timed out after 1000 ms/);
     accounted(r);
   });
 
@@ -401,25 +415,33 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
   });
 
   it('oversized response (12 MB JSON > the 10 MB cap): KOTO_ERR_BAD_RESPONSE, recording kept', async () => {
-    const r = await open();
+    // Reading 10 MB can take seconds on a loaded machine: no deadline may end it before the cap.
+    const r = await open({ config: () => ({ asr: { timeoutMs: 30_000 }, transport: { bodyTimeoutMs: 30_000 } }) });
     const huge = `{"text":"${'a'.repeat(12 * 1024 * 1024)}"}`;
     r.server.inject({ path: ASR, body: huge, headers: { 'content-type': 'application/json' } });
     expectFailedKept(await r.run(), 'KOTO_ERR_BAD_RESPONSE', r.history, /larger than 10 MB/);
     accounted(r);
   });
 
-  it('a body that never ends (JSON or SSE): bounded — the client stops reading at the cap instead of buffering forever', async () => {
+  // Only the cap may end these sessions: the stage and body deadlines are far beyond the time
+  // reading 10 MB over loopback takes even on a loaded machine, so which limit fires first is
+  // never a race (a missing cap would fail on the deadline's message, well before the test timeout).
+  const NO_DEADLINE = 30_000;
+  it('a body that never ends (JSON or SSE): bounded — the client stops reading at the cap instead of buffering forever', { timeout: 3 * NO_DEADLINE }, async () => {
     const json = await endless('json');
     cleanups.push(json.close);
     const r = await open({
       config: () => ({
         providers: { main: { use: 'openai-compatible', baseUrl: json.baseUrl, apiKey: CANARY } },
-        transport: { ca: json.ca },
+        asr: { timeoutMs: NO_DEADLINE },
+        transport: { ca: json.ca, bodyTimeoutMs: NO_DEADLINE },
       }),
     });
     const heapBefore = process.memoryUsage().heapUsed;
     expectFailedKept(await r.run(), 'KOTO_ERR_BAD_RESPONSE', r.history, /larger than 10 MB/);
-    // The server could only push what flow control let through after the client gave up.
+    // The cap, not anything else, stopped it: the server did get past 10 MB, and could only push
+    // what flow control let through after the client gave up.
+    expect(json.written()).toBeGreaterThan(10 * 1024 * 1024);
     expect(json.written()).toBeLessThan(64 * 1024 * 1024);
     expect(json.streams()).toBe(1); // not retried
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(128 * 1024 * 1024);
@@ -433,10 +455,12 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
           main: { use: 'openai-compatible', baseUrl: s.baseUrl, apiKey: CANARY },
           fix: { use: 'openai-compatible', baseUrl: sse.baseUrl, apiKey: CANARY },
         },
-        correction: { provider: 'fix' },
+        correction: { provider: 'fix', timeoutMs: NO_DEADLINE },
+        transport: { bodyTimeoutMs: NO_DEADLINE },
       }),
     });
     expectFallback(await d.run(), /event stream is larger than 10 MB/);
+    expect(sse.written()).toBeGreaterThan(10 * 1024 * 1024);
     expect(sse.written()).toBeLessThan(64 * 1024 * 1024);
     accounted(d);
   });
@@ -542,13 +566,16 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
   });
 
   it('session deadline: an upstream that never answers + asr.timeoutMs 300 → KOTO_ERR_TIMEOUT, recording kept; a silent correction → raw text', async () => {
-    const r = await open({ config: () => ({ asr: { timeoutMs: 300 }, correction: { timeoutMs: 300 }, transport: { headersTimeoutMs: 60_000 } }) });
+    const r = await open({ config: () => ({ asr: { timeoutMs: 300 }, transport: { headersTimeoutMs: 60_000 } }) });
     r.server.inject({ path: ASR, delayMs: 60_000, times: Infinity });
     expectFailedKept(await r.run(), 'KOTO_ERR_TIMEOUT', r.history, /^transcription timed out after 300 ms$/);
-    r.server.clearFaults();
-    r.server.inject({ path: CHAT, delayMs: 60_000, times: Infinity });
-    expectFallback(await r.run(), /took longer than 300 ms/);
     accounted(r);
+    await r.close();
+    // Its own rig: the transcription that must succeed first is not held to a 300 ms deadline.
+    const c = await open({ config: () => ({ correction: { timeoutMs: 300 }, transport: { headersTimeoutMs: 60_000 } }) });
+    c.server.inject({ path: CHAT, delayMs: 60_000, times: Infinity });
+    expectFallback(await c.run(), /took longer than 300 ms/);
+    accounted(c);
   });
 
   it('invalid config edit while a session runs (daemon, watched file): the session completes with the old config; lastConfigError is set', async () => {
@@ -574,6 +601,7 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
       '    path: ./out.txt',
       'transport:',
       `  ca: ${JSON.stringify(server.ca)}`,
+      '  headersTimeoutMs: 120000', // the held transcription waits for server.release()
       '',
     ].join('\n');
     writeFileSync(configFile, yaml, { mode: 0o600 });
@@ -587,12 +615,15 @@ describe('fault matrix: what the user gets', { timeout: 20_000 }, () => {
       shutdownTimeoutMs: 2000,
     });
     cleanups.push(() => daemon.close());
-    server.inject({ path: ASR, delayMs: 500 });
+    // The transcription is held until the failed reload has been seen: the edit lands while the
+    // session runs however slow the machine (a 500 ms delay raced the watcher).
+    server.inject({ path: ASR, delayMs: 60_000 });
     await daemon.startRecording();
     const finished = daemon.stopRecording(true) as Promise<{ id: string; text: string; state: string }>;
-    await waitFor(() => requestsTo(server, ASR).length === 1, 'the upload');
+    await waitFor(() => requestsTo(server, ASR).length === 1, 'the upload', 20_000);
     writeFileSync(configFile, `${yaml}correction:\n  model: [broken\n`);
-    await waitFor(() => daemon.kernel.lastConfigError !== undefined, 'the reload to fail');
+    await waitFor(() => daemon.kernel.lastConfigError !== undefined, 'the reload to fail', 20_000);
+    server.release();
     const record = await finished;
     expect(record).toMatchObject({ state: 'done', text: CORRECTED });
     expect((requestsTo(server, CHAT)[0]?.json as { model: string }).model).toBe('model-old');

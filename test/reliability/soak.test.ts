@@ -10,7 +10,7 @@
  * - memory flat: heap after warm-up vs at the end (after a full GC); the numbers are printed.
  *
  * Reproducible: faults come from a seeded PRNG (KOTO_SOAK_SEED). Sessions: 1,000 by default (about
- * 75 s on a 2-core machine); KOTO_SOAK=quick runs 300, KOTO_SOAK_SESSIONS=N any number. The
+ * 2 min on a quiet 2-core machine, 5 on a loaded one); KOTO_SOAK=quick runs 300, KOTO_SOAK_SESSIONS=N any number. The
  * report (seed, duration, outcomes per fault, heap and RSS samples, handles) is printed.
  */
 import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -33,6 +33,13 @@ const SAMPLE_EVERY = Math.max(50, Math.floor((SESSIONS - WARMUP) / 8));
 
 const ASR = '/audio/transcriptions';
 const CHAT = '/chat/completions';
+/** A delay or stall that outlasts every timeout of the run; `server.release()` ends it after each session. */
+const HELD = 60_000;
+/**
+ * The hang guard: about 1 s per session. A quiet 2-core machine needs ~0.1 s, a loaded one
+ * (CPU hogs plus the rest of the suite) ~0.3 s.
+ */
+const TEST_TIMEOUT_MS = 60_000 + SESSIONS * 1000;
 
 // mulberry32 (bench/lib/stats.ts): small, fast, good enough to pick faults reproducibly.
 const prng = seededRandom;
@@ -104,8 +111,10 @@ const PLANS: readonly Plan[] = [
   { name: '500 once', weight: 3, expect: ['done'], faults: [{ path: ASR, status: 500 }] },
   { name: '503 always (asr)', weight: 2, expect: ['failed:KOTO_ERR_UPSTREAM'], faults: [{ path: ASR, status: 503, times: Infinity }] },
   { name: '503 always (correction)', weight: 2, expect: ['fallback'], faults: [{ path: CHAT, status: 503, times: Infinity }] },
-  { name: 'slow headers once', weight: 1, expect: ['done'], faults: [{ path: ASR, delayMs: 600 }] },
-  { name: 'stalled body (correction)', weight: 1, expect: ['fallback'], faults: [{ path: CHAT, stallBodyMs: 2000, times: Infinity }] },
+  // Slow and stalled answers never come (HELD: released after the session), so the timeouts under
+  // test always fire, however slow the machine; only the answers that do come race the timeouts.
+  { name: 'slow headers once', weight: 1, expect: ['done'], faults: [{ path: ASR, delayMs: HELD }] },
+  { name: 'stalled body (correction)', weight: 1, expect: ['fallback'], faults: [{ path: CHAT, stallBodyMs: HELD, times: Infinity }] },
   { name: 'malformed SSE (correction)', weight: 2, expect: ['fallback'], faults: [{ path: CHAT, sseMalformed: true }] },
   // Truncated JSON is not retried (the server ended the body cleanly); a truncated SSE transcription
   // (no transcript.text.done) is, and the retry answers.
@@ -116,8 +125,8 @@ const PLANS: readonly Plan[] = [
   { name: 'empty completion', weight: 2, expect: ['fallback'], completion: '' },
   { name: '<think>-only completion', weight: 2, expect: ['fallback'], completion: '<think>the user said hello</think>' },
   { name: 'empty transcription', weight: 2, expect: ['failed:KOTO_ERR_NO_TEXT'], transcript: '' },
-  { name: 'upstream silent past the asr deadline', weight: 1, expect: ['failed:KOTO_ERR_TIMEOUT'], faults: [{ path: ASR, delayMs: 2500, times: Infinity }] },
-  { name: 'upstream silent past the correction deadline', weight: 1, expect: ['fallback'], faults: [{ path: CHAT, delayMs: 2500, times: Infinity }] },
+  { name: 'upstream silent past the asr deadline', weight: 1, expect: ['failed:KOTO_ERR_TIMEOUT'], faults: [{ path: ASR, delayMs: HELD, times: Infinity }] },
+  { name: 'upstream silent past the correction deadline', weight: 1, expect: ['fallback'], faults: [{ path: CHAT, delayMs: HELD, times: Infinity }] },
   { name: 'microphone gone mid-session', weight: 2, expect: ['done'], micFailsAfter: 5 },
 ];
 
@@ -161,7 +170,7 @@ function resourceCounts(): Record<string, number> {
 }
 
 describe('soak', () => {
-  it(`${SESSIONS} dictations with random faults through one daemon: all accounted for, no leaks, memory flat`, { timeout: 240_000 }, async () => {
+  it(`${SESSIONS} dictations with random faults through one daemon: all accounted for, no leaks, memory flat`, { timeout: TEST_TIMEOUT_MS }, async () => {
     const random = prng(SEED);
     const resourcesBefore = resourceCounts();
     const fdsBefore = socketFds();
@@ -198,11 +207,14 @@ describe('soak', () => {
           // Same upstream, streamed transcription (SSE), used by some delegated runs.
           streamed: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: CANARY, asrModel: 'gpt-4o-mini-transcribe' },
         },
-        asr: { provider: 'main', timeoutMs: 1500, retries: 2 },
-        correction: { provider: 'main', model: 'gpt-4.1-mini', stream: true, timeoutMs: 1000, retries: 1 },
+        // Short enough that the faults settle in a few seconds, long enough that an answer that
+        // does come beats them on a loaded machine (400 ms headers and a 1.5 s stage did not:
+        // a cold first session took 1.9 s under CPU hogs).
+        asr: { provider: 'main', timeoutMs: 6000, retries: 2 },
+        correction: { provider: 'main', model: 'gpt-4.1-mini', stream: true, timeoutMs: 3000, retries: 1 },
         audio: { source: 'soak' },
         output: [{ use: 'file', path: outFile }],
-        transport: { ca: server.ca, connectTimeoutMs: 1000, headersTimeoutMs: 400, bodyTimeoutMs: 400, drainTimeoutMs: 500 },
+        transport: { ca: server.ca, connectTimeoutMs: 3000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000, drainTimeoutMs: 500 },
       },
     });
     const wavB64 = Buffer.from(WAV).toString('base64');
@@ -258,6 +270,7 @@ describe('soak', () => {
         if (err.message.includes('\n')) mismatches.push(`#${i} ${plan.name}: multi-line message`);
       }
       server.clearFaults();
+      server.release(); // held answers of this session (its client has given up on them)
       // Keeps the upstream's request log (audio bodies) from growing through the run.
       server.reset();
       if (!id) throw new Error(`#${i} ${plan.name} (${mode}): no session id`);

@@ -242,8 +242,8 @@ export function requestsTo(server: OpenAIServer, suffix: string) {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Polls until `check` holds (fails after `timeoutMs`). */
-export async function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/** Polls until `check` holds (fails after `timeoutMs`: a hang guard, generous for a loaded machine). */
+export async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
