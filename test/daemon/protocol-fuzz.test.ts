@@ -9,6 +9,7 @@ import { ERRORS } from '../../src/kernel/errors.ts';
 import { encodeWav } from '../../src/index.ts';
 import { koto as kotoCli } from '../cli/support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
+import { seededRandom } from '../../bench/lib/stats.ts';
 
 // Real child processes on a shared 2-core machine: generous deadlines, never asserted on.
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 });
@@ -259,7 +260,8 @@ describe('the 1 MiB line cap', () => {
 
 describe('fuzz', () => {
   it('500 seeded random messages: every reply well-formed, no internal error, the daemon keeps serving', async () => {
-    const random = mulberry32(0x6b6f746f);
+    // The benchmark's seeded PRNG: the same 500 messages on every run.
+    const random = seededRandom(0x6b6f746f);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
     const keys = ['id', 'cmd', 'args', '__proto__', 'constructor', 'prototype', 'path', 'data', 'upload', 'text', 'wait', 'provider', 'template', 'name', 'correct', 'toString'];
     const commands = ['ping', 'status', 'stop', 'toggle', 'cancel', 'reload', 'transcribe', 'run', 'correct', 'retry', 'rewrite', '__proto__', 'constructor', 'hasOwnProperty', ''];
@@ -359,15 +361,3 @@ describe('fuzz', () => {
     expect(problems).toEqual([]);
   });
 });
-
-/** A small seeded PRNG: the same 500 messages on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -1,6 +1,7 @@
 import wavefile from 'wavefile';
 import { describe, expect, it } from 'vitest';
 import { encodeWav, parseWav } from '../../src/index.ts';
+import { pcm16Mono } from '../../src/audio/wav.ts';
 
 describe('WAV codec', () => {
   const samples = new Int16Array(4001).map((_, i) => Math.round(30000 * Math.sin(i / 9)));
@@ -26,5 +27,23 @@ describe('WAV codec', () => {
     float.fromScratch(1, 16000, '32f', [0, 0.5, -0.5]);
     expect(parseWav(float.toBuffer())).toMatchObject({ ok: true, bitDepth: '32f', pcm: undefined });
     expect(parseWav(new TextEncoder().encode('RIFF....WAVEnot really a wav file at all'))).toMatchObject({ ok: false });
+  });
+});
+
+describe('a truncated or hostile WAV header', () => {
+  it('is "not a valid WAV", never a RangeError', () => {
+    const bytes = new Uint8Array(48);
+    const ascii = (at: number, text: string) => [...text].forEach((c, i) => (bytes[at + i] = c.charCodeAt(0)));
+    const view = new DataView(bytes.buffer);
+    ascii(0, 'RIFF');
+    view.setUint32(4, 40, true);
+    ascii(8, 'WAVE');
+    ascii(12, 'JUNK');
+    view.setUint32(16, 16, true);
+    ascii(36, 'fmt ');
+    view.setUint32(40, 16, true); // the fmt body would run past the end of the file
+    expect(() => parseWav(bytes)).not.toThrow();
+    expect(parseWav(bytes).ok).toBe(false);
+    expect(pcm16Mono(bytes)).toBeUndefined();
   });
 });
