@@ -25,7 +25,8 @@ export interface TokenSource {
   readonly description: string;
   /** The source kind, for advice in messages. */
   readonly kind: 'token' | 'env' | 'command' | 'identity';
-  fetch(): Promise<AccessToken>;
+  /** A token from the source itself (env, command output, @azure/identity): no request through Koto's client. */
+  getToken(): Promise<AccessToken>;
   /** How long a token of unknown expiry is reused (0: fetch every time). */
   readonly unknownExpiryTtlMs: number;
   /** Stops what the source runs (a token command still running at shutdown). */
@@ -167,7 +168,7 @@ export class TokenCache {
     this.#pending ??= (async () => {
       try {
         this.#fetches += 1;
-        const fetched = await this.source.fetch();
+        const fetched = await this.source.getToken();
         if (!TOKEN_CHARS.test(fetched.token)) throw new Error('the token contains spaces or control characters');
         this.#options.onToken(fetched.token);
         const now = this.#now();
@@ -255,7 +256,7 @@ export function tokenSource(auth: EntraAuth, deps: SourceDeps): TokenSource {
       description: 'entra (a fixed token)',
       kind: 'token',
       unknownExpiryTtlMs: 24 * 3600_000,
-      fetch: async () => ({ token, expiresAt: jwtExpiry(token) }),
+      getToken: async () => ({ token, expiresAt: jwtExpiry(token) }),
     };
   }
   if (auth.env !== undefined) {
@@ -264,7 +265,7 @@ export function tokenSource(auth: EntraAuth, deps: SourceDeps): TokenSource {
       description: `entra (token in $${name})`,
       kind: 'env',
       unknownExpiryTtlMs: 0,
-      fetch: async () => {
+      getToken: async () => {
         const token = deps.env[name]?.trim();
         if (!token) throw new Error(`the environment variable ${name} is not set`);
         return { token, expiresAt: jwtExpiry(token) };
@@ -281,7 +282,7 @@ export function tokenSource(auth: EntraAuth, deps: SourceDeps): TokenSource {
       close: () => {
         for (const child of running) child.kill();
       },
-      fetch: async () => {
+      getToken: async () => {
         const stdout = await runCommand(command, auth.commandTimeoutMs, running);
         try {
           return parseTokenOutput(stdout);
@@ -298,7 +299,7 @@ export function tokenSource(auth: EntraAuth, deps: SourceDeps): TokenSource {
     description: `entra (@azure/identity ${className})`,
     kind: 'identity',
     unknownExpiryTtlMs: 5 * 60_000,
-    fetch: async () => {
+    getToken: async () => {
       if (!instance) {
         const mod = await deps.loadIdentity();
         if (!mod) throw new Error('@azure/identity is not installed');

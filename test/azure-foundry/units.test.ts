@@ -199,7 +199,7 @@ describe('token cache', () => {
       failNext: () => {
         fail = true;
       },
-      fetch: async () => {
+      getToken: async () => {
         n += 1;
         await new Promise((r) => setTimeout(r, delayMs));
         if (fail) {
@@ -290,8 +290,8 @@ describe('@azure/identity source', () => {
       loadIdentity: async () => ({ ManagedIdentityCredential }),
     });
     expect(source.description).toBe('entra (@azure/identity ManagedIdentityCredential)');
-    expect(await source.fetch()).toEqual({ token: 'mi-token', expiresAt: 42 });
-    await source.fetch();
+    expect(await source.getToken()).toEqual({ token: 'mi-token', expiresAt: 42 });
+    await source.getToken();
     expect(made).toEqual([{ clientId: 'client-1' }]);
     expect(asked).toEqual(['https://cognitiveservices.azure.com/.default', 'https://cognitiveservices.azure.com/.default']);
   });
@@ -303,11 +303,11 @@ describe('@azure/identity source', () => {
       }
     }
     const cjs = tokenSource(entra({}), { provider: 'az', env: {}, loadIdentity: async () => ({ default: { DefaultAzureCredential } }) });
-    expect((await cjs.fetch()).token).toBe('default-token');
+    expect((await cjs.getToken()).token).toBe('default-token');
     const missing = tokenSource(entra({}), { provider: 'az', env: {}, loadIdentity: async () => undefined });
-    await expect(missing.fetch()).rejects.toThrow('@azure/identity is not installed');
+    await expect(missing.getToken()).rejects.toThrow('@azure/identity is not installed');
     const old = tokenSource(entra({ credential: 'workload-identity' }), { provider: 'az', env: {}, loadIdentity: async () => ({}) });
-    await expect(old.fetch()).rejects.toThrow(/no WorkloadIdentityCredential/);
+    await expect(old.getToken()).rejects.toThrow(/no WorkloadIdentityCredential/);
   });
 });
 

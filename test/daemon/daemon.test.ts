@@ -4,29 +4,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sendCommand } from '../../src/daemon/client.ts';
 import { Daemon } from '../../src/daemon/daemon.ts';
-import { definePlugin, encodeWav, type AudioFrame } from '../../src/index.ts';
+import { encodeWav } from '../../src/index.ts';
+import { toneSource } from './nothing-lost-support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
-
-/** An audio source that "captures" a tone in 20 ms frames until stopped (the mic has its own tests). */
-const toneSource = definePlugin({
-  name: 'tone-source',
-  audioSources: ['tone'],
-  apply(api) {
-    api.hooks.audioSource.for('tone').tapPromise('tone-source', async () => {
-      let stopped = false;
-      let t = 0;
-      async function* frames(): AsyncGenerator<AudioFrame> {
-        while (!stopped) {
-          const samples = new Int16Array(320).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * (t * 320 + i)) / 16000)));
-          yield { samples, timestamp: t * 20, rms: 0.17 };
-          t += 1;
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      }
-      return { frames: frames(), sampleRate: 16000, device: 'tone', stop: async () => void (stopped = true) };
-    });
-  },
-});
 
 let server: OpenAIServer;
 let home: ReturnType<typeof tempHome>;
