@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, kotoError } from '../kernel/errors.ts';
+import { describe, KotoError, kotoError } from '../kernel/errors.ts';
 import type { AudioData } from '../kernel/types.ts';
 import { FfmpegError, findFfmpeg, runFfmpeg } from './ffmpeg.ts';
 import { parseWav } from './wav.ts';
@@ -72,8 +73,19 @@ export async function audioFromBytes(data: Uint8Array, label: string, savedPath:
 export async function audioFromFile(file: string): Promise<AudioData> {
   let data: Uint8Array;
   try {
-    data = await readFile(file);
+    // Non-blocking open, then a check on the opened file itself: a FIFO would block the open
+    // forever and /dev/zero never ends; only a regular file is audio (no race between check and read).
+    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (!(await handle.stat()).isFile()) {
+        throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: file, detail: 'it is not a regular file (a device, pipe or folder)' });
+      }
+      data = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
+    if (KotoError.is(err)) throw err;
     throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: file, detail: describe(err).replace(/, open .*$/, '') });
   }
   return audioFromBytes(data, file, path.resolve(file));

@@ -240,3 +240,18 @@ describe('a provider name that is an Object.prototype key', () => {
     }
   });
 });
+
+describe('an input that is not a regular file', () => {
+  test('a FIFO, /dev/zero and a folder: one clear line and a non-zero exit, never a hang', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const fifo = path.join(dir, 'pipe.wav');
+    execFileSync('mkfifo', [fifo]);
+    for (const input of [fifo, '/dev/zero', dir]) {
+      // A hang would end in the helper's kill (exit code null), not in this error.
+      const r = await koto(['--no-daemon', 'transcribe', input], { env: { KOTO_HOME: home() } });
+      expect(r.code, input).toBe(1);
+      expect(r.stderr, input).toMatch(/not a regular file .*KOTO_ERR_AUDIO_INPUT/);
+      expect(r.stderr.trim().split('\n'), input).toHaveLength(1);
+    }
+  });
+});
