@@ -16,6 +16,13 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
   process.stdout.write(`${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
   process.exit(0);
 }
+// Control commands bound to a key (start/stop/toggle/cancel/status) go through a small client
+// that loads nothing heavy; it answers `undefined` for anything it does not handle.
+if (['start', 'stop', 'toggle', 'cancel', 'status'].includes(args[0])) {
+  const fast = await import('../dist/src/cli/fast.js').catch(() => undefined);
+  const code = fast && (await fast.fastMain(args));
+  if (code !== undefined) process.exit(code);
+}
 import('../dist/src/cli/main.js').then(
   (cli) => cli.main(process.argv.slice(2)),
   (err) => {

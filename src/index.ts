@@ -40,3 +40,6 @@ export { parseDictionary } from './kernel/config/validate.ts';
 export { z } from 'zod';
 export { pruneRecordings } from './kernel/retention.ts';
 export type { RetentionLimits } from './kernel/retention.ts';
+// Key combinations as users write them (hotkeys, paste shortcuts), with X11 keysyms and evdev codes.
+export { parseKeyCombo, keyNamed, keyNames, MODIFIER_EVDEV, MODIFIER_ORDER } from './kernel/keys.ts';
+export type { KeyCombo, KeyInfo, Modifier } from './kernel/keys.ts';

@@ -1,4 +1,4 @@
-import { createKernel, type Kernel } from '../kernel/kernel.ts';
+import type { Kernel } from '../kernel/kernel.ts';
 import type { LogLevel } from '../kernel/logger.ts';
 import type { Reporter } from './report.ts';
 
@@ -28,6 +28,8 @@ export class CliContext implements Reporter {
   async kernel(): Promise<Kernel> {
     if (!this.#kernel) {
       const logLevel: LogLevel = this.options.debug ? 'debug' : this.options.quiet ? 'error' : 'warn';
+      // Loaded on first use: `koto --help` or `koto status` never pays for the kernel (undici, zod, plugins).
+      const { createKernel } = await import('../kernel/kernel.ts');
       this.#kernel = await createKernel({ configPath: this.options.config, logLevel });
     }
     return this.#kernel;

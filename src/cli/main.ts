@@ -1,11 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT } from '../kernel/errors.ts';
 import { KOTO_VERSION } from '../kernel/version.ts';
-import { configCheckCommand, configPrintCommand, devicesCommand, doctorCommand, pluginsCommand } from './commands/inspect.ts';
-import { correctCommand, runCommand, transcribeCommand, type PipelineFlags } from './commands/pipeline.ts';
-import { benchAccuracyCommand, dictAddCommand, dictSuggestCommand, rewriteCommand, type BenchFlags, type DictAddFlags, type DictSuggestFlags, type RewriteFlags } from './commands/quality.ts';
-import { controlCommand, daemonCommand, historyCommand, reloadCommand, retryCommand, statusCommand } from './commands/daemon.ts';
-import { trustCommand, type TrustFlags } from './commands/trust.ts';
+// Command modules are imported when their command runs: `--help` and the fast control commands
+// must not load the kernel (issue #16). Type-only imports cost nothing at run time.
+import type { PipelineFlags } from './commands/pipeline.ts';
+import type { BenchFlags, DictAddFlags, DictSuggestFlags, RewriteFlags } from './commands/quality.ts';
+import type { TrustFlags } from './commands/trust.ts';
 import { CliContext, type GlobalOptions } from './context.ts';
 import { reportError } from './report.ts';
 
@@ -40,7 +40,7 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .command('transcribe')
       .description('speech to text (ASR only); FILE... or - for stdin')
       .argument('<inputs...>', 'audio files (WAV natively; others via ffmpeg), or - for stdin'),
-  ).action(bind((ctx, inputs: string[], flags: PipelineFlags) => transcribeCommand(ctx, inputs, flags)));
+  ).action(bind(async (ctx, inputs: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).transcribeCommand(ctx, inputs, flags)));
 
   pipelineOptions(
     program
@@ -48,7 +48,7 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .description('the whole pipeline: ASR, correction, outputs; final text on stdout')
       .argument('<inputs...>', 'audio files, or - for stdin')
       .option('--no-correct', 'skip the correction step'),
-  ).action(bind((ctx, inputs: string[], flags: PipelineFlags) => runCommand(ctx, inputs, flags)));
+  ).action(bind(async (ctx, inputs: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).runCommand(ctx, inputs, flags)));
 
   program
     .command('correct')
@@ -56,18 +56,18 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .argument('[text...]', 'the text to correct')
     .option('--json', 'print a JSON object')
     .option('-p, --provider <name>', 'use this provider (a key of `providers`)')
-    .action(bind((ctx, words: string[], flags: PipelineFlags) => correctCommand(ctx, words, flags)));
+    .action(bind(async (ctx, words: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).correctCommand(ctx, words, flags)));
 
   const config = program.command('config').description('inspect the configuration');
   config
     .command('print')
     .description('the resolved config, secrets redacted')
     .option('--json', 'print JSON')
-    .action(bind((ctx, flags: { json?: boolean }) => configPrintCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/inspect.ts')).configPrintCommand(ctx, flags)));
   config
     .command('check')
     .description('validate the config (exit 3 if invalid)')
-    .action(bind((ctx) => configCheckCommand(ctx)));
+    .action(bind(async (ctx) => (await import('./commands/inspect.ts')).configCheckCommand(ctx)));
 
   program
     .command('trust')
@@ -76,18 +76,18 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('--list', 'list trusted files, and whether they changed since')
     .option('--remove <path>', 'stop trusting a file')
     .option('--json', 'print NDJSON (with --list)')
-    .action(bind((ctx, target: string | undefined, flags: TrustFlags) => trustCommand(ctx, target, flags)));
+    .action(bind(async (ctx, target: string | undefined, flags: TrustFlags) => (await import('./commands/trust.ts')).trustCommand(ctx, target, flags)));
 
   program
     .command('plugins')
     .description('loaded plugins and what they tap')
     .option('--json', 'print JSON')
-    .action(bind((ctx, flags: { json?: boolean }) => pluginsCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/inspect.ts')).pluginsCommand(ctx, flags)));
 
   program
     .command('daemon')
     .description('run the dictation daemon in the foreground (control socket, hot config, history)')
-    .action(bind((ctx) => daemonCommand(ctx)));
+    .action(bind(async (ctx) => (await import('./commands/daemon.ts')).daemonCommand(ctx)));
   for (const [name, text] of [
     ['start', 'start recording (no-op while recording)'],
     ['stop', 'stop recording; the session finishes in the background'],
@@ -99,42 +99,42 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .description(text)
       .option('--wait', 'wait for the session and print its text (stop/toggle)')
       .option('--json', 'print JSON')
-      .action(bind((ctx, flags: { wait?: boolean; json?: boolean }) => controlCommand(ctx, name, flags)));
+      .action(bind(async (ctx, flags: { wait?: boolean; json?: boolean }) => (await import('./commands/daemon.ts')).controlCommand(ctx, name, flags)));
   }
   program
     .command('status')
     .description('daemon state, config and transport generations, connections')
     .option('--json', 'print JSON')
-    .action(bind((ctx, flags: { json?: boolean }) => statusCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).statusCommand(ctx, flags)));
   program
     .command('reload')
     .description('make the daemon re-read its config (exit 3 if the new config is invalid; the old one stays)')
-    .action(bind(() => reloadCommand()));
+    .action(bind(async () => (await import('./commands/daemon.ts')).reloadCommand()));
   program
     .command('history')
     .description('past sessions, newest first')
     .option('--json', 'print NDJSON')
     .option('-n <count>', 'how many', '20')
     .option('--clear', 'delete the history and its recordings')
-    .action(bind((ctx, flags: { json?: boolean; n?: string; clear?: boolean }) => historyCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: { json?: boolean; n?: string; clear?: boolean }) => (await import('./commands/daemon.ts')).historyCommand(ctx, flags)));
   program
     .command('retry')
     .description('re-run a kept recording through the pipeline')
     .argument('<id>', 'a session id from `koto history`')
     .option('--json', 'print JSON')
-    .action(bind((ctx, id: string, flags: { json?: boolean }) => retryCommand(ctx, id, flags)));
+    .action(bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).retryCommand(ctx, id, flags)));
 
   program
     .command('devices')
     .description('list input devices of the configured audio source')
     .option('--json', 'print JSON')
-    .action(bind((ctx, flags: { json?: boolean }) => devicesCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/inspect.ts')).devicesCommand(ctx, flags)));
 
   program
     .command('doctor')
     .description('check Node, config, plugins, and that each provider is reachable with valid credentials')
     .option('--json', 'print JSON')
-    .action(bind((ctx, flags: { json?: boolean }) => doctorCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/inspect.ts')).doctorCommand(ctx, flags)));
 
   const bench = program.command('bench').description('measure dictation quality');
   bench
@@ -145,7 +145,7 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('--json', 'print NDJSON: one object per file, provider and mode, then a summary object')
     .option('--no-correct', 'measure raw transcripts only (default: raw and corrected)')
     .addOption(new Option('-j, --concurrency <n>', 'files in flight at once over the shared connection').default('4'))
-    .action(bind((ctx, dir: string, flags: BenchFlags) => benchAccuracyCommand(ctx, dir, flags)));
+    .action(bind(async (ctx, dir: string, flags: BenchFlags) => (await import('./commands/quality.ts')).benchAccuracyCommand(ctx, dir, flags)));
 
   program
     .command('rewrite')
@@ -153,7 +153,7 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .requiredOption('-t, --template <name>', 'a key of `rewrite.templates`')
     .argument('[input...]', 'a session id from `koto history`, the text, or - for stdin (default: the last result)')
     .option('--json', 'print a JSON object')
-    .action(bind((ctx, input: string[], flags: RewriteFlags) => rewriteCommand(ctx, input, flags)));
+    .action(bind(async (ctx, input: string[], flags: RewriteFlags) => (await import('./commands/quality.ts')).rewriteCommand(ctx, input, flags)));
 
   const dict = program.command('dict').description('the dictionary of names and terms (`dictionary` in the config)');
   dict
@@ -161,13 +161,13 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('terms the correction keeps fixing across the history, as dictionary candidates (adds nothing)')
     .option('--min-sessions <n>', 'only terms corrected in at least this many sessions', '2')
     .option('--json', 'print NDJSON: one candidate per line')
-    .action(bind((ctx, flags: DictSuggestFlags) => dictSuggestCommand(ctx, flags)));
+    .action(bind(async (ctx, flags: DictSuggestFlags) => (await import('./commands/quality.ts')).dictSuggestCommand(ctx, flags)));
   dict
     .command('add')
     .description('append terms to the dictionary file, after confirming')
     .argument('<terms...>', 'the terms, one argument each (quote terms with spaces)')
     .option('-y, --yes', 'add without asking (required when there is no terminal)')
-    .action(bind((ctx, terms: string[], flags: DictAddFlags) => dictAddCommand(ctx, terms, flags)));
+    .action(bind(async (ctx, terms: string[], flags: DictAddFlags) => (await import('./commands/quality.ts')).dictAddCommand(ctx, terms, flags)));
 
   return program;
 }

@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, ERRORS, kotoError, KotoError } from '../kernel/errors.ts';
-import { controlError, encodeRequest, lineParser, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, type DaemonCommand } from './protocol.ts';
+import { controlError, encodeRequest, lineParser, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, type DaemonCommand } from './wire.ts';
 import { checkClientSocket } from './socket-guard.ts';
 
 /** The errors that mean "the runtime folder or socket is not ours": never talk through it. */

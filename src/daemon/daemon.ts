@@ -8,6 +8,7 @@ import type { HistoryStore } from '../history/store.ts';
 import { describe, KotoError, kotoError } from '../kernel/errors.ts';
 import { createKernel, type Kernel, type KernelOptions } from '../kernel/kernel.ts';
 import type { Recording, RunResult } from '../kernel/session.ts';
+import type { TriggerEvent } from '../kernel/types.ts';
 import { sendCommand } from './client.ts';
 import { controlError, encodeResponse, lineParser, parseArgs, parseRequest, type DaemonArgs, type DaemonRequest, type DaemonResponse } from './protocol.ts';
 import { pruneRecordings } from '../kernel/retention.ts';
@@ -37,6 +38,28 @@ export interface DaemonStatus {
   readonly transport: ReturnType<Kernel['http']['stats']>;
   readonly interrupted: readonly string[];
   readonly pid: number;
+  /** What plugins serving the daemon report (`hotkey`: the grabbed combination; `mic-native`: the microphone kept open). */
+  readonly plugins: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly audio: {
+    readonly preRollMs: number;
+    /** The last recording's start: who triggered it and how its first audio relates to the trigger. */
+    readonly lastStart: LastStart | undefined;
+  };
+}
+
+export interface LastStart {
+  readonly id: string;
+  readonly source: string;
+  /**
+   * First captured sample minus the trigger time, ms: negative = the recording holds audio from
+   * before the key press (pre-roll); positive = this much speech after the key press was lost.
+   */
+  readonly keyToAudioMs: number | undefined;
+  /** Trigger → the recording started (the control path and opening the device), ms. */
+  readonly keyToStartMs: number | undefined;
+  readonly preRollMs: number;
+  /** When the recording started (ms since the epoch). */
+  readonly startedAt: number;
 }
 
 /**
@@ -59,6 +82,12 @@ export class Daemon {
   #lock: DataFolderLock | undefined;
   /** Dictations being finished (stopped recordings, retries), oldest first: what `cancel` reaches. */
   #dictations: { id: string; label: string; cancel: () => Promise<void>; cancelled?: boolean }[] = [];
+  /** Aborted at close: trigger plugins stop listening, warm sources close. */
+  readonly #host = new AbortController();
+  #pluginReports = new Map<string, Readonly<Record<string, unknown>>>();
+  #lastStart: LastStart | undefined;
+  /** A start in progress: a second trigger during it joins it instead of opening the device twice. */
+  #starting: Promise<{ state: string; id: string; message: string }> | undefined;
 
   private constructor(kernel: Kernel, options: DaemonOptions) {
     this.kernel = kernel;
@@ -87,6 +116,7 @@ export class Daemon {
       }
       await daemon.#retention();
       if (options.signals) daemon.#handleSignals();
+      await daemon.#startHostedPlugins();
       kernel.log.info(`daemon listening on ${daemon.socketPath} (pid ${process.pid})`);
       return daemon;
     } catch (err) {
@@ -120,6 +150,25 @@ export class Daemon {
       if (removed.length) this.history.clearAudio(removed);
     } catch (err) {
       this.kernel.log.warn(`retention: ${describe(err)}`);
+    }
+  }
+
+  /**
+   * Trigger plugins (the hotkey) and warm sources (pre-roll) start here. A plugin failing here is
+   * reported, not fatal: the socket and signals still work.
+   */
+  async #startHostedPlugins(): Promise<void> {
+    try {
+      await this.kernel.hooks.daemon.promise({
+        dispatch: (action, event) => this.command(action, { source: event.source, at: event.at }),
+        report: (plugin, status) => {
+          if (status === undefined) this.#pluginReports.delete(plugin);
+          else this.#pluginReports.set(plugin, status);
+        },
+        signal: this.#host.signal,
+      });
+    } catch (err) {
+      this.kernel.log.error(describe(err));
     }
   }
 
@@ -230,11 +279,11 @@ export class Daemon {
       case 'ping':
         return { pid: process.pid };
       case 'start':
-        return this.startRecording();
+        return this.startRecording(trigger(checked));
       case 'stop':
         return this.stopRecording(Boolean(checked.wait));
       case 'toggle':
-        return this.#recording ? this.stopRecording(Boolean(checked.wait)) : this.startRecording();
+        return this.#recording ? this.stopRecording(Boolean(checked.wait)) : this.startRecording(trigger(checked));
       case 'cancel':
         return this.cancelRecording();
       case 'status':
@@ -308,10 +357,22 @@ export class Daemon {
     return [...this.kernel.config.resolved.outputs.map((o) => o.name), 'paste', 'type', 'clipboard', 'stdout'];
   }
 
-  async startRecording(): Promise<{ state: string; id: string; message: string }> {
+  async startRecording(event: TriggerEvent = { source: 'api' }): Promise<{ state: string; id: string; message: string }> {
     if (this.#recording) {
       return { state: 'recording', id: this.#recording.id, message: 'already recording (no change)' };
     }
+    // A hotkey press and a `koto start` at once: one recording, not two devices opened.
+    if (this.#starting) return this.#starting;
+    this.#starting = this.#start(event);
+    try {
+      return await this.#starting;
+    } finally {
+      this.#starting = undefined;
+    }
+  }
+
+  async #start(event: TriggerEvent): Promise<{ state: string; id: string; message: string }> {
+    const at = event.at ?? Date.now();
     const recording: Recording = await this.kernel.record({
       defaultOutputs: ['paste'],
       // A recording that ends by itself (maximum length) is finished in order, like a stop.
@@ -320,7 +381,20 @@ export class Daemon {
       },
     });
     this.#recording = recording;
-    this.kernel.log.info(`recording ${recording.id} from ${recording.device ?? 'the default device'}`);
+    const startedAt = performance.timeOrigin + performance.now();
+    this.#lastStart = {
+      id: recording.id,
+      source: event.source,
+      keyToAudioMs: recording.firstSampleAt === undefined ? undefined : Math.round(recording.firstSampleAt - at),
+      keyToStartMs: Math.round(startedAt - at),
+      preRollMs: recording.preRollMs,
+      startedAt: Math.round(startedAt),
+    };
+    const audio = this.#lastStart.keyToAudioMs;
+    this.kernel.log.info(
+      `recording ${recording.id} from ${recording.device ?? 'the default device'} (${event.source}` +
+        `${audio === undefined ? '' : audio <= 0 ? `; audio from ${-audio} ms before the trigger` : `; first audio ${audio} ms after the trigger`})`,
+    );
     return { state: 'recording', id: recording.id, message: `recording (${recording.id})` };
   }
 
@@ -433,6 +507,8 @@ export class Daemon {
       transport: diagnostics.transport,
       interrupted: this.#interrupted,
       pid: process.pid,
+      plugins: Object.fromEntries(this.#pluginReports),
+      audio: { preRollMs: this.kernel.config.audio.preRollMs, lastStart: this.#lastStart },
     };
   }
 
@@ -442,7 +518,7 @@ export class Daemon {
       this.#signalHandlers.push([signal, fn]);
     };
     on('SIGHUP', () => void this.kernel.reload());
-    on('SIGUSR2', () => void this.command('toggle', {}).catch((err: unknown) => this.kernel.log.error(describe(err))));
+    on('SIGUSR2', () => void this.command('toggle', { source: 'signal' }).catch((err: unknown) => this.kernel.log.error(describe(err))));
     const shutdown = () => void this.close().then(() => process.exit(0));
     on('SIGINT', shutdown);
     on('SIGTERM', shutdown);
@@ -452,6 +528,7 @@ export class Daemon {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       for (const [signal, fn] of this.#signalHandlers) process.off(signal, fn);
+      this.#host.abort();
       this.#server?.close();
       const recording = this.#recording;
       this.#recording = undefined;
@@ -471,3 +548,7 @@ export class Daemon {
 }
 
 
+
+function trigger(args: Record<string, unknown>): TriggerEvent {
+  return { source: typeof args.source === 'string' ? args.source : 'socket', at: typeof args.at === 'number' ? args.at : undefined };
+}

@@ -271,6 +271,21 @@ export const ERRORS = {
     fix: 'check that the recording contains speech',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_HOTKEY_TAKEN: {
+    message: 'the hotkey "{keys}" is already grabbed by another program on display {display}',
+    fix: 'choose another combination in `hotkey.keys`, or remove it from the program that holds it (a desktop shortcut, another dictation tool)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_HOTKEY_PERMISSION: {
+    message: 'Koto cannot read the keyboard devices ({detail})',
+    fix: 'add yourself to the input group: `sudo usermod -aG input $USER`, then log out and back in; or use `hotkey.backend: x11` on X11, or bind `koto toggle` in your compositor (docs/daemon.md)',
+    exit: EXIT.CONFIG,
+  },
+  KOTO_ERR_HOTKEY_UNAVAILABLE: {
+    message: 'the {backend} hotkey cannot run: {detail}',
+    fix: '{remedy}',
+    exit: EXIT.CONFIG,
+  },
   KOTO_ERR_OUTPUT: {
     message: 'output "{output}" failed: {detail}',
     fix: 'check the output\'s options; the text is still in the session result',

@@ -21,6 +21,8 @@ import type {
   ProbeRequest,
   ProbeResult,
   ReadyContext,
+  RecordingEvent,
+  DaemonHost,
   SessionContext,
   SessionRecord,
   TranscriptValue,
@@ -54,6 +56,10 @@ export interface AudioSourceHandle {
   readonly path?: string | undefined;
   /** Device actually opened, as the backend names it. */
   readonly device?: string | undefined;
+  /** Audio from before the request that the recording starts with (a kept-open device's pre-roll), ms. */
+  readonly preRollMs?: number | undefined;
+  /** When the first captured sample of the recording was taken (ms since the epoch), if known. */
+  readonly firstSampleAt?: number | undefined;
   /** Stops capturing; resolves when the file on disk is complete. */
   stop(): Promise<void>;
 }
@@ -85,6 +91,10 @@ export function createHooks() {
     transportOptions: new SyncWaterfallHook<[TransportAgentOptions]>(['options'], 'transportOptions'),
     /** Per-request decoration through the shared client: auth headers, tokens, tracing. */
     request: new AsyncSeriesWaterfallHook<[OutgoingRequest]>(['request'], 'request'),
+    /** A long-running host (the daemon) serves requests: trigger plugins (hotkeys) and warm sources start here. */
+    daemon: new AsyncSeriesHook<[DaemonHost]>(['host'], 'daemon'),
+    /** A live recording started or stopped capturing (cues, meters). Synchronous: taps must be cheap. */
+    recording: new SyncHook<[RecordingEvent]>(['event'], 'recording'),
     /** A session was created and its audio is (or is being) saved: history records it here. */
     sessionBegin: new SyncHook<[SessionContext, string | undefined]>(['session', 'audioPath'], 'sessionBegin'),
     /** A session starts: pre-warm connections, open devices. All taps run concurrently. */

@@ -12,7 +12,7 @@ import { withRetry } from './retry.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import type { KotoPaths } from './paths.ts';
-import type { AudioData, ProviderRef, SessionContext, SessionRecord, SessionState } from './types.ts';
+import type { AudioData, ProviderRef, RecordingEvent, SessionContext, SessionRecord, SessionState } from './types.ts';
 
 /** A file path, raw bytes (stdin, an upload), or audio already prepared. */
 export type AudioInput =
@@ -104,6 +104,10 @@ export interface Recording {
   /** Where the audio source writes the recording as it captures. */
   readonly audioPath: string | undefined;
   readonly device: string | undefined;
+  /** Audio from before the request that the recording starts with (pre-roll), ms; 0 without. */
+  readonly preRollMs: number;
+  /** When the recording's first sample was captured (ms since the epoch), if the source knows. */
+  readonly firstSampleAt: number | undefined;
   stop(): Promise<RunResult>;
   /** Ends the capture now (the device is released) without finishing the session yet. */
   stopCapture(): Promise<void>;
@@ -529,6 +533,7 @@ export class Pipeline {
       return Promise.reject(failure);
     }
     hooks.sessionBegin.call(session, source.path);
+    this.#recordingEvent({ session, state: 'started', preRollMs: source.preRollMs });
     const chunks: Int16Array[] = [];
     let level = 0;
     let captureError: unknown;
@@ -561,6 +566,7 @@ export class Pipeline {
     const halt = (): Promise<void> => {
       halted ??= (async () => {
         clearTimeout(limit);
+        if (!cancelling) this.#recordingEvent({ session, state: 'stopped' });
         await source.stop().catch((err: unknown) => (captureError ??= err));
         await captured;
         await started;
@@ -569,7 +575,12 @@ export class Pipeline {
       return halted;
     };
     let finished: Promise<RunResult> | undefined;
+    let cancelling = false;
     const finish = (cancelled: boolean): Promise<RunResult> => {
+      if (!finished && cancelled && !halted) {
+        cancelling = true;
+        this.#recordingEvent({ session, state: 'cancelled' });
+      }
       finished ??= (async () => {
         await halt();
         const samples = concat(chunks);
@@ -611,6 +622,8 @@ export class Pipeline {
       },
       audioPath: source.path,
       device: source.device,
+      preRollMs: source.preRollMs ?? 0,
+      firstSampleAt: source.firstSampleAt,
       stop: () => finish(false),
       stopCapture: halt,
       cancel: async () => {
@@ -624,6 +637,15 @@ export class Pipeline {
       },
       done: () => finished,
     };
+  }
+
+  /** Cues and meters must never break a recording: a failing tap is logged once per session. */
+  #recordingEvent(event: RecordingEvent): void {
+    try {
+      this.#deps.hooks.recording.call(event);
+    } catch (err) {
+      this.#deps.log.warn(`recording (${event.state}): ${describe(err)}`);
+    }
   }
 
   async #process(session: Session, audio: AudioData, label: string, total: number, options: RunOptions): Promise<RunResult> {

@@ -160,6 +160,45 @@ export interface ReadyContext {
   readonly config: KotoConfig;
 }
 
+/** What starts and stops recordings: the control socket, signals, and trigger plugins (hotkeys). */
+export type TriggerAction = 'start' | 'stop' | 'toggle' | 'cancel';
+
+export interface TriggerEvent {
+  /** Who pulled the trigger, for the log and status: `hotkey`, `cli`, `signal`. */
+  readonly source: string;
+  /**
+   * When the user acted (ms since the epoch, `performance.timeOrigin + performance.now()`): the
+   * daemon measures key-down → first captured sample from it. Absent: when the host received it.
+   */
+  readonly at?: number | undefined;
+}
+
+/**
+ * Handed to the `daemon` hook by a long-running host (the daemon) once it serves requests.
+ * Trigger plugins (hotkeys) start listening there, audio sources may stay warm (pre-roll), and
+ * both stop when `signal` aborts. A one-shot CLI run or a Node API kernel never calls it.
+ */
+export interface DaemonHost {
+  /** Starts/stops/toggles/cancels the recording, exactly as the control socket would. */
+  dispatch(action: TriggerAction, event: TriggerEvent): Promise<unknown>;
+  /**
+   * What `koto status` shows under `plugins.<plugin>` (JSON); a `summary` string is also printed
+   * on the status line. `undefined` removes the entry.
+   */
+  report(plugin: string, status: Readonly<Record<string, unknown>> | undefined): void;
+  /** Aborted when the host shuts down. */
+  readonly signal: AbortSignal;
+}
+
+/** A live recording's capture state, for cues and meters (`recording` hook). */
+export interface RecordingEvent {
+  readonly session: SessionContext;
+  /** started: the audio source is capturing; stopped: capture ended (stop or maximum length); cancelled: discarded. */
+  readonly state: 'started' | 'stopped' | 'cancelled';
+  /** Audio kept from before the trigger (pre-roll), in ms; on `started`. */
+  readonly preRollMs?: number | undefined;
+}
+
 export interface ConfigChange {
   readonly config: KotoConfig;
   readonly previous: KotoConfig;

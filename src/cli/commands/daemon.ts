@@ -1,7 +1,8 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { sendCommand } from '../../daemon/client.ts';
-import { Daemon } from '../../daemon/daemon.ts';
+import type { DaemonStatus } from '../../daemon/daemon.ts';
+import { controlLine, statusLine, type ControlAnswer } from '../control-format.ts';
 import { HistoryStore } from '../../history/store.ts';
 import { kotoError } from '../../kernel/errors.ts';
 import type { LogSink } from '../../kernel/logger.ts';
@@ -32,6 +33,7 @@ export async function daemonCommand(ctx: CliContext): Promise<number> {
       // the log file is a convenience; stdout has the line
     }
   };
+  const { Daemon } = await import('../../daemon/daemon.ts');
   const daemon = await Daemon.start({
     configPath: ctx.options.config,
     signals: true,
@@ -44,35 +46,18 @@ export async function daemonCommand(ctx: CliContext): Promise<number> {
   return 0;
 }
 
-interface ControlResult {
-  message?: string;
-  state?: string;
-}
-
-/** start / stop / toggle / cancel: one status line; exit 4 when no daemon runs. */
+/** start / stop / toggle / cancel: one status line; exit 4 when no daemon runs. (fast.ts answers these first.) */
 export async function controlCommand(ctx: CliContext, cmd: 'start' | 'stop' | 'toggle' | 'cancel', flags: { wait?: boolean; json?: boolean }): Promise<number> {
-  const result = (await sendCommand(socketPath(), cmd, { wait: flags.wait }, flags.wait ? 600_000 : 10_000)) as ControlResult & Partial<RunResult>;
-  if (flags.json) await printLine(JSON.stringify(result));
-  else if (flags.wait && result.text !== undefined) await printLine(result.text ?? '');
-  else await printLine(result.message ?? result.state ?? 'ok');
+  const args = { wait: flags.wait, source: 'cli', at: Math.round(performance.timeOrigin) };
+  const result = (await sendCommand(socketPath(), cmd, args, flags.wait ? 600_000 : 10_000)) as ControlAnswer;
+  await printLine(controlLine(result, flags));
   for (const warning of result.warnings ?? []) warn(warning, ctx);
   return 0;
 }
 
 export async function statusCommand(_ctx: CliContext, flags: { json?: boolean }): Promise<number> {
-  const status = (await sendCommand(socketPath(), 'status')) as Awaited<ReturnType<Daemon['status']>>;
-  if (flags.json) {
-    await printLine(JSON.stringify(status));
-    return 0;
-  }
-  const origins = Object.entries(status.transport.origins)
-    .map(([origin, s]) => `${origin} ${s.lastProtocol ?? '-'} (${s.tlsHandshakes} handshakes, ${s.requests} requests)`)
-    .join('; ');
-  await printLine(
-    `${status.state}${status.recording ? ` ${status.recording.id}` : ''}; pending ${status.pending}; config generation ${status.configGeneration}` +
-      `${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}; transport generation ${status.transportGeneration}` +
-      `${origins ? `; ${origins}` : ''}`,
-  );
+  const status = (await sendCommand(socketPath(), 'status')) as DaemonStatus;
+  await printLine(flags.json ? JSON.stringify(status) : statusLine(status));
   return 0;
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseKeyCombo } from '../keys.ts';
 
 /**
  * The kernel's part of the config schema. Plugins contribute the schemas of what they read
@@ -74,6 +75,43 @@ export const correctionSchema = z.strictObject({
 export const audioSchema = z.strictObject({
   source: z.string().default('mic-native'),
   device: z.string().default('default'),
+  /**
+   * Keep the microphone open while the daemon runs and start every recording with this much of
+   * the audio from before the key press, so the first word is never cut. 0 (the default): the
+   * microphone is open only while recording. A privacy trade-off: `koto status` shows it open.
+   */
+  preRollMs: z.number().int().min(0).max(5000).default(0),
+});
+
+/** The daemon's built-in global hotkey (a trigger plugin serves it). No `keys`: no hotkey. */
+export const hotkeySchema = z.strictObject({
+  keys: z
+    .string()
+    .optional()
+    .superRefine((text, ctx) => {
+      if (text === undefined) return;
+      const parsed = parseKeyCombo(text);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
+    }),
+  /** hold: recording while the keys are held; toggle: a press starts, the next press stops. */
+  mode: z.enum(['hold', 'toggle']).default('hold'),
+  /** auto: x11 when DISPLAY is set, else evdev. */
+  backend: z.enum(['auto', 'x11', 'evdev']).default('auto'),
+  /** evdev: the keyboards to read (default: every /dev/input/event* that has keys). */
+  devices: z.array(z.string().min(1)).optional(),
+});
+
+/** Start/stop/error cues. Off by default: a dictation tool that beeps unasked is not welcome. */
+export const feedbackSchema = z.strictObject({
+  /** true: built-in short tones; or one WAV file per cue (relative to the config file). */
+  sounds: z
+    .union([
+      z.boolean(),
+      z.strictObject({ start: z.string().optional(), stop: z.string().optional(), error: z.string().optional() }),
+    ])
+    .default(false),
+  /** Desktop notification (notify-send / osascript) when a session fails or falls back. */
+  notify: z.boolean().default(false),
 });
 
 export const daemonSchema = z.strictObject({
@@ -127,6 +165,8 @@ export const baseSections = {
   output: z.array(outputEntrySchema).optional(),
   transport: transportSchema.prefault({}),
   daemon: daemonSchema.prefault({}),
+  hotkey: hotkeySchema.prefault({}),
+  feedback: feedbackSchema.prefault({}),
   rewrite: rewriteSchema.prefault({}),
   /** Plugin options by plugin name, for plugins that are built in (listed ones can inline them). */
   pluginOptions: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),

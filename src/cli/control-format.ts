@@ -1,0 +1,46 @@
+/**
+ * How control commands and `koto status` print their answers. Shared by the fast client
+ * (fast.ts, which must load nothing heavy) and the full CLI, so both print the same lines.
+ * Types only from the daemon: importing it at run time would load the whole kernel.
+ */
+import type { DaemonStatus } from '../daemon/daemon.ts';
+import type { RunResult } from '../kernel/session.ts';
+
+export type ControlAnswer = { message?: string; state?: string } & Partial<RunResult>;
+
+/** The line a control command prints: the JSON answer, the text (--wait), or the daemon's message. */
+export function controlLine(result: ControlAnswer, flags: { wait?: boolean | undefined; json?: boolean | undefined }): string {
+  if (flags.json) return JSON.stringify(result);
+  if (flags.wait && result.text !== undefined) return result.text ?? '';
+  return result.message ?? result.state ?? 'ok';
+}
+
+export function statusLine(status: DaemonStatus): string {
+  const origins = Object.entries(status.transport.origins)
+    .map(([origin, s]) => `${origin} ${s.lastProtocol ?? '-'} (${s.tlsHandshakes} handshakes, ${s.requests} requests)`)
+    .join('; ');
+  const parts = [
+    `${status.state}${status.recording ? ` ${status.recording.id}` : ''}`,
+    `pending ${status.pending}`,
+    `config generation ${status.configGeneration}${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}`,
+    `transport generation ${status.transportGeneration}`,
+  ];
+  // What plugins serving the daemon report (the hotkey, a microphone kept open), one summary each.
+  for (const report of Object.values(status.plugins ?? {})) {
+    if (typeof report.summary === 'string' && report.summary) parts.push(report.summary);
+  }
+  const start = status.audio?.lastStart;
+  if (start) {
+    const timing = [
+      start.keyToStartMs === undefined ? '' : `recording ${start.keyToStartMs} ms after the trigger`,
+      start.keyToAudioMs === undefined
+        ? ''
+        : start.keyToAudioMs <= 0
+          ? `audio from ${-start.keyToAudioMs} ms before it`
+          : `first audio ${start.keyToAudioMs} ms after it (speech before that is not recorded: see audio.preRollMs)`,
+    ].filter(Boolean);
+    parts.push(`last start (${start.source})${timing.length ? `: ${timing.join(', ')}` : ''}`);
+  }
+  if (origins) parts.push(origins);
+  return parts.join('; ');
+}
