@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { definePlugin, type AudioDevice, type Logger } from 'koto-voice';
+import { definePlugin, type AudioDevice, type KotoConfig, type Logger } from 'koto-voice';
 import { isUserError, listDevices } from './backends/index.ts';
 import { inputDevices } from './devices.ts';
 import { isMicError } from './errors.ts';
 import { Microphone, type OpenOptions, type Recording } from './microphone.ts';
 import { micOptions, type MicOptions } from './options.ts';
+import { Standby } from './standby.ts';
 
 /** How long a device opened at sessionStart (for pre-roll) waits for its recording to start. */
 const PREOPEN_TTL_MS = 30_000;
@@ -86,6 +87,22 @@ export default definePlugin({
   apply(api, options) {
     const log: Logger = api.log;
     const preopened = new Map<string, PreOpened>();
+    let standby: Standby | undefined;
+    const standbySettings = (config: KotoConfig) =>
+      config.audio.preRollMs > 0 && config.audio.source === 'mic-native' ? { device: config.audio.device, preRollMs: config.audio.preRollMs } : undefined;
+
+    // Only a long-running host keeps the microphone open (audio.preRollMs): a one-shot command
+    // or a Node API kernel never calls the `daemon` hook.
+    api.hooks.daemon.tapPromise('mic-native', async (host) => {
+      standby = new Standby(
+        (settings) => Microphone.open({ ...options, device: settings.device, preRollMs: settings.preRollMs, log }),
+        log,
+        (status) => host.report('mic-native', status ? { ...status } : undefined),
+      );
+      standby.configure(standbySettings(api.config()));
+      host.signal.addEventListener('abort', () => void standby?.close(), { once: true });
+    });
+    api.hooks.configChanged.tap('mic-native', (change) => standby?.configure(standbySettings(change.config)));
 
     const discard = (id: string) => {
       const entry = preopened.get(id);
@@ -112,6 +129,18 @@ export default definePlugin({
       const config = request.session.config ?? api.config();
       const file = options.save ? path.join(api.paths.recordings, recordingFileName(request.session.id)) : undefined;
       const start = { file, retention: config.daemon.retention, maxDurationMs: config.daemon.maxRecordingMs, signal: request.signal };
+      const kept = await standby?.take(request.device);
+      if (kept) {
+        try {
+          const recording = await kept.start(start);
+          standby?.released(recording);
+          return recording;
+        } catch (err) {
+          if (isUserError(err) || (isMicError(err) && (err.details as { reason?: string }).reason === 'silence')) throw err;
+          log.info(`the kept-open microphone failed (${isMicError(err) ? err.message : String(err)}); opening it again`);
+          standby?.failedStart();
+        }
+      }
       const pre = preopened.get(request.session.id);
       if (pre) {
         preopened.delete(request.session.id);

@@ -57,6 +57,8 @@ export class Microphone {
   #checking = false;
   #finishing: Promise<void> | undefined;
   #openedAt = 0;
+  /** When the first sample the device delivered was captured (ms since the epoch). */
+  #firstSampleAt: number | undefined;
   /** Milliseconds from open() to the first audio. */
   firstAudioMs = 0;
 
@@ -133,12 +135,16 @@ export class Microphone {
 
   #onData(samples: Int16Array): void {
     if (this.#state === 'done') return;
+    this.#firstSampleAt ??= epochNow() - (samples.length * 1000) / SAMPLE_RATE;
     this.#framer.push(samples, (frame) => this.#onFrame(frame));
   }
 
   #onFrame(frame: Int16Array): void {
     if (this.#state === 'done') return;
-    if (this.#silence.push(frame)) {
+    // A microphone kept open for pre-roll may hear digital silence for hours (a muted or idle
+    // device): that is only an error for the audio of a recording, so it is checked from start().
+    const standby = this.#state === 'armed' && !this.#keepAllBeforeStart;
+    if (!standby && this.#silence.push(frame)) {
       void this.#fail(micError('silence', { device: this.device, ms: this.options.silenceMs }), 'stop');
       // The silent frame still belongs to the recording.
     }
@@ -178,13 +184,22 @@ export class Microphone {
       await this.close();
       throw micError('write-failed', { path: options.file, detail: err instanceof Error ? err.message : String(err) }, err);
     }
-    const recording = new Recording(this, wav, options.maxDurationMs);
+    const ringMs = (this.#ringSamples * 1000) / SAMPLE_RATE;
+    const timing = this.#keepAllBeforeStart
+      ? { preRollMs: 0, firstSampleAt: this.#firstSampleAt }
+      : { preRollMs: Math.round(ringMs), firstSampleAt: epochNow() - ringMs };
+    const recording = new Recording(this, wav, options.maxDurationMs, timing);
     this.#recording = recording;
     this.#state = 'recording';
     const before = this.#ring;
     this.#ring = [];
     this.#ringSamples = 0;
-    for (const frame of before) recording.push(frame);
+    for (const frame of before) {
+      recording.push(frame);
+      if (!this.#keepAllBeforeStart && this.#silence.push(frame)) {
+        void this.#fail(micError('silence', { device: this.device, ms: this.options.silenceMs }), 'stop');
+      }
+    }
     if (this.#error !== undefined) recording.fail(this.#error);
     if (options.signal) {
       if (options.signal.aborted) void recording.stop();
@@ -302,8 +317,18 @@ export class Recording implements AudioSourceHandle {
   #samples = 0;
   #stopping: Promise<void> | undefined;
   #error: unknown;
+  #released!: () => void;
+  /** Resolves once the device is released (stopped or failed): a kept-open microphone re-arms then. */
+  readonly released = new Promise<void>((resolve) => (this.#released = resolve));
 
-  constructor(mic: Microphone, wav: WavWriter | undefined, maxDurationMs: number | undefined) {
+  /** Audio from before start() (a kept-open device's pre-roll), ms. */
+  readonly preRollMs: number;
+  /** When the recording's first sample was captured (ms since the epoch), if known. */
+  readonly firstSampleAt: number | undefined;
+
+  constructor(mic: Microphone, wav: WavWriter | undefined, maxDurationMs: number | undefined, timing: { preRollMs: number; firstSampleAt: number | undefined }) {
+    this.preRollMs = timing.preRollMs;
+    this.firstSampleAt = timing.firstSampleAt;
     this.#mic = mic;
     this.#wav = wav;
     this.frames = new FrameQueue();
@@ -361,7 +386,7 @@ export class Recording implements AudioSourceHandle {
 
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      await this.#mic.finish();
+      await this.#mic.finish().finally(() => this.#released());
       try {
         await this.#wav?.close();
       } catch (err) {
@@ -379,4 +404,8 @@ export class Recording implements AudioSourceHandle {
 /** Removes a recording file (e.g. after a failed start); missing files are fine. */
 export async function removeRecording(file: string): Promise<void> {
   await unlink(file).catch(() => undefined);
+}
+
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
 }
