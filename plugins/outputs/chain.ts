@@ -31,7 +31,7 @@ export async function giveUp(
   desktop: Desktop,
   failures: ReadonlyArray<{ readonly what: string; readonly error: unknown }>,
 ): Promise<never> {
-  if (await notify('The dictation could not be pasted or copied. It is saved in the history: run `koto history`.', log)) {
+  if (await notify(`Koto could not paste or copy dictation ${req.session.id}. Its text is kept: \`koto paste ${req.session.id}\` delivers it again.`, log)) {
     log.debug(`output "${req.name}": a desktop notification said the text is in the history`);
   }
   const failed = failures.map(({ what, error }) => `${what} (${describeError(error)})`);

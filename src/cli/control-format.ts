@@ -15,6 +15,19 @@ export function controlLine(result: ControlAnswer, flags: { wait?: boolean | und
   return result.message ?? result.state ?? 'ok';
 }
 
+/**
+ * A `stop --wait` / `toggle --wait` whose session failed at the last mile carries its record: the
+ * text goes to stdout all the same (JSON: the record), with a hint to deliver it again.
+ */
+export function undeliveredText(err: unknown, flags: { wait?: boolean | undefined; json?: boolean | undefined }): { line: string; hint: string } | undefined {
+  const record = (err as { record?: Partial<RunResult> } | undefined)?.record;
+  if (!flags.wait || !record || typeof record.text !== 'string') return undefined;
+  return {
+    line: flags.json ? JSON.stringify(record) : record.text,
+    hint: `the text is in the history; deliver it again with \`koto paste ${record.id}\``,
+  };
+}
+
 export function statusLine(status: DaemonStatus): string {
   const origins = Object.entries(status.transport.origins)
     .map(([origin, s]) => `${origin} ${s.lastProtocol ?? '-'} (${s.tlsHandshakes} handshakes, ${s.requests} requests)`)

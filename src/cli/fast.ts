@@ -10,7 +10,7 @@ import type { DaemonStatus } from '../daemon/daemon.ts';
 import { escapeLine } from '../kernel/control-chars.ts';
 import { describe, EXIT, KotoError, kotoError } from '../kernel/errors.ts';
 import { kotoPaths } from '../kernel/paths.ts';
-import { controlLine, statusLine, type ControlAnswer } from './control-format.ts';
+import { controlLine, statusLine, undeliveredText, type ControlAnswer } from './control-format.ts';
 import { forStdout } from './terminal.ts';
 
 const CONTROL = new Set(['start', 'stop', 'toggle', 'cancel', 'status']);
@@ -37,8 +37,11 @@ export async function fastMain(argv: readonly string[]): Promise<number | undefi
     for (const warning of result.warnings ?? []) process.stderr.write(`koto: warning: ${escapeLine(warning)}\n`);
     return EXIT.OK;
   } catch (err) {
+    const kept = undeliveredText(err, flags);
+    if (kept) await print(kept.line);
     const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) });
     process.stderr.write(`koto: ${escapeLine(error.toLine())}\n`);
+    if (kept) process.stderr.write(`koto: warning: ${escapeLine(kept.hint)}\n`);
     return error.exitCode;
   }
 }

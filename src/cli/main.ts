@@ -125,6 +125,13 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .action(bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).retryCommand(ctx, id, flags)));
 
   program
+    .command('paste')
+    .description('deliver the text of a session again through the outputs (no new transcription)')
+    .argument('<id>', 'a session id from `koto history`')
+    .option('--json', 'print JSON')
+    .action(bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).pasteCommand(ctx, id, flags)));
+
+  program
     .command('devices')
     .description('list input devices of the configured audio source')
     .option('--json', 'print JSON')

@@ -103,14 +103,15 @@ function settle(message: unknown, resolve: (value: unknown) => void, reject: (er
   if (response.ok === true) return resolve(response.result);
   const error = response.error as Record<string, unknown> | undefined;
   if (response.ok === false && typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string') {
+    const record = typeof error.record === 'object' && error.record !== null ? { record: error.record } : {};
     return reject(
-      KotoError.revive({
+      Object.assign(KotoError.revive({
         // Only codes of our catalogue (`"toString" in ERRORS` is true, too).
         code: Object.hasOwn(ERRORS, error.code) ? error.code : 'KOTO_ERR_INTERNAL',
         message: error.message,
         ...(typeof error.fix === 'string' ? { fix: error.fix } : {}),
         ...(typeof error.exitCode === 'number' ? { exitCode: error.exitCode } : {}),
-      }),
+      }), record),
     );
   }
   reject(unreadable('not a Koto response'));

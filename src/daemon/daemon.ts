@@ -264,10 +264,18 @@ export class Daemon {
 
   #failure(id: number | null, err: unknown): DaemonResponse {
     const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) });
+    // A session that failed at the last mile still has its text: the client prints it (stop --wait).
+    const record = (err as { record?: RunResult }).record;
     return {
       id,
       ok: false,
-      error: { code: error.code, message: this.kernel.scrub(error.message), fix: this.kernel.scrub(error.fix), exitCode: error.exitCode },
+      error: {
+        code: error.code,
+        message: this.kernel.scrub(error.message),
+        fix: this.kernel.scrub(error.fix),
+        exitCode: error.exitCode,
+        ...(record ? { record } : {}),
+      },
     };
   }
 
@@ -311,6 +319,11 @@ export class Daemon {
       }
       case 'retry':
         return this.retry((checked as DaemonArgs<'retry'>).id);
+      case 'deliver': {
+        // The text again through the outputs (`koto paste ID`), in order with the dictations.
+        const id = (checked as DaemonArgs<'deliver'>).id;
+        return this.#enqueue(() => this.kernel.deliver(id, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'] }));
+      }
       case 'rewrite':
         // "The last result" must include a dictation that is still finishing.
         if (typeof checked.text !== 'string' && typeof checked.id !== 'string') await this.#queue.catch(() => undefined);
@@ -410,7 +423,10 @@ export class Daemon {
       (err: unknown) =>
         KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED'
           ? this.kernel.log.info(`session ${recording.id} cancelled; the recording is kept, retry with \`koto retry ${recording.id}\``)
-          : this.kernel.log.error(`session ${recording.id} failed: ${describe(err)}; the recording is kept, retry with \`koto retry ${recording.id}\``),
+          : (err as { record?: RunResult }).record?.text !== undefined
+            ? // Transcribed and corrected, then no output took it: the text is kept, not the ASR to redo.
+              this.kernel.log.error(`session ${recording.id}: ${describe(err)}; the text is in the history, deliver it again with \`koto paste ${recording.id}\``)
+            : this.kernel.log.error(`session ${recording.id} failed: ${describe(err)}; the recording is kept, retry with \`koto retry ${recording.id}\``),
     );
     if (wait) return finished;
     return { state: 'transcribing', id: recording.id, message: `stopped; transcribing (${recording.id})` };

@@ -336,6 +336,11 @@ export const ERRORS = {
     fix: 'list sessions with `koto history`',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_NOTHING_TO_DELIVER: {
+    message: 'session {id} has no text to deliver{reason}',
+    fix: 'transcribe its recording again with `koto retry {id}`',
+    exit: EXIT.RUNTIME,
+  },
   KOTO_ERR_NO_RECORDING: {
     message: 'session {id} has no kept recording{reason}',
     fix: 'only sessions whose audio is still on disk can be retried (see daemon.keepAudio and retention)',

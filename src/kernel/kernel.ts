@@ -290,6 +290,18 @@ export class Kernel {
     return this.#requirePipeline().run(input, options);
   }
 
+  /**
+   * Delivers the text of history session `id` again through the outputs (no ASR, no
+   * correction): the last mile failed, the text did not. Used by `koto paste ID`.
+   */
+  async deliver(id: string, options: RunOptions = {}): Promise<RunResult> {
+    const entry = this.history.get(id);
+    if (!entry) throw kotoError('KOTO_ERR_HISTORY_NOT_FOUND', { id });
+    const text = entry.text ?? entry.raw;
+    if (!text) throw kotoError('KOTO_ERR_NOTHING_TO_DELIVER', { id, reason: entry.state === 'failed' ? ` (it failed before a transcript: ${entry.errorMessage ?? 'see koto history'})` : ` (state ${entry.state})` });
+    return this.#requirePipeline().deliver({ id, text, raw: entry.raw ?? undefined, audioPath: entry.audioPath ?? undefined }, options);
+  }
+
   /** Starts recording from the configured audio source; stop() runs the rest of the pipeline. */
   async record(options: RecordOptions = {}): Promise<Recording> {
     return this.#requirePipeline().record(options);

@@ -648,6 +648,28 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Delivers a finished session's text again through the outputs only (`koto paste ID`): no ASR,
+   * no correction. A new history row (retry of the old one) records whether it landed.
+   */
+  async deliver(previous: { id: string; text: string; raw?: string | undefined; audioPath?: string | undefined }, options: RunOptions): Promise<RunResult> {
+    const session = this.#newSession(options, { asr: false, correction: false });
+    session.retryOf = previous.id;
+    const total = performance.now();
+    const label = `session ${previous.id}`;
+    const audio = previous.audioPath ? ({ path: previous.audioPath } as Pick<AudioData, 'path'>) : undefined;
+    const outcome = { raw: previous.raw ?? previous.text, text: previous.text, fallback: false };
+    try {
+      this.#historyBegin(session, label, previous.audioPath, 'output');
+      session.state = 'output';
+      await session.time('output', () => this.#output(session, previous.text, outcome.raw, options));
+      session.state = 'done';
+      return await this.#end(session, label, audio, total, outcome, undefined);
+    } catch (err) {
+      return this.#end(session, label, audio, total, outcome, err);
+    }
+  }
+
   async #process(session: Session, audio: AudioData, label: string, total: number, options: RunOptions): Promise<RunResult> {
     const outcome: Partial<{ raw: string; text: string; fallback: boolean; asrModel: string; correctionModel: string }> = {};
     try {
@@ -679,7 +701,7 @@ export class Pipeline {
   async #end(
     session: Session,
     label: string,
-    audio: AudioData | undefined,
+    audio: Pick<AudioData, 'path'> | undefined,
     total: number,
     outcome: Partial<{ raw: string; text: string; fallback: boolean; asrModel: string; correctionModel: string }>,
     failure: unknown,

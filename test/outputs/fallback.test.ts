@@ -111,7 +111,7 @@ describe('no display and no clipboard tool', () => {
     process.env.PATH = dir;
     await failure(call('paste'));
     const shown = readFileSync(log, 'utf8');
-    expect(shown).toContain('--app-name=Koto Koto The dictation could not be pasted or copied. It is saved in the history');
+    expect(shown).toMatch(/--app-name=Koto Koto Koto could not paste or copy dictation \S+\. Its text is kept: `koto paste \S+` delivers it again\./);
     expect(shown).not.toContain('secret');
   });
 

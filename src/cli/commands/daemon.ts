@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { sendCommand } from '../../daemon/client.ts';
 import type { DaemonStatus } from '../../daemon/daemon.ts';
-import { controlLine, statusLine, type ControlAnswer } from '../control-format.ts';
+import { controlLine, statusLine, undeliveredText, type ControlAnswer } from '../control-format.ts';
 import { HistoryStore } from '../../history/store.ts';
 import { kotoError } from '../../kernel/errors.ts';
 import type { LogSink } from '../../kernel/logger.ts';
@@ -49,9 +49,34 @@ export async function daemonCommand(ctx: CliContext): Promise<number> {
 /** start / stop / toggle / cancel: one status line; exit 4 when no daemon runs. (fast.ts answers these first.) */
 export async function controlCommand(ctx: CliContext, cmd: 'start' | 'stop' | 'toggle' | 'cancel', flags: { wait?: boolean; json?: boolean }): Promise<number> {
   const args = { wait: flags.wait, source: 'cli', at: Math.round(performance.timeOrigin) };
-  const result = (await sendCommand(socketPath(), cmd, args, flags.wait ? 600_000 : 10_000)) as ControlAnswer;
+  let result: ControlAnswer;
+  try {
+    result = (await sendCommand(socketPath(), cmd, args, flags.wait ? 600_000 : 10_000)) as ControlAnswer;
+  } catch (err) {
+    // The text of a session that failed only at the last mile still goes to stdout.
+    const kept = undeliveredText(err, flags);
+    if (kept) {
+      await printLine(kept.line);
+      warn(kept.hint, ctx);
+    }
+    throw err;
+  }
   await printLine(controlLine(result, flags));
   for (const warning of result.warnings ?? []) warn(warning, ctx);
+  return 0;
+}
+
+/** `koto paste ID`: the text of a session again through the outputs (no ASR), by the daemon if one runs. */
+export async function pasteCommand(ctx: CliContext, id: string, flags: { json?: boolean }): Promise<number> {
+  let record: RunResult;
+  try {
+    record = (await sendCommand(socketPath(), 'deliver', { id }, 120_000)) as RunResult;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'KOTO_ERR_NO_DAEMON') throw err;
+    record = await (await ctx.kernel()).deliver(id, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'] });
+  }
+  for (const warning of record.warnings) warn(warning, ctx);
+  await printLine(flags.json ? JSON.stringify(record) : (record.text ?? ''));
   return 0;
 }
 

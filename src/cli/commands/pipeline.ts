@@ -118,7 +118,14 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
     if (!outcome.ok) {
       failed += 1;
       if (flags.json) await printLine(JSON.stringify(runJson(outcome.input, record, outcome.error, ctx)));
+      // The last mile failed, the dictation did not: the text still goes to stdout (exit 1 says
+      // the configured outputs did not take it), and `koto paste ID` delivers it again.
+      else if (record?.text !== undefined) await printLine(record.text);
       printErr(`koto: ${ctx.scrub(`${outcome.input}: ${outcome.error.toLine()}`)}`);
+      if (record?.text !== undefined && outcome.error.code === 'KOTO_ERR_OUTPUT') {
+        printErr(`koto: the text is in the history; deliver it again with \`koto paste ${record.id}\``);
+        return;
+      }
       // The row is in the history (written by the kernel, or the daemon for a delegated run),
       // unless the data folder was refused: then nothing was written, nothing is to be retried.
       if (record?.audioPath && outcome.error.code !== 'KOTO_ERR_UNSAFE_FOLDER') printErr(`koto: the recording is kept at ${record.audioPath}; retry with \`koto retry ${record.id}\``);
