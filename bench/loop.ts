@@ -90,7 +90,8 @@ async function main(): Promise<void> {
     [...execFileSync('bash', [path.join(ROOT, 'test/support/virtual-mic.sh'), 'env'], { encoding: 'utf8' }).matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
   );
   const xvfb = await startXvfb().catch((err: Error) => (log(`no hotkey trigger: ${err.message}`), undefined));
-  const hasXdotool = xvfb !== undefined && (await run('xdotool', ['version'], process.env).catch(() => 1)) === 0;
+  // `xdotool version` needs a display too.
+  const hasXdotool = xvfb !== undefined && (await run('xdotool', ['version'], { ...process.env, DISPLAY: xvfb.display }).catch(() => 1)) === 0;
   const output = path.join(home, 'dictations.txt');
   writeFileSync(
     path.join(home, 'config.yaml'),

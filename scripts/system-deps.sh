@@ -4,7 +4,8 @@
 #   scripts/system-deps.sh audio     PulseAudio + flite + sox (virtual microphone and speech fixtures for tests),
 #                                    ffmpeg (compressing uploads over a provider's limit, converting other formats)
 #   scripts/system-deps.sh desktop   Xvfb + xdotool + xclip (the paste/type/clipboard outputs under a virtual X
-#                                    display), dmenu + xev (X clients the tests watch the keystrokes land in)
+#                                    display), dmenu + xev (X clients the tests watch the keystrokes land in),
+#                                    xset (server auto-repeat for the hotkey tests)
 # As root it runs apt-get itself; otherwise through `sudo -n` when that works; otherwise it prints
 # the exact command and exits 1. On a system without apt-get it says what to install instead.
 set -euo pipefail
@@ -22,11 +23,12 @@ declare -A CHECK=(
   [xclip]="command -v xclip"
   [suckless-tools]="command -v dmenu"
   [x11-utils]="command -v xev"
+  [x11-xserver-utils]="command -v xset"
 )
 declare -A GROUPS_=(
   [offline]="pocketsphinx pocketsphinx-en-us"
   [audio]="pulseaudio pulseaudio-utils flite sox ffmpeg"
-  [desktop]="xvfb xdotool xclip suckless-tools x11-utils"
+  [desktop]="xvfb xdotool xclip suckless-tools x11-utils x11-xserver-utils"
 )
 
 missing=()
