@@ -19,7 +19,9 @@ export default definePlugin({
     api.hooks.daemon.tapPromise('hotkey', async (host) => {
       controller = new HotkeyController(host, api.log, api.env);
       host.signal.addEventListener('abort', () => void controller?.close(), { once: true });
-      await controller.configure(api.config().hotkey);
+      // Not awaited: a display that is slow to answer must not hold up the daemon's start
+      // (status shows the hotkey once it is grabbed, or why it is not).
+      void controller.configure(api.config().hotkey);
     });
     api.hooks.configChanged.tap('hotkey', (change) => {
       if (change.sections.includes('hotkey')) void controller?.configure(change.config.hotkey);
