@@ -87,7 +87,8 @@ describe('paste on Wayland', () => {
   });
 
   it('no keystroke tool: the text stays on the clipboard and a warning names what to install', async () => {
-    process.env.PATH = fakeTools({ 'wl-copy': WL_COPY });
+    // The stand-ins alone on PATH: a wtype or ydotool installed on the machine must not be found.
+    process.env.PATH = fakeTools({ 'wl-copy': WL_COPY, cat: 'exec /bin/cat "$@"' }).split(':')[0];
     expect(await output('paste', 'only copied')).toEqual([
       'paste failed (neither wtype nor ydotool is installed; apt install wtype (or ydotool, with ydotoold running)); the text is on the clipboard',
     ]);
