@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWav } from '../../src/index.ts';
 import { koto } from '../cli/support.ts';
+import { playIntoMic, startVirtualMic } from '../support/virtual-mic.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'koto.js');
-const VIRTUAL_MIC = path.join(ROOT, 'test', 'support', 'virtual-mic.sh');
 
 const home = tempHome('koto-daemon-e2e-');
 let server: OpenAIServer;
@@ -24,17 +24,7 @@ let env: NodeJS.ProcessEnv;
 let daemon: ChildProcess | undefined;
 let speech: string;
 
-function exportsOf(text: string): Record<string, string> {
-  return Object.fromEntries([...text.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.replace(/^['"]|['"]$/g, '')]));
-}
-
-function play(file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('paplay', ['-d', 'virt_speaker', file], { env: { ...process.env, ...pulse }, stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`paplay exited ${code}`))));
-  });
-}
+const play = (file: string) => playIntoMic(file, pulse);
 
 function rms(samples: Int16Array): number {
   let sum = 0;
@@ -68,8 +58,7 @@ async function stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | 
 }
 
 beforeAll(async () => {
-  execFileSync('bash', [VIRTUAL_MIC, 'start'], { stdio: 'ignore' });
-  pulse = exportsOf(execFileSync('bash', [VIRTUAL_MIC, 'env'], { encoding: 'utf8' }));
+  pulse = startVirtualMic();
   server = await startOpenAIServer({ transcribe: () => 'hello from the microphone', complete: () => 'Hello from the microphone.' });
   writeFileSync(path.join(home.dir, 'ca.pem'), server.ca);
   speech = path.join(home.dir, 'speech.wav');

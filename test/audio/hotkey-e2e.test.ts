@@ -15,12 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKeyCombo } from '../../src/index.ts';
 import { koto } from '../cli/support.ts';
+import { playIntoMic, startVirtualMic } from '../support/virtual-mic.ts';
 import { startXvfb, x, type Xvfb } from '../outputs/x11.ts';
 import { tempHome } from '../support/index.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'bin', 'koto.js');
-const VIRTUAL_MIC = path.join(ROOT, 'test', 'support', 'virtual-mic.sh');
 
 const home = tempHome('koto-hotkey-e2e-');
 const out = path.join(home.dir, 'dictations.txt');
@@ -32,17 +32,7 @@ let daemon: ChildProcess | undefined;
 let daemonLog = '';
 let speech: string;
 
-function exportsOf(text: string): Record<string, string> {
-  return Object.fromEntries([...text.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.replace(/^['"]|['"]$/g, '')]));
-}
-
-function play(file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('paplay', ['-d', 'virt_speaker', file], { env: { ...process.env, ...pulse }, stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`paplay exited ${code}`))));
-  });
-}
+const play = (file: string) => playIntoMic(file, pulse);
 
 function writeConfig(hotkey: string): void {
   writeFileSync(
@@ -90,8 +80,7 @@ async function nextDictation(before: number): Promise<string> {
 }
 
 beforeAll(async () => {
-  execFileSync('bash', [VIRTUAL_MIC, 'start'], { stdio: 'ignore' });
-  pulse = exportsOf(execFileSync('bash', [VIRTUAL_MIC, 'env'], { encoding: 'utf8' }));
+  pulse = startVirtualMic();
   xvfb = await startXvfb();
   // The test's own X tools (xdotool, xset through `x()`) talk to this display.
   process.env.DISPLAY = xvfb.display;
