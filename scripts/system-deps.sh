@@ -5,7 +5,9 @@
 #                                    ffmpeg (compressing uploads over a provider's limit, converting other formats)
 #   scripts/system-deps.sh desktop   Xvfb + xdotool + xclip (the paste/type/clipboard outputs under a virtual X
 #                                    display), dmenu + xev (X clients the tests watch the keystrokes land in),
-#                                    xset (server auto-repeat for the hotkey tests)
+#                                    xset (server auto-repeat for the hotkey tests); openbox + xterm + rxvt-unicode +
+#                                    a GTK text view (python3-gi) as real paste/type receivers; headless sway + foot +
+#                                    wtype + wl-clipboard for the Wayland outputs
 # As root it runs apt-get itself; otherwise through `sudo -n` when that works; otherwise it prints
 # the exact command and exits 1. On a system without apt-get it says what to install instead.
 set -euo pipefail
@@ -24,11 +26,20 @@ declare -A CHECK=(
   [suckless-tools]="command -v dmenu"
   [x11-utils]="command -v xev"
   [x11-xserver-utils]="command -v xset"
+  [openbox]="command -v openbox"
+  [xterm]="command -v xterm"
+  [rxvt-unicode]="command -v urxvt"
+  [python3-gi]="/usr/bin/python3 -c 'import gi'"
+  [gir1.2-gtk-3.0]="ls /usr/lib/*/girepository-1.0/Gtk-3.0.typelib"
+  [sway]="command -v sway"
+  [foot]="command -v foot"
+  [wtype]="command -v wtype"
+  [wl-clipboard]="command -v wl-copy"
 )
 declare -A GROUPS_=(
   [offline]="pocketsphinx pocketsphinx-en-us"
   [audio]="pulseaudio pulseaudio-utils flite sox ffmpeg"
-  [desktop]="xvfb xdotool xclip suckless-tools x11-utils x11-xserver-utils"
+  [desktop]="xvfb xdotool xclip suckless-tools x11-utils x11-xserver-utils openbox xterm rxvt-unicode python3-gi gir1.2-gtk-3.0 sway foot wtype wl-clipboard"
 )
 
 missing=()

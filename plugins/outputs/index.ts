@@ -1,5 +1,5 @@
 import { definePlugin } from 'koto-voice';
-import { clipboardOptions, writeClipboard } from './clipboard.ts';
+import { ClipboardRestores, clipboardOptions, writeClipboard } from './clipboard.ts';
 import { appendToFile, fileOptions } from './file.ts';
 import { pasteOptions, pasteText } from './paste.ts';
 import { stdoutOptions, writeStdout } from './stdout.ts';
@@ -14,10 +14,14 @@ export default definePlugin({
   name: 'outputs',
   outputs: { stdout: stdoutOptions, file: fileOptions, clipboard: clipboardOptions, paste: pasteOptions, type: typeOptions },
   apply(api) {
+    // Restores of the clipboard still due when the kernel closes (a one-shot `koto run` closes it
+    // right after the outputs) are waited for, so they happen before the process exits.
+    const restores = new ClipboardRestores();
+    api.hooks.close.tapPromise('outputs', () => restores.settle());
     api.hooks.output.for('stdout').tapPromise('outputs', (req) => writeStdout(req));
     api.hooks.output.for('file').tapPromise('outputs', (req) => appendToFile(req, api.config().resolved.dir));
-    api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log));
-    api.hooks.output.for('paste').tapPromise('outputs', (req) => pasteText(req, api.log));
+    api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log, restores));
+    api.hooks.output.for('paste').tapPromise('outputs', (req) => pasteText(req, api.log, restores));
     api.hooks.output.for('type').tapPromise('outputs', (req) => typeOutput(req, api.log));
   },
 });

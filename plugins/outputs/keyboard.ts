@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { appleKeystroke, DesktopError, findTool, keystrokeHint, NO_DISPLAY, runTool, utf8Env, type Desktop } from './desktop.ts';
+import { typeOnX11 } from './x11-typer.ts';
 
 export type Modifier = 'ctrl' | 'shift' | 'alt' | 'super';
 
@@ -154,6 +155,9 @@ export interface KeystrokeOptions {
   readonly timeoutMs: number;
 }
 
+/** wtype waits 150 ms after creating its keyboard, then taps a key that writes nothing (Shift_L). */
+const WTYPE_WARM_UP: readonly string[] = ['-s', '150', '-k', 'Shift_L'];
+
 /** Presses the shortcut in the focused window; resolves with the tool that did it. */
 export function pressShortcut(desktop: Desktop, shortcut: Shortcut, options: KeystrokeOptions): Promise<string> {
   const run = { signal: options.signal, timeoutMs: options.timeoutMs, env: utf8Env() };
@@ -162,7 +166,8 @@ export function pressShortcut(desktop: Desktop, shortcut: Shortcut, options: Key
       return firstThatWorks(desktop, [{ tool: 'xdotool', run: (file) => runTool(file, xdotoolKeyArgs(shortcut), run) }]);
     case 'wayland':
       return firstThatWorks(desktop, [
-        { tool: 'wtype', run: (file) => runTool(file, wtypeKeyArgs(shortcut), run) },
+        // The same start as typing (wtypeTypeArgs): a new virtual keyboard's first key can be lost.
+        { tool: 'wtype', run: (file) => runTool(file, [...WTYPE_WARM_UP, ...wtypeKeyArgs(shortcut)], run) },
         { tool: 'ydotool', run: async (file) => runTool(file, ydotoolKeyArgs(shortcut, await isModernYdotool(file)), run) },
       ]);
     case 'macos':
@@ -173,27 +178,49 @@ export function pressShortcut(desktop: Desktop, shortcut: Shortcut, options: Key
 }
 
 export interface TypeOptions extends KeystrokeOptions {
-  /** Milliseconds between keystrokes (xdotool). */
+  /** Milliseconds between keystrokes. */
   readonly keyDelayMs: number;
+  /** X11: `xtest` (built in, xdotool only when it cannot connect) or `xdotool` alone. */
+  readonly x11?: 'xtest' | 'xdotool' | undefined;
+  /** Wayland: milliseconds wtype waits after creating its keyboard, before the first key. */
+  readonly waylandStartDelayMs?: number | undefined;
+  readonly debug?: ((message: string) => void) | undefined;
 }
 
 /**
- * Types the text into the focused window. The text goes through stdin where the tool reads it
- * (xdotool, ydotool, osascript), so it is not visible in the process list; wtype takes argv only.
+ * wtype reading the text from stdin (`-`). Its first key goes out right after it created its
+ * virtual keyboard, and the compositor (sway 1.7 with foot: lost in 21 of 38 runs) may not
+ * have the new keyboard's keymap in effect yet: the first character was lost. So wtype waits
+ * `waylandStartDelayMs` and then types a key that writes nothing (Shift_L) before the text.
+ * Newline and tab are wtype's Return and Tab keys.
+ */
+export function wtypeTypeArgs(options: Pick<TypeOptions, 'keyDelayMs' | 'waylandStartDelayMs'>): string[] {
+  const start = options.waylandStartDelayMs ?? 150;
+  // wtype rejects 0 for both -s and -d.
+  return [...(start > 0 ? ['-s', String(start)] : []), ...(options.keyDelayMs > 0 ? ['-d', String(options.keyDelayMs)] : []), '-k', 'Shift_L', '-'];
+}
+
+/**
+ * Types the text into the focused window. The text goes through stdin to every tool (xdotool,
+ * wtype, ydotool, osascript) or over the X connection (XTEST), never in argv, where every local
+ * user could read it.
  */
 export function typeText(desktop: Desktop, text: string, options: TypeOptions): Promise<string> {
   const run = { signal: options.signal, timeoutMs: options.timeoutMs, env: utf8Env(), secret: text };
   switch (desktop) {
-    case 'x11':
-      return firstThatWorks(desktop, [
-        {
-          tool: 'xdotool',
-          run: (file) => runTool(file, ['type', '--clearmodifiers', '--delay', String(options.keyDelayMs), '--file', '-'], { ...run, input: text }),
-        },
-      ]);
+    case 'x11': {
+      const xdotool = () =>
+        firstThatWorks(desktop, [
+          {
+            tool: 'xdotool',
+            run: (file) => runTool(file, ['type', '--clearmodifiers', '--delay', String(options.keyDelayMs), '--file', '-'], { ...run, input: text }),
+          },
+        ]);
+      return options.x11 === 'xdotool' ? xdotool() : typeOnX11(text, options, xdotool);
+    }
     case 'wayland':
       return firstThatWorks(desktop, [
-        { tool: 'wtype', run: (file) => runTool(file, ['--', text], run) },
+        { tool: 'wtype', run: (file) => runTool(file, wtypeTypeArgs(options), { ...run, input: text }) },
         // `--file /dev/stdin` reads the text from stdin in ydotool 0.1.x and 1.x alike.
         { tool: 'ydotool', run: (file) => runTool(file, ['type', '--file', '/dev/stdin'], { ...run, input: text }) },
       ]);

@@ -111,7 +111,8 @@ describe('paste output (X11, xdotool)', () => {
   it('sets the clipboard and presses Ctrl+V in the focused window', async () => {
     const keys = await watchKeys();
     try {
-      expect(await output('paste', TEXT)).toEqual([]);
+      // xev sets no WM_CLASS: the paste cannot tell what it is, presses Ctrl+V and says so.
+      expect(await output('paste', TEXT)).toEqual([expect.stringMatching(/^the paste could not be aimed: .* so Ctrl\+V was pressed/)]);
       expect(await readClipboard()).toBe(TEXT);
       // The window received v with the Control modifier held (state 0x4), from xdotool's keystroke.
       const events = await eventually(async () => keys.events(), (e) => /KeyRelease event/.test(e));
@@ -152,15 +153,14 @@ describe('paste output (X11, xdotool)', () => {
   });
 });
 
-describe('type output (X11, xdotool)', () => {
-  // Characters missing from the keyboard layout (ü, “, ✓ on the US layout of Xvfb) are typed by
-  // xdotool through a key it remaps for a moment; an application starved of CPU can look the key
-  // up after the mapping is reverted and drop the character (an xdotool limitation, seen only on
-  // an overloaded machine). Hence the slower keyDelayMs, and a retry.
-  it('types the text, non-ASCII included, into the focused application', { retry: 2 }, async () => {
+describe('type output (X11)', () => {
+  // Through XTEST by default: characters missing from the keyboard layout (ü, “, ✓ on Xvfb's US
+  // layout) are mapped on spare keys before the typing and kept until the application read them
+  // (xdotool remapped one key per character and dropped some under load). More in type-apps.test.ts.
+  it('types the text, non-ASCII included, into the focused application', async () => {
     const line = await openInputLine();
     try {
-      expect(await output('type', TEXT, { keyDelayMs: 40 })).toEqual([]);
+      expect(await output('type', TEXT)).toEqual([]);
       expect(await line.submit()).toBe(TEXT);
     } finally {
       await line.close();
@@ -169,7 +169,7 @@ describe('type output (X11, xdotool)', () => {
 
   it('without xdotool: falls back to the clipboard, with a warning', async () => {
     process.env.PATH = pathWith('xclip');
-    const warnings = await output('type', 'typed or copied');
+    const warnings = await output('type', 'typed or copied', { x11: 'xdotool' });
     expect(warnings).toEqual(['typing failed (xdotool is not installed; apt install xdotool); the text is on the clipboard']);
     expect(await readClipboard()).toBe('typed or copied');
   });
@@ -187,7 +187,7 @@ describe('helper programs never hang a session', () => {
     const line = await openInputLine(); // receives the keystrokes
     const started = Date.now();
     try {
-      const warnings = await output('type', LONG, { keyDelayMs: 100, timeoutMs: 400 });
+      const warnings = await output('type', LONG, { x11: 'xdotool', keyDelayMs: 100, timeoutMs: 400 });
       expect(warnings).toEqual(['typing failed (xdotool did not finish within 400 ms); the text is on the clipboard']);
     } finally {
       await line.close();
@@ -204,7 +204,7 @@ describe('helper programs never hang a session', () => {
     const started = Date.now();
     setTimeout(() => controller.abort(), 300);
     try {
-      const result = kernel.hooks.output.get('type')!.promise({ session, name: 'type', text: LONG, raw: LONG, options: { keyDelayMs: 100 }, signal: controller.signal, warn: () => undefined });
+      const result = kernel.hooks.output.get('type')!.promise({ session, name: 'type', text: LONG, raw: LONG, options: { x11: 'xdotool', keyDelayMs: 100 }, signal: controller.signal, warn: () => undefined });
       await expect(result).rejects.toMatchObject({ code: 'KOTO_ERR_ABORTED', message: 'output "type" was cancelled' });
     } finally {
       await line.close();

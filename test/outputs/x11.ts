@@ -146,6 +146,9 @@ export async function openInputLine(): Promise<InputLine> {
   await Promise.race([x('xdotool', ['search', '--sync', '--class', 'dmenu'], { timeout: 5000 }), dmenu.exited.then(() => {
     throw new Error('dmenu exited before its window appeared');
   })]);
+  // Its keyboard grab sends it every key, but nothing tells a client about a grab: with no window
+  // manager the focus follows the pointer, so the paste output finds dmenu under the pointer.
+  await x('xdotool', ['mousemove', '10', '5']);
   return {
     async submit() {
       // A paste arrives as an X event after the keystroke, once the selection owner (another
