@@ -72,7 +72,7 @@ function isWsl(): boolean {
   return Boolean(process.env.WSL_DISTRO_NAME || process.env.WSL_INTEROP);
 }
 
-/** clipboardy (macOS, Windows, WSL, Wayland), with a deadline: it must never hang a session. */
+/** clipboardy (macOS, Windows, WSL), with a deadline: it must never hang a session. */
 async function viaClipboardy<T>(use: (clipboard: { write(text: string): Promise<void>; read(): Promise<string> }) => Promise<T>, timeoutMs = TIMEOUT_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -105,10 +105,11 @@ export async function copyText(
   if (desktop === 'none' && process.platform === 'linux' && !isWsl()) {
     throw new DesktopError(`${NO_DISPLAY} to hold the clipboard`, clipboardHint('none'), 'unsupported');
   }
-  if (selection === 'primary' && desktop !== 'x11') {
-    if (desktop === 'wayland') await copyWaylandPrimary(text, signal);
+  if (desktop === 'wayland') {
+    await copyWayland(text, signal, selection);
     return;
   }
+  if (selection === 'primary' && desktop !== 'x11') return;
   if (desktop !== 'x11') {
     await viaClipboardy((clipboard) => clipboard.write(text));
     return;
@@ -130,12 +131,27 @@ export async function copyText(
   throw new DesktopError([...new Set(failures)].join('; '), clipboardHint('x11'));
 }
 
-/** clipboardy has no primary selection: wl-copy (wl-clipboard) is asked directly. */
-async function copyWaylandPrimary(text: string, signal: AbortSignal | undefined): Promise<void> {
+/**
+ * wl-copy and wl-paste (wl-clipboard) are asked directly, not through clipboardy: clipboardy
+ * has no PRIMARY, and when the compositor cannot be reached it falls back to xsel and reports a
+ * missing xsel, hiding the real cause (a dead WAYLAND_DISPLAY) behind a wrong fix.
+ */
+async function copyWayland(text: string, signal: AbortSignal | undefined, selection: Selection): Promise<void> {
   const wlCopy = findTool('wl-copy');
   if (!wlCopy) throw new DesktopError('wl-copy is not installed', clipboardHint('wayland'), 'missing');
+  const args = [...(selection === 'primary' ? ['--primary'] : []), '--type', 'text/plain'];
   // stdout ignored: wl-copy forks a process that keeps serving the selection.
-  await runTool(wlCopy, ['--primary', '--type', 'text/plain'], { input: text, signal, timeoutMs: TIMEOUT_MS, stdout: 'ignore', secret: text });
+  await runTool(wlCopy, args, { input: text, signal, timeoutMs: TIMEOUT_MS, stdout: 'ignore', secret: text });
+}
+
+async function readWayland(signal: AbortSignal | undefined, selection: Selection, timeoutMs: number): Promise<string | undefined> {
+  const wlPaste = findTool('wl-paste');
+  if (!wlPaste) return undefined;
+  const args = [...(selection === 'primary' ? ['--primary'] : []), '--no-newline', '--type', 'text/plain'];
+  const result = await runTool(wlPaste, args, { signal, timeoutMs, check: false });
+  if (result.code === 0) return result.stdout;
+  // "Nothing is copied" (or no text offered): an empty clipboard, like xsel reads one.
+  return /nothing is copied|no suitable type|no selection/i.test(result.stderr ?? '') ? '' : undefined;
 }
 
 /**
@@ -159,6 +175,7 @@ async function served(text: string, signal: AbortSignal | undefined, selection: 
  */
 export async function readText(signal?: AbortSignal, desktop: Desktop = detectDesktop(), selection: Selection = 'clipboard', timeoutMs = TIMEOUT_MS): Promise<string | undefined> {
   try {
+    if (desktop === 'wayland') return await readWayland(signal, selection, timeoutMs);
     if (selection === 'primary' && desktop !== 'x11') return undefined;
     if (desktop !== 'x11') return await viaClipboardy((clipboard) => clipboard.read(), timeoutMs);
     for (const tool of x11Tools(selection)) {

@@ -144,3 +144,40 @@ describe('the daemon when every output fails', () => {
     expect(readFileSync(good, 'utf8')).toContain(TEXT);
   });
 });
+
+describe('koto run with no reachable display', () => {
+  function pasteConfig(dir: string): string {
+    mkdirSync(dir);
+    const file = path.join(dir, 'koto.yaml');
+    config(file, good);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^output: .*$/m, 'output: [paste]'));
+    return file;
+  }
+
+  it('DISPLAY and WAYLAND_DISPLAY unset: the text on stdout and in history, exit 1, the fix says where to run Koto', async () => {
+    const dir = path.join(home.dir, 'no-display');
+    const file = pasteConfig(dir);
+    // The CLI helper passes PATH and HOME only: neither display variable reaches the run.
+    const env = { KOTO_HOME: path.join(dir, 'home') };
+    const run = await koto(['--no-daemon', '-c', file, 'run', wav], { env });
+    expect(run.stdout).toBe(`${TEXT}\n`);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('neither DISPLAY nor WAYLAND_DISPLAY is set');
+    expect(run.stderr).toContain('(KOTO_ERR_OUTPUT)');
+    const history = await koto(['history', '--json', '-n', '1'], { env });
+    expect(JSON.parse(history.stdout)).toMatchObject({ text: TEXT, errorCode: 'KOTO_ERR_OUTPUT' });
+  });
+
+  it('a dead WAYLAND_DISPLAY with wl-clipboard and wtype installed: the fix names the display, not packages to install', async () => {
+    const dir = path.join(home.dir, 'dead-wayland');
+    const file = pasteConfig(dir);
+    const runtime = path.join(dir, 'run');
+    mkdirSync(runtime, { mode: 0o700 });
+    const env = { KOTO_HOME: path.join(dir, 'home'), WAYLAND_DISPLAY: 'wayland-koto-gone', XDG_RUNTIME_DIR: runtime };
+    const run = await koto(['--no-daemon', '-c', file, 'run', wav], { env });
+    expect(run.stdout).toBe(`${TEXT}\n`);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('WAYLAND_DISPLAY=wayland-koto-gone) cannot be reached');
+    expect(run.stderr).not.toMatch(/apt install|xsel/);
+  });
+});
