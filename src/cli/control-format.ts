@@ -54,6 +54,9 @@ export function statusLine(status: DaemonStatus): string {
     ].filter(Boolean);
     parts.push(`last start (${start.source})${timing.length ? `: ${timing.join(', ')}` : ''}`);
   }
+  const last = status.lastSession;
+  // A delivery Koto could not verify (a paste aimed at no window) is said here, not only in the log.
+  if (last?.warnings?.length) parts.push(`last session ${last.id} ${last.state}, warning: ${last.warnings.join(' / ')}`);
   if (origins) parts.push(origins);
   return parts.join('; ');
 }

@@ -30,7 +30,7 @@ export interface DaemonStatus {
   readonly state: 'idle' | 'recording' | 'busy';
   readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined } | undefined;
   readonly pending: number;
-  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined } | undefined;
+  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined; warnings?: readonly string[] } | undefined;
   readonly configFile: string | undefined;
   readonly configGeneration: number;
   readonly lastConfigError: { code: string; message: string } | undefined;
@@ -515,7 +515,7 @@ export class Daemon {
         ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath }
         : undefined,
       pending: this.#pending,
-      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message } : undefined,
+      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, warnings: last.warnings } : undefined,
       configFile: diagnostics.configFile,
       configGeneration: diagnostics.configGeneration,
       lastConfigError: diagnostics.lastConfigError,

@@ -42,7 +42,14 @@ function config(file: string, output: string): string {
 }
 
 beforeAll(async () => {
-  server = await startOpenAIServer({ apiKey: KEY, transcribe: () => 'hello from the last mile', complete: () => TEXT });
+  server = await startOpenAIServer({
+    apiKey: KEY,
+    transcribe: () => 'hello from the last mile',
+    complete: (req) => {
+      if ((req.json as { model?: string } | undefined)?.model === 'gpt-broken') throw new Error('the model is down');
+      return TEXT;
+    },
+  });
   writeFileSync(wav, encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000));
   mkdirSync(blocked);
 });
@@ -142,6 +149,20 @@ describe('the daemon when every output fails', () => {
     expect(paste.code).toBe(0);
     expect(paste.stdout).toBe(`${TEXT}\n`);
     expect(readFileSync(good, 'utf8')).toContain(TEXT);
+  });
+
+  it('a session that delivered with a warning says so in `koto status` (line and --json), not only in the log', async () => {
+    writeFileSync(file, readFileSync(file, 'utf8').replace('model: gpt-test', 'model: gpt-broken, retries: 0'));
+    expect((await koto(['reload'], { env })).code).toBe(0);
+    expect((await koto(['start'], { env })).code).toBe(0);
+    const stop = await koto(['stop', '--wait'], { env });
+    // The correction failed: the raw transcript is delivered, with a warning.
+    expect(stop).toMatchObject({ code: 0, stdout: 'hello from the last mile\n' });
+    const json = JSON.parse((await koto(['status', '--json'], { env })).stdout) as { lastSession: { warnings: string[] } };
+    expect(json.lastSession.warnings.join('\n')).toMatch(/correction/i);
+    const line = (await koto(['status'], { env })).stdout;
+    expect(line).toMatch(/last session \S+ done, warning: .*correction/i);
+    expect(line + JSON.stringify(json)).not.toContain(KEY);
   });
 });
 

@@ -7,7 +7,9 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon } from '../../src/daemon/daemon.ts';
 import { encodeWav } from '../../src/index.ts';
+import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { koto } from '../cli/support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { emptyClipboard, openGtkText, received, startDesktop, type Desktop, type Receiver } from './paste-desktop.ts';
@@ -22,7 +24,7 @@ let receiver: Receiver;
 /** What the server "hears" next. */
 let heard = '';
 
-function config(name: string, paste: Record<string, unknown>): string {
+function config(name: string, paste: Record<string, unknown>, extra: string[] = []): string {
   const file = path.join(home.dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -30,6 +32,7 @@ function config(name: string, paste: Record<string, unknown>): string {
       'providers:',
       `  main: { use: openai-compatible, baseUrl: ${server.baseUrl}, apiKey: ${KEY} }`,
       'asr: { model: whisper-1 }',
+      ...extra,
       `output: [ ${JSON.stringify({ use: 'paste', ...paste })} ]`,
       `transport: { ca: ${JSON.stringify(server.ca)} }`,
       '',
@@ -97,5 +100,40 @@ describe('koto run, paste with restoreClipboard (the default)', () => {
     expect(result).toMatchObject({ code: 0, stdout: `${heard}\n`, stderr: '' });
     await received(receiver, offset, Buffer.from(heard));
     expect(await eventually(readClipboard, (t) => t === heard)).toBe(heard);
+  });
+});
+
+describe('the daemon, paste with restoreClipboard (the default)', () => {
+  let daemon: Daemon;
+  const env = { KOTO_HOME: path.join(home.dir, 'daemon-home') };
+
+  beforeAll(async () => {
+    // restoreClipboard left at its default (on); the delay outlasts a slow GTK read, as above.
+    const file = config('daemon', { restoreDelayMs: 5000 }, ['correction: { enabled: false }', 'audio: { source: tone }']);
+    daemon = await Daemon.start({
+      configPath: file,
+      env: { ...process.env, ...env },
+      builtins: ['openai-compatible', 'outputs'],
+      plugins: [toneSource],
+      logLevel: 'silent',
+      watch: false,
+      shutdownTimeoutMs: 5000,
+    });
+  });
+
+  afterAll(async () => {
+    await daemon?.close();
+  });
+
+  it('the application gets the dictation, then the previous clipboard is back', async () => {
+    await copyAsUser('copied before the hotkey');
+    heard = 'dictated through the daemon, then the clipboard restored';
+    const offset = receiver.bytes().length;
+    expect((await koto(['start'], { env })).code).toBe(0);
+    const stop = await koto(['stop', '--wait'], { env });
+    expect(stop).toMatchObject({ code: 0, stdout: `${heard}\n` });
+    expect((await received(receiver, offset, Buffer.from(heard))).toString()).toBe(heard);
+    // The daemon lives on: the restore runs on its timer, shortly after the paste.
+    expect(await eventually(readClipboard, (t) => t === 'copied before the hotkey', 30_000)).toBe('copied before the hotkey');
   });
 });
