@@ -86,4 +86,13 @@ describe('sway', () => {
     const primary = await exec('wl-paste', ['--primary', '--no-newline'], { env: { ...process.env }, encoding: 'utf8', timeout: 10_000 });
     expect(primary.stdout).toBe(text);
   });
+
+  it('ten pastes in a row: every one arrives whole, its first character included', async () => {
+    for (let run = 1; run <= 10; run += 1) {
+      const text = `${run % 2 ? 'Ünïcode' : 'plain'} paste number ${run}, first character first.`;
+      const before = foot.contents();
+      expect(await paste(text, { terminals: ['koto-foot-1'] })).toEqual([]);
+      expect(await eventually(async () => foot.contents(), (now) => now === before + text, 30_000)).toBe(before + text);
+    }
+  });
 });
