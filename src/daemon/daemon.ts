@@ -34,6 +34,8 @@ export interface DaemonStatus {
   readonly configFile: string | undefined;
   readonly configGeneration: number;
   readonly lastConfigError: { code: string; message: string } | undefined;
+  /** Config sections changed since start that take a restart (`plugins`, `pluginOptions`). */
+  readonly restartNeeded?: readonly string[];
   readonly transportGeneration: number;
   readonly transport: ReturnType<Kernel['http']['stats']>;
   readonly interrupted: readonly string[];
@@ -519,6 +521,7 @@ export class Daemon {
       configFile: diagnostics.configFile,
       configGeneration: diagnostics.configGeneration,
       lastConfigError: diagnostics.lastConfigError,
+      restartNeeded: diagnostics.restartNeeded,
       transportGeneration: diagnostics.transportGeneration,
       transport: diagnostics.transport,
       interrupted: this.#interrupted,

@@ -74,8 +74,12 @@ export class ConfigStore {
     return this.#lastError;
   }
 
-  /** Re-reads and validates; on success swaps and reports which sections changed. */
-  async reload(): Promise<ReloadOutcome & { previous?: KotoConfig; next?: KotoConfig }> {
+  /**
+   * Re-reads and validates without swapping (a reload's "build new" step). An invalid config is
+   * recorded as `lastError` at once; a valid one is only returned: commit() swaps it in once the
+   * rest of the reload (new transport, configChanged taps) has worked, or reject() records why not.
+   */
+  async prepare(): Promise<PreparedConfig> {
     const previous = this.current;
     let next: KotoConfig;
     try {
@@ -83,16 +87,31 @@ export class ConfigStore {
       next = await validateConfig(source, this.#plugins, this.env, this.#aliases);
     } catch (err) {
       const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
-      // Kept for `koto status` and the daemon's answers: never with a secret in it.
-      this.#lastError = scrubError(error, (text) => scrubSecrets(text, previous.resolved.secrets)) as KotoError;
-      return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.#lastError };
+      return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.reject(error) };
     }
-    this.#lastError = undefined;
     const changed = changedSections(previous, next);
-    if (changed.length === 0) return { ok: true, changed, transportChanged: false, generation: this.#generation };
-    this.#current = next;
-    this.#generation += 1;
+    if (changed.length === 0) this.#lastError = undefined;
     const transportChanged = changed.some((section) => reloadLevelOf(section) === 'transport');
     return { ok: true, changed, transportChanged, generation: this.#generation, previous, next };
   }
+
+  /** Swaps in a prepared config; returns its generation. */
+  commit(next: KotoConfig): number {
+    this.#current = next;
+    this.#generation += 1;
+    this.#lastError = undefined;
+    return this.#generation;
+  }
+
+  /** Records why a reload did not happen (kept for `koto status`), never with a secret in it. */
+  reject(error: KotoError): KotoError {
+    const previous = this.current;
+    this.#lastError = scrubError(error, (text) => scrubSecrets(text, previous.resolved.secrets)) as KotoError;
+    return this.#lastError;
+  }
+}
+
+export interface PreparedConfig extends ReloadOutcome {
+  readonly previous?: KotoConfig;
+  readonly next?: KotoConfig;
 }

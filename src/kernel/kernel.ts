@@ -3,8 +3,7 @@ import { z } from 'zod';
 import { HistoryStore } from '../history/store.ts';
 import { ConfigStore, type ConfigInput, type ReloadOutcome } from './config-store.ts';
 import { ConfigWatcher, type WatchOptions } from './config/watch.ts';
-import type { KotoConfig } from './config/validate.ts';
-import { formatIssues } from './config/validate.ts';
+import { changedSections, formatIssues, type KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
 import { createHooks, instrumentHooks, pluginHooks, type AudioDevice, type KernelHooks } from './hooks.ts';
 import { createLogger, SecretScrubber, stderrSink, type Logger, type LogLevel, type LogSink } from './logger.ts';
@@ -13,7 +12,7 @@ import type { KotoPlugin, PluginApi } from './plugin.ts';
 import { scrubError } from './secrets.ts';
 import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, type PluginSpec } from './plugin-loader.ts';
 import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
-import { Transport, type KotoHttp } from './transport.ts';
+import { Transport, type KotoHttp, type PreparedTransport } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
 import type { ProbeResult, SessionContext } from './types.ts';
 
@@ -56,11 +55,15 @@ export interface KernelDiagnostics {
   /** Files the config watcher watches (empty when not watching). */
   readonly watching: readonly string[];
   readonly lastConfigError: { code: string; message: string } | undefined;
+  /** Sections changed since start that only a restart applies (`plugins`, `pluginOptions`). */
+  readonly restartNeeded: readonly string[];
   readonly transport: TransportStats;
   readonly plugins: readonly PluginInfo[];
 }
 
 const PLUGIN_TIMEOUT_MS = 10_000;
+/** Config sections read once, when the plugins load. */
+const RESTART_SECTIONS = new Set(['plugins', 'pluginOptions']);
 
 /**
  * The kernel: hooks, config, the shared HTTP client and the plugins that tap them.
@@ -79,6 +82,8 @@ export class Kernel {
   #state: KernelState = 'starting';
   #pipeline: Pipeline | undefined;
   #reloading: Promise<ReloadOutcome> | undefined;
+  /** The config the plugins were loaded and applied with. */
+  #startConfig: KotoConfig | undefined;
   #watcher: ConfigWatcher | undefined;
   #history: HistoryStore | undefined;
 
@@ -204,8 +209,11 @@ export class Kernel {
     for (const secret of config.resolved.secrets) this.#scrubber.add(secret);
     warnIfSecretsExposed(config, this.log);
 
+    this.#startConfig = config;
     this.#transport = new Transport(config.transport, this.hooks, this.log.child('transport'));
     for (const entry of this.#plugins) await this.#apply(entry, config);
+    // The first client is built now, so every plugin's transportOptions tap shapes it.
+    this.#transport.start();
     this.#pipeline = new Pipeline({
       hooks: this.hooks,
       log: this.log,
@@ -315,30 +323,64 @@ export class Kernel {
   reload(): Promise<ReloadOutcome> {
     // Reloads are serialised: the last edit wins, and no two rebuilds overlap.
     const run = async (): Promise<ReloadOutcome> => {
-      const outcome = await this.#store.reload();
-      if (!outcome.ok) {
-        this.log.error(`config not reloaded: ${outcome.error?.message}`);
-        return outcome;
+      try {
+        return await this.#reload();
+      } catch (err) {
+        // Nothing may escape a reload unseen (the file watcher has no one to tell): recorded and logged.
+        const error = this.#store.reject(KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) }, { cause: err }));
+        this.log.error(`config not reloaded: ${error.message}; the previous config stays in use`);
+        return { ok: false, changed: [], transportChanged: false, generation: this.#store.generation, error };
       }
-      if (outcome.next && outcome.previous) {
-        for (const secret of outcome.next.resolved.secrets) this.#scrubber.add(secret);
-        if (outcome.changed.includes('plugins')) {
-          this.log.warn('the `plugins` list changed: plugins are loaded at start, so restart Koto to apply it');
-        }
-        if (outcome.transportChanged) await this.#requireTransport().rebuild(outcome.next.transport);
-        this.hooks.configChanged.call({
-          config: outcome.next,
-          previous: outcome.previous,
-          sections: outcome.changed,
-          generation: outcome.generation,
-        });
-        this.log.info(`config reloaded (generation ${outcome.generation}; changed: ${outcome.changed.join(', ')})`);
-      }
-      return { ok: outcome.ok, changed: outcome.changed, transportChanged: outcome.transportChanged, generation: outcome.generation };
     };
     const next = (this.#reloading ?? Promise.resolve()).then(run, run);
     this.#reloading = next;
     return next;
+  }
+
+  /**
+   * Build new → validate → swap → drain, for config and transport together: the new config is
+   * validated and (when its transport section changed) the new client built, the configChanged
+   * taps run, and only then are both swapped in. Any failure before the swap leaves both old.
+   */
+  async #reload(): Promise<ReloadOutcome> {
+    const prepared = await this.#store.prepare();
+    if (!prepared.ok) {
+      this.log.error(`config not reloaded: ${prepared.error?.message}${prepared.error?.fix ? `. Fix: ${prepared.error.fix}` : ''}`);
+      return prepared;
+    }
+    const { previous, next } = prepared;
+    if (!previous || !next) return { ok: true, changed: [], transportChanged: false, generation: this.#store.generation };
+    // Known before anything runs with the new config, so no log line or error can show them.
+    for (const secret of next.resolved.secrets) this.#scrubber.add(secret);
+    let transport: PreparedTransport | undefined;
+    try {
+      if (prepared.transportChanged) transport = this.#requireTransport().prepare(next.transport);
+      this.hooks.configChanged.call({ config: next, previous, sections: prepared.changed, generation: this.#store.generation + 1 });
+    } catch (err) {
+      await transport?.discard();
+      const error = this.#store.reject(
+        KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: next.resolved.file ?? '<config>', detail: describe(err) }, { cause: err }),
+      );
+      this.log.error(`config not reloaded: ${error.message}; the previous config and client stay in use`);
+      return { ok: false, changed: [], transportChanged: false, generation: this.#store.generation, error };
+    }
+    const generation = this.#store.commit(next);
+    const restart = this.restartNeeded;
+    if (restart.length > 0) {
+      this.log.warn(`${restart.map((s) => `\`${s}\``).join(' and ')} changed: plugins are loaded at start, so restart Koto to apply ${restart.length > 1 ? 'them' : 'it'}`);
+    }
+    await transport?.commit();
+    this.log.info(`config reloaded (generation ${generation}; changed: ${prepared.changed.join(', ')})`);
+    return { ok: true, changed: prepared.changed, transportChanged: prepared.transportChanged, generation };
+  }
+
+  /**
+   * Sections that differ from the config the kernel started with but only apply at start (the
+   * plugins and their options): a reload takes them in, a restart makes them work.
+   */
+  get restartNeeded(): string[] {
+    if (!this.#startConfig || this.#state === 'closed') return [];
+    return changedSections(this.#startConfig, this.#store.current).filter((section) => RESTART_SECTIONS.has(section));
   }
 
   /** Asks the plugin serving a provider instance whether it is reachable and its credentials work. */
@@ -377,7 +419,11 @@ export class Kernel {
     if (this.#watcher || !this.config.resolved.file) return;
     const watcher = new ConfigWatcher(async () => {
       await this.reload();
-      await watcher.setFiles(this.#watchedFiles());
+      try {
+        await watcher.setFiles(this.#watchedFiles());
+      } catch (err) {
+        this.log.error(`the config files are no longer watched for changes: ${describe(err)}; run \`koto reload\` after editing, or restart`);
+      }
     }, options);
     this.#watcher = watcher;
     await watcher.setFiles(this.#watchedFiles());
@@ -420,6 +466,7 @@ export class Kernel {
       transportGeneration: this.#requireTransport().generation,
       watching: this.#watcher?.files ?? [],
       lastConfigError: error ? { code: error.code, message: error.message } : undefined,
+      restartNeeded: this.restartNeeded,
       transport: this.#requireTransport().stats(),
       plugins: this.plugins(),
     };

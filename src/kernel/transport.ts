@@ -60,7 +60,8 @@ export class Transport {
   readonly #insecureAllowed = new Set<string>();
   readonly #prewarming = new Map<string, Promise<boolean>>();
   #config: TransportConfig;
-  #current: BuiltDispatcher;
+  /** Built on first use (or by start()), after the plugins have tapped `transportOptions`. */
+  #built: BuiltDispatcher | undefined;
   #retired = new Set<BuiltDispatcher>();
   #generation = 0;
   #closed = false;
@@ -73,7 +74,6 @@ export class Transport {
     this.#hooks = hooks;
     this.#log = log;
     this.#config = config;
-    this.#current = this.#build(config);
     this.http = new KotoHttp(this, 'default');
     this.uploads = new KotoHttp(this, 'uploads');
     this.http1 = new KotoHttp(this, 'http1');
@@ -81,6 +81,20 @@ export class Transport {
 
   get generation(): number {
     return this.#current.generation;
+  }
+
+  /**
+   * The agent in use. The first is built lazily so that every `transportOptions` tap a plugin
+   * registers while it applies shapes it (the kernel calls start() once all plugins applied).
+   */
+  get #current(): BuiltDispatcher {
+    this.#built ??= this.#build(this.#config);
+    return this.#built;
+  }
+
+  /** Builds the first agent now (the kernel's start, after the plugins' apply). */
+  start(): void {
+    void this.#current;
   }
 
   get config(): TransportConfig {
@@ -247,13 +261,39 @@ export class Transport {
    * its in-flight requests for up to `drainTimeoutMs` before destroying it.
    */
   async rebuild(config: TransportConfig): Promise<void> {
+    await this.prepare(config).commit();
+  }
+
+  /**
+   * Builds an agent from new settings without putting it in use (a reload's "build new" step):
+   * a throwing `transportOptions` tap fails here, before anything changed. commit() swaps it in
+   * and drains the old one; discard() closes it unused.
+   */
+  prepare(config: TransportConfig): PreparedTransport {
     if (this.#closed) throw kotoError('KOTO_ERR_CLOSED', { state: 'closed' });
+    // The generation is taken only by a commit: a discarded build leaves no gap in the numbering.
+    const counter = this.#generation;
     const next = this.#build(config);
-    const old = this.#current;
-    this.#current = next;
-    this.#config = config;
-    this.#log.info(`transport rebuilt (generation ${next.generation})`);
-    await this.#retire(old, config.drainTimeoutMs);
+    this.#generation = counter;
+    let settled = false;
+    return {
+      commit: async () => {
+        if (settled) return;
+        settled = true;
+        if (this.#closed) throw kotoError('KOTO_ERR_CLOSED', { state: 'closed' });
+        const built = { ...next, generation: ++this.#generation };
+        const old = this.#built;
+        this.#built = built;
+        this.#config = config;
+        this.#log.info(`transport rebuilt (generation ${built.generation})`);
+        if (old) await this.#retire(old, config.drainTimeoutMs);
+      },
+      discard: async () => {
+        if (settled) return;
+        settled = true;
+        await Promise.all([next.dispatcher.destroy().catch(() => undefined)]);
+      },
+    };
   }
 
   async #retire(old: BuiltDispatcher, deadlineMs: number): Promise<void> {
@@ -293,8 +333,14 @@ export class Transport {
     if (this.#closed) return;
     this.#closed = true;
     for (const abort of this.#prewarmAborts) abort.abort();
-    await this.#retire(this.#current, deadlineMs);
+    if (this.#built) await this.#retire(this.#built, deadlineMs);
   }
+}
+
+/** A new agent built but not yet in use: see Transport.prepare. */
+export interface PreparedTransport {
+  commit(): Promise<void>;
+  discard(): Promise<void>;
 }
 
 /** The shared client as plugins see it: an undici Dispatcher they can `request()` through. */
