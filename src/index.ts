@@ -11,10 +11,10 @@ export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSource
 export { parseWav, encodeWav } from './audio/wav.ts';
 export { fitUpload, formatBytes, type FitUploadOptions, type UploadPart, type UploadPlan } from './audio/fit-upload.ts';
 export { resample, StreamingResampler, type ResamplerOptions } from './audio/resample.ts';
-export { KotoError, kotoError, ERRORS, EXIT, describe as describeError } from './kernel/errors.ts';
+export { KotoError, kotoError, ERRORS, EXIT, describe as describeError, errorPrefixOf } from './kernel/errors.ts';
 // The one rule for what is a credential, for plugins scrubbing their own error messages.
 export { isSecretName, scrubSecrets, REDACTED } from './kernel/secrets.ts';
-export type { ErrorCode, KotoErrorOptions } from './kernel/errors.ts';
+export type { ErrorCode, KotoErrorOptions, PluginErrorCode, PluginErrorSpec } from './kernel/errors.ts';
 export type { KotoHttp } from './kernel/transport.ts';
 export { isLoopbackHost } from './kernel/transport.ts';
 export type { TransportStats, OriginStats } from './kernel/transport-stats.ts';

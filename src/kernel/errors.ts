@@ -395,6 +395,74 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * A code a plugin declares (`definePlugin({ errors })`): `<PREFIX>_ERR_<NAME>`, the prefix being
+ * the plugin's name in capitals (`koto-plugin-acme` and `acme` → `ACME_ERR_…`). `KOTO_ERR_` is
+ * the kernel's.
+ */
+export type PluginErrorCode = `${Uppercase<string>}_ERR_${Uppercase<string>}`;
+
+/** What a plugin declares for one of its codes. */
+export interface PluginErrorSpec {
+  /** Message template; `{name}` placeholders are filled from the error's params. */
+  readonly message: string;
+  /** What the user should do about it. Same placeholder syntax. */
+  readonly fix: string;
+  /** Whether the kernel's retry may try again (e.g. a quota that resets, a busy upstream). Default false. */
+  readonly retryable?: boolean | undefined;
+  /** Process exit code: 1 (runtime, the default) or 3 (a configuration the user must change). */
+  readonly exit?: 1 | 3 | undefined;
+}
+
+// One registry per process, shared by every copy of koto-voice in it (a plugin may bundle its own):
+// a code declared through one copy is known to kotoError of another.
+const REGISTRY = Symbol.for('koto-voice.plugin-errors');
+const pluginErrors: Map<string, PluginErrorSpec & { readonly plugin: string }> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Map()) as Map<
+  string,
+  PluginErrorSpec & { readonly plugin: string }
+>;
+
+/** The code prefix a plugin's own errors must carry: `ACME` for `koto-plugin-acme` or `@me/koto-plugin-acme`. */
+export function errorPrefixOf(plugin: string): string {
+  const bare = plugin.replace(/^@[^/]+\//, '').replace(/^koto-plugin-/, '');
+  return bare.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+}
+
+/**
+ * Registers the codes a plugin declares. Throws KOTO_ERR_PLUGIN_INVALID naming the first code
+ * that does not carry the plugin's prefix or lacks a message or fix.
+ */
+export function registerPluginErrors(plugin: string, errors: Readonly<Record<string, PluginErrorSpec>>): void {
+  const prefix = `${errorPrefixOf(plugin)}_ERR_`;
+  const checked: [string, PluginErrorSpec][] = [];
+  for (const [code, spec] of Object.entries(errors)) {
+    const problem =
+      prefix === 'KOTO_ERR_' || code.startsWith('KOTO_ERR_')
+        ? `${code}: KOTO_ERR_ codes are the kernel's; a plugin's codes start with its own name`
+        : !code.startsWith(prefix) || !/^[A-Z0-9_]+$/.test(code) || code.length === prefix.length
+          ? `${code}: this plugin's codes must look like ${prefix}SOMETHING (capitals, digits, _)`
+          : typeof spec?.message !== 'string' || !spec.message || typeof spec.fix !== 'string' || !spec.fix
+            ? `${code}: each code needs a message and a fix`
+            : spec.exit !== undefined && spec.exit !== 1 && spec.exit !== 3
+              ? `${code}: exit must be 1 or 3`
+              : undefined;
+    if (problem) throw kotoError('KOTO_ERR_PLUGIN_INVALID', { plugin, detail: `errors.${problem}` });
+    checked.push([code, spec]);
+  }
+  for (const [code, spec] of checked) pluginErrors.set(code, Object.freeze({ ...spec, plugin }));
+}
+
+/** The codes a plugin declared (for `koto plugins`). */
+export function pluginErrorCodes(plugin: string): string[] {
+  return [...pluginErrors].filter(([, spec]) => spec.plugin === plugin).map(([code]) => code).sort();
+}
+
+function specOf(code: string): (ErrorSpec & { readonly plugin?: string; readonly retryable?: boolean | undefined }) | undefined {
+  if (Object.hasOwn(ERRORS, code)) return ERRORS[code as ErrorCode];
+  const declared = pluginErrors.get(code);
+  return declared ? { message: declared.message, fix: declared.fix, exit: declared.exit ?? EXIT.RUNTIME, plugin: declared.plugin, retryable: declared.retryable } : undefined;
+}
+
 export interface KotoErrorOptions {
   params?: Record<string, unknown>;
   plugin?: string;
@@ -420,7 +488,7 @@ function fill(template: string, params: Record<string, unknown>): string {
 }
 
 export class KotoError extends Error {
-  readonly code: ErrorCode;
+  readonly code: ErrorCode | PluginErrorCode;
   readonly fix: string;
   readonly exitCode: number;
   plugin: string | undefined;
@@ -428,23 +496,30 @@ export class KotoError extends Error {
   readonly details: Readonly<Record<string, unknown>>;
   readonly [MARK] = true;
 
-  constructor(code: ErrorCode, options: KotoErrorOptions = {}) {
-    const spec = ERRORS[code];
-    const params = options.params ?? {};
+  constructor(code: ErrorCode | PluginErrorCode, options: KotoErrorOptions = {}) {
+    const declared = specOf(code);
+    // An undeclared code is the plugin author's bug: say so (with the code) instead of crashing here.
+    const spec = declared ?? ERRORS.KOTO_ERR_INTERNAL;
+    const params = declared ? (options.params ?? {}) : { detail: `error code ${code} is not declared: declare it in definePlugin({ errors: { ${code}: { message, fix } } })` };
     super(options.message ?? fill(spec.message, params), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KotoError';
-    this.code = code;
+    this.code = declared ? code : 'KOTO_ERR_INTERNAL';
     this.fix = options.fix ?? fill(spec.fix, params);
     this.exitCode = spec.exit;
-    this.plugin = options.plugin;
+    this.plugin = options.plugin ?? declared?.plugin;
     this.hook = options.hook;
-    this.details = Object.freeze({ ...options.details });
+    const retryable = declared?.retryable;
+    this.details = Object.freeze({ ...(retryable === undefined ? {} : { retryable }), ...options.details });
   }
 
   /** Rebuilds an error that crossed a process boundary (the daemon's control socket). */
   static revive(json: { code: string; message: string; fix?: string; exitCode?: number; plugin?: string; hook?: string }): KotoError {
-    const code = (json.code in ERRORS ? json.code : 'KOTO_ERR_INTERNAL') as ErrorCode;
-    const err = new KotoError(code, { plugin: json.plugin, hook: json.hook, message: json.message, fix: json.fix });
+    const known = Object.hasOwn(ERRORS, json.code);
+    const err = new KotoError(known ? (json.code as ErrorCode) : 'KOTO_ERR_INTERNAL', { plugin: json.plugin, hook: json.hook, message: json.message, fix: json.fix });
+    // A plugin's own code keeps its identity across the socket, though this process never loaded the plugin.
+    if (!known && /^[A-Z][A-Z0-9_]*_ERR_[A-Z0-9_]+$/.test(json.code) && !json.code.startsWith('KOTO_ERR_')) {
+      Object.defineProperty(err, 'code', { value: json.code });
+    }
     return json.exitCode === undefined ? err : Object.defineProperty(err, 'exitCode', { value: json.exitCode });
   }
 
@@ -470,8 +545,11 @@ export class KotoError extends Error {
   }
 }
 
-export function kotoError(code: ErrorCode, params?: Record<string, unknown>, extra?: Omit<KotoErrorOptions, 'params'>): KotoError {
-  return new KotoError(code, { ...extra, params: params ?? {} });
+/** A code as written at a call site: the kernel's own codes must be real ones; others a plugin's. */
+export type CodeOf<C extends string> = C extends `KOTO_ERR_${string}` ? ErrorCode : C extends PluginErrorCode ? C : ErrorCode;
+
+export function kotoError<C extends string>(code: CodeOf<C> & C, params?: Record<string, unknown>, extra?: Omit<KotoErrorOptions, 'params'>): KotoError {
+  return new KotoError(code as ErrorCode | PluginErrorCode, { ...extra, params: params ?? {} });
 }
 
 /** Short, single-line description of any thrown value, for `detail` params. */

@@ -4,7 +4,7 @@ import { HistoryStore } from '../history/store.ts';
 import { ConfigStore, type ConfigInput, type ReloadOutcome } from './config-store.ts';
 import { ConfigWatcher, type WatchOptions } from './config/watch.ts';
 import { changedSections, formatIssues, type KotoConfig } from './config/validate.ts';
-import { describe, KotoError, kotoError } from './errors.ts';
+import { describe, KotoError, kotoError, pluginErrorCodes, registerPluginErrors } from './errors.ts';
 import { createHooks, instrumentHooks, pluginHooks, type AudioDevice, type KernelHooks } from './hooks.ts';
 import { createLogger, SecretScrubber, stderrSink, type Logger, type LogLevel, type LogSink } from './logger.ts';
 import { kotoPaths, type KotoPaths } from './paths.ts';
@@ -45,6 +45,10 @@ export interface PluginInfo {
   readonly outputs: readonly string[];
   /** Hook names this plugin tapped. */
   readonly taps: readonly string[];
+  /** The error codes it declared (`definePlugin({ errors })`). */
+  readonly errors: readonly string[];
+  /** The file it was loaded from (undefined for a plugin passed in code). */
+  readonly location: string | undefined;
 }
 
 export interface KernelDiagnostics {
@@ -194,6 +198,8 @@ export class Kernel {
       }
     }
     this.#plugins = orderPlugins(loaded);
+    // Before anything runs: a plugin's own codes must exist by the time its first error is made.
+    for (const { plugin } of this.#plugins) if (plugin.errors) registerPluginErrors(plugin.name, plugin.errors);
     const aliases = new Map<string, string>();
     for (const entry of this.#plugins) aliases.set(entry.specifier, entry.plugin.name);
     for (const spec of [...(Array.isArray(rawPlugins) ? rawPlugins : []), ...providerUses]) {
@@ -446,7 +452,7 @@ export class Kernel {
   }
 
   plugins(): PluginInfo[] {
-    return this.#plugins.map(({ plugin, source, specifier }) => ({
+    return this.#plugins.map(({ plugin, source, specifier, location }) => ({
       name: plugin.name,
       version: plugin.version,
       source,
@@ -454,6 +460,8 @@ export class Kernel {
       capabilities: [...(plugin.capabilities ?? [])],
       outputs: Object.keys(plugin.outputs ?? {}),
       taps: [...(this.#taps.get(plugin.name) ?? [])].sort(),
+      errors: pluginErrorCodes(plugin.name),
+      location,
     }));
   }
 

@@ -20,6 +20,8 @@ export interface LoadedPlugin {
   readonly source: 'builtin' | 'package' | 'path' | 'inline';
   readonly specifier: string;
   readonly options: Record<string, unknown> | undefined;
+  /** The file it was imported from (undefined for a plugin passed in code). */
+  readonly location?: string | undefined;
 }
 
 export function builtinPluginNames(): string[] {
@@ -87,13 +89,13 @@ async function resolveUnscrubbed(spec: PluginSpec, baseDir: string): Promise<Loa
     tried.push(target);
     const file = existsSync(target) && statSync(target).isDirectory() ? entryOf(target) : existsSync(target) ? target : undefined;
     if (!file) throw kotoError('KOTO_ERR_PLUGIN_NOT_FOUND', { plugin: name, tried: tried.join(', ') });
-    return { plugin: await importPlugin(pathToFileURL(file).href, name), source: 'path', specifier: name, options };
+    return { plugin: await importPlugin(pathToFileURL(file).href, name), source: 'path', specifier: name, options, location: file };
   }
 
   if (/^[a-z0-9-]+$/.test(name)) {
     const builtin = entryOf(path.join(BUILTIN_DIR, name));
     tried.push(`built-in plugins/${name}`);
-    if (builtin) return { plugin: await importPlugin(pathToFileURL(builtin).href, name), source: 'builtin', specifier: name, options };
+    if (builtin) return { plugin: await importPlugin(pathToFileURL(builtin).href, name), source: 'builtin', specifier: name, options, location: builtin };
   }
 
   // npm packages: from the config's folder (where the user installed them), then Koto's own.
@@ -105,7 +107,7 @@ async function resolveUnscrubbed(spec: PluginSpec, baseDir: string): Promise<Loa
       tried.push(`${pkg} from ${from}`);
       try {
         const resolved = createRequire(path.join(from, 'noop.js')).resolve(pkg);
-        return { plugin: await importPlugin(pathToFileURL(resolved).href, pkg), source: 'package', specifier: pkg, options };
+        return { plugin: await importPlugin(pathToFileURL(resolved).href, pkg), source: 'package', specifier: pkg, options, location: resolved };
       } catch (err) {
         if (KotoError.is(err)) throw err;
         const code = (err as { code?: string }).code;
@@ -114,7 +116,7 @@ async function resolveUnscrubbed(spec: PluginSpec, baseDir: string): Promise<Loa
         if (code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') {
           try {
             const url = import.meta.resolve(pkg, pathToFileURL(path.join(from, 'noop.js')).href);
-            return { plugin: await importPlugin(url, pkg), source: 'package', specifier: pkg, options };
+            return { plugin: await importPlugin(url, pkg), source: 'package', specifier: pkg, options, location: fileURLToPath(url) };
           } catch (inner) {
             if (KotoError.is(inner)) throw inner;
           }

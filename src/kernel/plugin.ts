@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { PluginErrorSpec } from './errors.ts';
 import type { KotoConfig } from './config/validate.ts';
 import type { PluginHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
@@ -25,6 +26,12 @@ export interface PluginDefinition<Options extends z.ZodType = z.ZodType> {
   readonly outputs?: Readonly<Record<string, z.ZodType>> | undefined;
   /** Audio sources this plugin serves. */
   readonly audioSources?: readonly string[] | undefined;
+  /**
+   * The plugin's own error codes, `<NAME>_ERR_<WHAT>` (e.g. `ACME_ERR_QUOTA` for `koto-plugin-acme`),
+   * each with a message and fix template and whether a retry may help. Throw them with
+   * `kotoError('ACME_ERR_QUOTA', params)`; `koto plugins --json` lists them.
+   */
+  readonly errors?: Readonly<Record<string, PluginErrorSpec>> | undefined;
   /**
    * Provider instances derived from the environment when the config names none
    * (e.g. OPENAI_API_KEY → an `openai` instance), in order of preference.

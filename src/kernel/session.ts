@@ -759,16 +759,25 @@ export class Pipeline {
         });
       }),
     );
+    const failures: { message: string; error: unknown }[] = [];
     for (const [i, result] of results.entries()) {
       if (result.status === 'rejected') {
         const err = result.reason as unknown;
         const own = KotoError.is(err) && (err.code === 'KOTO_ERR_OUTPUT_UNKNOWN' || err.code === 'KOTO_ERR_OUTPUT');
         const message = own ? err.message : kotoError('KOTO_ERR_OUTPUT', { output: selected[i]?.name, detail: describe(err) }).message;
-        session.warnings.push(this.#deps.scrub(message));
+        failures.push({ message: this.#deps.scrub(message), error: err });
       }
     }
-    if (results.length > 0 && results.every((r) => r.status === 'rejected')) {
-      throw kotoError('KOTO_ERR_OUTPUT', { output: selected.map((o) => o.name).join(', '), detail: 'every output failed' });
+    if (results.length > 0 && failures.length === results.length) {
+      // The error itself says why (a daemon client may print nothing else), with the output's own
+      // fix when there is one output to fix; a partial failure stays a warning.
+      const only = failures.length === 1 && KotoError.is(failures[0]!.error) ? failures[0]!.error : undefined;
+      throw kotoError(
+        'KOTO_ERR_OUTPUT',
+        { output: selected.map((o) => o.name).join(', '), detail: 'every output failed' },
+        { message: failures.map((f) => f.message).join('; '), fix: only && only.code !== 'KOTO_ERR_OUTPUT_UNKNOWN' ? this.#deps.scrub(only.fix) : undefined, plugin: only?.plugin },
+      );
     }
+    for (const failure of failures) session.warnings.push(failure.message);
   }
 }

@@ -75,7 +75,10 @@ export async function pluginsCommand(ctx: CliContext, flags: { json?: boolean })
       p.outputs.length ? `outputs (${p.outputs.join(', ')})` : '',
     ].filter(Boolean);
     await printLine(`${p.name}${p.version ? `@${p.version}` : ''}  [${p.source}]${serves.length ? `  serves ${serves.join('; ')}` : ''}`);
+    // Where it came from matters when two copies exist (a project's node_modules, a global install).
+    if (p.source !== 'builtin' && p.location) await printLine(`  from: ${p.location}`);
     await printLine(`  taps: ${p.taps.join(', ') || 'none'}`);
+    if (p.errors.length) await printLine(`  errors: ${p.errors.join(', ')}`);
   }
   return 0;
 }

@@ -125,8 +125,10 @@ export async function validateConfig(
         `providers.${name}.use: no loaded plugin is named "${use}" (loaded: ${[...byName.keys()].join(', ')}; plugins load at start, so restart Koto after adding one)`,
       );
     }
-    if (!plugin.provider) throw invalid(source, `providers.${name}.use: plugin "${use}" does not serve providers`);
-    const checked = plugin.provider.safeParse(rest);
+    // A provider plugin that takes no options needs no schema: it declared what it can do.
+    const schema = plugin.provider ?? (plugin.capabilities?.length ? z.strictObject({}) : undefined);
+    if (!schema) throw invalid(source, `providers.${name}.use: plugin "${use}" does not serve providers (it declares no \`capabilities\`)`);
+    const checked = schema.safeParse(rest);
     if (!checked.success) throw invalid(source, `${formatIssues(checked.error, ['providers', name])} (options of plugin "${use}")`);
     providers[name] = { name, use, options: checked.data as Record<string, unknown> };
   }
