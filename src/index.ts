@@ -2,6 +2,8 @@
  * koto-voice: the public API for applications (createKernel) and plugin authors (definePlugin).
  * Everything a built-in plugin uses is exported here; plugins import nothing else from Koto.
  */
+// First: says "Node too old" before any dependency fails to load on it.
+import './kernel/node-check.ts';
 export { createKernel, Kernel } from './kernel/kernel.ts';
 export type { KernelOptions, KernelState, KernelDiagnostics, PluginInfo } from './kernel/kernel.ts';
 export { definePlugin, isPlugin } from './kernel/plugin.ts';

@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { sqlite } from '../history/sqlite.ts';
 import { kotoError } from '../kernel/errors.ts';
 import { ensurePrivateDir } from '../kernel/private-dir.ts';
 
@@ -32,7 +33,7 @@ export class DataFolderLock {
     // Never open `daemon.lock` with node:fs: closing any descriptor of a file drops every POSIX
     // lock this process holds on it, so a look from a second daemon in the same process (tests)
     // would silently unlock the first. Only SQLite, which knows this, touches the file.
-    const db = new DatabaseSync(file);
+    const db = new (sqlite().DatabaseSync)(file);
     try {
       // No busy wait: a held lock means another daemon, now.
       db.exec('PRAGMA busy_timeout = 0; PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE');

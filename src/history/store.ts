@@ -1,6 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { sqlite } from './sqlite.ts';
 import { describe, kotoError } from '../kernel/errors.ts';
 import { ensurePrivateDir } from '../kernel/private-dir.ts';
 import type { SessionRecord, SessionState } from '../kernel/types.ts';
@@ -130,7 +131,7 @@ export class HistoryStore {
     try {
       // Created 0600 before SQLite opens it, so it is never readable by others, not even briefly.
       closeSync(openSync(file, 'a', 0o600));
-      db = new DatabaseSync(file);
+      db = new (sqlite().DatabaseSync)(file);
       // The timeout first: switching to WAL and creating the schema take locks a concurrent
       // process may hold at this very moment. NORMAL is durable under WAL (a power cut may lose
       // the last row, never corrupt the file) without an fsync per session.

@@ -6,6 +6,8 @@
  * - Fake audio: WAV bytes of a tone or silence, and audio sources that play PCM.
  * - The provider conformance suite (`describeProviderConformance`, needs vitest).
  */
+// First: says "Node too old" before any dependency fails to load on it.
+import '../kernel/node-check.ts';
 export * from './openai-server.ts';
 export * from './fake-audio.ts';
 export * from './conformance.ts';
