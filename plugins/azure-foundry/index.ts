@@ -30,7 +30,7 @@ import { Authenticator, identityLoader, TokenCache, tokenSource } from './auth.t
 import { droppedApiVersion, operationUrl, resolveEndpoint, streamsTranscription, type ResolvedEndpoint } from './endpoint.ts';
 import { azureError } from './errors.ts';
 import { defaultProviders, providerSchema, realtimeSettings, type ProviderOptions } from './options.ts';
-import { noteResponses, withRateLimitRetry, type ResponseNotes } from './rate-limit.ts';
+import { isRateLimit, noteResponses, responseNotes, type ResponseNotes } from './rate-limit.ts';
 import { realtimeOrigin, realtimeSocketUrl } from './realtime.ts';
 
 const NAME = 'azure-foundry';
@@ -213,58 +213,47 @@ function apply(api: PluginApi): void {
     return err;
   };
 
-  /** One call with the 429 policy and the Azure error wording. */
+  /**
+   * One call with the Azure error wording. A 429 says how long Azure asks to wait (precisely,
+   * from `retry-after-ms`) in `details.retryAfter`; the kernel's retry waits it out within the
+   * stage's deadline, like every provider's. A wait past `maxRetryWaitMs` is not retryable.
+   */
   const call = async <T>(
     ref: ProviderRef,
     config: KotoConfig,
-    ctx: { operation: WireOperation; deployment: string; capability: Capability; signal: AbortSignal; deadline: number | undefined },
+    ctx: { operation: WireOperation; deployment: string; capability: Capability; signal: AbortSignal },
     run: (target: WireTarget) => Promise<T>,
   ): Promise<T> => {
     const options = ref.options as ProviderOptions;
+    const notes = responseNotes();
     let endpoint: ResolvedEndpoint | undefined;
     let auth: Authenticator | undefined;
     try {
-      return await withRateLimitRetry(
-        async (notes) => {
-          const built = targetFor(ref, config, notes);
-          endpoint = built.endpoint;
-          auth = built.auth;
-          // The token is fetched here, within the request's signal; the hook then finds it cached.
-          await built.auth.prepare(ctx.signal);
-          return run(built.target);
-        },
-        {
-          signal: ctx.signal,
-          deadline: ctx.deadline,
-          maxWaitMs: options.maxRetryWaitMs,
-          what: `the ${WHAT[ctx.capability]}`,
-          onRetry: (waitMs) =>
-            api.log.info(`provider "${ref.name}": deployment "${ctx.deployment}" answered 429; one retry in ${waitMs} ms`),
-          giveUp: (err, attempts, waitMs) =>
-            azureError(
-              'rate-limited',
-              {
-                provider: ref.name,
-                deployment: ctx.deployment,
-                attempts: attempts > 1 ? ', also after one retry' : '',
-                retry: waitMs === undefined ? '' : `; Azure asks to wait ${formatWait(waitMs)}`,
-              },
-              {
-                cause: err,
-                secrets: auth?.secrets,
-                details: {
-                  provider: ref.name,
-                  status: 429,
-                  deployment: ctx.deployment,
-                  // Already retried as Azure asked: the kernel must not multiply the attempts.
-                  retryable: false,
-                  ...(waitMs === undefined ? {} : { retryAfter: Math.ceil(waitMs / 1000) }),
-                },
-              },
-            ),
-        },
-      );
+      const built = targetFor(ref, config, notes);
+      endpoint = built.endpoint;
+      auth = built.auth;
+      // The token is fetched here, within the request's signal; the hook then finds it cached.
+      await built.auth.prepare(ctx.signal);
+      return await run(built.target);
     } catch (err) {
+      if (isRateLimit(err)) {
+        const waitMs = notes.retryAfterMs ?? (typeof err.details.retryAfter === 'number' ? err.details.retryAfter * 1000 : undefined);
+        throw azureError(
+          'rate-limited',
+          { provider: ref.name, deployment: ctx.deployment, attempts: '', retry: waitMs === undefined ? '' : `; Azure asks to wait ${formatWait(waitMs)}` },
+          {
+            cause: err,
+            secrets: auth?.secrets,
+            details: {
+              provider: ref.name,
+              status: 429,
+              deployment: ctx.deployment,
+              retryable: waitMs === undefined || waitMs <= options.maxRetryWaitMs,
+              ...(waitMs === undefined ? {} : { retryAfter: waitMs / 1000 }),
+            },
+          },
+        );
+      }
       if (!endpoint || !auth) throw err;
       throw explain(err, ref, { endpoint, auth, operation: ctx.operation, deployment: ctx.deployment, capability: ctx.capability });
     }
@@ -346,7 +335,7 @@ function apply(api: PluginApi): void {
       streaming: streamsTranscription(options.streamAsr, endpoint, deployment),
       keywords: sendsKeywords({ keywords: options.keywords }, deployment),
     });
-    const result = await call(ref, request.session.config, { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal, deadline: request.deadline }, (target) =>
+    const result = await call(ref, request.session.config, { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal }, (target) =>
       transcribeWithinLimit(target, params, request.audio, { signal: request.signal, onInterim }, {
         maxBytes: options.maxUploadBytes,
         option: `providers.${ref.name}.maxUploadBytes`,
@@ -379,7 +368,7 @@ function apply(api: PluginApi): void {
     };
     let result;
     try {
-      result = await call(ref, request.session.config, { operation, deployment, capability: 'correction', signal: request.signal, deadline: request.deadline }, (target) =>
+      result = await call(ref, request.session.config, { operation, deployment, capability: 'correction', signal: request.signal }, (target) =>
         complete(target, params, { signal: request.signal, onDelta }),
       );
     } catch (err) {

@@ -24,8 +24,12 @@
  * 2. **errors**: an HTTP error from the server becomes a catalogue `KotoError` (not the generic
  *    `KOTO_ERR_HOOK_FAILED` that wraps a plain `Error`), tagged with the plugin and the hook;
  *    a 401 is `KOTO_ERR_AUTH`.
- * 3. **retry**: a 503 carries `details.retryable: true`, so the kernel's retry (within the
- *    stage's deadline) turns one failed attempt into a success.
+ * 3. **failures**: 403, 404, 500 and 429 map to their codes and retryability; a dropped
+ *    connection is retryable, an unreadable answer `KOTO_ERR_BAD_RESPONSE` (optional server
+ *    methods; skipped when the server lacks them).
+ * 4. **retry**: a 503 carries `details.retryable: true`, so the kernel's retry (within the
+ *    stage's deadline) turns one failed attempt into a success; a 429's `Retry-After` (seconds
+ *    or an HTTP date) becomes `details.retryAfter`, and the retry waits it out.
  * 4. **abort**: cancelling the session's signal settles the call promptly (`KOTO_ERR_ABORTED`).
  * 5. **timeout**: the kernel's deadline (`asr.timeoutMs`, `correction.timeoutMs`) is honoured
  *    through `request.signal`: no hang while the server holds the request.
@@ -100,6 +104,15 @@ export interface ConformanceServer {
   hangNext(capability: ConformanceCapability): void;
   /** Requests held because of {@link ConformanceServer.hangNext} so far. */
   heldRequests(): number;
+  /**
+   * Answer the next request for `capability` with HTTP 429 and, when given, this `Retry-After`
+   * header value (`"1"`, or an HTTP date). Optional: without it the Retry-After checks are skipped.
+   */
+  rateLimitNext?(capability: ConformanceCapability, retryAfter?: string): void;
+  /** Drop the connection (or HTTP/2 stream) of the next request before any answer. Optional. */
+  dropNext?(capability: ConformanceCapability): void;
+  /** Answer the next request with HTTP 200 and a body the provider cannot read. Optional. */
+  malformedNext?(capability: ConformanceCapability): void;
   /** Stop listening and drop every connection. */
   close(): Promise<void>;
 }
@@ -163,15 +176,30 @@ export class ConformanceFailure extends Error {
   override readonly name = 'ConformanceFailure';
 }
 
-export type ConformanceCheckId = 'shared-client' | 'errors' | 'retry' | 'abort' | 'timeout' | 'secrets' | 'close';
+export type ConformanceCheckId =
+  | 'shared-client'
+  | 'errors'
+  | 'failures'
+  | 'dropped'
+  | 'malformed'
+  | 'retry'
+  | 'retry-after'
+  | 'abort'
+  | 'timeout'
+  | 'secrets'
+  | 'close';
 
 export interface ConformanceCheck {
   readonly id: ConformanceCheckId;
   /** Set for the per-capability checks. */
   readonly capability: ConformanceCapability | undefined;
   readonly title: string;
-  /** Runs the check with a fresh server and kernel; throws a {@link ConformanceFailure}. */
-  run(): Promise<void>;
+  /**
+   * Runs the check with a fresh server and kernel; throws a {@link ConformanceFailure}. Resolves
+   * with `{ skipped }` when the server cannot produce the situation (an optional
+   * {@link ConformanceServer} method it lacks).
+   */
+  run(): Promise<void | { skipped: string }>;
 }
 
 /** The provider instance name the suite configures. */
@@ -230,6 +258,15 @@ export async function openAIConformanceServer(options: OpenAIConformanceServerOp
     },
     hangNext(capability) {
       server.inject({ path: paths[capability], delayMs: HOLD_MS });
+    },
+    rateLimitNext(capability, retryAfter) {
+      server.inject({ path: paths[capability], status: 429, ...(retryAfter === undefined ? {} : { headers: { 'retry-after': retryAfter } }) });
+    },
+    dropNext(capability) {
+      server.inject({ path: paths[capability], reset: 'before-response' });
+    },
+    malformedNext(capability) {
+      server.inject({ path: paths[capability], status: 200, body: '{"text": "cut off in the mid', headers: { 'content-type': 'application/json' } });
     },
     heldRequests: () => server.requests.filter((r) => r.fault?.delayMs === HOLD_MS).length,
     close: () => server.close(),
@@ -551,6 +588,103 @@ async function checkRetry(options: ProviderConformanceOptions, capability: Confo
   });
 }
 
+
+/** The error of one failing call, checked against what the catalogue says of that status. */
+function expectMapped(err: unknown, what: string, name: string, capability: ConformanceCapability, expect: { codes?: readonly string[]; retryable: boolean }): KotoError {
+  if (!KotoError.is(err)) fail(`${what}: the error is not a KotoError: ${describeError(err)}`);
+  if (err.code === 'KOTO_ERR_HOOK_FAILED' || err.code === 'KOTO_ERR_INTERNAL') {
+    fail(`${what}: the plugin threw ${err.code === 'KOTO_ERR_INTERNAL' ? 'an undeclared code' : 'a plain Error'} (${err.message}); map it to a catalogue code${expect.codes ? ` (${expect.codes.join(' or ')})` : ''} or one of your declared codes`);
+  }
+  const ownCode = !err.code.startsWith('KOTO_ERR_');
+  if (expect.codes && !ownCode && !expect.codes.includes(err.code)) fail(`${what}: expected ${expect.codes.join(' or ')}, got ${summary(err)}`);
+  if ((err.details.retryable === true) !== expect.retryable) {
+    fail(
+      `${what}: details.retryable is ${String(err.details.retryable)}, expected ${String(expect.retryable)} ` +
+        (expect.retryable ? '(429, 5xx and dropped connections are worth another try: the kernel retries only what says so)' : '(another try would fail the same way: only 429, 5xx and dropped connections are retryable)'),
+    );
+  }
+  if (err.plugin !== name || err.hook !== `${capability}:${name}`) {
+    fail(`${what}: the error is tagged [${String(err.plugin)} ${String(err.hook)}], expected [${name} ${capability}:${name}]`);
+  }
+  return err;
+}
+
+/** 403, 404, 500 and 429 without Retry-After: each mapped to its code and retryability. */
+async function checkFailures(options: ProviderConformanceOptions, capability: ConformanceCapability): Promise<void> {
+  const name = options.plugin.name;
+  // No retries: each failing call must show the plugin's own mapping, not the kernel's next try.
+  await withHarness(options, { [capability]: { retries: 0 } }, async (h) => {
+    await h.start();
+    h.server.failNext(capability, 403, 'Forbidden.');
+    expectMapped(await failingCall(h, options, capability), 'HTTP 403', name, capability, { codes: ['KOTO_ERR_AUTH'], retryable: false });
+    h.server.failNext(capability, 404, 'Not found.');
+    expectMapped(await failingCall(h, options, capability), 'HTTP 404', name, capability, { retryable: false });
+    h.server.failNext(capability, 500, 'Internal error.');
+    expectMapped(await failingCall(h, options, capability), 'HTTP 500', name, capability, { codes: ['KOTO_ERR_UPSTREAM'], retryable: true });
+    h.server.failNext(capability, 429, 'Slow down.');
+    expectMapped(await failingCall(h, options, capability), 'HTTP 429', name, capability, { codes: ['KOTO_ERR_RATE_LIMITED'], retryable: true });
+    await serve(h, options, capability);
+  });
+}
+
+/** A connection dropped before the answer (retryable), and an answer that cannot be read (not). */
+async function checkBrokenAnswers(options: ProviderConformanceOptions, capability: ConformanceCapability, kind: 'dropped' | 'malformed'): Promise<void | { skipped: string }> {
+  const name = options.plugin.name;
+  let skipped: string | undefined;
+  await withHarness(options, { [capability]: { retries: 0 } }, async (h) => {
+    const inject = kind === 'dropped' ? h.server.dropNext : h.server.malformedNext;
+    if (!inject) {
+      skipped = `not checked: the server has no ${kind === 'dropped' ? 'dropNext' : 'malformedNext'}`;
+      return;
+    }
+    await h.start();
+    inject.call(h.server, capability);
+    if (kind === 'dropped') {
+      expectMapped(await failingCall(h, options, capability), 'a connection dropped before the answer', name, capability, { codes: ['KOTO_ERR_NETWORK', 'KOTO_ERR_UPSTREAM'], retryable: true });
+    } else {
+      expectMapped(await failingCall(h, options, capability), 'an answer that cannot be read', name, capability, { codes: ['KOTO_ERR_BAD_RESPONSE'], retryable: false });
+    }
+    // Nothing poisoned: the next call works.
+    await serve(h, options, capability);
+  });
+  return skipped ? { skipped } : undefined;
+}
+
+/** A 429 with Retry-After (seconds, then an HTTP date): `details.retryAfter` set, and the kernel's retry waits it out. */
+async function checkRetryAfter(options: ProviderConformanceOptions, capability: ConformanceCapability): Promise<void | { skipped: string }> {
+  const name = options.plugin.name;
+  let skipped: string | undefined;
+  await withHarness(options, { [capability]: { retries: 0 } }, async (h) => {
+    if (!h.server.rateLimitNext) {
+      skipped = 'the server has no rateLimitNext';
+      return;
+    }
+    await h.start();
+    h.server.rateLimitNext(capability, '1');
+    const seconds = expectMapped(await failingCall(h, options, capability), 'HTTP 429 with Retry-After: 1', name, capability, { retryable: true });
+    if (seconds.details.retryAfter !== 1) fail(`HTTP 429 with Retry-After: 1: details.retryAfter is ${String(seconds.details.retryAfter)}, expected 1 (seconds, from the header)`);
+    // HTTP dates have whole seconds: three ahead is at least two from now.
+    h.server.rateLimitNext(capability, new Date(Date.now() + 3000).toUTCString());
+    const date = expectMapped(await failingCall(h, options, capability), 'HTTP 429 with Retry-After as an HTTP date', name, capability, { retryable: true });
+    const after = date.details.retryAfter;
+    if (typeof after !== 'number' || after < 1 || after > 4) {
+      fail(`HTTP 429 with Retry-After as an HTTP date 3 s ahead: details.retryAfter is ${String(after)}, expected the seconds until then (about 2–3)`);
+    }
+  });
+  if (skipped) return { skipped: `not checked: ${skipped}` };
+  // With a retry allowed: the second attempt waits the second the server asked for.
+  await withHarness(options, { [capability]: { retries: 1, timeoutMs: 60_000 } }, async (h) => {
+    await h.start();
+    h.server.rateLimitNext!(capability, '1');
+    const started = performance.now();
+    await serve(h, options, capability);
+    const waited = performance.now() - started;
+    // A lower bound only: a slow machine makes it longer, never shorter.
+    if (waited < 950) fail(`after a 429 with Retry-After: 1 the call succeeded ${Math.round(waited)} ms later: set details.retryAfter (seconds) so the kernel waits before retrying`);
+  });
+  return undefined;
+}
+
 async function checkAbort(options: ProviderConformanceOptions, capability: ConformanceCapability): Promise<void> {
   const budget = options.settleMs ?? DEFAULT_SETTLE_MS;
   await withHarness(options, {}, async (h) => {
@@ -688,10 +822,34 @@ export function conformanceChecks(options: ProviderConformanceOptions): Conforma
         run: () => checkErrors(options, capability),
       },
       {
+        id: 'failures',
+        capability,
+        title: `${capability}: 403, 404, 500 and 429 are each mapped to their code and retryability`,
+        run: () => checkFailures(options, capability),
+      },
+      {
+        id: 'dropped',
+        capability,
+        title: `${capability}: a connection dropped before the answer is retryable`,
+        run: () => checkBrokenAnswers(options, capability, 'dropped'),
+      },
+      {
+        id: 'malformed',
+        capability,
+        title: `${capability}: an answer that cannot be read is KOTO_ERR_BAD_RESPONSE, not a crash`,
+        run: () => checkBrokenAnswers(options, capability, 'malformed'),
+      },
+      {
         id: 'retry',
         capability,
         title: `${capability}: a 503 is marked retryable, and the kernel's retry succeeds`,
         run: () => checkRetry(options, capability),
+      },
+      {
+        id: 'retry-after',
+        capability,
+        title: `${capability}: a 429's Retry-After (seconds or a date) becomes details.retryAfter, and the retry waits it out`,
+        run: () => checkRetryAfter(options, capability),
       },
       {
         id: 'abort',
@@ -738,7 +896,10 @@ export function describeProviderConformance(options: ProviderConformanceOptions)
   const checks = conformanceChecks(options);
   describe(options.name ?? `${options.plugin.name}: Koto provider conformance`, () => {
     for (const check of checks) {
-      it(check.title, { timeout: options.timeoutMs ?? 60_000 }, () => check.run());
+      it(check.title, { timeout: options.timeoutMs ?? 60_000 }, async (context) => {
+        const outcome = await check.run();
+        if (outcome?.skipped) context.skip(outcome.skipped);
+      });
     }
   });
 }

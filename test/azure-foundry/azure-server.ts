@@ -73,6 +73,10 @@ export interface AzureFault {
   readonly times?: number | undefined;
   /** Never answer (until the server closes). */
   readonly hang?: boolean | undefined;
+  /** Reset the request (HTTP/2 stream, or the HTTP/1.1 connection) before any answer. */
+  readonly drop?: boolean | undefined;
+  /** Answer 200 with this text as a JSON body, unparsed (a cut-off answer). */
+  readonly raw?: string | undefined;
 }
 
 export interface AzureServer {
@@ -355,6 +359,18 @@ export async function startAzureServer(options: AzureServerOptions = {}): Promis
     if (fault?.hang) {
       held += 1;
       record.status = -1;
+      return;
+    }
+    if (fault?.drop) {
+      record.status = -2;
+      if (res.stream) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      else req.socket.destroy();
+      return;
+    }
+    if (fault?.raw !== undefined) {
+      record.status = 200;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(fault.raw);
       return;
     }
     if (fault?.status !== undefined || fault?.body !== undefined) {

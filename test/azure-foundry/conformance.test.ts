@@ -18,6 +18,15 @@ async function conformanceServer(secret: string): Promise<ConformanceServer> {
     hangNext(capability) {
       server.inject({ route: route[capability], hang: true });
     },
+    rateLimitNext(capability, retryAfter) {
+      server.inject({ route: route[capability], status: 429, body: { error: { code: '429', message: 'Rate limit exceeded.' } }, headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter } });
+    },
+    dropNext(capability) {
+      server.inject({ route: route[capability], drop: true });
+    },
+    malformedNext(capability) {
+      server.inject({ route: route[capability], raw: '{"text": "cut off in the mid' });
+    },
     heldRequests: () => server.held,
     close: () => server.close(),
   };

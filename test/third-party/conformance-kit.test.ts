@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { Agent } from 'undici';
 import { definePlugin, describeError, kotoError, z, type AnyKotoPlugin, type CorrectionRequest, type PluginApi } from 'koto-voice';
+import { retryAfterSeconds } from 'koto-voice/openai-wire';
 import {
   ConformanceFailure,
   conformanceChecks,
@@ -27,6 +28,10 @@ interface Flaws {
   hiddenKey?: boolean;
   /** Never marks an error retryable. */
   neverRetryable?: boolean;
+  /** Throws a plain Error for a 429 (and only then). */
+  plainRateLimit?: boolean;
+  /** Maps a 429 right but drops its Retry-After. */
+  ignoreRetryAfter?: boolean;
   /** Starts an interval in apply() and never clears it. */
   leakTimer?: boolean;
 }
@@ -67,26 +72,40 @@ function miniProvider(flaws: Flaws = {}): AnyKotoPlugin {
           });
         } catch (err) {
           if (req.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what: 'the correction' });
-          throw kotoError('KOTO_ERR_NETWORK', { origin: url.origin, detail: describeError(err) });
+          // Dropped before an answer: worth another try.
+          throw kotoError('KOTO_ERR_NETWORK', { origin: url.origin, detail: describeError(err) }, { details: { retryable: !flaws.neverRetryable } });
         }
         const body = await res.body.text();
         if (res.statusCode >= 400) {
           if (flaws.plainErrors) throw new Error(`HTTP ${res.statusCode}`);
-          if (res.statusCode === 401) throw kotoError('KOTO_ERR_AUTH', { provider: req.provider.name, status: 401 });
-          if (res.statusCode >= 500) {
+          const provider = req.provider.name;
+          if (res.statusCode === 401 || res.statusCode === 403) throw kotoError('KOTO_ERR_AUTH', { provider, status: res.statusCode });
+          if (res.statusCode === 404) throw kotoError('KOTO_ERR_ENDPOINT_NOT_FOUND', { provider, url: `${url.origin}${url.pathname}` });
+          if (res.statusCode === 429) {
+            if (flaws.plainRateLimit) throw new Error('HTTP 429');
+            const header = res.headers['retry-after'];
+            const after = flaws.ignoreRetryAfter ? undefined : retryAfterSeconds(Array.isArray(header) ? header[0] : header);
             throw kotoError(
-              'KOTO_ERR_UPSTREAM',
-              { provider: req.provider.name, status: res.statusCode, detail: '' },
-              { details: { retryable: !flaws.neverRetryable } },
+              'KOTO_ERR_RATE_LIMITED',
+              { provider, retry: after === undefined ? '' : ` (retry after ${after} s)` },
+              { details: { status: 429, retryable: !flaws.neverRetryable, ...(after === undefined ? {} : { retryAfter: after }) } },
             );
           }
+          if (res.statusCode >= 500) {
+            throw kotoError('KOTO_ERR_UPSTREAM', { provider, status: res.statusCode, detail: '' }, { details: { retryable: !flaws.neverRetryable } });
+          }
           throw kotoError('KOTO_ERR_BAD_REQUEST', {
-            provider: req.provider.name,
+            provider,
             status: res.statusCode,
             detail: flaws.echoBody ? body : 'refused',
           });
         }
-        const json = JSON.parse(body) as { choices: { message: { content: string } }[] };
+        let json: { choices: { message: { content: string } }[] };
+        try {
+          json = JSON.parse(body) as typeof json;
+        } catch (err) {
+          throw kotoError('KOTO_ERR_BAD_RESPONSE', { provider: req.provider.name, detail: describeError(err) });
+        }
         return { text: json.choices[0]?.message.content ?? null };
       });
     },
@@ -108,8 +127,8 @@ async function outcomes(flaws: Flaws): Promise<Record<ConformanceCheckId, string
   const out: Partial<Record<ConformanceCheckId, string>> = {};
   for (const check of conformanceChecks(optionsFor(flaws))) {
     try {
-      await check.run();
-      out[check.id] = 'pass';
+      const outcome = await check.run();
+      out[check.id] = outcome?.skipped ? `skipped: ${outcome.skipped}` : 'pass';
     } catch (err) {
       expect(err).toBeInstanceOf(ConformanceFailure);
       out[check.id] = (err as Error).message;
@@ -118,7 +137,19 @@ async function outcomes(flaws: Flaws): Promise<Record<ConformanceCheckId, string
   return out as Record<ConformanceCheckId, string>;
 }
 
-const ALL_PASS = { 'shared-client': 'pass', errors: 'pass', retry: 'pass', abort: 'pass', timeout: 'pass', secrets: 'pass', close: 'pass' };
+const ALL_PASS = {
+  'shared-client': 'pass',
+  errors: 'pass',
+  failures: 'pass',
+  dropped: 'pass',
+  malformed: 'pass',
+  retry: 'pass',
+  'retry-after': 'pass',
+  abort: 'pass',
+  timeout: 'pass',
+  secrets: 'pass',
+  close: 'pass',
+};
 
 describe('the conformance suite catches what it promises', () => {
   test('a well-behaved provider passes every check', async () => {
@@ -136,14 +167,32 @@ describe('the conformance suite catches what it promises', () => {
     expect(result.errors).toMatch(/HTTP 401: the plugin threw a plain Error \(plugin "mini" failed in hook correction:mini: HTTP 401\)/);
     // A plain Error carries no `retryable`, so the kernel cannot retry it either.
     expect(result.retry).toMatch(/failed in hook correction:mini: HTTP 503/);
-    expect({ ...result, errors: 'pass', retry: 'pass' }).toEqual(ALL_PASS);
+    expect(result.failures).toMatch(/HTTP 403: the plugin threw a plain Error/);
+    expect(result['retry-after']).toMatch(/HTTP 429 with Retry-After: 1: the plugin threw a plain Error/);
+    expect({ ...result, errors: 'pass', retry: 'pass', failures: 'pass', 'retry-after': 'pass' }).toEqual(ALL_PASS);
   });
 
   test('a provider that never marks errors retryable fails the retry check', async () => {
     const result = await outcomes({ neverRetryable: true });
     expect(result.retry).toMatch(/one HTTP 503 should be retried by the kernel, but a normal correction fell back to the raw text/);
     expect(result.retry).toMatch(/details: \{ retryable: true \}/);
-    expect({ ...result, retry: 'pass' }).toEqual(ALL_PASS);
+    expect(result.failures).toMatch(/HTTP 500: details\.retryable is false, expected true/);
+    expect(result.dropped).toMatch(/a connection dropped before the answer: details\.retryable is false, expected true/);
+    expect(result['retry-after']).toMatch(/details\.retryable is false, expected true/);
+    expect({ ...result, retry: 'pass', failures: 'pass', dropped: 'pass', 'retry-after': 'pass' }).toEqual(ALL_PASS);
+  });
+
+  test('a provider throwing a plain Error for a 429 fails the failures and Retry-After checks (and only those)', async () => {
+    const result = await outcomes({ plainRateLimit: true });
+    expect(result.failures).toMatch(/HTTP 429: the plugin threw a plain Error .*KOTO_ERR_RATE_LIMITED/);
+    expect(result['retry-after']).toMatch(/HTTP 429 with Retry-After: 1: the plugin threw a plain Error/);
+    expect({ ...result, failures: 'pass', 'retry-after': 'pass' }).toEqual(ALL_PASS);
+  });
+
+  test('a provider dropping Retry-After fails the Retry-After check (and only that)', async () => {
+    const result = await outcomes({ ignoreRetryAfter: true });
+    expect(result['retry-after']).toMatch(/details\.retryAfter is undefined, expected 1 \(seconds, from the header\)/);
+    expect({ ...result, 'retry-after': 'pass' }).toEqual(ALL_PASS);
   });
 
   test('a provider ignoring the signal fails the abort and timeout checks', async () => {

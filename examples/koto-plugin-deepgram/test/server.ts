@@ -4,7 +4,7 @@
  * request recording, one-shot faults, and the ConformanceServer interface the Koto conformance
  * suite drives.
  */
-import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import { constants as h2, createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { getTestCertificate, type ConformanceCapability, type ConformanceServer } from 'koto-voice/testing';
@@ -26,6 +26,8 @@ export interface ListenFault {
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Never answer (until the server closes). */
   readonly hang?: boolean | undefined;
+  /** Reset the request (its HTTP/2 stream, or the connection) before any answer. */
+  readonly drop?: boolean | undefined;
 }
 
 export interface DeepgramServerOptions {
@@ -111,6 +113,11 @@ export async function startDeepgramServer(options: DeepgramServerOptions = {}): 
       res.once('close', () => held.delete(res));
       return;
     }
+    if (fault?.drop) {
+      if (res.stream) res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      else req.socket.destroy();
+      return;
+    }
     if (fault) return send(res, fault.status ?? 200, fault.body ?? deepgramError(fault.status ?? 500), fault.headers);
     if (recorded.body.length === 0) return send(res, 400, deepgramError(400, 'Bad Request: no audio in the request body'));
     const transcript = typeof options.transcript === 'function' ? options.transcript(recorded) : (options.transcript ?? DEFAULT_TRANSCRIPT);
@@ -176,6 +183,19 @@ export async function startDeepgramServer(options: DeepgramServerOptions = {}): 
     hangNext(capability: ConformanceCapability) {
       if (capability !== 'asr') throw new Error(`this server serves asr only, not ${capability}`);
       faults.push({ hang: true });
+    },
+    rateLimitNext(capability: ConformanceCapability, retryAfter?: string) {
+      if (capability !== 'asr') throw new Error(`this server serves asr only, not ${capability}`);
+      faults.push({ status: 429, body: deepgramError(429, 'Too many requests'), ...(retryAfter === undefined ? {} : { headers: { 'retry-after': retryAfter } }) });
+    },
+    dropNext(capability: ConformanceCapability) {
+      if (capability !== 'asr') throw new Error(`this server serves asr only, not ${capability}`);
+      faults.push({ drop: true });
+    },
+    malformedNext(capability: ConformanceCapability) {
+      if (capability !== 'asr') throw new Error(`this server serves asr only, not ${capability}`);
+      // A string body is sent as-is: JSON cut off mid-way.
+      faults.push({ status: 200, body: '{"metadata": {"request_id": "cut off', headers: { 'content-type': 'application/json' } });
     },
     heldRequests: () => heldCount,
     close() {
