@@ -3,7 +3,7 @@
 # 1. system packages the tests use, when missing (virtual microphone, speech fixtures, offline ASR,
 #    X11 tools for the paste/type outputs)
 # 2. npm packages (which bring the pinned Node 24 and build dist)
-# 3. type-check, then every test: the microphone tests last and alone (one virtual mic, and
+# 3. type-check and lint, then every test: the microphone tests last and alone (one virtual mic, and
 #    capture must not compete with a loaded CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +20,14 @@ reports=$(mktemp -d)
 status=0
 typecheck=ok
 npx tsc -p tsconfig.json --noEmit || { status=1; typecheck=failed; }
+lint=ok
+npx eslint . || { status=1; lint=failed; }
 npx vitest run --exclude 'test/audio/**' --reporter=default --reporter=json --outputFile.json="$reports/main.json" "$@" || status=$?
 if [[ $# -eq 0 ]]; then
   npx vitest run test/audio --no-file-parallelism --reporter=default --reporter=json --outputFile.json="$reports/audio.json" || status=$?
 fi
 # One plain closing line that any CI reads: "N passed, N failed".
-KOTO_TYPECHECK=$typecheck npx node -e '
+KOTO_TYPECHECK=$typecheck KOTO_LINT=$lint npx node -e '
   let passed = 0, failed = 0, skipped = 0;
   for (const file of process.argv.slice(1)) {
     try {
@@ -34,7 +36,8 @@ KOTO_TYPECHECK=$typecheck npx node -e '
     } catch { failed += 1; }
   }
   const typecheck = process.env.KOTO_TYPECHECK === "failed" ? " (type-check failed)" : "";
-  console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : "") + typecheck);
+  const lint = process.env.KOTO_LINT === "failed" ? " (lint failed)" : "";
+  console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : "") + typecheck + lint);
 ' "$reports"/*.json
 rm -rf "$reports"
 exit "$status"

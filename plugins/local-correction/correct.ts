@@ -331,7 +331,7 @@ const SENTENCE_END = new Set(['.', '!', '?', '…']);
 const CLOSING = new Set(['"', '”', '’', ')', ']']);
 const isSpace = (ch: string | undefined) => ch !== undefined && /\s/.test(ch);
 /** A small letter a sentence may start with: at the text's start, or after a run of whitespace, behind opening marks. */
-const SENTENCE_START = /^["“‘(\[]*(?=\p{Ll})|(?<!\s)\s+["“‘(\[]*(?=\p{Ll})/gu;
+const SENTENCE_START = /^["“‘([]*(?=\p{Ll})|(?<!\s)\s+["“‘([]*(?=\p{Ll})/gu;
 
 /**
  * Where a sentence starts before the small letter at `letter`, whose opening marks start at
@@ -394,7 +394,7 @@ export function capitalize(text: string, lowerStarts: readonly string[] = []): s
   }
   parts.push(text.slice(copied));
   // The pronoun I (I'm, I'll, I've, I'd), but not "i.e." or a part of a word.
-  return parts.join('').replace(/(?<![\p{L}\p{N}_'’.\-])i(?![\p{L}\p{N}_]|[.\-]\p{L})/gu, 'I');
+  return parts.join('').replace(/(?<![\p{L}\p{N}_'’.-])i(?![\p{L}\p{N}_]|[.-]\p{L})/gu, 'I');
 }
 
 const WH = new Set(['what', 'who', 'whom', 'whose', 'where', 'when', 'why', 'how', 'which']);

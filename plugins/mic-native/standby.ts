@@ -50,7 +50,8 @@ export class Standby {
     const same = settings && this.#settings && settings.device === this.#settings.device && settings.preRollMs === this.#settings.preRollMs;
     if (same || (!settings && !this.#settings)) return;
     this.#settings = settings;
-    this.#drop();
+    // Not awaited (settings apply at once); a microphone that failed to open has nothing to close.
+    this.#drop().catch((err: unknown) => this.#log.debug(`closing the kept-open microphone: ${String(err)}`));
     if (settings) {
       this.#log.info(`keeping the microphone open for a ${settings.preRollMs} ms pre-roll (audio.preRollMs)`);
       if (!this.#inUse) this.#arm();

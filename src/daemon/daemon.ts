@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, unlink } from 'node:fs/promises';
 import { deleteIfOwned, ensureDataDirs } from '../kernel/owned-files.ts';
 import { DataFolderLock } from './data-lock.ts';

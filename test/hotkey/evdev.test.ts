@@ -403,8 +403,7 @@ describe('openEvdev on FIFOs', () => {
   it('delivers nothing more once a key handler closes the grab', async () => {
     const kbd = fifo();
     const rec = recorder();
-    let grab: HotkeyGrab | undefined;
-    grab = await openEvdev(combo('f9'), (e) => {
+    const grab: HotkeyGrab | undefined = await openEvdev(combo('f9'), (e) => {
       rec.onKey(e);
       void grab?.close();
     }, { ...rec.options, devices: [kbd.path] });

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createKernel, definePlugin, KotoError } from '../../src/index.ts';
+import { createKernel, definePlugin } from '../../src/index.ts';
 import { reloadLevelOf } from '../../src/kernel/config/schema.ts';
 import { readConfigFile } from '../../src/kernel/config/source.ts';
 import { addTrust } from '../../src/kernel/config/trust.ts';

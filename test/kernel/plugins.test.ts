@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createKernel, definePlugin, KotoError, STAGE } from '../../src/index.ts';
+import { createKernel, definePlugin, STAGE } from '../../src/index.ts';
 import { failure, tempHome, testKernel } from '../support/index.ts';
 
 const home = tempHome();

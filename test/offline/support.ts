@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createKernel, KotoError, parseWav, type Kernel } from 'koto-voice';
+import { createKernel, parseWav, type Kernel } from 'koto-voice';
 import { errorRate, sumCounts } from '../../src/quality/wer.ts';
 
 /** Word error rate of one hypothesis against its reference: Koto's own scorer (src/quality/wer.ts). */

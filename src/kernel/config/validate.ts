@@ -105,7 +105,7 @@ export async function validateConfig(
   const byName = new Map(plugins.map((p) => [p.name, p]));
 
   // Providers: explicit ones, or the environment's defaults when the config names none.
-  let entries = Object.entries(raw.providers);
+  const entries = Object.entries(raw.providers);
   if (entries.length === 0) {
     const byPriority = [...plugins].sort((a, b) => (a.defaultPriority ?? 50) - (b.defaultPriority ?? 50));
     for (const plugin of byPriority) {
