@@ -10,7 +10,10 @@ if [[ -z ${OPENAI_API_KEY:-} ]]; then
   bash scripts/system-deps.sh offline
 fi
 if [[ ! -x node_modules/.bin/node || ! -d dist || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund >&2
+  # One line instead of npm's: the system Node's engine warnings (EBADENGINE) are beside the
+  # point (the pinned Node 24 runs Koto), and the build banner says nothing to a user. Errors stay.
+  echo 'koto: first run: installing packages (npm ci)' >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 if [[ $# -eq 0 ]]; then
   set -- samples/*.wav

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh audio offline desktop
 
 if [[ ! -x node_modules/.bin/node || ! -d dist || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund
+  # Errors only: the system Node's engine warnings (EBADENGINE) do not apply to the pinned Node 24.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # npx puts node_modules/.bin first on PATH, so everything below runs on the pinned Node 24.
