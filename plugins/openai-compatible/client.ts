@@ -204,9 +204,13 @@ export function badResponse(target: WireTarget, detail: string, retryable = fals
   return kotoError(
     'KOTO_ERR_BAD_RESPONSE',
     { provider: target.provider, detail: scrub(detail, target.secrets) },
-    { details: { provider: target.provider, retryable } },
+    { details: { provider: target.provider, retryable }, fix: OPENAI_WIRE_FIX },
   );
 }
+
+/** The OpenAI-wire wording of the kernel's provider-neutral fixes. */
+const OPENAI_WIRE_FIX = 'check that `baseUrl` points at an OpenAI-compatible API';
+const NOT_FOUND_FIX = 'check `baseUrl` (it usually ends in /v1) and the model name';
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -284,7 +288,7 @@ export async function httpError(
     return kotoError('KOTO_ERR_AUTH', { provider, status }, { details });
   }
   if (status === 404) {
-    return kotoError('KOTO_ERR_ENDPOINT_NOT_FOUND', { provider, url: scrub(displayUrl(url), target.secrets) }, { details });
+    return kotoError('KOTO_ERR_ENDPOINT_NOT_FOUND', { provider, url: scrub(displayUrl(url), target.secrets) }, { details, fix: NOT_FOUND_FIX });
   }
   if (status === 429) {
     const retryAfter = retryAfterSeconds(headerValue(headers['retry-after']));
@@ -302,7 +306,7 @@ export async function httpError(
     return kotoError(
       'KOTO_ERR_BAD_RESPONSE',
       { provider, detail: `an unexpected redirect (HTTP ${status}) from ${displayUrl(url)}` },
-      { details },
+      { details, fix: OPENAI_WIRE_FIX },
     );
   }
   if (status === 408) {

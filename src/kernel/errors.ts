@@ -148,7 +148,7 @@ export const ERRORS = {
   },
   KOTO_ERR_ENDPOINT_NOT_FOUND: {
     message: 'provider "{provider}" answered 404 for {url}',
-    fix: 'check `baseUrl` (it usually ends in /v1) and the model name',
+    fix: 'check the address configured for provider "{provider}" (`koto config print` shows it) and the model name',
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_BAD_REQUEST: {
@@ -168,7 +168,7 @@ export const ERRORS = {
   },
   KOTO_ERR_BAD_RESPONSE: {
     message: 'provider "{provider}" sent a response Koto cannot read: {detail}',
-    fix: 'check that `baseUrl` points at an OpenAI-compatible API',
+    fix: 'check that provider "{provider}" points at the kind of service its plugin speaks (`koto config print`, `koto plugins`)',
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_NETWORK: {
