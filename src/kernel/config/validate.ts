@@ -30,6 +30,9 @@ export interface ResolvedConfig {
   readonly providers: Readonly<Record<string, ProviderRef>>;
   readonly asrProvider: string | undefined;
   readonly correctionProvider: string | undefined;
+  /** `asr.fallback` / `correction.fallback`: checked provider names, in order. */
+  readonly asrFallback: readonly string[];
+  readonly correctionFallback: readonly string[];
   readonly outputs: readonly OutputSelection[];
   readonly secrets: readonly string[];
 }
@@ -150,6 +153,8 @@ export async function validateConfig(
   };
   const asrProvider = pick('asr', raw.asr.provider);
   const correctionProvider = pick('correction', raw.correction.provider, asrProvider);
+  const asrFallback = fallbackChain(source, 'asr', raw.asr.fallback, providers, plugins, env, byName);
+  const correctionFallback = fallbackChain(source, 'correction', raw.correction.fallback, providers, plugins, env, byName);
 
   // Outputs: each name must be served by a plugin, whose schema checks its options.
   const outputs: OutputSelection[] = [];
@@ -205,10 +210,55 @@ export async function validateConfig(
     providers,
     asrProvider,
     correctionProvider,
+    asrFallback,
+    correctionFallback,
     outputs,
     secrets: [...secrets],
   };
   return deepFreeze({ ...raw, transport: { ...raw.transport, ca: ca.pem }, resolved });
+}
+
+/**
+ * Checks a fallback list: each name a provider that serves the capability. A name that is not
+ * under `providers` but is a default a loaded plugin offers without settings (`offline`,
+ * `local`) is added, so `fallback: [offline]` works next to explicitly configured providers.
+ */
+function fallbackChain(
+  source: ConfigSource,
+  section: 'asr' | 'correction',
+  names: readonly string[],
+  providers: Record<string, ProviderRef>,
+  plugins: readonly KotoPlugin[],
+  env: NodeJS.ProcessEnv,
+  byName: ReadonlyMap<string, KotoPlugin>,
+): string[] {
+  const out: string[] = [];
+  for (const [index, name] of names.entries()) {
+    if (!Object.hasOwn(providers, name)) {
+      for (const plugin of plugins) {
+        let offered: Record<string, unknown> | undefined;
+        try {
+          offered = plugin.defaultProviders?.(env)[name];
+        } catch {
+          // A plugin whose environment defaults are broken offers nothing here.
+        }
+        const checked = offered && plugin.provider?.safeParse(offered);
+        if (checked?.success) {
+          providers[name] = { name, use: plugin.name, options: checked.data as Record<string, unknown> };
+          break;
+        }
+      }
+    }
+    const ref = Object.hasOwn(providers, name) ? providers[name] : undefined;
+    if (!ref) {
+      throw invalid(source, `${section}.fallback.${index}: "${name}" is not a configured provider (known: ${Object.keys(providers).join(', ') || 'none'})`);
+    }
+    if (!byName.get(ref.use)?.capabilities?.includes(section)) {
+      throw invalid(source, `${section}.fallback.${index}: provider "${name}" (plugin ${ref.use}) does not serve ${section === 'asr' ? 'transcription' : 'correction'}`);
+    }
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
 }
 
 /** Top-level sections whose values differ (deep compare on plain data). */
