@@ -68,11 +68,13 @@ export interface ChainResult<T> {
 
 /** The chain failed: the error to report, every attempt kept for the record. */
 export class ChainFailure<T> extends Error {
-  constructor(
-    readonly error: unknown,
-    readonly attempts: readonly ChainAttempt<T>[],
-  ) {
+  readonly error: unknown;
+  readonly attempts: readonly ChainAttempt<T>[];
+
+  constructor(error: unknown, attempts: readonly ChainAttempt<T>[]) {
     super(describe(error));
+    this.error = error;
+    this.attempts = attempts;
   }
 }
 

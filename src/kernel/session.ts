@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { audioFromBytes, audioFromFile } from '../audio/input.ts';
 import { encodeWav } from '../audio/wav.ts';
+import { findSpeech } from '../audio/trim-silence.ts';
 import type { AudioSourceHandle } from './hooks.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
@@ -37,6 +38,8 @@ export interface StageOptions {
   /** Use this provider instance (a key of `providers`) instead of the configured one. */
   provider?: string | undefined;
   signal?: AbortSignal | undefined;
+  /** false: only the chosen provider, no `fallback` chain (a benchmark measuring one provider). */
+  fallback?: boolean | undefined;
   /** Interim text as it streams in. */
   onInterim?: ((text: string, stage: 'asr' | 'correction') => void) | undefined;
 }
@@ -172,7 +175,7 @@ class Session implements SessionContext {
   frameTapFailed = false;
   state: SessionState = 'idle';
   mode: 'live' | 'file' = 'file';
-  providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
+  providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined; hedges?: readonly ProviderRef[] | undefined } = {};
   /** Every provider call, in the order they ended (failover, hedging, usage). */
   readonly attempts: ProviderAttempt[] = [];
 
@@ -370,7 +373,7 @@ export class Pipeline {
     const config = session.config;
     const primary = session.providers.asr;
     if (!primary) throw kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'asr' });
-    const chain = this.#chain(config, primary, config.resolved.asrFallback);
+    const chain = options.fallback === false ? [primary] : this.#chain(config, primary, config.resolved.asrFallback);
     session.state = 'transcribing';
     const timeoutMs = asrTimeoutMs(config.asr.timeoutMs, audio);
     const sentSeconds = audio.pcm ? audio.pcm.samples.length / audio.pcm.sampleRate : undefined;
@@ -542,7 +545,7 @@ export class Pipeline {
     };
     if (!primary) return fallback('no correction provider is configured');
     // A rewrite names its own provider and prompt: the dictation's fallbacks are not its chain.
-    const chain = options.systemPrompt === undefined ? this.#chain(config, primary, config.resolved.correctionFallback) : [primary];
+    const chain = options.systemPrompt === undefined && options.fallback !== false ? this.#chain(config, primary, config.resolved.correctionFallback) : [primary];
     session.state = 'correcting';
     const timeoutMs = options.timeoutMs ?? config.correction.timeoutMs;
     const modelFor = (provider: ProviderRef) =>
@@ -606,6 +609,14 @@ export class Pipeline {
           ? this.#provider(config, 'correction', options.correctionProvider ?? (needs.asr ? undefined : options.provider))
           : undefined,
     };
+    // A hedge has to answer fast: its connection is opened while the user speaks, like the primary's.
+    if (options.fallback !== false) {
+      const hedges: ProviderRef[] = [];
+      const { asr, correction } = session.providers;
+      if (asr && config.asr.hedgeAfterMs !== undefined) hedges.push(...this.#chain(config, asr, config.resolved.asrFallback).slice(1, 2));
+      if (correction && config.correction.hedgeAfterMs !== undefined) hedges.push(...this.#chain(config, correction, config.resolved.correctionFallback).slice(1, 2));
+      if (hedges.length) session.providers = { ...session.providers, hedges };
+    }
     return session;
   }
 
@@ -772,13 +783,14 @@ export class Pipeline {
         await halt();
         const samples = concat(chunks);
         const data = encodeWav(samples, source.sampleRate);
-        const audio: AudioData = {
+        const full: AudioData = {
           data,
           filename: `${session.id}.wav`,
           mimeType: 'audio/wav',
           path: source.path ?? (samples.length ? await this.#save(session, data, '.wav') : undefined),
           pcm: { sampleRate: source.sampleRate, samples },
         };
+        const audio = cancelled || !config.audio.trimSilence ? full : this.#trimmed(session, full);
         if (cancelled) {
           session.controller.abort();
           return this.#end(session, audio.path ?? 'microphone', audio, total, {}, kotoError('KOTO_ERR_ABORTED', { what: 'the recording' }));
@@ -824,6 +836,20 @@ export class Pipeline {
       },
       done: () => finished,
     };
+  }
+
+  /**
+   * The upload without the recording's leading and trailing silence (`audio.trimSilence`); the
+   * path still names the full recording, which stays on disk for `koto retry`.
+   */
+  #trimmed(session: Session, audio: AudioData): AudioData {
+    const pcm = audio.pcm;
+    const speech = pcm ? findSpeech(pcm.samples, pcm.sampleRate) : undefined;
+    if (!pcm || !speech) return audio;
+    const samples = pcm.samples.slice(speech.start, speech.end);
+    session.timings.trimmedMs = Math.round((speech.removed / pcm.sampleRate) * 1000);
+    this.#deps.log.debug(`session ${session.id}: ${session.timings.trimmedMs} ms of silence trimmed from the upload (kept on disk)`);
+    return { ...audio, data: encodeWav(samples, pcm.sampleRate), pcm: { sampleRate: pcm.sampleRate, samples } };
   }
 
   /** Cues and meters must never break a recording: a failing tap is logged once per session. */

@@ -40,7 +40,12 @@ export interface SessionContext {
   /** Milliseconds per stage, filled as the session runs. */
   readonly timings: Readonly<Record<string, number>>;
   /** Provider instances this session will use, so sessionStart taps can pre-warm them. */
-  readonly providers: { readonly asr?: ProviderRef | undefined; readonly correction?: ProviderRef | undefined };
+  readonly providers: {
+    readonly asr?: ProviderRef | undefined;
+    readonly correction?: ProviderRef | undefined;
+    /** Fallbacks a hedge (`hedgeAfterMs`) starts in parallel: worth pre-warming as well. */
+    readonly hedges?: readonly ProviderRef[] | undefined;
+  };
 }
 
 export interface AsrRequest {

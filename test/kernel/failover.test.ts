@@ -225,6 +225,8 @@ describe('hedging', () => {
     await until(() => transcriptions(main)[0]?.aborted === true && completions(main)[0]?.aborted === true);
     expect(transcriptions(main)).toHaveLength(1);
     expect(completions(main)).toHaveLength(1);
+    // The provider a hedge would start was pre-warmed at session start, like the primary.
+    await until(() => backup.requests.some((r) => r.path.endsWith('/models')));
   });
 
   it('off by default: a slow primary is waited for, the fallback never asked', async () => {
@@ -242,7 +244,8 @@ describe('hedging', () => {
     main.release();
     const record = await pending;
     expect(record.asrProvider).toBe('main');
-    expect(transcriptions(backup)).toHaveLength(0);
+    // Not asked, not even pre-warmed: without hedging a fallback costs nothing until it is needed.
+    expect(backup.requests).toHaveLength(0);
   });
 
   it('a cancel during a hedge aborts both requests and ends the session cancelled', async () => {
