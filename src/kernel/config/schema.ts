@@ -94,6 +94,11 @@ export const audioSchema = z.strictObject({
    * microphone is open only while recording. A privacy trade-off: `koto status` shows it open.
    */
   preRollMs: z.number().int().min(0).max(5000).default(0),
+  /**
+   * Cut leading and trailing silence from live recordings before they are uploaded (the full
+   * recording stays on disk). Files given to `koto transcribe` / `koto run` are never trimmed.
+   */
+  trimSilence: z.boolean().default(true),
 });
 
 /**
