@@ -174,6 +174,12 @@ describe('failover', () => {
       kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), correction: { fallback: ['offline'] } }, ['openai-compatible', 'pocketsphinx']),
     );
     expect(wrong.message).toMatch(/correction\.fallback\.0: provider "offline" \(plugin pocketsphinx\) does not serve correction/);
+    const hedgeAlone = await failed(kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), asr: { hedgeAfterMs: 500 } }));
+    expect(hedgeAlone.code).toBe('KOTO_ERR_CONFIG_INVALID');
+    expect(hedgeAlone.message).toMatch(/asr\.hedgeAfterMs: hedging starts the next provider of asr\.fallback, which lists none/);
+    // A name that only looks like a default on Object.prototype is not one.
+    const proto = await failed(kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), asr: { fallback: ['constructor'] } }, ['openai-compatible', 'pocketsphinx']));
+    expect(proto.message).toMatch(/asr\.fallback\.0: "constructor" is not a configured provider/);
   });
 
   it.skipIf(!hasPocketsphinx)('`fallback: [offline]` next to configured providers: the offline engine transcribes when the cloud is down', async () => {

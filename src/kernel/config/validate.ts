@@ -155,6 +155,12 @@ export async function validateConfig(
   const correctionProvider = pick('correction', raw.correction.provider, asrProvider);
   const asrFallback = fallbackChain(source, 'asr', raw.asr.fallback, providers, plugins, env, byName);
   const correctionFallback = fallbackChain(source, 'correction', raw.correction.fallback, providers, plugins, env, byName);
+  // A hedge starts the next provider of the chain: without one, the setting would silently do nothing.
+  for (const [section, chain] of [['asr', asrFallback], ['correction', correctionFallback]] as const) {
+    if (raw[section].hedgeAfterMs !== undefined && chain.length === 0) {
+      throw invalid(source, `${section}.hedgeAfterMs: hedging starts the next provider of ${section}.fallback, which lists none (add one, or remove hedgeAfterMs)`);
+    }
+  }
 
   // Outputs: each name must be served by a plugin, whose schema checks its options.
   const outputs: OutputSelection[] = [];
@@ -238,7 +244,8 @@ function fallbackChain(
       for (const plugin of plugins) {
         let offered: Record<string, unknown> | undefined;
         try {
-          offered = plugin.defaultProviders?.(env)[name];
+          const defaults = plugin.defaultProviders?.(env);
+          offered = defaults && Object.hasOwn(defaults, name) ? defaults[name] : undefined;
         } catch {
           // A plugin whose environment defaults are broken offers nothing here.
         }
