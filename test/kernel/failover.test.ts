@@ -122,6 +122,32 @@ describe('failover', () => {
     expect(record.warnings.some((w) => w.startsWith('corrected by fallback provider "backup"'))).toBe(true);
   });
 
+  it('5xx after its retries, and a 429 asking for a wait past the deadline: the fallback answers', async () => {
+    const main = await server('from main');
+    const backup = await server('from the backup');
+    main.inject({ path: '/audio/transcriptions', status: 503, times: Infinity });
+    const kernel = await kernelWith({
+      ...providers(main.baseUrl, backup.baseUrl, main.ca),
+      asr: { provider: 'main', model: 'whisper-1', retries: 1, timeoutMs: 5000, fallback: ['backup'] },
+      correction: { enabled: false },
+    });
+    const record = await kernel.run({ data: WAV, name: 'dictation.wav' });
+    expect(record.asrProvider).toBe('backup');
+    // Retried once (retryable), then the fallback.
+    expect(transcriptions(main)).toHaveLength(2);
+    expect(record.attempts?.[0]?.error?.code).toBe('KOTO_ERR_UPSTREAM');
+
+    main.clearFaults();
+    main.reset();
+    main.inject({ path: '/audio/transcriptions', status: 429, headers: { 'retry-after': '120' } });
+    const limited = await kernel.run({ data: WAV, name: 'dictation.wav' });
+    expect(limited.asrProvider).toBe('backup');
+    // Not waited for: one request to main, then the fallback at once.
+    expect(transcriptions(main)).toHaveLength(1);
+    expect(limited.attempts?.[0]?.error?.code).toBe('KOTO_ERR_RATE_LIMITED');
+    expect(limited.warnings.join('\n')).toMatch(/"main" failed: provider "main" is rate limiting \(HTTP 429\); retry after 120 s/);
+  });
+
   it('primary answers 400 (the request is refused): no failover, the session fails with the recording kept', async () => {
     const main = await server('from main');
     const backup = await server('from the backup');
