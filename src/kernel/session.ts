@@ -849,7 +849,12 @@ export class Pipeline {
     const samples = pcm.samples.slice(speech.start, speech.end);
     session.timings.trimmedMs = Math.round((speech.removed / pcm.sampleRate) * 1000);
     this.#deps.log.debug(`session ${session.id}: ${session.timings.trimmedMs} ms of silence trimmed from the upload (kept on disk)`);
-    return { ...audio, data: encodeWav(samples, pcm.sampleRate), pcm: { sampleRate: pcm.sampleRate, samples } };
+    return {
+      ...audio,
+      data: encodeWav(samples, pcm.sampleRate),
+      pcm: { sampleRate: pcm.sampleRate, samples },
+      trimmed: { start: speech.start, end: speech.end, captured: pcm.samples.length },
+    };
   }
 
   /** Cues and meters must never break a recording: a failing tap is logged once per session. */

@@ -9,6 +9,11 @@ export interface AudioData {
   readonly path: string | undefined;
   /** Raw 16-bit PCM mono samples, when the source has them (WAV, microphone). */
   readonly pcm?: { readonly sampleRate: number; readonly samples: Int16Array } | undefined;
+  /**
+   * Set when silence was cut from a live recording before upload (`audio.trimSilence`): `pcm`
+   * holds samples [start, end) of the `captured` ones (what `audioFrame` taps saw; `path` has them all).
+   */
+  readonly trimmed?: { readonly start: number; readonly end: number; readonly captured: number } | undefined;
 }
 
 /** A provider instance from `providers.<name>`, validated by the plugin named in `use`. */
