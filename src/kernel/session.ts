@@ -225,6 +225,20 @@ function deadline(parent: AbortSignal, ms: number): AbortSignal {
   return AbortSignal.any([parent, AbortSignal.timeout(ms)]);
 }
 
+/**
+ * Interim text of one provider at a time: during a hedge both stream, and a live display fed by
+ * both would flicker between two texts. The first to speak keeps it until it fails.
+ */
+function interimGate(): { take(provider: ProviderRef): boolean; release(provider: ProviderRef): void } {
+  let owner: ProviderRef | undefined;
+  return {
+    take: (provider) => (owner ??= provider) === provider,
+    release: (provider) => {
+      if (owner === provider) owner = undefined;
+    },
+  };
+}
+
 /** The provider whose answer a stage used, when a chain ran. */
 function answered(session: Session, stage: 'asr' | 'correction'): string | undefined {
   return session.attempts.find((a) => a.stage === stage && a.outcome === 'answered')?.provider;
@@ -377,6 +391,7 @@ export class Pipeline {
     session.state = 'transcribing';
     const timeoutMs = asrTimeoutMs(config.asr.timeoutMs, audio);
     const sentSeconds = audio.pcm ? audio.pcm.samples.length / audio.pcm.sampleRate : undefined;
+    const interims = interimGate();
     const call = async (provider: ProviderRef, parent: AbortSignal): Promise<AsrResult> => {
       const hook = hooks.asr.get(provider.use);
       if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
@@ -396,11 +411,14 @@ export class Pipeline {
           dictionary: config.resolved.dictionary,
           signal,
           deadline: retry.deadline,
-          onInterim: (text) => this.#interim(session, 'asr', text, options),
+          onInterim: (text) => {
+            if (interims.take(provider)) this.#interim(session, 'asr', text, options);
+          },
         }), retry);
         if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
         return result;
       } catch (err) {
+        interims.release(provider);
         throw this.#attemptError(err, parent, signal, session, chain.length > 1 ? `transcription by provider "${provider.name}"` : 'transcription', timeoutMs);
       }
     };
@@ -551,6 +569,7 @@ export class Pipeline {
     const modelFor = (provider: ProviderRef) =>
       // `correction.model` belongs to the configured correction provider; another one uses its own default.
       options.model ?? (provider.name === config.resolved.correctionProvider ? config.correction.model : undefined);
+    const interims = interimGate();
     const call = async (provider: ProviderRef, parent: AbortSignal): Promise<CorrectionResult> => {
       const hook = hooks.correction.get(provider.use);
       if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'correction', provider: provider.name, use: provider.use });
@@ -569,10 +588,13 @@ export class Pipeline {
           userPrompt: options.userPrompt ?? config.resolved.userPrompt,
           signal,
           deadline: retry.deadline,
-          onDelta: (text) => this.#interim(session, 'correction', text, options),
+          onDelta: (text) => {
+            if (interims.take(provider)) this.#interim(session, 'correction', text, options);
+          },
         }), retry);
         return result ?? { text: null, reason: `no plugin answered for provider "${provider.name}"` };
       } catch (err) {
+        interims.release(provider);
         const mapped = this.#attemptError(err, parent, signal, session, chain.length > 1 ? `the correction by provider "${provider.name}"` : 'the correction', timeoutMs);
         throw mapped;
       }

@@ -261,6 +261,25 @@ describe('hedging', () => {
     await until(() => backup.requests.some((r) => r.path.endsWith('/models')));
   });
 
+  it('while both stream, the live display hears one provider only (no flicker between two texts)', async () => {
+    // The primary streams its first words, then stalls mid-stream; the backup streams a whole answer.
+    const main = await startOpenAIServer({ apiKey: KEY, transcribe: () => 'alpha beta gamma delta', sseDelayMs: 600_000 });
+    cleanups.push(() => main.close());
+    const backup = await server('one two three four');
+    const kernel = await kernelWith({
+      ...providers(main.baseUrl, backup.baseUrl, main.ca),
+      asr: { provider: 'main', model: 'gpt-4o-mini-transcribe', fallback: ['backup'], hedgeAfterMs: 100 },
+      correction: { enabled: false },
+    });
+    const interims: string[] = [];
+    const record = await kernel.run({ data: WAV, name: 'dictation.wav' }, { onInterim: (text) => interims.push(text) });
+    expect(record.text).toBe('one two three four');
+    expect(interims.length).toBeGreaterThan(0);
+    const fromMain = interims.filter((t) => 'alpha beta gamma delta'.startsWith(t.trim()));
+    const fromBackup = interims.filter((t) => 'one two three four'.startsWith(t.trim()));
+    expect([fromMain.length, fromBackup.length]).toContain(interims.length);
+  });
+
   it('off by default: a slow primary is waited for, the fallback never asked', async () => {
     const main = await server('from main');
     const backup = await server('from the backup');
