@@ -222,6 +222,9 @@ describe('pricing units', () => {
     expect(summarise([row(0.5), row(null)], 'provider').total).toMatchObject({ calls: 2, cost: 0.5, unpricedCalls: 1 });
     expect(summarise([row(null)], 'provider').total).toMatchObject({ cost: null, unpricedCalls: 1 });
     expect(parseSince('7d', Date.parse('2026-12-08T00:00:00Z')).toISOString()).toBe('2026-12-01T00:00:00.000Z');
+    expect(parseSince('999999999w').toISOString()).toBe('1970-01-01T00:00:00.000Z');
+    expect(() => parseSince('9999999999d')).toThrow(/--since takes a duration/);
+    expect(() => parseSince('2026-13-45')).toThrow(/--since takes a duration/);
   });
 });
 

@@ -21,8 +21,11 @@ function usageError(detail: string) {
 
 /** `7d`, `12h`, `2w`, `30m`, or a date (`2026-12-01`): the start of the window. */
 export function parseSince(text: string, now = Date.now()): Date {
-  const relative = /^(\d+)([mhdw])$/.exec(text.trim());
-  if (relative) return new Date(now - Number(relative[1]) * UNIT_MS[relative[2]!]!);
+  const relative = /^(\d{1,9})([mhdw])$/.exec(text.trim());
+  if (relative) {
+    // Further back than dates go (999999999w) is simply "everything".
+    return new Date(Math.max(0, now - Number(relative[1]) * UNIT_MS[relative[2]!]!));
+  }
   if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?)?$/.test(text.trim())) {
     const date = new Date(text.trim());
     if (!Number.isNaN(date.getTime())) return date;
