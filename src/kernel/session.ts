@@ -396,7 +396,7 @@ export class Pipeline {
       const hook = hooks.asr.get(provider.use);
       if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
       const signal = deadline(parent, timeoutMs);
-      const retry = { retries: config.asr.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, `transcription by "${provider.name}"`) };
+      const retry = { retries: config.asr.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, chain.length > 1 ? `transcription by "${provider.name}"` : 'transcription') };
       try {
         const result = await withRetry(() => hook.promise({
           session,
@@ -574,7 +574,7 @@ export class Pipeline {
       const hook = hooks.correction.get(provider.use);
       if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'correction', provider: provider.name, use: provider.use });
       const signal = deadline(parent, timeoutMs);
-      const retry = { retries: config.correction.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, `correction by "${provider.name}"`) };
+      const retry = { retries: config.correction.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, chain.length > 1 ? `correction by "${provider.name}"` : 'correction') };
       try {
         const result = await withRetry(() => hook.promise({
           session,
