@@ -345,7 +345,7 @@ function apply(api: PluginApi): void {
       }),
     );
     const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
-    return { text: result.text, model: deployment, language: result.language, durationSec: result.durationSec, warnings };
+    return { text: result.text, model: deployment, language: result.language, durationSec: result.durationSec, warnings, usage: result.usage };
   });
 
   api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
@@ -379,7 +379,7 @@ function apply(api: PluginApi): void {
       if (result.reason === 'content_filter') return filtered();
       api.log.info(`provider "${ref.name}" gave no usable correction (${result.reason ?? 'empty'})`);
     }
-    return { text: result.text, model: deployment, reason: result.reason };
+    return { text: result.text, model: deployment, reason: result.reason, usage: result.usage };
   });
 
   // `koto doctor`: an authenticated GET of the model list (`/openai/models?api-version=…`, or

@@ -1,5 +1,5 @@
-import type { AsrRequest } from 'koto-voice';
-import { badResponse, isRecord, parseJson, readBody, send, streamError, type WireTarget } from './client.ts';
+import type { AsrRequest, ProviderUsage } from 'koto-voice';
+import { badResponse, isRecord, parseJson, readBody, send, streamError, usageOf, type WireTarget } from './client.ts';
 import { encodeMultipart, type MultipartFile } from './multipart.ts';
 import { eventJson, isEventStream, sseEvents } from './sse.ts';
 
@@ -23,6 +23,8 @@ export interface TranscriptionResult {
   readonly model: string;
   readonly language?: string | undefined;
   readonly durationSec?: number | undefined;
+  /** The answer's `usage` (tokens or billed seconds), when it has one. */
+  readonly usage?: ProviderUsage | undefined;
 }
 
 export interface TranscribeCallbacks {
@@ -88,7 +90,11 @@ export function transcriptionForm(params: TranscriptionParams): { body: Buffer; 
 }
 
 /** Text from a non-streaming answer: `{"text": …}` JSON, or plain text. */
-export function transcriptionText(target: WireTarget, contentType: string, body: string): { text: string; language?: string; durationSec?: number } {
+export function transcriptionText(
+  target: WireTarget,
+  contentType: string,
+  body: string,
+): { text: string; language?: string; durationSec?: number; usage?: ProviderUsage } {
   const looksJson = contentType.includes('json') || /^\s*[{"]/.test(body);
   if (!looksJson) return { text: body.trim() };
   let value: unknown;
@@ -103,10 +109,12 @@ export function transcriptionText(target: WireTarget, contentType: string, body:
   if (isRecord(value) && typeof value.text === 'string') {
     const usage = isRecord(value.usage) ? value.usage : undefined;
     const seconds = typeof value.duration === 'number' ? value.duration : usage?.type === 'duration' && typeof usage.seconds === 'number' ? usage.seconds : undefined;
+    const billed = usageOf(usage);
     return {
       text: value.text.trim(),
       ...(typeof value.language === 'string' ? { language: value.language } : {}),
       ...(seconds !== undefined ? { durationSec: seconds } : {}),
+      ...(billed ? { usage: billed } : {}),
     };
   }
   throw badResponse(target, 'a transcription answer without a "text" field');
@@ -141,6 +149,7 @@ export async function transcribe(target: WireTarget, params: TranscriptionParams
 
   let accumulated = '';
   let final: string | undefined;
+  let usage: ProviderUsage | undefined;
   for await (const event of sseEvents(target, response, signal, what)) {
     if (event.data.trim() === '[DONE]') break;
     const value = eventJson(target, event);
@@ -151,6 +160,7 @@ export async function transcribe(target: WireTarget, params: TranscriptionParams
       callbacks.onInterim?.(accumulated);
     } else if (type === 'transcript.text.done') {
       final = typeof value.text === 'string' ? value.text : accumulated;
+      usage = usageOf(value.usage);
     } else if (type === 'error' || 'error' in value) {
       throw streamError(target, value);
     }
@@ -159,5 +169,5 @@ export async function transcribe(target: WireTarget, params: TranscriptionParams
   if (final === undefined) {
     throw badResponse(target, 'the transcription stream ended before its transcript.text.done event', true);
   }
-  return { text: final.trim(), model: params.model, language: params.language };
+  return { text: final.trim(), model: params.model, language: params.language, ...(usage ? { usage } : {}) };
 }

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { describeError, isLoopbackHost, isSecretName, KOTO_VERSION, KotoError, kotoError, scrubSecrets } from 'koto-voice';
+import { describeError, isLoopbackHost, isSecretName, KOTO_VERSION, KotoError, kotoError, scrubSecrets, type ProviderUsage } from 'koto-voice';
 
 /** The REST operations this plugin performs. */
 export type WireOperation = 'transcriptions' | 'chat' | 'responses' | 'models';
@@ -211,6 +211,33 @@ export function badResponse(target: WireTarget, detail: string, retryable = fals
 /** The OpenAI-wire wording of the kernel's provider-neutral fixes. */
 const OPENAI_WIRE_FIX = 'check that `baseUrl` points at an OpenAI-compatible API';
 const NOT_FOUND_FIX = 'check `baseUrl` (it usually ends in /v1) and the model name';
+
+/**
+ * The `usage` object of an answer, whichever API sent it: transcriptions (`type: tokens` with
+ * `input_tokens`/`output_tokens`, or `type: duration` with `seconds`), chat completions
+ * (`prompt_tokens`/`completion_tokens`), responses (`input_tokens`/`output_tokens`).
+ */
+export function usageOf(value: unknown): ProviderUsage | undefined {
+  if (!isRecord(value)) return undefined;
+  const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+  const inputTokens = count(value.input_tokens) ?? count(value.prompt_tokens);
+  const outputTokens = count(value.output_tokens) ?? count(value.completion_tokens);
+  const audioSeconds = value.type === 'duration' ? count(value.seconds) : undefined;
+  if (inputTokens === undefined && outputTokens === undefined && audioSeconds === undefined) return undefined;
+  return {
+    ...(inputTokens !== undefined ? { inputTokens } : {}),
+    ...(outputTokens !== undefined ? { outputTokens } : {}),
+    ...(audioSeconds !== undefined ? { audioSeconds } : {}),
+  };
+}
+
+/** Usage of several calls (the parts of a split upload) as one; a field unknown in one part is unknown. */
+export function sumUsage(parts: readonly (ProviderUsage | undefined)[]): ProviderUsage | undefined {
+  if (parts.length === 0 || parts.some((u) => u === undefined)) return undefined;
+  const sum = (key: keyof ProviderUsage) => (parts.every((u) => u?.[key] !== undefined) ? parts.reduce((n, u) => n + (u?.[key] ?? 0), 0) : undefined);
+  const out = { inputTokens: sum('inputTokens'), outputTokens: sum('outputTokens'), audioSeconds: sum('audioSeconds') };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as ProviderUsage;
+}
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

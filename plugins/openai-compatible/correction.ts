@@ -1,5 +1,5 @@
-import type { CorrectionRequest } from 'koto-voice';
-import { badResponse, isRecord, parseJson, readBody, send, streamError, type WireTarget } from './client.ts';
+import type { CorrectionRequest, ProviderUsage } from 'koto-voice';
+import { badResponse, isRecord, parseJson, readBody, send, streamError, usageOf, type WireTarget } from './client.ts';
 import { buildPrompts } from './prompts.ts';
 import { eventJson, isEventStream, sseEvents } from './sse.ts';
 import { stripThink, visibleText } from './think.ts';
@@ -27,6 +27,8 @@ export interface CompletionResult {
   readonly model: string;
   /** Why there is no text, when there is none (`length`, `content_filter`, `refusal`, `think`, `empty`). */
   readonly reason?: string | undefined;
+  /** Tokens in and out, from the answer's `usage`. */
+  readonly usage?: ProviderUsage | undefined;
 }
 
 export interface CompleteCallbacks {
@@ -69,6 +71,8 @@ export function chatBody(params: CompletionParams): Record<string, unknown> {
       { role: 'user', content: params.user },
     ],
     stream: params.stream ? true : undefined,
+    // The token counts come in a last chunk only when asked for (they price the call).
+    stream_options: params.stream ? { include_usage: true } : undefined,
     temperature: params.temperature,
     top_p: params.topP,
     [params.maxTokensParam ?? 'max_completion_tokens']: params.maxTokens,
@@ -99,13 +103,15 @@ interface RawAnswer {
   readonly text: string;
   /** Set when the answer must not be used (truncated, filtered, refused). */
   readonly unusable?: string | undefined;
+  readonly usage?: ProviderUsage | undefined;
 }
 
 function finish(params: CompletionParams, answer: RawAnswer): CompletionResult {
-  if (answer.unusable) return { text: null, model: params.model, reason: answer.unusable };
+  const usage = answer.usage ? { usage: answer.usage } : {};
+  if (answer.unusable) return { text: null, model: params.model, reason: answer.unusable, ...usage };
   const text = stripThink(answer.text);
-  if (text !== null) return { text, model: params.model };
-  return { text: null, model: params.model, reason: /^\s*<think>/i.test(answer.text) ? 'think' : 'empty' };
+  if (text !== null) return { text, model: params.model, ...usage };
+  return { text: null, model: params.model, reason: /^\s*<think>/i.test(answer.text) ? 'think' : 'empty', ...usage };
 }
 
 // Finish reasons after which the text is not the whole correction: delivering it would lose words.
@@ -122,11 +128,12 @@ function contentText(content: unknown): string {
 function chatJson(target: WireTarget, value: unknown): RawAnswer {
   if (!isRecord(value) || !Array.isArray(value.choices)) throw badResponse(target, 'a chat completion without "choices"');
   const choice = value.choices[0];
-  if (!isRecord(choice)) return { text: '' };
+  const usage = usageOf(value.usage);
+  if (!isRecord(choice)) return { text: '', usage };
   const message = isRecord(choice.message) ? choice.message : {};
-  if (typeof message.refusal === 'string' && message.refusal !== '') return { text: '', unusable: 'refusal' };
+  if (typeof message.refusal === 'string' && message.refusal !== '') return { text: '', unusable: 'refusal', usage };
   const reason = typeof choice.finish_reason === 'string' ? choice.finish_reason : undefined;
-  return { text: contentText(message.content), unusable: reason && UNUSABLE_FINISH.has(reason) ? reason : undefined };
+  return { text: contentText(message.content), unusable: reason && UNUSABLE_FINISH.has(reason) ? reason : undefined, usage };
 }
 
 /** The assistant's text of a `Response` object (its `message` output items). */
@@ -152,12 +159,13 @@ function responseAnswer(target: WireTarget, response: Record<string, unknown>, s
   const status = response.status;
   if (status === 'failed') throw streamError(target, isRecord(response.error) ? response.error : { message: 'the response failed' });
   const { text, refusal } = responseOutputText(response);
-  if (refusal) return { text: '', unusable: 'refusal' };
+  const usage = usageOf(response.usage);
+  if (refusal) return { text: '', unusable: 'refusal', usage };
   if (status === 'incomplete') {
     const details = isRecord(response.incomplete_details) ? response.incomplete_details : {};
-    return { text: '', unusable: typeof details.reason === 'string' ? details.reason : 'incomplete' };
+    return { text: '', unusable: typeof details.reason === 'string' ? details.reason : 'incomplete', usage };
   }
-  return { text: text !== '' || streamed === undefined ? text : streamed };
+  return { text: text !== '' || streamed === undefined ? text : streamed, usage };
 }
 
 async function readChatStream(target: WireTarget, response: Parameters<typeof sseEvents>[1], callbacks: CompleteCallbacks, what: string): Promise<RawAnswer> {
@@ -165,6 +173,7 @@ async function readChatStream(target: WireTarget, response: Parameters<typeof ss
   let shown = '';
   let finishReason: string | undefined;
   let done = false;
+  let usage: ProviderUsage | undefined;
   for await (const event of sseEvents(target, response, callbacks.signal, what)) {
     if (event.data.trim() === '[DONE]') {
       done = true;
@@ -172,6 +181,7 @@ async function readChatStream(target: WireTarget, response: Parameters<typeof ss
     }
     const value = eventJson(target, event);
     if ('error' in value) throw streamError(target, value);
+    usage = usageOf(value.usage) ?? usage;
     const choice = Array.isArray(value.choices) ? value.choices[0] : undefined;
     if (!isRecord(choice)) continue;
     const delta = isRecord(choice.delta) ? choice.delta : {};
@@ -190,6 +200,7 @@ async function readChatStream(target: WireTarget, response: Parameters<typeof ss
   return {
     text: accumulated,
     unusable: finishReason && (UNUSABLE_FINISH.has(finishReason) || finishReason === 'refusal') ? finishReason : undefined,
+    usage,
   };
 }
 

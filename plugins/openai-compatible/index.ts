@@ -91,7 +91,7 @@ function apply(api: PluginApi): void {
       },
     });
     const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
-    return { text: result.text, model: result.model, language: result.language, durationSec: result.durationSec, warnings };
+    return { text: result.text, model: result.model, language: result.language, durationSec: result.durationSec, warnings, usage: result.usage };
   });
 
   api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
@@ -103,7 +103,7 @@ function apply(api: PluginApi): void {
       onDelta: guarded('correction delta', request.onDelta),
     });
     if (result.text === null) api.log.info(`provider "${request.provider.name}" gave no usable correction (${result.reason ?? 'empty'})`);
-    return { text: result.text, model: result.model, reason: result.reason };
+    return { text: result.text, model: result.model, reason: result.reason, usage: result.usage };
   });
 
   // `koto doctor`: an authenticated GET /models proves the URL, the TLS chain and the key in one request.

@@ -162,7 +162,8 @@ export function installRealtime(api: PluginApi, options: RealtimeStreamsOptions)
       streams.delete(request.session.id);
       clearTimeout(entry.timer);
       const { feed } = entry;
-      const recorded = request.audio.pcm?.samples.length;
+      // The stream heard the whole capture, before any silence was trimmed from the upload.
+      const recorded = request.audio.trimmed?.captured ?? request.audio.pcm?.samples.length;
       if (recorded !== undefined && recorded !== entry.samples) {
         // The stream missed part of the recording (it started late, or stopped streaming): the upload has it all.
         api.log.warn(`provider "${entry.provider}": ${entry.samples} of ${recorded} recorded samples were streamed; uploading the recording instead`);
@@ -176,7 +177,7 @@ export function installRealtime(api: PluginApi, options: RealtimeStreamsOptions)
           api.log.warn(`provider "${entry.provider}": the realtime transcript is empty; uploading the recording to make sure`);
           return undefined;
         }
-        return { text, model: entry.model, language: request.language, interimHistory: feed.interimHistory };
+        return { text, model: entry.model, language: request.language, interimHistory: feed.interimHistory, usage: feed.usage };
       } catch (err) {
         // The kernel's own deadline or a cancel: not a reason to start an upload.
         if (request.signal.aborted) throw err;

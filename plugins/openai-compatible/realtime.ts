@@ -24,9 +24,9 @@
  */
 
 import { endianness } from 'node:os';
-import { describeError, KotoError, kotoError, StreamingResampler, type KotoHttp } from 'koto-voice';
+import { describeError, KotoError, kotoError, StreamingResampler, type KotoHttp, type ProviderUsage } from 'koto-voice';
 import { foldVocabulary } from './asr.ts';
-import { displayUrl, joinUrl, scrub, USER_AGENT } from './client.ts';
+import { displayUrl, joinUrl, scrub, sumUsage, usageOf, USER_AGENT } from './client.ts';
 import type { serverVadSchema } from './realtime-options.ts';
 import type { z } from 'zod';
 
@@ -300,6 +300,8 @@ export class RealtimeTranscription implements RealtimeFeed {
   readonly #final = new Map<string, string>();
   #interim = '';
   readonly #history: string[] = [];
+  /** Each completed segment's `usage` (undefined where a segment reported none). */
+  readonly #usage: (ProviderUsage | undefined)[] = [];
   #listener: ((text: string) => void) | undefined;
 
   private constructor(target: RealtimeTarget, update: SessionUpdateEvent, options: RealtimeOptions) {
@@ -336,6 +338,11 @@ export class RealtimeTranscription implements RealtimeFeed {
   }
 
   /** The streamed (delta) text of each finished segment, in order: context for correction. */
+  /** What the stream used, summed over its segments; undefined when a segment did not say. */
+  get usage(): ProviderUsage | undefined {
+    return sumUsage(this.#usage);
+  }
+
   get interimHistory(): readonly string[] {
     return [...this.#history];
   }
@@ -583,6 +590,7 @@ export class RealtimeTranscription implements RealtimeFeed {
           this.#known(item);
           const transcript = typeof event.transcript === 'string' ? event.transcript : (this.#partial.get(item) ?? '');
           this.#final.set(item, transcript);
+          this.#usage.push(usageOf(event.usage));
           const streamed = this.#partial.get(item)?.trim();
           if (streamed) this.#history.push(streamed);
           this.#options.onDebug?.(`realtime segment ${this.#final.size} transcribed (${transcript.length} chars)`);

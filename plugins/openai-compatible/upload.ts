@@ -1,6 +1,6 @@
-import { fitUpload, formatBytes, kotoError, type AudioData, type UploadPlan } from 'koto-voice';
+import { fitUpload, formatBytes, kotoError, type AudioData, type ProviderUsage, type UploadPlan } from 'koto-voice';
 import { transcribe, transcriptionForm, type TranscribeCallbacks, type TranscriptionParams, type TranscriptionResult } from './asr.ts';
-import type { WireTarget } from './client.ts';
+import { sumUsage, type WireTarget } from './client.ts';
 
 /**
  * Transcription of a recording of any size within a provider's upload limit. The limit is the
@@ -37,6 +37,7 @@ interface Progress {
   readonly plan: UploadPlan;
   readonly texts: string[];
   readonly seconds: (number | undefined)[];
+  readonly usage: (ProviderUsage | undefined)[];
   language: string | undefined;
 }
 
@@ -74,7 +75,7 @@ export async function transcribeWithinLimit(
       provider: target.provider,
       signal: callbacks.signal,
     });
-    progress = { key, plan, texts: [], seconds: [], language: undefined };
+    progress = { key, plan, texts: [], seconds: [], usage: [], language: undefined };
     progressOf.set(audio.data, progress);
   }
   const { plan } = progress;
@@ -100,6 +101,7 @@ export async function transcribeWithinLimit(
     progress.texts.push(result.text);
     // A part's own length stands in for a server that reports none, so the sum stays whole.
     progress.seconds.push(result.durationSec ?? (plan.how === 'whole' ? undefined : part.durationSec));
+    progress.usage.push(result.usage);
     progress.language ??= result.language;
   }
   progressOf.delete(audio.data);
@@ -109,6 +111,7 @@ export async function transcribeWithinLimit(
     model: params.model,
     language: progress.language ?? params.language,
     durationSec: seconds,
+    usage: sumUsage(progress.usage),
     how: plan.how,
     parts: plan.parts.length,
   };

@@ -40,7 +40,9 @@ export {
   secretValues,
   send,
   streamError,
+  sumUsage,
   transportError,
+  usageOf,
   USER_AGENT,
   type SendOptions,
   type SentResponse,
@@ -111,7 +113,7 @@ export function prewarmSession(
   targetOf: (ref: ProviderRef) => WireTarget,
 ): void {
   const seen = new Set<string>();
-  for (const ref of [session.providers.asr, session.providers.correction]) {
+  for (const ref of [session.providers.asr, session.providers.correction, ...(session.providers.hedges ?? [])]) {
     if (!ref || ref.use !== name) continue;
     let target: WireTarget;
     try {

@@ -118,6 +118,13 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('--clear', 'delete the history and its recordings')
     .action(bind(async (ctx, flags: { json?: boolean; n?: string; clear?: boolean }) => (await import('./commands/daemon.ts')).historyCommand(ctx, flags)));
   program
+    .command('usage')
+    .description('provider calls and their estimated cost: audio sent, tokens, $ (from `pricing`)')
+    .option('--since <when>', 'a duration (7d, 24h, 2w) or a date (2026-12-01)', '30d')
+    .option('--by <what>', 'group by provider, model or day', 'provider')
+    .option('--json', 'print JSON')
+    .action(bind(async (ctx, flags: { since?: string; by?: string; json?: boolean }) => (await import('./commands/usage.ts')).usageCommand(ctx, flags)));
+  program
     .command('retry')
     .description('re-run a kept recording through the pipeline')
     .argument('<id>', 'a session id from `koto history`')

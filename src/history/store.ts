@@ -4,7 +4,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { sqlite } from './sqlite.ts';
 import { describe, kotoError } from '../kernel/errors.ts';
 import { ensurePrivateDir } from '../kernel/private-dir.ts';
-import type { SessionRecord, SessionState } from '../kernel/types.ts';
+import type { ProviderAttempt, SessionRecord, SessionState } from '../kernel/types.ts';
 
 export interface HistoryEntry {
   readonly id: string;
@@ -26,6 +26,25 @@ export interface HistoryEntry {
   readonly warnings: string[];
   /** Set on a retry: the session this one re-ran. */
   readonly retryOf: string | null;
+  /** Provider calls (failover, hedging): who answered and why the others did not. */
+  readonly attempts: ProviderAttempt[];
+  /** Estimated cost (USD); null when unknown. */
+  readonly cost: number | null;
+}
+
+/** One priced provider call (`koto usage`). */
+export interface UsageRow {
+  readonly sessionId: string;
+  readonly at: string;
+  readonly stage: 'asr' | 'correction';
+  readonly provider: string;
+  readonly model: string | null;
+  readonly outcome: ProviderAttempt['outcome'];
+  readonly audioSeconds: number | null;
+  readonly inputTokens: number | null;
+  readonly outputTokens: number | null;
+  /** USD; null when unknown. */
+  readonly cost: number | null;
 }
 
 const SCHEMA = `
@@ -50,7 +69,29 @@ CREATE TABLE IF NOT EXISTS sessions (
   retry_of TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_at);
+CREATE TABLE IF NOT EXISTS usage (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL,
+  at TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  model TEXT,
+  outcome TEXT NOT NULL,
+  audio_seconds REAL,
+  input_tokens INTEGER,
+  output_tokens INTEGER,
+  cost REAL
+);
+CREATE INDEX IF NOT EXISTS usage_at ON usage (at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
+
+/** Columns added after the first release, in order: [name, definition]. */
+const ADDED_COLUMNS: readonly (readonly [string, string])[] = [
+  ['owner_pid', 'INTEGER'],
+  ['attempts', "TEXT NOT NULL DEFAULT '[]'"],
+  ['cost', 'REAL'],
+];
 
 /** States of a session that has not ended yet. */
 const UNFINISHED_STATES: ReadonlySet<string> = new Set(['idle', 'recording', 'transcribing', 'correcting', 'output']);
@@ -108,6 +149,8 @@ function toEntry(row: Row): HistoryEntry {
     errorMessage: (row.error_message as string | null) ?? null,
     warnings: JSON.parse(String(row.warnings ?? '[]')) as string[],
     retryOf: (row.retry_of as string | null) ?? null,
+    attempts: JSON.parse(String(row.attempts ?? '[]')) as ProviderAttempt[],
+    cost: typeof row.cost === 'number' ? row.cost : null,
   };
 }
 
@@ -147,12 +190,14 @@ export class HistoryStore {
 
   #migrate(): void {
     const columns = (this.#db.prepare('PRAGMA table_info(sessions)').all() as Row[]).map((c) => String(c.name));
-    if (columns.includes('owner_pid')) return;
-    try {
-      this.#db.exec('ALTER TABLE sessions ADD COLUMN owner_pid INTEGER');
-    } catch (err) {
-      // Another process added it between our look and our change.
-      if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+    for (const [name, definition] of ADDED_COLUMNS) {
+      if (columns.includes(name)) continue;
+      try {
+        this.#db.exec(`ALTER TABLE sessions ADD COLUMN ${name} ${definition}`);
+      } catch (err) {
+        // Another process added it between our look and our change.
+        if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+      }
     }
   }
 
@@ -175,7 +220,7 @@ export class HistoryStore {
         .prepare(
           `UPDATE sessions SET ended_at = ?, state = ?, raw = ?, text = ?, fallback = ?, asr_provider = ?, asr_model = ?,
            correction_provider = ?, correction_model = ?, audio_path = COALESCE(?, audio_path), timings = ?, error_code = ?,
-           error_message = ?, warnings = ? WHERE id = ?`,
+           error_message = ?, warnings = ?, attempts = ?, cost = ? WHERE id = ?`,
         )
         .run(
           new Date().toISOString(),
@@ -192,6 +237,8 @@ export class HistoryStore {
           record.error?.code ?? null,
           record.error?.message ?? null,
           JSON.stringify(record.warnings),
+          JSON.stringify(record.attempts ?? []),
+          record.cost ?? null,
           record.id,
         );
     } finally {
@@ -258,6 +305,75 @@ export class HistoryStore {
       for (const row of removed) del.run(String(row.id));
       const audioPaths = new Set(removed.map((row) => row.audio_path).filter((p): p is string => typeof p === 'string' && !keptPaths.has(p)));
       return { removed: removed.length, audioPaths: [...audioPaths] };
+    });
+  }
+
+  /** Notes the priced provider calls of a session (every entry point: run, transcribe, correct, live). */
+  addUsage(sessionId: string, attempts: readonly ProviderAttempt[], at = new Date()): void {
+    if (attempts.length === 0) return;
+    const stmt = this.#db.prepare(
+      'INSERT INTO usage (session_id, at, stage, provider, model, outcome, audio_seconds, input_tokens, output_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#transaction(() => {
+      for (const a of attempts) {
+        stmt.run(
+          sessionId,
+          at.toISOString(),
+          a.stage,
+          a.provider,
+          a.model ?? null,
+          a.outcome,
+          a.audioSeconds ?? null,
+          a.usage?.inputTokens ?? null,
+          a.usage?.outputTokens ?? null,
+          a.cost ?? null,
+        );
+      }
+    });
+  }
+
+  /** Usage rows since `since` (ISO time), oldest first. */
+  usage(since?: string): UsageRow[] {
+    const rows = (
+      since
+        ? this.#db.prepare('SELECT * FROM usage WHERE at >= ? ORDER BY at, id').all(since)
+        : this.#db.prepare('SELECT * FROM usage ORDER BY at, id').all()
+    ) as Row[];
+    const num = (v: string | number | null | undefined) => (typeof v === 'number' ? v : null);
+    return rows.map((row) => ({
+      sessionId: String(row.session_id),
+      at: String(row.at),
+      stage: row.stage as UsageRow['stage'],
+      provider: String(row.provider),
+      model: (row.model as string | null) ?? null,
+      outcome: row.outcome as UsageRow['outcome'],
+      audioSeconds: num(row.audio_seconds),
+      inputTokens: num(row.input_tokens),
+      outputTokens: num(row.output_tokens),
+      cost: num(row.cost),
+    }));
+  }
+
+  /**
+   * The known spend since `since` and whether a call of unknown price happened meanwhile.
+   */
+  spend(since: string): { cost: number; unknown: number } {
+    const row = this.#db
+      .prepare('SELECT COALESCE(SUM(cost), 0) AS cost, SUM(CASE WHEN cost IS NULL THEN 1 ELSE 0 END) AS unknown FROM usage WHERE at >= ?')
+      .get(since) as Row;
+    return { cost: Number(row.cost ?? 0), unknown: Number(row.unknown ?? 0) };
+  }
+
+  /**
+   * Sets `key` to `value` unless it already holds it; true when this call changed it. One
+   * transaction, so two processes crossing the budget together warn once between them.
+   */
+  claim(key: string, value: string): boolean {
+    return this.#transaction(() => {
+      const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
+      if (row?.value === value) return false;
+      this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+      return true;
     });
   }
 

@@ -3,16 +3,29 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { audioFromBytes, audioFromFile } from '../audio/input.ts';
 import { encodeWav } from '../audio/wav.ts';
+import { findSpeech } from '../audio/trim-silence.ts';
 import type { AudioSourceHandle } from './hooks.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
 import type { HistoryStore } from '../history/store.ts';
 import { ensureDataDirs } from './owned-files.ts';
 import { withRetry } from './retry.ts';
+import { ChainFailure, runChain, type ChainAttempt } from './failover.ts';
+import { costOf, priceFor } from './pricing.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import type { KotoPaths } from './paths.ts';
-import type { AudioData, ProviderRef, RecordingEvent, SessionContext, SessionRecord, SessionState } from './types.ts';
+import type {
+  AsrResult,
+  AudioData,
+  CorrectionResult,
+  ProviderAttempt,
+  ProviderRef,
+  RecordingEvent,
+  SessionContext,
+  SessionRecord,
+  SessionState,
+} from './types.ts';
 
 /** A file path, raw bytes (stdin, an upload), or audio already prepared. */
 export type AudioInput =
@@ -25,6 +38,8 @@ export interface StageOptions {
   /** Use this provider instance (a key of `providers`) instead of the configured one. */
   provider?: string | undefined;
   signal?: AbortSignal | undefined;
+  /** false: only the chosen provider, no `fallback` chain (a benchmark measuring one provider). */
+  fallback?: boolean | undefined;
   /** Interim text as it streams in. */
   onInterim?: ((text: string, stage: 'asr' | 'correction') => void) | undefined;
 }
@@ -39,6 +54,11 @@ export interface TranscribeResult {
   readonly model: string | undefined;
   readonly audioPath: string | undefined;
   readonly timings: Readonly<Record<string, number>>;
+  /** Failover, budget: what the user should know. */
+  readonly warnings: readonly string[];
+  readonly attempts: readonly ProviderAttempt[];
+  /** Estimated cost (USD); null when unknown. */
+  readonly cost: number | null | undefined;
 }
 
 export interface CorrectOptions extends StageOptions {
@@ -61,6 +81,8 @@ export interface CorrectResult {
   readonly model: string | undefined;
   readonly warnings: readonly string[];
   readonly timings: Readonly<Record<string, number>>;
+  readonly attempts: readonly ProviderAttempt[];
+  readonly cost: number | null | undefined;
 }
 
 export interface RunOptions extends StageOptions {
@@ -153,7 +175,9 @@ class Session implements SessionContext {
   frameTapFailed = false;
   state: SessionState = 'idle';
   mode: 'live' | 'file' = 'file';
-  providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
+  providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined; hedges?: readonly ProviderRef[] | undefined } = {};
+  /** Every provider call, in the order they ended (failover, hedging, usage). */
+  readonly attempts: ProviderAttempt[] = [];
 
   constructor(config: KotoConfig, signal: AbortSignal | undefined) {
     this.id = sessionId();
@@ -199,6 +223,42 @@ export function asrTimeoutMs(timeoutMs: number, audio: Pick<AudioData, 'data' | 
 
 function deadline(parent: AbortSignal, ms: number): AbortSignal {
   return AbortSignal.any([parent, AbortSignal.timeout(ms)]);
+}
+
+/**
+ * Interim text of one provider at a time: during a hedge both stream, and a live display fed by
+ * both would flicker between two texts. The first to speak keeps it until it fails.
+ */
+function interimGate(): { take(provider: ProviderRef): boolean; release(provider: ProviderRef): void } {
+  let owner: ProviderRef | undefined;
+  return {
+    take: (provider) => (owner ??= provider) === provider,
+    release: (provider) => {
+      if (owner === provider) owner = undefined;
+    },
+  };
+}
+
+/** The provider whose answer a stage used, when a chain ran. */
+function answered(session: Session, stage: 'asr' | 'correction'): string | undefined {
+  return session.attempts.find((a) => a.stage === stage && a.outcome === 'answered')?.provider;
+}
+
+/** The session's estimated cost: the sum of its calls, null when one of them has no known price. */
+export function sessionCost(attempts: readonly ProviderAttempt[]): number | null | undefined {
+  if (attempts.length === 0) return undefined;
+  let sum = 0;
+  for (const a of attempts) {
+    if (a.cost === null || a.cost === undefined) return null;
+    sum += a.cost;
+  }
+  return Math.round(sum * 1e6) / 1e6;
+}
+
+/** The first instant of the current month (UTC), and its `YYYY-MM` name. */
+export function monthStart(now = new Date()): { since: string; month: string } {
+  const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  return { since: start.toISOString(), month: start.toISOString().slice(0, 7) };
 }
 
 /**
@@ -279,6 +339,31 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Notes the session's provider calls in the usage table and warns, once a month, when the
+   * month's estimated spend passes `budget.monthly`. Bookkeeping never fails a dictation.
+   */
+  #recordUsage(session: Session): void {
+    const open = this.#deps.history;
+    if (!open || session.attempts.length === 0) return;
+    try {
+      const store = open();
+      store.addUsage(session.id, session.attempts);
+      const monthly = session.config.budget.monthly;
+      if (monthly === undefined) return;
+      const { since, month } = monthStart();
+      const spend = store.spend(since);
+      if (spend.cost >= monthly && store.claim('budget-warned', month)) {
+        const unknown = spend.unknown > 0 ? ` (plus ${spend.unknown} call(s) of unknown price)` : '';
+        session.warnings.push(
+          `this month's estimated provider spend is $${spend.cost.toFixed(2)}${unknown}, past budget.monthly ($${monthly}); \`koto usage\` shows where it went (this warning comes once a month)`,
+        );
+      }
+    } catch (err) {
+      if (!(KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER')) this.#deps.log.warn(`usage: session ${session.id} not recorded: ${describe(err)}`);
+    }
+  }
+
   /** A cancel that arrives while a plugin ignores the signal still stops the session at the next stage. */
   #checkCancelled(session: Session, what: string): void {
     if (session.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what });
@@ -300,23 +385,25 @@ export class Pipeline {
   ): Promise<{ text: string; provider: ProviderRef; model: string | undefined; interimHistory: readonly string[] }> {
     const { hooks } = this.#deps;
     const config = session.config;
-    const provider = session.providers.asr;
-    if (!provider) throw kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'asr' });
-    const hook = hooks.asr.get(provider.use);
-    if (!hook?.isUsed()) {
-      throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
-    }
+    const primary = session.providers.asr;
+    if (!primary) throw kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'asr' });
+    const chain = options.fallback === false ? [primary] : this.#chain(config, primary, config.resolved.asrFallback);
     session.state = 'transcribing';
     const timeoutMs = asrTimeoutMs(config.asr.timeoutMs, audio);
-    const signal = deadline(session.signal, timeoutMs);
-    const retry = { retries: config.asr.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, 'transcription') };
-    const result = await session.time('asr', async () => {
+    const sentSeconds = audio.pcm ? audio.pcm.samples.length / audio.pcm.sampleRate : undefined;
+    const interims = interimGate();
+    const call = async (provider: ProviderRef, parent: AbortSignal): Promise<AsrResult> => {
+      const hook = hooks.asr.get(provider.use);
+      if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
+      const signal = deadline(parent, timeoutMs);
+      const retry = { retries: config.asr.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, chain.length > 1 ? `transcription by "${provider.name}"` : 'transcription') };
       try {
-        return await withRetry(() => hook.promise({
+        const result = await withRetry(() => hook.promise({
           session,
           provider,
           audio,
-          model: config.asr.model,
+          // `asr.model` belongs to the configured provider; a fallback uses its own default.
+          model: provider === primary ? config.asr.model : undefined,
           language: config.asr.language,
           prompt: config.asr.prompt,
           temperature: config.asr.temperature,
@@ -324,16 +411,118 @@ export class Pipeline {
           dictionary: config.resolved.dictionary,
           signal,
           deadline: retry.deadline,
-          onInterim: (text) => this.#interim(session, 'asr', text, options),
+          onInterim: (text) => {
+            if (interims.take(provider)) this.#interim(session, 'asr', text, options);
+          },
         }), retry);
+        if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
+        return result;
       } catch (err) {
-        throw this.#timeoutOr(err, signal, session, 'transcription', timeoutMs);
+        interims.release(provider);
+        throw this.#attemptError(err, parent, signal, session, chain.length > 1 ? `transcription by provider "${provider.name}"` : 'transcription', timeoutMs);
       }
-    });
-    if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
+    };
+    const { result, provider } = await session.time('asr', () =>
+      this.#runChain(session, 'asr', chain, config.asr.hedgeAfterMs, call, (p, r) => r?.model ?? (p === primary ? config.asr.model : undefined), sentSeconds),
+    );
     for (const warning of result.warnings ?? []) session.warnings.push(this.#deps.scrub(warning));
     const transformed = await session.time('transcript', () => hooks.transcript.promise({ session, text: result.text }));
-    return { text: transformed.text.trim(), provider, model: result.model ?? config.asr.model, interimHistory: result.interimHistory ?? [] };
+    return {
+      text: transformed.text.trim(),
+      provider,
+      model: result.model ?? (provider === primary ? config.asr.model : undefined),
+      interimHistory: result.interimHistory ?? [],
+    };
+  }
+
+  /** The primary, then its fallbacks (each once; a `--provider` override keeps the configured fallbacks). */
+  #chain(config: KotoConfig, primary: ProviderRef, fallback: readonly string[]): ProviderRef[] {
+    const chain = [primary];
+    for (const name of fallback) {
+      const ref = Object.hasOwn(config.resolved.providers, name) ? config.resolved.providers[name] : undefined;
+      if (ref && !chain.some((p) => p.name === name)) chain.push(ref);
+    }
+    return chain;
+  }
+
+  /**
+   * Runs one stage over its provider chain and notes every attempt on the session (who answered,
+   * who failed and why, who lost a hedge, what each used and cost). A failover is a warning.
+   */
+  async #runChain<T extends AsrResult | CorrectionResult>(
+    session: Session,
+    stage: 'asr' | 'correction',
+    chain: readonly ProviderRef[],
+    hedgeAfterMs: number | undefined,
+    call: (provider: ProviderRef, signal: AbortSignal) => Promise<T>,
+    modelOf: (provider: ProviderRef, result: T | undefined) => string | undefined,
+    sentSeconds: number | undefined,
+  ): Promise<{ result: T; provider: ProviderRef }> {
+    const note = (attempts: readonly ChainAttempt<T>[]) => {
+      for (const attempt of attempts) session.attempts.push(this.#attempt(session, stage, attempt, modelOf(attempt.provider, attempt.result), sentSeconds));
+    };
+    try {
+      const outcome = await runChain({ providers: chain, hedgeAfterMs, signal: session.signal, call: (provider, signal) => call(provider, signal) });
+      note(outcome.attempts);
+      const failed = outcome.attempts.filter((a) => a.outcome === 'failed');
+      if (failed.length > 0) {
+        const why = failed.map((a) => `"${a.provider.name}" failed: ${this.#deps.scrub(describe(a.error))}`).join('; ');
+        session.warnings.push(`${stage === 'asr' ? 'transcribed' : 'corrected'} by fallback provider "${outcome.provider.name}": ${why}`);
+      }
+      return { result: outcome.result, provider: outcome.provider };
+    } catch (err) {
+      if (err instanceof ChainFailure) {
+        note(err.attempts as readonly ChainAttempt<T>[]);
+        if (chain.length > 1) {
+          const why = (err.attempts as readonly ChainAttempt<T>[])
+            .filter((a) => a.outcome === 'failed')
+            .map((a) => `"${a.provider.name}": ${this.#deps.scrub(describe(a.error))}`)
+            .join('; ');
+          session.warnings.push(`every ${stage === 'asr' ? 'transcription' : 'correction'} provider failed: ${why}`);
+        }
+        throw err.error;
+      }
+      throw err;
+    }
+  }
+
+  /** One attempt as the record keeps it: scrubbed error, usage, and its estimated cost. */
+  #attempt<T extends AsrResult | CorrectionResult>(
+    session: Session,
+    stage: 'asr' | 'correction',
+    attempt: ChainAttempt<T>,
+    model: string | undefined,
+    sentSeconds: number | undefined,
+  ): ProviderAttempt {
+    const usage = attempt.result?.usage;
+    const audioSeconds = stage === 'asr' ? (sentSeconds ?? usage?.audioSeconds ?? (attempt.result as AsrResult | undefined)?.durationSec) : undefined;
+    const price = priceFor(session.config.pricing, { provider: attempt.provider.name, use: attempt.provider.use, model });
+    // A failed call is not billed; a hedge loser may be (the upload went out): its cost is what is known.
+    const cost = attempt.outcome === 'failed' ? 0 : costOf(price, usage, attempt.outcome === 'aborted' && !price?.perMinute ? undefined : audioSeconds);
+    const error = attempt.error === undefined ? undefined : KotoError.is(attempt.error) ? attempt.error : kotoError('KOTO_ERR_INTERNAL', { detail: describe(attempt.error) });
+    return {
+      stage,
+      provider: attempt.provider.name,
+      model,
+      outcome: attempt.outcome,
+      hedged: attempt.hedged,
+      ms: attempt.ms,
+      ...(error ? { error: { code: error.code, message: this.#deps.scrub(error.message) } } : {}),
+      ...(usage ? { usage } : {}),
+      ...(audioSeconds !== undefined ? { audioSeconds } : {}),
+      cost,
+    };
+  }
+
+  /**
+   * What one provider's failure was: its own deadline → KOTO_ERR_TIMEOUT naming it; the user's
+   * cancel → KOTO_ERR_ABORTED; a lost hedge → KOTO_ERR_ABORTED (never reported); else as thrown.
+   */
+  #attemptError(err: unknown, parent: AbortSignal, signal: AbortSignal, session: Session, what: string, ms: number): unknown {
+    if (session.signal.aborted) return KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED' ? err : kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
+    if (parent.aborted) return kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
+    if (signal.aborted) return kotoError('KOTO_ERR_TIMEOUT', { what, ms }, { cause: err, details: { retryable: false, stageDeadline: true } });
+    return err;
   }
 
   #onRetry(session: Session, what: string) {
@@ -358,15 +547,6 @@ export class Pipeline {
     }
   }
 
-  #timeoutOr(err: unknown, signal: AbortSignal, session: Session, what: string, ms: number): unknown {
-    if (signal.aborted && !session.signal.aborted) {
-      return kotoError('KOTO_ERR_TIMEOUT', { what, ms }, { cause: err });
-    }
-    // Cancelled: whatever the aborted request threw (a network error, often), the outcome is the cancel.
-    if (session.signal.aborted && !(KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED')) return kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
-    return err;
-  }
-
   async #correct(
     session: Session,
     raw: string,
@@ -374,33 +554,33 @@ export class Pipeline {
   ): Promise<{ text: string; fallback: boolean; provider: ProviderRef | undefined; model: string | undefined }> {
     const { hooks } = this.#deps;
     const config = session.config;
-    const provider = session.providers.correction;
-    const fallback = (why: string) => {
+    const primary = session.providers.correction;
+    const fallback = (why: string, provider = primary) => {
       const warning = `correction skipped, raw transcript delivered: ${this.#deps.scrub(why)}`;
       // Recorded, not logged: the caller (CLI, daemon) reports it once, where the user looks.
       session.warnings.push(warning);
       return { text: raw, fallback: true, provider, model: config.correction.model };
     };
-    if (!provider) return fallback('no correction provider is configured');
-    const hook = hooks.correction.get(provider.use);
-    if (!hook?.isUsed()) return fallback(`no plugin serves correction for provider "${provider.name}"`);
+    if (!primary) return fallback('no correction provider is configured');
+    // A rewrite names its own provider and prompt: the dictation's fallbacks are not its chain.
+    const chain = options.systemPrompt === undefined && options.fallback !== false ? this.#chain(config, primary, config.resolved.correctionFallback) : [primary];
     session.state = 'correcting';
     const timeoutMs = options.timeoutMs ?? config.correction.timeoutMs;
-    const signal = deadline(session.signal, timeoutMs);
-    const retry = {
-      retries: config.correction.retries,
-      signal,
-      deadline: Date.now() + timeoutMs,
-      onRetry: this.#onRetry(session, 'correction'),
-    };
-    try {
-      const result = await session.time('correction', () =>
-        withRetry(() => hook.promise({
+    const modelFor = (provider: ProviderRef) =>
+      // `correction.model` belongs to the configured correction provider; another one uses its own default.
+      options.model ?? (provider.name === config.resolved.correctionProvider ? config.correction.model : undefined);
+    const interims = interimGate();
+    const call = async (provider: ProviderRef, parent: AbortSignal): Promise<CorrectionResult> => {
+      const hook = hooks.correction.get(provider.use);
+      if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'correction', provider: provider.name, use: provider.use });
+      const signal = deadline(parent, timeoutMs);
+      const retry = { retries: config.correction.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, chain.length > 1 ? `correction by "${provider.name}"` : 'correction') };
+      try {
+        const result = await withRetry(() => hook.promise({
           session,
           provider,
           text: raw,
-          // `correction.model` belongs to the configured correction provider; another one uses its own default.
-          model: options.model ?? (provider.name === config.resolved.correctionProvider ? config.correction.model : undefined),
+          model: modelFor(provider),
           dictionary: config.resolved.dictionary,
           interimHistory: options.interimHistory ?? [],
           settings: options.temperature === undefined ? config.correction : { ...config.correction, temperature: options.temperature },
@@ -408,15 +588,27 @@ export class Pipeline {
           userPrompt: options.userPrompt ?? config.resolved.userPrompt,
           signal,
           deadline: retry.deadline,
-          onDelta: (text) => this.#interim(session, 'correction', text, options),
-        }), retry),
+          onDelta: (text) => {
+            if (interims.take(provider)) this.#interim(session, 'correction', text, options);
+          },
+        }), retry);
+        return result ?? { text: null, reason: `no plugin answered for provider "${provider.name}"` };
+      } catch (err) {
+        interims.release(provider);
+        const mapped = this.#attemptError(err, parent, signal, session, chain.length > 1 ? `the correction by provider "${provider.name}"` : 'the correction', timeoutMs);
+        throw mapped;
+      }
+    };
+    try {
+      const { result, provider } = await session.time('correction', () =>
+        this.#runChain(session, 'correction', chain, config.correction.hedgeAfterMs, call, (p, r) => r?.model ?? modelFor(p), undefined),
       );
-      const text = result?.text?.trim();
-      if (!text) return fallback(result?.reason ? `no usable correction (${result.reason})` : 'the correction was empty');
-      return { text, fallback: false, provider, model: result?.model ?? config.correction.model };
+      const text = result.text?.trim();
+      if (!text) return fallback(result.reason ? `no usable correction (${result.reason})` : 'the correction was empty', provider);
+      return { text, fallback: false, provider, model: result.model ?? modelFor(provider) };
     } catch (err) {
       if (session.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what: 'correction' }, { cause: err });
-      if (signal.aborted) return fallback(`the correction took longer than ${timeoutMs} ms`);
+      if (KotoError.is(err) && err.details.stageDeadline === true && chain.length === 1) return fallback(`the correction took longer than ${timeoutMs} ms`);
       const line = KotoError.is(err) ? err.message : describe(err);
       return fallback(line);
     }
@@ -439,6 +631,14 @@ export class Pipeline {
           ? this.#provider(config, 'correction', options.correctionProvider ?? (needs.asr ? undefined : options.provider))
           : undefined,
     };
+    // A hedge has to answer fast: its connection is opened while the user speaks, like the primary's.
+    if (options.fallback !== false) {
+      const hedges: ProviderRef[] = [];
+      const { asr, correction } = session.providers;
+      if (asr && config.asr.hedgeAfterMs !== undefined) hedges.push(...this.#chain(config, asr, config.resolved.asrFallback).slice(1, 2));
+      if (correction && config.correction.hedgeAfterMs !== undefined) hedges.push(...this.#chain(config, correction, config.resolved.correctionFallback).slice(1, 2));
+      if (hedges.length) session.providers = { ...session.providers, hedges };
+    }
     return session;
   }
 
@@ -448,9 +648,26 @@ export class Pipeline {
     const total = performance.now();
     const audio = await this.#prepareAudio(session, input);
     await this.#start(session);
-    const { text, provider, model } = await this.#asr(session, audio, options);
+    let asr: { text: string; provider: ProviderRef; model: string | undefined };
+    try {
+      asr = await this.#asr(session, audio, options);
+    } finally {
+      this.#recordUsage(session);
+    }
+    const { text, provider, model } = asr;
     session.timings.total = Math.round(performance.now() - total);
-    return { id: session.id, input: label, text, provider: provider.name, model, audioPath: audio.path, timings: { ...session.timings } };
+    return {
+      id: session.id,
+      input: label,
+      text,
+      provider: provider.name,
+      model,
+      audioPath: audio.path,
+      timings: { ...session.timings },
+      warnings: [...session.warnings],
+      attempts: [...session.attempts],
+      cost: sessionCost(session.attempts),
+    };
   }
 
   async correct(text: string, options: CorrectOptions): Promise<CorrectResult> {
@@ -464,6 +681,7 @@ export class Pipeline {
     if (!session.providers.correction && wanted) {
       session.warnings.push('correction skipped, raw text delivered: no correction provider is configured');
     }
+    this.#recordUsage(session);
     session.timings.total = Math.round(performance.now() - total);
     return {
       raw: text,
@@ -473,6 +691,8 @@ export class Pipeline {
       model: result.model,
       warnings: [...session.warnings],
       timings: { ...session.timings },
+      attempts: [...session.attempts],
+      cost: sessionCost(session.attempts),
     };
   }
 
@@ -585,13 +805,14 @@ export class Pipeline {
         await halt();
         const samples = concat(chunks);
         const data = encodeWav(samples, source.sampleRate);
-        const audio: AudioData = {
+        const full: AudioData = {
           data,
           filename: `${session.id}.wav`,
           mimeType: 'audio/wav',
           path: source.path ?? (samples.length ? await this.#save(session, data, '.wav') : undefined),
           pcm: { sampleRate: source.sampleRate, samples },
         };
+        const audio = cancelled || !config.audio.trimSilence ? full : this.#trimmed(session, full);
         if (cancelled) {
           session.controller.abort();
           return this.#end(session, audio.path ?? 'microphone', audio, total, {}, kotoError('KOTO_ERR_ABORTED', { what: 'the recording' }));
@@ -636,6 +857,25 @@ export class Pipeline {
         await finish(true).catch(() => undefined);
       },
       done: () => finished,
+    };
+  }
+
+  /**
+   * The upload without the recording's leading and trailing silence (`audio.trimSilence`); the
+   * path still names the full recording, which stays on disk for `koto retry`.
+   */
+  #trimmed(session: Session, audio: AudioData): AudioData {
+    const pcm = audio.pcm;
+    const speech = pcm ? findSpeech(pcm.samples, pcm.sampleRate) : undefined;
+    if (!pcm || !speech) return audio;
+    const samples = pcm.samples.slice(speech.start, speech.end);
+    session.timings.trimmedMs = Math.round((speech.removed / pcm.sampleRate) * 1000);
+    this.#deps.log.debug(`session ${session.id}: ${session.timings.trimmedMs} ms of silence trimmed from the upload (kept on disk)`);
+    return {
+      ...audio,
+      data: encodeWav(samples, pcm.sampleRate),
+      pcm: { sampleRate: pcm.sampleRate, samples },
+      trimmed: { start: speech.start, end: speech.end, captured: pcm.samples.length },
     };
   }
 
@@ -709,6 +949,7 @@ export class Pipeline {
     const error = failure === undefined ? undefined : KotoError.is(failure) ? failure : kotoError('KOTO_ERR_INTERNAL', { detail: describe(failure) }, { cause: failure });
     if (error) session.state = session.signal.aborted ? 'cancelled' : 'failed';
     session.timings.total = Math.round(performance.now() - total);
+    this.#recordUsage(session);
     const record: RunResult = {
       id: session.id,
       state: session.state,
@@ -716,14 +957,16 @@ export class Pipeline {
       raw: outcome.raw,
       text: outcome.text,
       fallback: outcome.fallback ?? false,
-      asrProvider: session.providers.asr?.name,
+      asrProvider: answered(session, 'asr') ?? session.providers.asr?.name,
       asrModel: outcome.asrModel,
-      correctionProvider: session.providers.correction?.name,
+      correctionProvider: answered(session, 'correction') ?? session.providers.correction?.name,
       correctionModel: outcome.correctionModel,
       audioPath: audio?.path,
       timings: { ...session.timings },
       error: error ? { code: error.code, message: this.#deps.scrub(error.message) } : undefined,
       warnings: [...session.warnings],
+      attempts: [...session.attempts],
+      cost: sessionCost(session.attempts),
     };
     this.#historyFinish(session, record);
     try {

@@ -9,6 +9,11 @@ export interface AudioData {
   readonly path: string | undefined;
   /** Raw 16-bit PCM mono samples, when the source has them (WAV, microphone). */
   readonly pcm?: { readonly sampleRate: number; readonly samples: Int16Array } | undefined;
+  /**
+   * Set when silence was cut from a live recording before upload (`audio.trimSilence`): `pcm`
+   * holds samples [start, end) of the `captured` ones (what `audioFrame` taps saw; `path` has them all).
+   */
+  readonly trimmed?: { readonly start: number; readonly end: number; readonly captured: number } | undefined;
 }
 
 /** A provider instance from `providers.<name>`, validated by the plugin named in `use`. */
@@ -40,7 +45,12 @@ export interface SessionContext {
   /** Milliseconds per stage, filled as the session runs. */
   readonly timings: Readonly<Record<string, number>>;
   /** Provider instances this session will use, so sessionStart taps can pre-warm them. */
-  readonly providers: { readonly asr?: ProviderRef | undefined; readonly correction?: ProviderRef | undefined };
+  readonly providers: {
+    readonly asr?: ProviderRef | undefined;
+    readonly correction?: ProviderRef | undefined;
+    /** Fallbacks a hedge (`hedgeAfterMs`) starts in parallel: worth pre-warming as well. */
+    readonly hedges?: readonly ProviderRef[] | undefined;
+  };
 }
 
 export interface AsrRequest {
@@ -60,6 +70,17 @@ export interface AsrRequest {
   readonly onInterim: (text: string) => void;
 }
 
+/**
+ * What one provider call used, as the provider reported it (its `usage`): the kernel records it
+ * and prices it. Absent fields are unknown, never zero.
+ */
+export interface ProviderUsage {
+  readonly inputTokens?: number | undefined;
+  readonly outputTokens?: number | undefined;
+  /** Audio length the provider billed (`usage.seconds`, `duration`). */
+  readonly audioSeconds?: number | undefined;
+}
+
 export interface AsrResult {
   readonly text: string;
   readonly model?: string | undefined;
@@ -69,6 +90,7 @@ export interface AsrResult {
   readonly interimHistory?: readonly string[] | undefined;
   /** Things the user should know (e.g. "realtime stream failed, uploaded instead"); added to the record. */
   readonly warnings?: readonly string[] | undefined;
+  readonly usage?: ProviderUsage | undefined;
 }
 
 export interface CorrectionRequest {
@@ -93,6 +115,7 @@ export interface CorrectionResult {
   readonly model?: string | undefined;
   /** Why there is no correction (`content filter`, `cut off at max tokens`), for the user's warning. */
   readonly reason?: string | undefined;
+  readonly usage?: ProviderUsage | undefined;
 }
 
 export interface TranscriptValue {
@@ -132,6 +155,31 @@ export interface SessionRecord {
   readonly timings: Readonly<Record<string, number>>;
   readonly error: { readonly code: string; readonly message: string } | undefined;
   readonly warnings: readonly string[];
+  /** Every provider call of the session in order: who answered, who failed and why, who lost a hedge. */
+  readonly attempts?: readonly ProviderAttempt[] | undefined;
+  /** Estimated cost of the session's provider calls (USD); null when a call's price is unknown. */
+  readonly cost?: number | null | undefined;
+}
+
+/** One provider call of a session (`asr.fallback`, hedging): recorded on the session and in the history. */
+export interface ProviderAttempt {
+  readonly stage: 'asr' | 'correction';
+  readonly provider: string;
+  readonly model: string | undefined;
+  /**
+   * answered: its answer was used; failed: it failed (error says why) and the next provider was
+   * asked; aborted: a faster provider answered first and this request was cancelled.
+   */
+  readonly outcome: 'answered' | 'failed' | 'aborted';
+  /** Started in parallel because the provider before it had not answered within `hedgeAfterMs`. */
+  readonly hedged: boolean;
+  readonly ms: number;
+  readonly error?: { readonly code: string; readonly message: string } | undefined;
+  readonly usage?: ProviderUsage | undefined;
+  /** Audio seconds sent (ASR). */
+  readonly audioSeconds?: number | undefined;
+  /** USD; null when unknown. */
+  readonly cost?: number | null | undefined;
 }
 
 /** Options the kernel builds its undici Agent from; plugins may adjust them in `transportOptions`. */

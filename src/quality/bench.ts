@@ -156,7 +156,8 @@ export async function benchFile(
   const modes: BenchMode[] = options.correct ? ['raw', 'corrected'] : ['raw'];
   let transcript;
   try {
-    transcript = await kernel.transcribe(item.audio, { provider });
+    // The provider under test answers, or its failure is counted: never a fallback's answer.
+    transcript = await kernel.transcribe(item.audio, { provider, fallback: false });
   } catch (err) {
     const error = errorJson(err, (t) => kernel.scrub(t));
     const metric = errorRate(item.reference, '').metric;
@@ -192,7 +193,7 @@ export async function benchFile(
   if (text) {
     let corrected;
     try {
-      corrected = await kernel.correct(text);
+      corrected = await kernel.correct(text, { fallback: false });
     } catch (err) {
       rows.push({
         type: 'file',

@@ -41,6 +41,8 @@ describe('openai-compatible with realtime: live recordings stream while the user
     expect(record.text).toBe('heard 24000 samples');
     expect(record.asrModel).toBe('gpt-4o-mini-transcribe');
     expect(uploads(h)).toHaveLength(0);
+    // The stream's usage (each completed segment's) is the session's.
+    expect(record.attempts?.[0]?.usage).toEqual({ audioSeconds: 1 });
     const connection = rt.connections[0]!;
     expect(connection.headers.authorization).toBe(`Bearer ${API_KEY}`);
     expect(connection.query.intent).toBe('transcription');
@@ -55,6 +57,19 @@ describe('openai-compatible with realtime: live recordings stream while the user
     const wav = parseWav(readFileSync(record.audioPath!));
     expect(wav.ok && wav.pcm?.samples.length).toBe(16_000);
     await expect.poll(() => connection.closed, { timeout: 30_000 }).toBe(true);
+  });
+
+  it('silence trimmed from the upload does not make the whole stream look incomplete: the streamed transcript is used', async () => {
+    h = await liveHarness(() => Int16Array.from([...new Int16Array(32_000), ...tone(1000, 1, 16_000, 0.5), ...new Int16Array(16_000)]));
+    const recording = await h.kernel.record();
+    const rt = h.realtime;
+    // 4 s captured at 16 kHz → 96,000 samples (192,000 bytes) at 24 kHz, the resampler's tail sent at stop.
+    await expect.poll(() => rt.connections[0]?.audio().length ?? 0, { timeout: 30_000 }).toBeGreaterThan(180_000);
+    const record = await recording.stop();
+    expect(record.timings.trimmedMs).toBeGreaterThan(2000);
+    expect(record.text).toBe('heard 96000 samples');
+    expect(uploads(h)).toHaveLength(0);
+    expect(warnings(h).join('\n')).not.toMatch(/uploading the recording instead/);
   });
 
   it('a socket that dies mid-session falls back to uploading the saved recording, which succeeds', async () => {

@@ -66,9 +66,11 @@ export async function transcribeCommand(ctx: CliContext, inputs: string[], flags
     }
     const r = outcome.value;
     if (!r.text) failed += 1;
+    // A daemon older than failover sends no warnings.
+    for (const warning of r.warnings ?? []) warn(`${r.input}: ${warning}`, ctx);
     if (flags.json) {
       await printLine(
-        JSON.stringify({ input: r.input, id: r.id, text: r.text, provider: r.provider, model: r.model, audioPath: r.audioPath, timings: r.timings }),
+        JSON.stringify({ input: r.input, id: r.id, text: r.text, provider: r.provider, model: r.model, audioPath: r.audioPath, timings: r.timings, cost: r.cost }),
       );
     } else {
       if (!r.text) printErr(`koto: ${r.input}: the transcription is empty`);
@@ -163,6 +165,8 @@ function runJson(input: string, record: RunResult | undefined, error: KotoError 
     audioPath: record?.audioPath,
     timings: record?.timings ?? {},
     warnings: record?.warnings ?? [],
+    attempts: record?.attempts ?? [],
+    cost: record?.cost ?? null,
     ...(error ? { error: errorJson(error, ctx) } : {}),
   };
 }

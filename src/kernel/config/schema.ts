@@ -39,6 +39,15 @@ export type TransportConfig = z.output<typeof transportSchema>;
 
 const providerRefSchema = z.string().min(1);
 
+/**
+ * Providers asked, in order, when the one before failed in a way retrying does not fix (see
+ * `failsOver` in failover.ts). Names of `providers` entries, checked when the config loads.
+ */
+const fallbackSchema = z.array(providerRefSchema).max(8).default([]);
+
+/** Start the next provider of the chain in parallel when the current one has not answered by then (ms). */
+const hedgeSchema = z.number().int().positive().optional();
+
 export const asrSchema = z.strictObject({
   provider: providerRefSchema.optional(),
   model: z.string().min(1).optional(),
@@ -50,6 +59,8 @@ export const asrSchema = z.strictObject({
   timeoutMs: z.number().int().positive().default(120000),
   /** Retries of a failed transcription when the error is retryable (429, 5xx, dropped connection). */
   retries: z.number().int().min(0).max(5).default(2),
+  fallback: fallbackSchema,
+  hedgeAfterMs: hedgeSchema,
 });
 
 export const correctionSchema = z.strictObject({
@@ -67,6 +78,8 @@ export const correctionSchema = z.strictObject({
   timeoutMs: z.number().int().positive().default(8000),
   /** Retries within `timeoutMs` when the error is retryable. */
   retries: z.number().int().min(0).max(5).default(1),
+  fallback: fallbackSchema,
+  hedgeAfterMs: hedgeSchema,
   /** Path to a file (relative to the config file); loaded into `systemPromptText`. */
   systemPrompt: z.string().optional(),
   userPrompt: z.string().optional(),
@@ -81,6 +94,29 @@ export const audioSchema = z.strictObject({
    * microphone is open only while recording. A privacy trade-off: `koto status` shows it open.
    */
   preRollMs: z.number().int().min(0).max(5000).default(0),
+  /**
+   * Cut leading and trailing silence from live recordings before they are uploaded (the full
+   * recording stays on disk). Files given to `koto transcribe` / `koto run` are never trimmed.
+   */
+  trimSilence: z.boolean().default(true),
+});
+
+/**
+ * Prices per model (USD): `input`/`output` per 1M tokens, `perMinute` per minute of audio. A key
+ * is a model (or Azure deployment) name, `provider/model`, or a provider name; it overrides
+ * the dated defaults of src/kernel/pricing.ts.
+ */
+export const priceSchema = z.strictObject({
+  input: z.number().nonnegative().optional(),
+  output: z.number().nonnegative().optional(),
+  perMinute: z.number().nonnegative().optional(),
+});
+
+export const pricingSchema = z.record(z.string().min(1), priceSchema).default({});
+
+/** Warn (once a month) when the month's estimated spend passes `monthly` (USD). */
+export const budgetSchema = z.strictObject({
+  monthly: z.number().positive().optional(),
 });
 
 /** The daemon's built-in global hotkey (a trigger plugin serves it). No `keys`: no hotkey. */
@@ -168,6 +204,8 @@ export const baseSections = {
   hotkey: hotkeySchema.prefault({}),
   feedback: feedbackSchema.prefault({}),
   rewrite: rewriteSchema.prefault({}),
+  pricing: pricingSchema,
+  budget: budgetSchema.prefault({}),
   /** Plugin options by plugin name, for plugins that are built in (listed ones can inline them). */
   pluginOptions: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
 };

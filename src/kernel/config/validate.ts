@@ -30,6 +30,9 @@ export interface ResolvedConfig {
   readonly providers: Readonly<Record<string, ProviderRef>>;
   readonly asrProvider: string | undefined;
   readonly correctionProvider: string | undefined;
+  /** `asr.fallback` / `correction.fallback`: checked provider names, in order. */
+  readonly asrFallback: readonly string[];
+  readonly correctionFallback: readonly string[];
   readonly outputs: readonly OutputSelection[];
   readonly secrets: readonly string[];
 }
@@ -152,6 +155,14 @@ export async function validateConfig(
   };
   const asrProvider = pick('asr', raw.asr.provider);
   const correctionProvider = pick('correction', raw.correction.provider, asrProvider);
+  const asrFallback = fallbackChain(source, 'asr', raw.asr.fallback, providers, plugins, env, byName);
+  const correctionFallback = fallbackChain(source, 'correction', raw.correction.fallback, providers, plugins, env, byName);
+  // A hedge starts the next provider of the chain: without one, the setting would silently do nothing.
+  for (const [section, chain] of [['asr', asrFallback], ['correction', correctionFallback]] as const) {
+    if (raw[section].hedgeAfterMs !== undefined && chain.length === 0) {
+      throw invalid(source, `${section}.hedgeAfterMs: hedging starts the next provider of ${section}.fallback, which lists none (add one, or remove hedgeAfterMs)`);
+    }
+  }
 
   // Outputs: each name must be served by a plugin, whose schema checks its options.
   const outputs: OutputSelection[] = [];
@@ -207,10 +218,56 @@ export async function validateConfig(
     providers,
     asrProvider,
     correctionProvider,
+    asrFallback,
+    correctionFallback,
     outputs,
     secrets: [...secrets],
   };
   return deepFreeze({ ...raw, transport: { ...raw.transport, ca: ca.pem }, resolved });
+}
+
+/**
+ * Checks a fallback list: each name a provider that serves the capability. A name that is not
+ * under `providers` but is a default a loaded plugin offers without settings (`offline`,
+ * `local`) is added, so `fallback: [offline]` works next to explicitly configured providers.
+ */
+function fallbackChain(
+  source: ConfigSource,
+  section: 'asr' | 'correction',
+  names: readonly string[],
+  providers: Record<string, ProviderRef>,
+  plugins: readonly KotoPlugin[],
+  env: NodeJS.ProcessEnv,
+  byName: ReadonlyMap<string, KotoPlugin>,
+): string[] {
+  const out: string[] = [];
+  for (const [index, name] of names.entries()) {
+    if (!Object.hasOwn(providers, name)) {
+      for (const plugin of plugins) {
+        let offered: Record<string, unknown> | undefined;
+        try {
+          const defaults = plugin.defaultProviders?.(env);
+          offered = defaults && Object.hasOwn(defaults, name) ? defaults[name] : undefined;
+        } catch {
+          // A plugin whose environment defaults are broken offers nothing here.
+        }
+        const checked = offered && plugin.provider?.safeParse(offered);
+        if (checked?.success) {
+          providers[name] = { name, use: plugin.name, options: checked.data as Record<string, unknown> };
+          break;
+        }
+      }
+    }
+    const ref = Object.hasOwn(providers, name) ? providers[name] : undefined;
+    if (!ref) {
+      throw invalid(source, `${section}.fallback.${index}: "${name}" is not a configured provider (known: ${Object.keys(providers).join(', ') || 'none'})`);
+    }
+    if (!byName.get(ref.use)?.capabilities?.includes(section)) {
+      throw invalid(source, `${section}.fallback.${index}: provider "${name}" (plugin ${ref.use}) does not serve ${section === 'asr' ? 'transcription' : 'correction'}`);
+    }
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
 }
 
 /** Top-level sections whose values differ (deep compare on plain data). */
