@@ -21,7 +21,11 @@ export default definePlugin({
     api.hooks.output.for('stdout').tapPromise('outputs', (req) => writeStdout(req));
     api.hooks.output.for('file').tapPromise('outputs', (req) => appendToFile(req, api.config().resolved.dir));
     api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log, restores));
-    api.hooks.output.for('paste').tapPromise('outputs', (req) => pasteText(req, api.log, restores));
-    api.hooks.output.for('type').tapPromise('outputs', (req) => typeOutput(req, api.log));
+    api.hooks.output.for('paste').tapPromise('outputs', async (req) => {
+      await pasteText(req, api.log, restores, (signal) => api.focusedWindow(signal));
+    });
+    api.hooks.output.for('type').tapPromise('outputs', async (req) => {
+      await typeOutput(req, api.log);
+    });
   },
 });
