@@ -16,6 +16,7 @@ import { rewriteRequest } from '../quality/rewrite.ts';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { prepareDaemonSocket } from './socket-guard.ts';
 import { kotoPaths } from '../kernel/paths.ts';
+import { profileNamed } from '../kernel/profiles.ts';
 
 export interface DaemonOptions extends KernelOptions {
   /** Override the control socket path (tests). */
@@ -30,7 +31,7 @@ export interface DaemonStatus {
   readonly state: 'idle' | 'recording' | 'busy';
   readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined } | undefined;
   readonly pending: number;
-  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined } | undefined;
+  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined; profile: string | undefined } | undefined;
   readonly configFile: string | undefined;
   readonly configGeneration: number;
   readonly lastConfigError: { code: string; message: string } | undefined;
@@ -311,7 +312,9 @@ export class Daemon {
         const input = await this.#inputOf(a);
         const provider = this.#provider(a.provider, 'asr');
         // A delegated run returns its text to the caller's stdout: it never types into a window.
-        return this.#enqueue(() => this.kernel.run(input, { provider, correct: a.correct, excludeOutputs: this.#allOutputs() }));
+        // A forced profile (`koto run --profile`) is checked before the audio is queued.
+        if (a.profile !== undefined) profileNamed(this.kernel.config, a.profile);
+        return this.#enqueue(() => this.kernel.run(input, { provider, correct: a.correct, profile: a.profile, excludeOutputs: this.#allOutputs() }));
       }
       case 'correct': {
         const a = checked as DaemonArgs<'correct'>;
@@ -386,7 +389,12 @@ export class Daemon {
 
   async #start(event: TriggerEvent): Promise<{ state: string; id: string; message: string }> {
     const at = event.at ?? Date.now();
+    // The window the user dictates into is the one focused now, at the trigger: the profile is
+    // chosen from it (and recorded), whatever gets the focus while they speak. Asked only when
+    // profiles are configured: the lookup is on the way to the first captured sample.
+    const window = this.kernel.config.resolved.profiles.length > 0 ? await this.kernel.focusedWindow() : undefined;
     const recording: Recording = await this.kernel.record({
+      window,
       defaultOutputs: ['paste'],
       // A recording that ends by itself (maximum length) is finished in order, like a stop.
       onMaxLength: () => {
@@ -515,7 +523,7 @@ export class Daemon {
         ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath }
         : undefined,
       pending: this.#pending,
-      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message } : undefined,
+      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, profile: last.profile } : undefined,
       configFile: diagnostics.configFile,
       configGeneration: diagnostics.configGeneration,
       lastConfigError: diagnostics.lastConfigError,

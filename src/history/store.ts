@@ -25,6 +25,8 @@ export interface HistoryEntry {
   readonly warnings: string[];
   /** Set on a retry: the session this one re-ran. */
   readonly retryOf: string | null;
+  /** The profile the session used (`profiles[].name`), null for the base config. */
+  readonly profile: string | null;
 }
 
 const SCHEMA = `
@@ -107,6 +109,7 @@ function toEntry(row: Row): HistoryEntry {
     errorMessage: (row.error_message as string | null) ?? null,
     warnings: JSON.parse(String(row.warnings ?? '[]')) as string[],
     retryOf: (row.retry_of as string | null) ?? null,
+    profile: (row.profile as string | null) ?? null,
   };
 }
 
@@ -144,21 +147,27 @@ export class HistoryStore {
     }
   }
 
+  /** Columns added after the first release, to files written by an older Koto. */
   #migrate(): void {
     const columns = (this.#db.prepare('PRAGMA table_info(sessions)').all() as Row[]).map((c) => String(c.name));
-    if (columns.includes('owner_pid')) return;
-    try {
-      this.#db.exec('ALTER TABLE sessions ADD COLUMN owner_pid INTEGER');
-    } catch (err) {
-      // Another process added it between our look and our change.
-      if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+    for (const [name, type] of [
+      ['owner_pid', 'INTEGER'],
+      ['profile', 'TEXT'],
+    ] as const) {
+      if (columns.includes(name)) continue;
+      try {
+        this.#db.exec(`ALTER TABLE sessions ADD COLUMN ${name} ${type}`);
+      } catch (err) {
+        // Another process added it between our look and our change.
+        if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+      }
     }
   }
 
-  begin(entry: { id: string; input: string; audioPath?: string | undefined; state?: SessionState; retryOf?: string | undefined }): void {
+  begin(entry: { id: string; input: string; audioPath?: string | undefined; state?: SessionState; retryOf?: string | undefined; profile?: string | undefined }): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null, process.pid);
+      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null, process.pid, entry.profile ?? null);
     live.add(entry.id);
   }
 
@@ -169,12 +178,12 @@ export class HistoryStore {
   finish(record: SessionRecord, retryOf?: string): void {
     try {
       const exists = this.#db.prepare('SELECT 1 FROM sessions WHERE id = ?').get(record.id);
-      if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf });
+      if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf, profile: record.profile });
       this.#db
         .prepare(
           `UPDATE sessions SET ended_at = ?, state = ?, raw = ?, text = ?, fallback = ?, asr_provider = ?, asr_model = ?,
            correction_provider = ?, correction_model = ?, audio_path = COALESCE(?, audio_path), timings = ?, error_code = ?,
-           error_message = ?, warnings = ? WHERE id = ?`,
+           error_message = ?, warnings = ?, profile = COALESCE(?, profile) WHERE id = ?`,
         )
         .run(
           new Date().toISOString(),
@@ -191,6 +200,7 @@ export class HistoryStore {
           record.error?.code ?? null,
           record.error?.message ?? null,
           JSON.stringify(record.warnings),
+          record.profile ?? null,
           record.id,
         );
     } finally {

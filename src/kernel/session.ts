@@ -12,7 +12,8 @@ import { withRetry } from './retry.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import type { KotoPaths } from './paths.ts';
-import type { AudioData, ProviderRef, RecordingEvent, SessionContext, SessionRecord, SessionState } from './types.ts';
+import type { AudioData, FocusedWindow, ProviderRef, RecordingEvent, SessionContext, SessionRecord, SessionState } from './types.ts';
+import { matchProfile, profileNamed, type ResolvedProfile } from './profiles.ts';
 
 /** A file path, raw bytes (stdin, an upload), or audio already prepared. */
 export type AudioInput =
@@ -73,6 +74,13 @@ export interface RunOptions extends StageOptions {
   excludeOutputs?: readonly string[] | undefined;
   /** The history id of the session this run re-runs (`koto retry`): kept on the new row. */
   retryOf?: string | undefined;
+  /** Use this profile (`profiles[].name`) whatever the window: `koto run --profile`. Unknown: KOTO_ERR_PROFILE_UNKNOWN. */
+  profile?: string | undefined;
+  /**
+   * The window focused when the dictation was asked for (the daemon asks at key-down): the first
+   * profile that matches it applies. Recorded with the session; later focus changes do not matter.
+   */
+  window?: FocusedWindow | undefined;
 }
 
 export interface RunResult extends SessionRecord {}
@@ -154,6 +162,8 @@ class Session implements SessionContext {
   state: SessionState = 'idle';
   mode: 'live' | 'file' = 'file';
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
+  profile: string | undefined;
+  window: FocusedWindow | undefined;
 
   constructor(config: KotoConfig, signal: AbortSignal | undefined) {
     this.id = sessionId();
@@ -261,7 +271,7 @@ export class Pipeline {
     const open = this.#deps.history;
     if (!open) return;
     try {
-      open().begin({ id: session.id, input: label, audioPath, state, retryOf: session.retryOf });
+      open().begin({ id: session.id, input: label, audioPath, state, retryOf: session.retryOf, profile: session.profile });
     } catch (err) {
       if (KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER') throw err;
       session.warnings.push(`the session is not in the history: ${this.#deps.scrub(describe(err))}`);
@@ -423,11 +433,17 @@ export class Pipeline {
   }
 
   #newSession(
-    options: StageOptions & { correctionProvider?: string | undefined; correct?: boolean | undefined; systemPrompt?: string | undefined },
+    options: StageOptions & Pick<RunOptions, 'correctionProvider' | 'correct' | 'profile' | 'window'> & { systemPrompt?: string | undefined },
     needs: { asr: boolean; correction: boolean },
   ): Session {
-    const config = this.#deps.config();
+    const base = this.#deps.config();
+    // A forced profile first (scripts), else the first that matches the window of the key-down.
+    const profile: ResolvedProfile | undefined =
+      options.profile !== undefined ? profileNamed(base, options.profile) : matchProfile(base.resolved.profiles, options.window);
+    const config = profile?.config ?? base;
     const session = new Session(config, options.signal);
+    session.profile = profile?.name;
+    session.window = options.window;
     session.onInterim = options.onInterim;
     // An explicit second-pass prompt (a rewrite) is asked for by name: `correction.enabled` governs
     // only the automatic correction of dictations.
@@ -724,6 +740,7 @@ export class Pipeline {
       timings: { ...session.timings },
       error: error ? { code: error.code, message: this.#deps.scrub(error.message) } : undefined,
       warnings: [...session.warnings],
+      profile: session.profile,
     };
     this.#historyFinish(session, record);
     try {
