@@ -1,4 +1,5 @@
 import { definePlugin } from 'koto-voice';
+import { pressAfter } from './after.ts';
 import { ClipboardRestores, clipboardOptions, writeClipboard } from './clipboard.ts';
 import { appendToFile, fileOptions } from './file.ts';
 import { pasteOptions, pasteText } from './paste.ts';
@@ -22,10 +23,10 @@ export default definePlugin({
     api.hooks.output.for('file').tapPromise('outputs', (req) => appendToFile(req, api.config().resolved.dir));
     api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log, restores));
     api.hooks.output.for('paste').tapPromise('outputs', async (req) => {
-      await pasteText(req, api.log, restores, (signal) => api.focusedWindow(signal));
+      if (await pasteText(req, api.log, restores, (signal) => api.focusedWindow(signal))) await pressAfter(req, api.log, 'paste');
     });
     api.hooks.output.for('type').tapPromise('outputs', async (req) => {
-      await typeOutput(req, api.log);
+      if (await typeOutput(req, api.log)) await pressAfter(req, api.log, 'type');
     });
   },
 });
