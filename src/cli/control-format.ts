@@ -38,6 +38,7 @@ export function statusLine(status: DaemonStatus): string {
     `config generation ${status.configGeneration}${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}`,
     `transport generation ${status.transportGeneration}`,
   ];
+  if (status.lastSession) parts.push(`last session ${status.lastSession.id} ${status.lastSession.state}${status.lastSession.profile ? ` (profile ${status.lastSession.profile})` : ''}`);
   // What plugins serving the daemon report (the hotkey, a microphone kept open), one summary each.
   for (const report of Object.values(status.plugins ?? {})) {
     if (typeof report.summary === 'string' && report.summary) parts.push(report.summary);

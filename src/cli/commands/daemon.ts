@@ -125,7 +125,7 @@ export async function historyCommand(_ctx: CliContext, flags: { json?: boolean; 
     const entries = store.list(limit);
     for (const e of entries) {
       if (flags.json) await printLine(JSON.stringify(e));
-      else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
+      else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.profile ? `[${e.profile}] ` : ''}${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
     }
     return 0;
   } finally {
