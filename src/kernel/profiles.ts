@@ -20,6 +20,12 @@ export interface ResolvedProfile {
   readonly config: KotoConfig;
 }
 
+/**
+ * How much of a title is searched. A title is chosen by whoever controls the window (a web page
+ * sets its browser tab's): bounding it keeps a backtracking pattern from stalling the key-down.
+ */
+export const TITLE_MATCH_LIMIT = 1024;
+
 /** Whether `window` is one the profile is for: every condition given must hold. */
 export function profileMatches(profile: ResolvedProfile, window: FocusedWindow): boolean {
   const { app, title } = profile.match;
@@ -28,7 +34,7 @@ export function profileMatches(profile: ResolvedProfile, window: FocusedWindow):
     if (!names.some((name) => app.includes(name))) return false;
   }
   // Compiled per call: a frozen RegExp cannot keep lastIndex, and this runs once per dictation.
-  return !title || new RegExp(title, 'u').test(window.title);
+  return !title || new RegExp(title, 'u').test(window.title.slice(0, TITLE_MATCH_LIMIT));
 }
 
 /** The first profile that matches the window; none for an unknown window. */

@@ -97,6 +97,9 @@ describe('matching', () => {
     expect(matchProfile(profiles, win('Thunderbird', 'Inbox'))?.name).toBe('mail');
     expect(matchProfile(profiles, win('firefox', 'Codec list'))?.name).toBeUndefined();
     expect(matchProfile(profiles, undefined)).toBeUndefined();
+    // Only the start of a title is searched (a page chooses its tab's title, any length).
+    expect(matchProfile(profiles, win('Code', `Claude Code ${'x'.repeat(5000)}`))?.name).toBe('agent');
+    expect(matchProfile(profiles, win('Code', `${'x'.repeat(5000)} Claude Code`))?.name).toBeUndefined();
   });
 
   it("each profile is a complete config: the base with the profile's sections merged in", () => {

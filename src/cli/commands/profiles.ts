@@ -1,3 +1,4 @@
+import { escapeLine } from '../../kernel/control-chars.ts';
 import { matchProfile } from '../../kernel/profiles.ts';
 import type { FocusedWindow } from '../../kernel/types.ts';
 import type { CliContext } from '../context.ts';
@@ -5,7 +6,9 @@ import { printLine } from '../io.ts';
 
 function windowLine(window: FocusedWindow): string {
   const details = [window.desktop, window.pid === undefined ? '' : `pid ${window.pid}`, window.id === undefined ? '' : `id ${window.id}`].filter(Boolean);
-  return `${window.app}${window.instance && window.instance !== window.app ? ` (${window.instance})` : ''} ${JSON.stringify(window.title)} [${details.join(', ')}]`;
+  // Names and titles are the window owner's text (a web page sets its tab's title): shown, never obeyed.
+  const instance = window.instance && window.instance !== window.app ? ` (${escapeLine(window.instance)})` : '';
+  return `${escapeLine(window.app)}${instance} ${escapeLine(JSON.stringify(window.title))} [${escapeLine(details.join(', '))}]`;
 }
 
 /**
