@@ -16,7 +16,7 @@ import { rewriteRequest } from '../quality/rewrite.ts';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { prepareDaemonSocket } from './socket-guard.ts';
 import { kotoPaths } from '../kernel/paths.ts';
-import { profileNamed } from '../kernel/profiles.ts';
+import { profileNamed, retryProfile } from '../kernel/profiles.ts';
 
 export interface DaemonOptions extends KernelOptions {
   /** Override the control socket path (tests). */
@@ -509,7 +509,8 @@ export class Daemon {
       await finished?.catch(() => undefined);
     };
     finished = this.#dictation(id, `the retry of ${id}`, cancel, () =>
-      this.kernel.run(audioPath, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'], retryOf: id, signal: controller.signal }),
+      // The dictation was for the application of its profile: the retry is too.
+      this.kernel.run(audioPath, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'], retryOf: id, signal: controller.signal, profile: retryProfile(this.kernel.config, entry.profile) }),
     );
     return finished;
   }

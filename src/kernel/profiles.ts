@@ -59,3 +59,11 @@ export function badPattern(source: string): string | undefined {
     return (err as Error).message;
   }
 }
+
+/**
+ * The profile a retry of a recorded session runs with: the one it used, if the config still has
+ * it (renamed or removed since: the base config, as for a window no profile matches).
+ */
+export function retryProfile(config: KotoConfig, recorded: string | null | undefined): string | undefined {
+  return recorded && config.resolved.profiles.some((profile) => profile.name === recorded) ? recorded : undefined;
+}

@@ -132,16 +132,29 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     expect(agent.bytes().toString()).toBe('');
   });
 
+  it('a retry of the agent dictation runs with the agent profile again', async () => {
+    const last = daemon.status().lastSession!;
+    server.reset();
+    const before = terminal.bytes().length;
+    const retried = (await daemon.command('retry', { id: last.id })) as RunResult;
+    expect(retried).toMatchObject({ state: 'done', profile: 'agent', text: 'List the files.' });
+    expect(server.requests.find((r) => r.path.endsWith('/audio/transcriptions'))!.form?.fields.model).toEqual(['whisper-agent']);
+    // Delivered like the first time: where the focus is (the plain xterm), then Enter.
+    const again = 'List the files.\r';
+    expect(await eventually(async () => terminal.bytes().subarray(before).toString(), (text) => text === again, 30_000)).toBe(again);
+  });
+
   it('the choice is visible: status, koto history (+ --json)', async () => {
     expect(daemon.status().lastSession?.profile).toBe('agent');
     expect(statusLine(daemon.status())).toContain('(profile agent)');
-    const history = await koto(['history', '-n', '2'], { env: cliEnv() });
+    const history = await koto(['history', '-n', '3'], { env: cliEnv() });
     expect(history.code).toBe(0);
     const lines = history.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/ done +\[agent\] List the files\.$/);
-    expect(lines[1]).toMatch(/ done +\[terminal\] list the files$/);
-    const json = await koto(['history', '-n', '2', '--json'], { env: cliEnv() });
-    expect(json.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { profile: string | null }).profile)).toEqual(['agent', 'terminal']);
+    expect(lines[1]).toMatch(/ done +\[agent\] List the files\.$/);
+    expect(lines[2]).toMatch(/ done +\[terminal\] list the files$/);
+    const json = await koto(['history', '-n', '3', '--json'], { env: cliEnv() });
+    expect(json.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { profile: string | null }).profile)).toEqual(['agent', 'agent', 'terminal']);
   });
 
   it('koto profiles test: the focused window and the profile that would apply now', async () => {
