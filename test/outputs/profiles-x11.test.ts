@@ -185,4 +185,23 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
       'koto: no profile is named "email" (profiles: agent, terminal). Fix: use one of those names, or add the profile under `profiles` in the config (docs/configuration.md). (KOTO_ERR_PROFILE_UNKNOWN)\n',
     );
   });
+
+  it('koto run --profile handed to the running daemon (no --config): the same profile, the same exit 2 for an unknown name', async () => {
+    server.reset();
+    const origin = new URL(server.baseUrl).origin;
+    const sentByDaemon = () => daemon.kernel.http.stats().origins[origin]?.requests ?? 0;
+    const before = sentByDaemon();
+    const run = await koto(['run', '--profile', 'terminal', '--json', path.join(home.dir, 'a.wav')], { env: cliEnv() });
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { id: string; profile: string };
+    expect(result.profile).toBe('terminal');
+    expect(daemon.history.get(result.id)?.profile).toBe('terminal');
+    expect(paths()).toEqual(['/v1/audio/transcriptions']);
+    // The daemon sent it, over its own connection.
+    expect(sentByDaemon()).toBeGreaterThan(before);
+
+    const unknown = await koto(['run', '--profile', 'email', path.join(home.dir, 'a.wav')], { env: cliEnv() });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no profile is named "email" (profiles: agent, terminal)');
+  });
 });

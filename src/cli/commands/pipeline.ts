@@ -117,8 +117,11 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
           });
       });
   let failed = 0;
+  // A usage error the daemon found (an unknown --profile) exits like the standalone check: 2.
+  let usage: number | undefined;
   const printer = new OrderedPrinter<Outcome<RunResult>>(async (outcome) => {
     const record = outcome.ok ? outcome.value : outcome.record;
+    if (!outcome.ok && outcome.error.code === 'KOTO_ERR_PROFILE_UNKNOWN') usage = outcome.error.exitCode;
     for (const warning of record?.warnings ?? []) warn(`${outcome.input}: ${warning}`, ctx);
     if (!outcome.ok) {
       failed += 1;
@@ -150,7 +153,8 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
     }
     await printer.add(index, outcome);
   });
-  return summarise(inputs.length, failed);
+  const code = summarise(inputs.length, failed);
+  return usage ?? code;
 }
 
 /** The documented `--json` shape of `koto run` (docs/cli.md). */
