@@ -414,9 +414,11 @@ export class Daemon {
     const audio = this.#lastStart.keyToAudioMs;
     this.kernel.log.info(
       `recording ${recording.id} from ${recording.device ?? 'the default device'} (${event.source}` +
-        `${audio === undefined ? '' : audio <= 0 ? `; audio from ${-audio} ms before the trigger` : `; first audio ${audio} ms after the trigger`})`,
+        `${audio === undefined ? '' : audio <= 0 ? `; audio from ${-audio} ms before the trigger` : `; first audio ${audio} ms after the trigger`}` +
+        // The application's name, not its title: titles hold mail subjects and page names.
+        `${recording.profile ? `; profile ${recording.profile} for ${window?.app}` : window ? `; no profile for ${window.app}` : ''})`,
     );
-    return { state: 'recording', id: recording.id, message: `recording (${recording.id})` };
+    return { state: 'recording', id: recording.id, message: `recording (${recording.id}${recording.profile ? `, profile ${recording.profile}` : ''})` };
   }
 
   async stopRecording(wait: boolean): Promise<unknown> {

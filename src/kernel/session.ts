@@ -116,6 +116,8 @@ export interface Recording {
   readonly preRollMs: number;
   /** When the recording's first sample was captured (ms since the epoch), if the source knows. */
   readonly firstSampleAt: number | undefined;
+  /** The profile the session uses (chosen from the window at its start), or undefined for the base config. */
+  readonly profile: string | undefined;
   stop(): Promise<RunResult>;
   /** Ends the capture now (the device is released) without finishing the session yet. */
   stopCapture(): Promise<void>;
@@ -640,6 +642,7 @@ export class Pipeline {
       device: source.device,
       preRollMs: source.preRollMs ?? 0,
       firstSampleAt: source.firstSampleAt,
+      profile: session.profile,
       stop: () => finish(false),
       stopCapture: halt,
       cancel: async () => {

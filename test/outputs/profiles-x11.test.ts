@@ -56,11 +56,13 @@ profiles:
     output: [ { use: type } ]
 `;
 
+let startMessage = '';
 const paths = () => server.requests.filter((r) => !r.path.endsWith('/models')).map((r) => r.path);
 
 /** Key-down (start), some captured audio, key-up (stop, waiting for the delivered record). */
 async function dictate(whileSpeaking?: () => Promise<void>): Promise<RunResult> {
-  await daemon.command('start', { source: 'test' });
+  // `koto start` says which profile the dictation got.
+  startMessage = ((await daemon.command('start', { source: 'test' })) as { message: string }).message;
   // Some audio captured before the key is released (the tone source yields a frame every few ms).
   await eventually(async () => daemon.status().recording?.level ?? 0, (level) => level > 0, 30_000);
   await whileSpeaking?.();
@@ -106,6 +108,7 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     terminal = await openTerminal('xterm');
     server.reset();
     const record = await dictate();
+    expect(startMessage).toMatch(/^recording \(\S+, profile terminal\)$/);
     expect(record).toMatchObject({ state: 'done', profile: 'terminal', text: 'list the files', correctionProvider: undefined, fallback: false });
     expect(paths()).toEqual(['/v1/audio/transcriptions']);
     expect(server.requests.find((r) => r.path.endsWith('/audio/transcriptions'))!.form?.fields.model).toEqual(['whisper-base']);
@@ -121,6 +124,7 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     // window focused at the start; the text goes where the focus is when it is delivered.
     const record = await dictate(() => focus(terminal));
     expect(record).toMatchObject({ state: 'done', profile: 'agent', text: 'List the files.', correctionModel: 'gpt-agent' });
+    expect(startMessage).toMatch(/^recording \(\S+, profile agent\)$/);
     expect(paths()).toEqual(['/v1/audio/transcriptions', '/v1/chat/completions']);
     const asr = server.requests.find((r) => r.path.endsWith('/audio/transcriptions'))!;
     expect(asr.form?.fields.model).toEqual(['whisper-agent']);
