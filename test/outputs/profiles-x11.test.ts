@@ -208,4 +208,21 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no profile is named "email" (profiles: agent, terminal)');
   });
+
+  it('after: a key that cannot be pressed (no xdotool on PATH) is a warning; the typed text stays, nothing else is sent', async () => {
+    await focus(agent);
+    const before = agent.bytes().length;
+    const config = path.join(home.dir, 'no-keys.yaml');
+    writeFileSync(
+      config,
+      CONFIG(server.baseUrl, server.ca).replace('profiles:\n', 'profiles:\n  - name: shell\n    match: { app: XTerm }\n    correction: { enabled: false }\n    output: [ { use: type } ]\n    after: { enter: true }\n'),
+      { mode: 0o600 },
+    );
+    // Typing goes through XTEST (no helper program); the Enter key needs xdotool, which is not on this PATH.
+    const run = await koto(['run', '--config', config, '--profile', 'shell', path.join(home.dir, 'a.wav')], { env: { ...cliEnv(), PATH: path.join(home.dir, 'no-tools') } });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('list the files\n');
+    expect(run.stderr).toContain('the text was delivered, but Enter (`after`) could not be pressed: xdotool is not installed');
+    expect(await eventually(async () => agent.bytes().subarray(before).toString(), (t) => t === 'list the files', 30_000)).toBe('list the files');
+  });
 });
