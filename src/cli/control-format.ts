@@ -33,7 +33,7 @@ export function statusLine(status: DaemonStatus): string {
     .map(([origin, s]) => `${origin} ${s.lastProtocol ?? '-'} (${s.tlsHandshakes} handshakes, ${s.requests} requests)`)
     .join('; ');
   const parts = [
-    `${status.state}${status.recording ? ` ${status.recording.id}` : ''}`,
+    `${status.state}${status.recording ? ` ${status.recording.id}${status.recording.profile ? ` (profile ${status.recording.profile})` : ''}` : ''}`,
     `pending ${status.pending}`,
     `config generation ${status.configGeneration}${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}`,
     `transport generation ${status.transportGeneration}`,

@@ -29,7 +29,7 @@ export interface DaemonOptions extends KernelOptions {
 
 export interface DaemonStatus {
   readonly state: 'idle' | 'recording' | 'busy';
-  readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined } | undefined;
+  readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined; profile: string | undefined } | undefined;
   readonly pending: number;
   readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined; profile: string | undefined } | undefined;
   readonly configFile: string | undefined;
@@ -523,7 +523,7 @@ export class Daemon {
     return {
       state: this.#recording ? 'recording' : this.#pending > 0 ? 'busy' : 'idle',
       recording: this.#recording
-        ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath }
+        ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath, profile: this.#recording.profile }
         : undefined,
       pending: this.#pending,
       lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, profile: last.profile } : undefined,

@@ -65,7 +65,11 @@ async function dictate(whileSpeaking?: () => Promise<void>): Promise<RunResult> 
   startMessage = ((await daemon.command('start', { source: 'test' })) as { message: string }).message;
   // Some audio captured before the key is released (the tone source yields a frame every few ms).
   await eventually(async () => daemon.status().recording?.level ?? 0, (level) => level > 0, 30_000);
+  // While recording, `koto status` shows the profile already chosen.
+  const recording = daemon.status().recording!;
+  expect(statusLine(daemon.status())).toContain(recording.profile ? `recording ${recording.id} (profile ${recording.profile})` : `recording ${recording.id}`);
   await whileSpeaking?.();
+  expect(daemon.status().recording?.profile).toBe(recording.profile);
   return (await daemon.command('stop', { wait: true })) as RunResult;
 }
 
