@@ -1,4 +1,5 @@
 import { definePlugin } from 'koto-voice';
+import { pressAfter } from './after.ts';
 import { ClipboardRestores, clipboardOptions, writeClipboard } from './clipboard.ts';
 import { appendToFile, fileOptions } from './file.ts';
 import { pasteOptions, pasteText } from './paste.ts';
@@ -21,7 +22,11 @@ export default definePlugin({
     api.hooks.output.for('stdout').tapPromise('outputs', (req) => writeStdout(req));
     api.hooks.output.for('file').tapPromise('outputs', (req) => appendToFile(req, api.config().resolved.dir));
     api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log, restores));
-    api.hooks.output.for('paste').tapPromise('outputs', (req) => pasteText(req, api.log, restores));
-    api.hooks.output.for('type').tapPromise('outputs', (req) => typeOutput(req, api.log));
+    api.hooks.output.for('paste').tapPromise('outputs', async (req) => {
+      if (await pasteText(req, api.log, restores, (signal) => api.focusedWindow(signal))) await pressAfter(req, api.log, 'paste');
+    });
+    api.hooks.output.for('type').tapPromise('outputs', async (req) => {
+      if (await typeOutput(req, api.log)) await pressAfter(req, api.log, 'type');
+    });
   },
 });

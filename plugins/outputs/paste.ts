@@ -1,9 +1,8 @@
 import { z } from 'zod';
-import type { Logger, OutputRequest } from 'koto-voice';
+import type { FocusedWindow, Logger, OutputRequest } from 'koto-voice';
 import { cancelled, giveUp, onClipboardOnly, wasCancelled } from './chain.ts';
 import { copyText, PREVIOUS_TIMEOUT_MS, readText, type ClipboardRestores } from './clipboard.ts';
 import { detectDesktop, DesktopError, findTool, sleep, warn, type Desktop } from './desktop.ts';
-import { focusedWindow, type FocusedWindow } from './focus.ts';
 import { defaultPasteShortcut, parseShortcut, pressShortcut, shortcutSchema } from './keyboard.ts';
 import { SHIFT_INSERT, terminalPasteShortcut, windowNames } from './terminals.ts';
 
@@ -86,23 +85,30 @@ function unknownWindow(desktop: Desktop, env: NodeJS.ProcessEnv): string {
  * The daemon's default output: clipboard (and PRIMARY), then the paste key of the focused
  * window. Paste fails → the text stays on the clipboard (a warning); the clipboard fails too →
  * a notification, and KOTO_ERR_OUTPUT with what to install. The focused window unknown → Ctrl+V
- * is pressed anyway, with a warning, and the text stays on the clipboard.
+ * is pressed anyway, with a warning, and the text stays on the clipboard. Resolves true when the
+ * paste key went to a known window (what a key pressed after it, `after`, may follow).
  */
-export async function pasteText(req: OutputRequest, log: Logger, restores: ClipboardRestores): Promise<void> {
+export async function pasteText(
+  req: OutputRequest,
+  log: Logger,
+  restores: ClipboardRestores,
+  /** The kernel's `focusedWindow` hook (api.focusedWindow): never throws, undefined when unknown. */
+  focusedWindow: (signal: AbortSignal) => Promise<FocusedWindow | undefined>,
+): Promise<boolean> {
   const options = pasteOptions.parse(req.options);
   if (req.signal.aborted) throw cancelled(req);
-  if (!req.text) return;
+  if (!req.text) return false;
   const desktop = detectDesktop();
   // Only X11 and Wayland have terminals that ignore the platform's paste key, and a PRIMARY selection.
   const aimed = desktop === 'x11' || desktop === 'wayland';
 
   const [window, previous] = await Promise.all([
-    aimed ? focusedWindow(desktop, process.env, req.signal) : undefined,
+    aimed ? focusedWindow(req.signal) : undefined,
     restores.begin(options.restoreClipboard ? () => readText(req.signal, desktop, 'clipboard', PREVIOUS_TIMEOUT_MS) : undefined),
   ]);
   if (req.signal.aborted) throw cancelled(req);
   const target = pasteTarget(window, options, desktop);
-  if (window) log.debug(`paste: the focused window is ${window.app}${window.instance ? ` (${window.instance})` : ''} (${window.via}); ${keyLabel(target.shortcut)}, as ${target.because}`);
+  if (window) log.debug(`paste: the focused window is ${window.app}${window.instance ? ` (${window.instance})` : ''} (${window.desktop}); ${keyLabel(target.shortcut)}, as ${target.because}`);
 
   // Both selections, always: Shift+Insert (xterm, rxvt, st) and a middle click paste PRIMARY.
   const [clipboard, primary] = await Promise.allSettled([
@@ -121,7 +127,7 @@ export async function pasteText(req: OutputRequest, log: Logger, restores: Clipb
     if (target.shortcut === SHIFT_INSERT) {
       // Shift+Insert would paste the old PRIMARY into the terminal.
       onClipboardOnly(req, log, 'paste', new DesktopError(`the PRIMARY selection could not be set for ${window?.app ?? 'the terminal'} (${(err as Error).message})`));
-      return;
+      return false;
     }
     log.debug(`paste: the PRIMARY selection could not be set: ${(err as Error).message}`);
   }
@@ -133,7 +139,7 @@ export async function pasteText(req: OutputRequest, log: Logger, restores: Clipb
   } catch (err) {
     if (wasCancelled(err, req)) throw cancelled(req);
     onClipboardOnly(req, log, 'paste', err);
-    return;
+    return false;
   }
   if (aimed && !window) {
     // Not restored: if the key did nothing (a terminal), the text must still be there to paste by hand.
@@ -142,7 +148,8 @@ export async function pasteText(req: OutputRequest, log: Logger, restores: Clipb
       log,
       `the paste could not be aimed: ${unknownWindow(desktop, process.env)}, so ${keyLabel(target.shortcut)} was pressed without knowing where; the text stays on the clipboard (in a terminal, paste it with Ctrl+Shift+V, or Shift+Insert in xterm and rxvt)`,
     );
-    return;
+    return false;
   }
   if (previous !== undefined) restores.schedule(previous, req.text, options.restoreDelayMs, log, desktop);
+  return true;
 }

@@ -6,7 +6,7 @@
  * Names are compared case-insensitively. Extend the list with `paste.terminals`, or set a key per
  * application with `paste.shortcuts` (docs/configuration.md).
  */
-import type { FocusedWindow } from './focus.ts';
+import type { FocusedWindow } from 'koto-voice';
 
 /**
  * Terminals whose default key bindings have no key that pastes the CLIPBOARD: Shift+Insert pastes

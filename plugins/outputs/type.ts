@@ -33,12 +33,12 @@ export const typeOptions = z.strictObject({
 /**
  * Types the text into the focused window, key by key (for applications where pasting is not
  * wanted). Typing fails → the text is put on the clipboard (a warning); that fails too →
- * a notification, and KOTO_ERR_OUTPUT with what to install.
+ * a notification, and KOTO_ERR_OUTPUT with what to install. Resolves true when the text was typed.
  */
-export async function typeOutput(req: OutputRequest, log: Logger): Promise<void> {
+export async function typeOutput(req: OutputRequest, log: Logger): Promise<boolean> {
   const options = typeOptions.parse(req.options);
   if (req.signal.aborted) throw cancelled(req);
-  if (!req.text) return;
+  if (!req.text) return false;
   const desktop = detectDesktop();
   const characters = [...req.text].length;
   const timeoutMs = options.timeoutMs ?? 5000 + characters * (options.keyDelayMs * 2 + 20);
@@ -54,7 +54,7 @@ export async function typeOutput(req: OutputRequest, log: Logger): Promise<void>
       debug: (message) => log.debug(message),
     });
     log.debug(`typed ${characters} characters with ${tool}`);
-    return;
+    return true;
   } catch (err) {
     if (wasCancelled(err, req)) throw cancelled(req);
     typing = err;
@@ -70,4 +70,5 @@ export async function typeOutput(req: OutputRequest, log: Logger): Promise<void>
     ]);
   }
   onClipboardOnly(req, log, 'typing', typing);
+  return false;
 }

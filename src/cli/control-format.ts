@@ -33,12 +33,18 @@ export function statusLine(status: DaemonStatus): string {
     .map(([origin, s]) => `${origin} ${s.lastProtocol ?? '-'} (${s.tlsHandshakes} handshakes, ${s.requests} requests)`)
     .join('; ');
   const parts = [
-    `${status.state}${status.recording ? ` ${status.recording.id}` : ''}`,
+    `${status.state}${status.recording ? ` ${status.recording.id}${status.recording.profile ? ` (profile ${status.recording.profile})` : ''}` : ''}`,
     `pending ${status.pending}`,
     `config generation ${status.configGeneration}${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}`,
     `transport generation ${status.transportGeneration}`,
   ];
   if (status.restartNeeded?.length) parts.push(`restart needed: ${status.restartNeeded.join(' and ')} changed since start (restart the daemon to apply: e.g. systemctl --user restart koto)`);
+  const last = status.lastSession;
+  // A delivery Koto could not verify (a paste aimed at no window) is said here, not only in the log.
+  if (last) {
+    const warned = last.warnings?.length ? `, warning: ${last.warnings.join(' / ')}` : '';
+    parts.push(`last session ${last.id} ${last.state}${last.profile ? ` (profile ${last.profile})` : ''}${warned}`);
+  }
   // What plugins serving the daemon report (the hotkey, a microphone kept open), one summary each.
   for (const report of Object.values(status.plugins ?? {})) {
     if (typeof report.summary === 'string' && report.summary) parts.push(report.summary);
@@ -55,9 +61,6 @@ export function statusLine(status: DaemonStatus): string {
     ].filter(Boolean);
     parts.push(`last start (${start.source})${timing.length ? `: ${timing.join(', ')}` : ''}`);
   }
-  const last = status.lastSession;
-  // A delivery Koto could not verify (a paste aimed at no window) is said here, not only in the log.
-  if (last?.warnings?.length) parts.push(`last session ${last.id} ${last.state}, warning: ${last.warnings.join(' / ')}`);
   if (origins) parts.push(origins);
   return parts.join('; ');
 }

@@ -47,7 +47,8 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .command('run')
       .description('the whole pipeline: ASR, correction, outputs; final text on stdout')
       .argument('<inputs...>', 'audio files, or - for stdin')
-      .option('--no-correct', 'skip the correction step'),
+      .option('--no-correct', 'skip the correction step')
+      .option('--profile <name>', 'use this profile (`profiles` in the config) for every input'),
   ).action(bind(async (ctx, inputs: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).runCommand(ctx, inputs, flags)));
 
   program
@@ -83,6 +84,18 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('loaded plugins and what they tap')
     .option('--json', 'print JSON')
     .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/inspect.ts')).pluginsCommand(ctx, flags)));
+
+  const profiles = program
+    .command('profiles')
+    .description('per-application profiles (`profiles` in the config), in the order they are tried')
+    .option('--json', 'print JSON')
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/profiles.ts')).profilesListCommand(ctx, flags)));
+  profiles
+    .command('test')
+    .description('the window focused now, and the profile a dictation started now would use')
+    .option('--json', 'print JSON')
+    // `--json` after `test` is taken by the parent command (its own option): read it from there too.
+    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/profiles.ts')).profilesTestCommand(ctx, { json: flags.json ?? profiles.opts<{ json?: boolean }>().json })));
 
   program
     .command('daemon')

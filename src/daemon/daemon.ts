@@ -16,6 +16,7 @@ import { rewriteRequest } from '../quality/rewrite.ts';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { prepareDaemonSocket } from './socket-guard.ts';
 import { kotoPaths } from '../kernel/paths.ts';
+import { profileNamed, retryProfile } from '../kernel/profiles.ts';
 
 export interface DaemonOptions extends KernelOptions {
   /** Override the control socket path (tests). */
@@ -28,9 +29,9 @@ export interface DaemonOptions extends KernelOptions {
 
 export interface DaemonStatus {
   readonly state: 'idle' | 'recording' | 'busy';
-  readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined } | undefined;
+  readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined; profile: string | undefined } | undefined;
   readonly pending: number;
-  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined; warnings?: readonly string[] } | undefined;
+  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined; profile: string | undefined; warnings?: readonly string[] } | undefined;
   readonly configFile: string | undefined;
   readonly configGeneration: number;
   readonly lastConfigError: { code: string; message: string } | undefined;
@@ -313,7 +314,9 @@ export class Daemon {
         const input = await this.#inputOf(a);
         const provider = this.#provider(a.provider, 'asr');
         // A delegated run returns its text to the caller's stdout: it never types into a window.
-        return this.#enqueue(() => this.kernel.run(input, { provider, correct: a.correct, excludeOutputs: this.#allOutputs() }));
+        // A forced profile (`koto run --profile`) is checked before the audio is queued.
+        if (a.profile !== undefined) profileNamed(this.kernel.config, a.profile);
+        return this.#enqueue(() => this.kernel.run(input, { provider, correct: a.correct, profile: a.profile, excludeOutputs: this.#allOutputs() }));
       }
       case 'correct': {
         const a = checked as DaemonArgs<'correct'>;
@@ -388,7 +391,12 @@ export class Daemon {
 
   async #start(event: TriggerEvent): Promise<{ state: string; id: string; message: string }> {
     const at = event.at ?? Date.now();
+    // The window the user dictates into is the one focused now, at the trigger: the profile is
+    // chosen from it (and recorded), whatever gets the focus while they speak. Asked only when
+    // profiles are configured: the lookup is on the way to the first captured sample.
+    const window = this.kernel.config.resolved.profiles.length > 0 ? await this.kernel.focusedWindow() : undefined;
     const recording: Recording = await this.kernel.record({
+      window,
       defaultOutputs: ['paste'],
       // A recording that ends by itself (maximum length) is finished in order, like a stop.
       onMaxLength: () => {
@@ -408,9 +416,11 @@ export class Daemon {
     const audio = this.#lastStart.keyToAudioMs;
     this.kernel.log.info(
       `recording ${recording.id} from ${recording.device ?? 'the default device'} (${event.source}` +
-        `${audio === undefined ? '' : audio <= 0 ? `; audio from ${-audio} ms before the trigger` : `; first audio ${audio} ms after the trigger`})`,
+        `${audio === undefined ? '' : audio <= 0 ? `; audio from ${-audio} ms before the trigger` : `; first audio ${audio} ms after the trigger`}` +
+        // The application's name, not its title: titles hold mail subjects and page names.
+        `${recording.profile ? `; profile ${recording.profile} for ${window?.app}` : window ? `; no profile for ${window.app}` : ''})`,
     );
-    return { state: 'recording', id: recording.id, message: `recording (${recording.id})` };
+    return { state: 'recording', id: recording.id, message: `recording (${recording.id}${recording.profile ? `, profile ${recording.profile}` : ''})` };
   }
 
   async stopRecording(wait: boolean): Promise<unknown> {
@@ -503,7 +513,8 @@ export class Daemon {
       await finished?.catch(() => undefined);
     };
     finished = this.#dictation(id, `the retry of ${id}`, cancel, () =>
-      this.kernel.run(audioPath, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'], retryOf: id, signal: controller.signal }),
+      // The dictation was for the application of its profile: the retry is too.
+      this.kernel.run(audioPath, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'], retryOf: id, signal: controller.signal, profile: retryProfile(this.kernel.config, entry.profile) }),
     );
     return finished;
   }
@@ -514,10 +525,10 @@ export class Daemon {
     return {
       state: this.#recording ? 'recording' : this.#pending > 0 ? 'busy' : 'idle',
       recording: this.#recording
-        ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath }
+        ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath, profile: this.#recording.profile }
         : undefined,
       pending: this.#pending,
-      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, warnings: last.warnings } : undefined,
+      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, profile: last.profile, warnings: last.warnings } : undefined,
       configFile: diagnostics.configFile,
       configGeneration: diagnostics.configGeneration,
       lastConfigError: diagnostics.lastConfigError,

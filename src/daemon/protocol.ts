@@ -81,7 +81,7 @@ export const ARGS = {
   status: none,
   reload: none,
   transcribe: z.object(audio).refine(oneSource, sourceMessage),
-  run: z.object({ ...audio, correct: optional(z.boolean()) }).refine(oneSource, sourceMessage),
+  run: z.object({ ...audio, correct: optional(z.boolean()), profile: optional(providerName) }).refine(oneSource, sourceMessage),
   correct: z.object({ text: optional(z.string()), provider: optional(providerName) }),
   retry: z.object({ id: z.string().min(1).max(200) }),
   deliver: z.object({ id: z.string().min(1).max(200) }),

@@ -30,6 +30,8 @@ export interface HistoryEntry {
   readonly attempts: ProviderAttempt[];
   /** Estimated cost (USD); null when unknown. */
   readonly cost: number | null;
+  /** The profile the session used (`profiles[].name`), null for the base config. */
+  readonly profile: string | null;
 }
 
 /** One priced provider call (`koto usage`). */
@@ -91,6 +93,7 @@ const ADDED_COLUMNS: readonly (readonly [string, string])[] = [
   ['owner_pid', 'INTEGER'],
   ['attempts', "TEXT NOT NULL DEFAULT '[]'"],
   ['cost', 'REAL'],
+  ['profile', 'TEXT'],
 ];
 
 /** States of a session that has not ended yet. */
@@ -151,6 +154,7 @@ function toEntry(row: Row): HistoryEntry {
     retryOf: (row.retry_of as string | null) ?? null,
     attempts: JSON.parse(String(row.attempts ?? '[]')) as ProviderAttempt[],
     cost: typeof row.cost === 'number' ? row.cost : null,
+    profile: (row.profile as string | null) ?? null,
   };
 }
 
@@ -188,6 +192,7 @@ export class HistoryStore {
     }
   }
 
+  /** Columns added after the first release, to files written by an older Koto. */
   #migrate(): void {
     const columns = (this.#db.prepare('PRAGMA table_info(sessions)').all() as Row[]).map((c) => String(c.name));
     for (const [name, definition] of ADDED_COLUMNS) {
@@ -201,10 +206,10 @@ export class HistoryStore {
     }
   }
 
-  begin(entry: { id: string; input: string; audioPath?: string | undefined; state?: SessionState; retryOf?: string | undefined }): void {
+  begin(entry: { id: string; input: string; audioPath?: string | undefined; state?: SessionState; retryOf?: string | undefined; profile?: string | undefined }): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null, process.pid);
+      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null, process.pid, entry.profile ?? null);
     live.add(entry.id);
   }
 
@@ -215,12 +220,12 @@ export class HistoryStore {
   finish(record: SessionRecord, retryOf?: string): void {
     try {
       const exists = this.#db.prepare('SELECT 1 FROM sessions WHERE id = ?').get(record.id);
-      if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf });
+      if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf, profile: record.profile });
       this.#db
         .prepare(
           `UPDATE sessions SET ended_at = ?, state = ?, raw = ?, text = ?, fallback = ?, asr_provider = ?, asr_model = ?,
            correction_provider = ?, correction_model = ?, audio_path = COALESCE(?, audio_path), timings = ?, error_code = ?,
-           error_message = ?, warnings = ?, attempts = ?, cost = ? WHERE id = ?`,
+           error_message = ?, warnings = ?, attempts = ?, cost = ?, profile = COALESCE(?, profile) WHERE id = ?`,
         )
         .run(
           new Date().toISOString(),
@@ -239,6 +244,7 @@ export class HistoryStore {
           JSON.stringify(record.warnings),
           JSON.stringify(record.attempts ?? []),
           record.cost ?? null,
+          record.profile ?? null,
           record.id,
         );
     } finally {

@@ -291,6 +291,11 @@ export const ERRORS = {
     fix: 'check the output\'s options; the text is still in the session result',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_PROFILE_UNKNOWN: {
+    message: 'no profile is named "{profile}" (profiles: {known})',
+    fix: 'use one of those names, or add the profile under `profiles` in the config (docs/configuration.md)',
+    exit: EXIT.USAGE,
+  },
   KOTO_ERR_OUTPUT_UNKNOWN: {
     message: 'output "{output}" is not served by any plugin (known: {known})',
     fix: 'correct `output` in the config',

@@ -23,6 +23,8 @@ import type {
   ReadyContext,
   RecordingEvent,
   DaemonHost,
+  FocusedWindow,
+  FocusedWindowRequest,
   SessionContext,
   SessionRecord,
   TranscriptValue,
@@ -93,6 +95,12 @@ export function createHooks() {
     request: new AsyncSeriesWaterfallHook<[OutgoingRequest]>(['request'], 'request'),
     /** A long-running host (the daemon) serves requests: trigger plugins (hotkeys) and warm sources start here. */
     daemon: new AsyncSeriesHook<[DaemonHost]>(['host'], 'daemon'),
+    /**
+     * Which window has the keyboard focus (profiles, per-application paste keys); the first tap
+     * that knows wins, `undefined` passes. The kernel bounds it with a deadline and turns any
+     * failure into "unknown": call it through `api.focusedWindow()`.
+     */
+    focusedWindow: new AsyncSeriesBailHook<[FocusedWindowRequest], FocusedWindow | undefined>(['request'], 'focusedWindow'),
     /** A live recording started or stopped capturing (cues, meters). Synchronous: taps must be cheap. */
     recording: new SyncHook<[RecordingEvent]>(['event'], 'recording'),
     /** A session was created and its audio is (or is being) saved: history records it here. */

@@ -14,7 +14,7 @@ import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, typ
 import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
 import { Transport, type KotoHttp, type PreparedTransport } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
-import type { ProbeResult, SessionContext } from './types.ts';
+import type { FocusedWindow, ProbeResult, SessionContext } from './types.ts';
 
 export interface KernelOptions extends ConfigInput {
   /** Extra plugins: objects made with definePlugin, npm names or paths. */
@@ -68,6 +68,8 @@ export interface KernelDiagnostics {
 const PLUGIN_TIMEOUT_MS = 10_000;
 /** Config sections read once, when the plugins load. */
 const RESTART_SECTIONS = new Set(['plugins', 'pluginOptions']);
+/** Bounds a focused-window lookup: it runs at key-down and before a paste, and unknown only costs the profile. */
+export const FOCUS_TIMEOUT_MS = 1500;
 
 /**
  * The kernel: hooks, config, the shared HTTP client and the plugins that tap them.
@@ -281,6 +283,7 @@ export class Kernel {
       registerSecret: (value: string) => this.#scrubber.add(value),
       scrub: (text: string) => this.#scrubber.text(text),
       interim: (session: SessionContext, stage: 'asr' | 'correction', text: string) => this.#pipeline?.reportInterim(session, stage, text),
+      focusedWindow: (signal?: AbortSignal) => this.focusedWindow(signal),
     });
   }
 
@@ -389,6 +392,30 @@ export class Kernel {
     return changedSections(this.#startConfig, this.#store.current).filter((section) => RESTART_SECTIONS.has(section));
   }
 
+  /**
+   * The window that has the keyboard focus, asked through the `focusedWindow` hook; undefined
+   * when no plugin knows (GNOME on Wayland, no display), past `timeoutMs`, or when a tap fails.
+   * Never throws: an unknown window means "no profile", never a failed dictation.
+   */
+  async focusedWindow(signal?: AbortSignal, timeoutMs = FOCUS_TIMEOUT_MS): Promise<FocusedWindow | undefined> {
+    if (!this.hooks.focusedWindow.isUsed() || signal?.aborted) return undefined;
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
+    const bounded = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const stopped = new Promise<undefined>((resolve) => bounded.addEventListener('abort', () => resolve(undefined), { once: true }));
+    try {
+      const asked = this.hooks.focusedWindow.promise({ env: this.#store.env, signal: bounded }).catch((err: unknown) => {
+        this.log.debug(`focusedWindow: ${describe(err)}`);
+        return undefined;
+      });
+      return validWindow(await Promise.race([asked, stopped]));
+    } finally {
+      clearTimeout(timer);
+      // Ends whatever a tap still runs (an X connection, a helper process).
+      stop.abort();
+    }
+  }
+
   /** Asks the plugin serving a provider instance whether it is reachable and its credentials work. */
   async probe(providerName: string, timeoutMs = 10_000): Promise<ProbeResult> {
     // Own keys only: `--provider constructor` must not find Object.prototype.constructor.
@@ -494,6 +521,21 @@ export class Kernel {
       this.#state = 'closed';
     }
   }
+}
+
+/** A tap's answer, if it has the shape promised (a third-party tap may return anything). */
+function validWindow(value: unknown): FocusedWindow | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const w = value as Record<string, unknown>;
+  if (typeof w.app !== 'string' || !w.app || typeof w.desktop !== 'string') return undefined;
+  return Object.freeze({
+    app: w.app,
+    instance: typeof w.instance === 'string' && w.instance ? w.instance : undefined,
+    title: typeof w.title === 'string' ? w.title : '',
+    pid: typeof w.pid === 'number' && Number.isInteger(w.pid) && w.pid > 0 ? w.pid : undefined,
+    id: typeof w.id === 'string' && w.id ? w.id : undefined,
+    desktop: w.desktop,
+  });
 }
 
 /** A config file that holds a key in plain text should be readable by its owner only. */

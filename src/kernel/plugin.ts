@@ -5,7 +5,7 @@ import type { PluginHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import type { KotoPaths } from './paths.ts';
 import type { KotoHttp } from './transport.ts';
-import type { SessionContext } from './types.ts';
+import type { FocusedWindow, SessionContext } from './types.ts';
 
 /** What a plugin declares before it runs; the kernel reads it to validate config. */
 export interface PluginDefinition<Options extends z.ZodType = z.ZodType> {
@@ -66,6 +66,11 @@ export interface PluginApi {
   interim(session: SessionContext, stage: 'asr' | 'correction', text: string): void;
   /** Replaces every registered secret in a string (for error details built from upstream text). */
   scrub(text: string): string;
+  /**
+   * The window that has the keyboard focus now, through the `focusedWindow` hook (bounded by a
+   * deadline); undefined when unknown. Never throws.
+   */
+  focusedWindow(signal?: AbortSignal): Promise<FocusedWindow | undefined>;
 }
 
 export const PLUGIN = Symbol.for('koto-voice.plugin');

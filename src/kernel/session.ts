@@ -19,6 +19,7 @@ import type {
   AsrResult,
   AudioData,
   CorrectionResult,
+  FocusedWindow,
   ProviderAttempt,
   ProviderRef,
   RecordingEvent,
@@ -26,6 +27,7 @@ import type {
   SessionRecord,
   SessionState,
 } from './types.ts';
+import { matchProfile, profileNamed, type ResolvedProfile } from './profiles.ts';
 
 /** A file path, raw bytes (stdin, an upload), or audio already prepared. */
 export type AudioInput =
@@ -95,6 +97,13 @@ export interface RunOptions extends StageOptions {
   excludeOutputs?: readonly string[] | undefined;
   /** The history id of the session this run re-runs (`koto retry`): kept on the new row. */
   retryOf?: string | undefined;
+  /** Use this profile (`profiles[].name`) whatever the window: `koto run --profile`. Unknown: KOTO_ERR_PROFILE_UNKNOWN. */
+  profile?: string | undefined;
+  /**
+   * The window focused when the dictation was asked for (the daemon asks at key-down): the first
+   * profile that matches it applies. Recorded with the session; later focus changes do not matter.
+   */
+  window?: FocusedWindow | undefined;
 }
 
 export interface RunResult extends SessionRecord {}
@@ -130,6 +139,8 @@ export interface Recording {
   readonly preRollMs: number;
   /** When the recording's first sample was captured (ms since the epoch), if the source knows. */
   readonly firstSampleAt: number | undefined;
+  /** The profile the session uses (chosen from the window at its start), or undefined for the base config. */
+  readonly profile: string | undefined;
   stop(): Promise<RunResult>;
   /** Ends the capture now (the device is released) without finishing the session yet. */
   stopCapture(): Promise<void>;
@@ -178,6 +189,8 @@ class Session implements SessionContext {
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined; hedges?: readonly ProviderRef[] | undefined } = {};
   /** Every provider call, in the order they ended (failover, hedging, usage). */
   readonly attempts: ProviderAttempt[] = [];
+  profile: string | undefined;
+  window: FocusedWindow | undefined;
 
   constructor(config: KotoConfig, signal: AbortSignal | undefined) {
     this.id = sessionId();
@@ -321,7 +334,7 @@ export class Pipeline {
     const open = this.#deps.history;
     if (!open) return;
     try {
-      open().begin({ id: session.id, input: label, audioPath, state, retryOf: session.retryOf });
+      open().begin({ id: session.id, input: label, audioPath, state, retryOf: session.retryOf, profile: session.profile });
     } catch (err) {
       if (KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER') throw err;
       session.warnings.push(`the session is not in the history: ${this.#deps.scrub(describe(err))}`);
@@ -615,11 +628,17 @@ export class Pipeline {
   }
 
   #newSession(
-    options: StageOptions & { correctionProvider?: string | undefined; correct?: boolean | undefined; systemPrompt?: string | undefined },
+    options: StageOptions & Pick<RunOptions, 'correctionProvider' | 'correct' | 'profile' | 'window'> & { systemPrompt?: string | undefined },
     needs: { asr: boolean; correction: boolean },
   ): Session {
-    const config = this.#deps.config();
+    const base = this.#deps.config();
+    // A forced profile first (scripts), else the first that matches the window of the key-down.
+    const profile: ResolvedProfile | undefined =
+      options.profile !== undefined ? profileNamed(base, options.profile) : matchProfile(base.resolved.profiles, options.window);
+    const config = profile?.config ?? base;
     const session = new Session(config, options.signal);
+    session.profile = profile?.name;
+    session.window = options.window;
     session.onInterim = options.onInterim;
     // An explicit second-pass prompt (a rewrite) is asked for by name: `correction.enabled` governs
     // only the automatic correction of dictations.
@@ -845,6 +864,7 @@ export class Pipeline {
       device: source.device,
       preRollMs: source.preRollMs ?? 0,
       firstSampleAt: source.firstSampleAt,
+      profile: session.profile,
       stop: () => finish(false),
       stopCapture: halt,
       cancel: async () => {
@@ -967,6 +987,7 @@ export class Pipeline {
       warnings: [...session.warnings],
       attempts: [...session.attempts],
       cost: sessionCost(session.attempts),
+      profile: session.profile,
     };
     this.#historyFinish(session, record);
     try {

@@ -33,6 +33,33 @@ export type SessionState =
   | 'failed'
   | 'cancelled';
 
+/**
+ * The window that has the keyboard focus, as the desktop names it (`focusedWindow` hook). What
+ * per-application behaviour keys on: profiles, the paste key of a terminal.
+ */
+export interface FocusedWindow {
+  /** X11: the class part of WM_CLASS ("XTerm"); sway/KDE: the app id (or an XWayland window's class); Hyprland: the class; macOS: the application's name. */
+  readonly app: string;
+  /** X11 (and XWayland under sway): the instance part of WM_CLASS ("xterm", settable with -name). */
+  readonly instance?: string | undefined;
+  /** The window title (may be empty). */
+  readonly title: string;
+  /** The owning process, when the desktop says. */
+  readonly pid?: number | undefined;
+  /** The desktop's own id of the window (X11: "0x1a00007"; sway: the con id; Hyprland: the address). */
+  readonly id?: string | undefined;
+  /** Who answered: `x11`, `sway`, `hyprland`, `kde`, `macos`, or a plugin's own name for its desktop. */
+  readonly desktop: string;
+}
+
+/** What a `focusedWindow` tap is asked with. */
+export interface FocusedWindowRequest {
+  /** The environment to read the desktop from (DISPLAY, WAYLAND_DISPLAY, SWAYSOCK, …): the kernel's. */
+  readonly env: Readonly<NodeJS.ProcessEnv>;
+  /** Aborted at the caller's cancel or the kernel's deadline: stop asking then. */
+  readonly signal: AbortSignal;
+}
+
 /** What every hook of one dictation sees. The config is the snapshot the session started with. */
 export interface SessionContext {
   readonly id: string;
@@ -51,6 +78,10 @@ export interface SessionContext {
     /** Fallbacks a hedge (`hedgeAfterMs`) starts in parallel: worth pre-warming as well. */
     readonly hedges?: readonly ProviderRef[] | undefined;
   };
+  /** The profile applied (its settings are already in `config`), or undefined for the base config. */
+  readonly profile?: string | undefined;
+  /** The window that had the focus when the session started (key-down), if it was asked and known. */
+  readonly window?: FocusedWindow | undefined;
 }
 
 export interface AsrRequest {
@@ -159,6 +190,8 @@ export interface SessionRecord {
   readonly attempts?: readonly ProviderAttempt[] | undefined;
   /** Estimated cost of the session's provider calls (USD); null when a call's price is unknown. */
   readonly cost?: number | null | undefined;
+  /** The profile the session used (`profiles[].name`), or undefined for the base config. */
+  readonly profile?: string | undefined;
 }
 
 /** One provider call of a session (`asr.fallback`, hedging): recorded on the session and in the history. */

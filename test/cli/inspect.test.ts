@@ -105,6 +105,7 @@ describe('koto CLI: inspection', () => {
     const builtins = readdirSync(new URL('../../plugins/', import.meta.url)).sort();
     expect(plugins.map((p) => p.name).sort()).toEqual(builtins);
     expect(plugins.find((p) => p.name === 'outputs')?.taps).toEqual(['close', 'output:clipboard', 'output:file', 'output:paste', 'output:stdout', 'output:type']);
+    expect(plugins.find((p) => p.name === 'focus')?.taps).toEqual(['focusedWindow']);
   });
 
   it('doctor says the offline default is active, and why, when there is no key', async () => {

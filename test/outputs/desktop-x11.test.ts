@@ -39,7 +39,8 @@ beforeAll(async () => {
   process.env.LANG = 'C';
   kernel = await createKernel({
     search: false,
-    builtins: ['outputs'],
+    // The focus plugin tells the paste which window it aims at (the focusedWindow hook).
+    builtins: ['outputs', 'focus'],
     env: { ...process.env, KOTO_HOME: home.dir },
     config: { output: ['paste'] },
     logLevel: 'debug',
@@ -219,7 +220,7 @@ describe('end to end through kernel.run', () => {
   async function runKernel(output: unknown[]): Promise<Kernel> {
     return createKernel({
       search: false,
-      builtins: ['outputs'],
+      builtins: ['outputs', 'focus'],
       plugins: [fakeAsr],
       env: { ...process.env, KOTO_HOME: home.dir },
       config: { providers: { fake: { use: 'fake-asr' } }, asr: { provider: 'fake' }, output },

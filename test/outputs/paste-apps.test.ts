@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernel, type Kernel, type SessionContext } from '../../src/index.ts';
-import { focusedWindow } from '../../plugins/outputs/focus.ts';
+import { detectFocusedWindow } from '../../plugins/focus/detect.ts';
 import { pasteOptions, pasteTarget } from '../../plugins/outputs/paste.ts';
 import { tempHome } from '../support/index.ts';
 import { emptyClipboard, openGtkText, openTerminal, received, startDesktop, wmClassOf, type Desktop, type Receiver } from './paste-desktop.ts';
@@ -26,6 +26,9 @@ import { copyAsUser, eventually, readClipboard, startXvfb, x, type Xvfb } from '
 
 const home = tempHome('koto-paste-apps-');
 const savedEnv = { ...process.env };
+
+/** The focus plugin's lookup, as the kernel's `focusedWindow` hook runs it. */
+const focusedWindow = (env: NodeJS.ProcessEnv = process.env, signal = AbortSignal.timeout(10_000)) => detectFocusedWindow(env, signal);
 
 const LONG = [...'Koto dictation, ünïcödé — 42. '.repeat(80)].slice(0, 2000).join('');
 const TEXTS: ReadonlyArray<readonly [string, string]> = [
@@ -63,7 +66,7 @@ async function outputs(): Promise<Outputs> {
   const logs: string[] = [];
   const kernel = await createKernel({
     search: false,
-    builtins: ['outputs'],
+    builtins: ['outputs', 'focus'],
     env: { ...process.env, KOTO_HOME: home.dir },
     config: { output: ['paste'] },
     logLevel: 'debug',
@@ -128,8 +131,13 @@ describe('with a window manager (openbox)', () => {
     });
 
     it('is identified as the focused window (class, instance, title), as xprop reads it', async () => {
-      const found = await focusedWindow('x11');
-      expect(found).toEqual({ app: app.app, instance: app.instance, title: app.title, via: 'x11' });
+      const found = await focusedWindow();
+      expect(found).toMatchObject({ app: app.app, instance: app.instance, title: app.title, id: `0x${receiver.window.toString(16)}`, desktop: 'x11' });
+      // _NET_WM_PID, as xdotool reads it (when the application sets it).
+      const pid = await x('xdotool', ['getwindowpid', String(receiver.window)]).then((out) => Number(out.trim()), () => undefined);
+      expect(found?.pid).toBe(pid);
+      // The same through the kernel's hook, which is what the paste output asks.
+      expect(await out.kernel.focusedWindow()).toEqual(found);
       expect(await wmClassOf(receiver.window)).toEqual({ app: app.app, instance: app.instance });
     });
 
@@ -201,7 +209,7 @@ describe('with a window manager (openbox)', () => {
     it('Ctrl+V is pressed, a warning says the paste could not be aimed, and the text stays on the clipboard (not restored)', async () => {
       // Every window of the tests above is closed. openbox leaves _NET_ACTIVE_WINDOW naming the
       // last one, which no longer exists: the server's input focus is asked instead.
-      expect(await focusedWindow('x11')).toBeUndefined();
+      expect(await focusedWindow()).toBeUndefined();
       await copyAsUser('what the user had copied');
       const out = await outputs();
       let warnings: string[];
@@ -234,30 +242,31 @@ describe('without a window manager', () => {
   });
 
   it('the focus follows the pointer (PointerRoot): the window under it is found', async () => {
-    expect(await focusedWindow('x11')).toBeUndefined(); // the pointer is over the bare root window
+    expect(await focusedWindow()).toBeUndefined(); // the pointer is over the bare root window
     xterm = spawn('xterm', ['-geometry', '80x24+0+0', '-T', 'no wm'], { stdio: 'ignore', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
     await x('xdotool', ['search', '--sync', '--onlyvisible', '--class', 'XTerm'], { timeout: 30_000 });
     await x('xdotool', ['mousemove', '100', '100']);
-    const found = await eventually(() => focusedWindow('x11'), (w) => w !== undefined, 30_000);
-    expect(found).toEqual({ app: 'XTerm', instance: 'xterm', title: 'no wm', via: 'x11' });
+    const found = await eventually(() => focusedWindow(), (w) => w !== undefined, 30_000);
+    expect(found).toMatchObject({ app: 'XTerm', instance: 'xterm', title: 'no wm', desktop: 'x11' });
+    expect(found?.id).toMatch(/^0x[0-9a-f]+$/);
   });
 
   it('an unreachable display or a display it cannot parse: undefined, not an error', async () => {
-    expect(await focusedWindow('x11', { DISPLAY: ':4242' })).toBeUndefined();
-    expect(await focusedWindow('x11', { DISPLAY: 'not a display' })).toBeUndefined();
-    expect(await focusedWindow('x11', {})).toBeUndefined();
+    expect(await focusedWindow({ DISPLAY: ':4242' })).toBeUndefined();
+    expect(await focusedWindow({ DISPLAY: 'not a display' })).toBeUndefined();
+    expect(await focusedWindow({})).toBeUndefined();
   });
 
   it('a cancelled session: undefined at once', async () => {
     const controller = new AbortController();
     controller.abort();
-    expect(await focusedWindow('x11', process.env, controller.signal)).toBeUndefined();
+    expect(await focusedWindow(process.env, controller.signal)).toBeUndefined();
   });
 });
 
 describe('which key (pasteTarget)', () => {
   const options = (extra: Record<string, unknown> = {}) => pasteOptions.parse(extra);
-  const window = (app: string, instance?: string) => ({ app, instance, title: '', via: 'x11' as const });
+  const window = (app: string, instance?: string) => ({ app, instance, title: '', desktop: 'x11' });
 
   it('terminals without a clipboard key get Shift+Insert; others Ctrl+Shift+V; other applications Ctrl+V', () => {
     expect(pasteTarget(window('XTerm', 'xterm'), options(), 'x11').shortcut).toBe('shift+insert');

@@ -160,7 +160,7 @@ sub on_tt_paste {
  * A terminal running `stty raw -echo; cat >> FILE`. `bracketedPaste` switches the terminal's
  * bracketed-paste mode on first (what bash 5.1+, zsh and fish do at their prompt).
  */
-export async function openTerminal(kind: 'xterm' | 'urxvt', options: { bracketedPaste?: boolean } = {}): Promise<Receiver> {
+export async function openTerminal(kind: 'xterm' | 'urxvt', options: { bracketedPaste?: boolean; title?: string } = {}): Promise<Receiver> {
   const dir = work();
   const out = path.join(dir, 'received');
   const ready = path.join(dir, 'ready');
@@ -170,13 +170,13 @@ export async function openTerminal(kind: 'xterm' | 'urxvt', options: { bracketed
   const env = { ...process.env, LC_ALL: 'C.UTF-8', KOTO_PASTE_SEEN: seen };
   let args: string[];
   if (kind === 'xterm') {
-    args = ['-T', 'koto xterm', '-e', 'sh', '-c', script];
+    args = ['-T', options.title ?? 'koto xterm', '-e', 'sh', '-c', script];
   } else {
     const lib = path.join(dir, 'perl');
     mkdirSync(lib);
     writeFileSync(path.join(lib, 'koto-paste-seen'), URXVT_PASTE_SEEN);
     // Listed before "default" (which holds confirm-paste) so it sees each paste first.
-    args = ['-title', 'koto urxvt', '-perl-lib', lib, '-perl-ext-common', 'koto-paste-seen,default', '-e', 'sh', '-c', script];
+    args = ['-title', options.title ?? 'koto urxvt', '-perl-lib', lib, '-perl-ext-common', 'koto-paste-seen,default', '-e', 'sh', '-c', script];
   }
   const started = start(kind, args, env);
   try {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernel, type Kernel, type SessionContext } from '../../src/index.ts';
-import { focusedWindow } from '../../plugins/outputs/focus.ts';
+import { detectFocusedWindow } from '../../plugins/focus/detect.ts';
 import { tempHome } from '../support/index.ts';
 import { startSway, type FootTerminal, type WaylandSession } from './type-wayland-session.ts';
 import { eventually } from './x11.ts';
@@ -31,7 +31,7 @@ beforeAll(async () => {
   process.env.SWAYSOCK = path.join(runtime, readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!);
   kernel = await createKernel({
     search: false,
-    builtins: ['outputs'],
+    builtins: ['outputs', 'focus'],
     env: { ...process.env, KOTO_HOME: home.dir },
     config: {},
     logLevel: 'debug',
@@ -58,7 +58,7 @@ describe('sway', () => {
   let foot: FootTerminal;
 
   it('with no window open, nothing is focused: undefined, and the paste warns that it could not be aimed', async () => {
-    expect(await focusedWindow('wayland')).toBeUndefined();
+    expect(await detectFocusedWindow(process.env, AbortSignal.timeout(10_000))).toBeUndefined();
     expect(await paste('into nothing')).toEqual([
       'the paste could not be aimed: sway names no focused window, so Ctrl+V was pressed without knowing where; the text stays on the clipboard (in a terminal, paste it with Ctrl+Shift+V, or Shift+Insert in xterm and rxvt)',
     ]);
@@ -66,8 +66,10 @@ describe('sway', () => {
 
   it('names the focused foot by its app id', async () => {
     foot = await session.openFoot();
-    const found = await focusedWindow('wayland');
-    expect(found).toMatchObject({ app: 'koto-foot-1', via: 'sway' });
+    const found = await detectFocusedWindow(process.env, AbortSignal.timeout(10_000));
+    expect(found).toMatchObject({ app: 'koto-foot-1', desktop: 'sway' });
+    expect(found?.pid).toBeGreaterThan(0);
+    expect(found?.id).toMatch(/^\d+$/);
     expect(typeof found?.title).toBe('string');
   });
 

@@ -4,6 +4,7 @@ import { sendCommand } from '../../daemon/client.ts';
 import type { DaemonStatus } from '../../daemon/daemon.ts';
 import { controlLine, statusLine, undeliveredText, type ControlAnswer } from '../control-format.ts';
 import { HistoryStore } from '../../history/store.ts';
+import { retryProfile } from '../../kernel/profiles.ts';
 import { kotoError } from '../../kernel/errors.ts';
 import type { LogSink } from '../../kernel/logger.ts';
 import { deleteIfOwned } from '../../kernel/owned-files.ts';
@@ -125,7 +126,7 @@ export async function historyCommand(_ctx: CliContext, flags: { json?: boolean; 
     const entries = store.list(limit);
     for (const e of entries) {
       if (flags.json) await printLine(JSON.stringify(e));
-      else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
+      else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.profile ? `[${e.profile}] ` : ''}${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
     }
     return 0;
   } finally {
@@ -148,7 +149,8 @@ export async function retryCommand(ctx: CliContext, id: string, flags: { json?: 
         throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: entry.audioPath ? ' (the file was removed)' : '' });
       }
       // The kernel writes the retry's own row (retry_of = id), failed or done.
-      record = await (await ctx.kernel()).run(entry.audioPath, { excludeOutputs: ['stdout'], retryOf: id });
+      const kernel = await ctx.kernel();
+      record = await kernel.run(entry.audioPath, { excludeOutputs: ['stdout'], retryOf: id, profile: retryProfile(kernel.config, entry.profile) });
     } finally {
       store.close();
     }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { DAEMON_PING_MS, daemonAnswers, sendCommand } from '../../daemon/client.ts';
 import { KotoError } from '../../kernel/errors.ts';
+import { profileNamed } from '../../kernel/profiles.ts';
 import { kotoPaths } from '../../kernel/paths.ts';
 import type { AudioInput, CorrectResult, RunResult, TranscribeResult } from '../../kernel/session.ts';
 import { runBatch } from '../batch.ts';
@@ -13,6 +14,7 @@ export interface PipelineFlags {
   provider?: string;
   correct?: boolean;
   concurrency?: string;
+  profile?: string;
 }
 
 function concurrencyOf(flags: PipelineFlags): number {
@@ -32,7 +34,7 @@ async function daemonSocket(ctx: CliContext): Promise<string | undefined> {
 }
 
 function delegatedArgs(input: AudioInput, flags: PipelineFlags): Record<string, unknown> {
-  const base = { provider: flags.provider, correct: flags.correct };
+  const base = { provider: flags.provider, correct: flags.correct, profile: flags.profile };
   if (typeof input === 'string') return { ...base, path: path.resolve(input) };
   if ('data' in input) return { ...base, data: Buffer.from(input.data).toString('base64'), name: 'name' in input ? input.name : '-' };
   return { ...base, path: path.resolve(input.path) };
@@ -104,18 +106,24 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
   const socket = await daemonSocket(ctx);
   const run = socket
     ? (input: AudioInput) => sendCommand(socket, 'run', delegatedArgs(input, flags), 600_000) as Promise<RunResult>
-    : await ctx.kernel().then(
-        (kernel) => (input: AudioInput) =>
+    : await ctx.kernel().then((kernel) => {
+        // An unknown name is one error before any input is read, not one per input.
+        if (flags.profile !== undefined) profileNamed(kernel.config, flags.profile);
+        return (input: AudioInput) =>
           kernel.run(input, {
             provider: flags.provider,
             correct: flags.correct,
+            profile: flags.profile,
             // The CLI prints results itself, in input order; other configured outputs still run.
             excludeOutputs: ['stdout'],
-          }),
-      );
+          });
+      });
   let failed = 0;
+  // A usage error the daemon found (an unknown --profile) exits like the standalone check: 2.
+  let usage: number | undefined;
   const printer = new OrderedPrinter<Outcome<RunResult>>(async (outcome) => {
     const record = outcome.ok ? outcome.value : outcome.record;
+    if (!outcome.ok && outcome.error.code === 'KOTO_ERR_PROFILE_UNKNOWN') usage = outcome.error.exitCode;
     for (const warning of record?.warnings ?? []) warn(`${outcome.input}: ${warning}`, ctx);
     if (!outcome.ok) {
       failed += 1;
@@ -147,7 +155,8 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
     }
     await printer.add(index, outcome);
   });
-  return summarise(inputs.length, failed);
+  const code = summarise(inputs.length, failed);
+  return usage ?? code;
 }
 
 /** The documented `--json` shape of `koto run` (docs/cli.md). */
@@ -167,6 +176,7 @@ function runJson(input: string, record: RunResult | undefined, error: KotoError 
     warnings: record?.warnings ?? [],
     attempts: record?.attempts ?? [],
     cost: record?.cost ?? null,
+    profile: record?.profile ?? null,
     ...(error ? { error: errorJson(error, ctx) } : {}),
   };
 }

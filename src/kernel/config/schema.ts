@@ -177,6 +177,43 @@ export const rewriteSchema = z.strictObject({
     .default({}),
 });
 
+/**
+ * A key pressed after the text was delivered into a window by `paste` or `type` (a coding
+ * agent's prompt: Enter sends it). Nothing by default; profiles set it per application.
+ */
+export const afterSchema = z
+  .strictObject({
+    enter: z.boolean().default(false),
+    tab: z.boolean().default(false),
+    /** Wait after a paste before the key: the application reads the clipboard when it gets to the paste key. */
+    delayMs: z.number().int().min(0).max(10_000).default(300),
+  })
+  .refine((after) => !(after.enter && after.tab), { message: 'choose one key: enter or tab' });
+
+const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * Per-application settings (`profiles`), chosen by the window focused when a dictation starts.
+ * Sections are merged over the base config (asr, correction, after: key by key; output: replaced;
+ * dictionary: terms added) and validated as a whole in validate.ts, which names the profile in
+ * every error; here they are only objects.
+ */
+export const profileSchema = z.strictObject({
+  name: z.string().regex(NAME_PATTERN, 'profile names use letters, digits, _ . -'),
+  match: z.strictObject({
+    /** Window class / app id (X11 WM_CLASS class or instance, Wayland app id), any case. */
+    app: z.union([z.string().trim().min(1), z.array(z.string().trim().min(1))]).optional(),
+    /** A regular expression (JavaScript syntax) searched in the window title; "" matches any. */
+    title: z.string().optional(),
+  }),
+  asr: z.record(z.string(), z.unknown()).optional(),
+  correction: z.record(z.string(), z.unknown()).optional(),
+  /** Terms added to the base dictionary for this profile. */
+  dictionary: z.array(z.string().trim().min(1)).optional(),
+  output: z.array(z.lazy(() => outputEntrySchema)).optional(),
+  after: z.record(z.string(), z.unknown()).optional(),
+});
+
 export const pluginEntrySchema = z.union([
   z.string().min(1),
   z.strictObject({ use: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
@@ -206,6 +243,8 @@ export const baseSections = {
   rewrite: rewriteSchema.prefault({}),
   pricing: pricingSchema,
   budget: budgetSchema.prefault({}),
+  after: afterSchema.prefault({}),
+  profiles: z.array(profileSchema).default([]),
   /** Plugin options by plugin name, for plugins that are built in (listed ones can inline them). */
   pluginOptions: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
 };

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { describe, kotoError } from '../errors.ts';
+import { describe, KotoError, kotoError } from '../errors.ts';
 import type { KotoPlugin } from '../plugin.ts';
 import type { ProviderRef } from '../types.ts';
+import { badPattern, type ResolvedProfile } from '../profiles.ts';
 import { baseConfigSchema, type RawConfig } from './schema.ts';
 import { resolveCa } from './ca.ts';
 import type { ConfigOrigin, ConfigSource } from './source.ts';
@@ -35,6 +36,8 @@ export interface ResolvedConfig {
   readonly correctionFallback: readonly string[];
   readonly outputs: readonly OutputSelection[];
   readonly secrets: readonly string[];
+  /** `profiles`, each with its complete config; first match wins (src/kernel/profiles.ts). */
+  readonly profiles: readonly ResolvedProfile[];
 }
 
 export type KotoConfig = Readonly<RawConfig> & { readonly resolved: ResolvedConfig };
@@ -207,7 +210,11 @@ export async function validateConfig(
   const secrets = new Set(source.secrets);
   for (const ref of Object.values(providers)) for (const secret of secretValuesIn(ref.options)) secrets.add(secret);
 
+  const profiles = await resolveProfiles(source, raw.profiles, plugins, env, aliases, dictionary);
+  for (const profile of profiles) for (const file of profile.config.resolved.files) if (!files.includes(file)) files.push(file);
+
   const resolved: ResolvedConfig = {
+    profiles,
     file: source.file,
     origin: source.origin,
     dir: source.dir,
@@ -266,6 +273,57 @@ function fallbackChain(
       throw invalid(source, `${section}.fallback.${index}: provider "${name}" (plugin ${ref.use}) does not serve ${section === 'asr' ? 'transcription' : 'correction'}`);
     }
     if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+/**
+ * Each profile as a complete config: its sections merged over the base as the user wrote it
+ * (asr, correction, after key by key; output replaced; dictionary terms added), then validated
+ * like any config, so a profile can never hold a setting the base would refuse. Errors name the
+ * profile.
+ */
+async function resolveProfiles(
+  source: ConfigSource,
+  entries: RawConfig['profiles'],
+  plugins: readonly KotoPlugin[],
+  env: NodeJS.ProcessEnv,
+  aliases: ReadonlyMap<string, string>,
+  baseDictionary: readonly string[],
+): Promise<ResolvedProfile[]> {
+  const out: ResolvedProfile[] = [];
+  const base = source.data as Record<string, unknown>;
+  const section = (key: string) => (base[key] && typeof base[key] === 'object' ? (base[key] as Record<string, unknown>) : {});
+  for (const [index, entry] of entries.entries()) {
+    const label = `profiles[${index}] ("${entry.name}")`;
+    if (entries.findIndex((other) => other.name === entry.name) !== index) throw invalid(source, `${label}.name: another profile has this name`);
+    const title = entry.match.title;
+    const bad = title ? badPattern(title) : undefined;
+    if (bad) throw invalid(source, `${label}.match.title: not a regular expression (${bad})`);
+    const { profiles: _profiles, ...rest } = base;
+    const data: Record<string, unknown> = { ...rest };
+    if (entry.asr) data.asr = { ...section('asr'), ...entry.asr };
+    if (entry.correction) data.correction = { ...section('correction'), ...entry.correction };
+    if (entry.after) data.after = { ...section('after'), ...entry.after };
+    if (entry.output) data.output = entry.output;
+    let config: KotoConfig;
+    try {
+      config = await validateConfig({ ...source, data }, plugins, env, aliases);
+    } catch (err) {
+      if (!KotoError.is(err)) throw err;
+      // The same code and fix, the message saying which profile: "<file>: profiles[1] ("mail"): correction.userPrompt …".
+      const file = `${source.file ?? '<config>'}: `;
+      const message = err.message.startsWith(file) ? `${file}${label}: ${err.message.slice(file.length)}` : `${label}: ${err.message}`;
+      throw new KotoError(err.code, { message, fix: err.fix, cause: err });
+    }
+    const dictionary = [...baseDictionary];
+    for (const term of entry.dictionary ?? []) if (!dictionary.includes(term)) dictionary.push(term);
+    const apps = entry.match.app === undefined ? [] : Array.isArray(entry.match.app) ? entry.match.app : [entry.match.app];
+    out.push({
+      name: entry.name,
+      match: { app: apps.map((app) => app.toLowerCase()), title: title || undefined },
+      config: { ...config, resolved: { ...config.resolved, dictionary } },
+    });
   }
   return out;
 }

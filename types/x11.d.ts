@@ -1,7 +1,9 @@
 /**
- * The part of the `x11` package (sidorares/node-x11, plain JS, no typings of its own) that the
- * X11 hotkey backend and its tests use. Callbacks of requests may return `true` to say they
- * handled an error; otherwise the client also emits it as an 'error' event.
+ * The part of the `x11` package (sidorares/node-x11, plain JS, no typings of its own) that Koto
+ * uses: the X11 hotkey backend (plugins/hotkey/x11.ts), the XTEST typer (plugins/outputs/x11-typer.ts),
+ * focused-window detection (plugins/focus/x11.ts) and their tests. One declaration for all of
+ * them, so two plugins never describe the same request differently. Callbacks of requests may
+ * return `true` to say they handled an error; otherwise the client also emits it as an 'error' event.
  */
 declare module 'x11' {
   import type { EventEmitter } from 'node:events';
@@ -27,6 +29,17 @@ declare module 'x11' {
     time?: number;
     /** KeyPress/KeyRelease: the modifier/button state before the event. */
     buttons?: number;
+    /** ClientMessage: the message type atom and the data (5 numbers in format 32). */
+    message_type?: number;
+    data?: number[];
+  }
+
+  export interface XProperty {
+    /** The property's type atom; 0 (None) when the window has no such property. */
+    type: number;
+    format: number;
+    bytesAfter: number;
+    data: Buffer;
   }
 
   export type XCallback<T> = (err: XError | Error | null | undefined, value: T) => unknown;
@@ -42,13 +55,33 @@ declare module 'x11' {
     max_keycode: number;
   }
 
+  export interface XkbState {
+    mods: number;
+    baseMods: number;
+    latchedMods: number;
+    lockedMods: number;
+    group: number;
+    lockedGroup: number;
+  }
+
   /** What an extension module hands back from `require` (the XKB one, here). */
   export interface XkbExtension {
     majorOpcode: number;
     /** The code XKB events arrive with; their `xkbType` says which XKB event it is. */
     firstEvent: number;
     SelectEvents(deviceSpec: number, affectWhich: number, clear: number, selectAll: number, affectMap: number, map: number): void;
-    GetState(deviceSpec: number, cb: XCallback<{ mods: number; lockedMods: number }>): void;
+    GetState(deviceSpec: number, cb: XCallback<XkbState>): void;
+    LatchLockState(
+      deviceSpec: number,
+      affectModLocks: number,
+      modLocks: number,
+      lockGroup: boolean,
+      groupLock: number,
+      affectModLatches: number,
+      modLatches: number,
+      latchGroup: boolean,
+      groupLatch: number,
+    ): void;
   }
 
   export interface XTestExtension {
@@ -64,6 +97,19 @@ declare module 'x11' {
     seq_num: number;
     replies: Record<number, [((buf: Buffer, detail: number) => unknown) | undefined, (err: XError | null, value?: unknown) => unknown]>;
     pack_stream: { put(buf: Buffer): void; submit(expectsReply?: boolean): boolean };
+    /** InternAtom's cache (name → atom); the package shares one object between all clients. */
+    atoms: Record<string, number>;
+
+    InternAtom(onlyIfExists: boolean, name: string, cb: XCallback<number>): void;
+    GetProperty(deleteProperty: number, window: number, property: number, type: number, longOffset: number, longLength: number, cb: XCallback<XProperty>): void;
+    GetInputFocus(cb: XCallback<{ focus: number; revertTo: number }>): void;
+    QueryTree(window: number, cb: XCallback<{ root: number; parent: number; children: number[] }>): void;
+    QueryPointer(window: number, cb: XCallback<{ root: number; child: number }>): void;
+    /** The 32-byte bit vector of the keys that are down (bit k of byte k>>3: keycode k). */
+    QueryKeymap(cb: XCallback<Buffer>): void;
+    ChangeWindowAttributes(window: number, values: { eventMask?: number }, cb?: (err: XError | null) => unknown): void;
+    /** eventMask 0 delivers to the window's owner (WM_PROTOCOLS messages). */
+    SendClientMessage(destination: number, window: number, messageType: number, format: 32, data: number[], eventMask: number, cb?: (err: XError | null) => unknown): void;
 
     GetKeyboardMapping(firstKeycode: number, count: number, cb: XCallback<number[][]>): void;
     GetModifierMapping(cb: XCallback<number[][]>): void;

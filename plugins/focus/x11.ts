@@ -1,74 +1,10 @@
 /**
- * Which application has the keyboard focus: what a paste is aimed at (a terminal needs another
- * key than Ctrl+V), and what per-application settings can key on.
- *
- *   X11       the window manager's _NET_ACTIVE_WINDOW on the root window (else the core input
- *             focus), its WM_CLASS and title: the X protocol itself, through the pure-JS `x11`
- *             package (no xdotool, no xprop), loaded on first use
- *   sway      `swaymsg -t get_tree`: the focused node's app_id (Wayland) or X11 class (XWayland)
- *   Hyprland  `hyprctl activewindow -j`
- *
- * Other Wayland compositors (GNOME, KDE) give clients no way to ask. Every failure — no answer
- * within the deadline, a tool missing, a window gone meanwhile — is "unknown" (undefined), never
- * an error: the caller decides what an unknown target means.
+ * X11: the window manager's _NET_ACTIVE_WINDOW on the root window (else the core input focus),
+ * its WM_CLASS, title (_NET_WM_NAME, else WM_NAME) and _NET_WM_PID: the X protocol itself,
+ * through the pure-JS `x11` package (no xdotool, no xprop), loaded on first use.
  */
+import type { FocusedWindow } from 'koto-voice';
 import type { XClient, XDisplay, XError, XProperty } from 'x11';
-import { findTool, runTool, type Desktop } from './desktop.ts';
-
-export interface FocusedWindow {
-  /** X11: the class part of WM_CLASS ("XTerm"); sway: the app id, or the X11 class of an XWayland window; Hyprland: the class. */
-  readonly app: string;
-  /** X11: the instance part of WM_CLASS ("xterm", settable with -name); sway: an XWayland window's instance. */
-  readonly instance?: string | undefined;
-  /** The window title (may be empty). */
-  readonly title: string;
-  readonly via: 'x11' | 'sway' | 'hyprland';
-}
-
-/** Bounds the whole lookup: it runs before every paste, and an unknown target only costs a warning. */
-export const FOCUS_TIMEOUT_MS = 1500;
-
-/**
- * The focused window, or undefined when it cannot be known (no window focused, no way to ask on
- * this desktop, or no answer within `timeoutMs`). Never throws.
- */
-export async function focusedWindow(
-  desktop: Desktop,
-  env: NodeJS.ProcessEnv = process.env,
-  signal?: AbortSignal,
-  timeoutMs: number = FOCUS_TIMEOUT_MS,
-): Promise<FocusedWindow | undefined> {
-  if (signal?.aborted) return undefined;
-  const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), timeoutMs);
-  const onAbort = () => stop.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const stopped = new Promise<undefined>((resolve) => stop.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
-  try {
-    const asked = lookup(desktop, env, stop.signal).catch(() => undefined);
-    return await Promise.race([asked, stopped]);
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-    // Ends whatever is still running (an X connection, a helper process).
-    stop.abort();
-  }
-}
-
-function lookup(desktop: Desktop, env: NodeJS.ProcessEnv, stop: AbortSignal): Promise<FocusedWindow | undefined> {
-  if (desktop === 'x11') {
-    const display = env.DISPLAY?.trim();
-    return display ? viaX11(display, stop) : Promise.resolve(undefined);
-  }
-  if (desktop === 'wayland') {
-    if (env.SWAYSOCK) return viaSway(env, stop);
-    if (env.HYPRLAND_INSTANCE_SIGNATURE) return viaHyprland(env, stop);
-  }
-  return Promise.resolve(undefined);
-}
-
-// ---------------------------------------------------------------------------------------------
-// X11
 
 const ANY_PROPERTY_TYPE = 0;
 const POINTER_ROOT = 1;
@@ -91,7 +27,7 @@ function ask<T>(send: (cb: (err: XError | Error | null | undefined, value: T) =>
 }
 
 async function connectX11(display: string, stop: AbortSignal): Promise<{ client: XClient; info: XDisplay }> {
-  // Loaded here, not at the top: only a paste on X11 needs it.
+  // Loaded here, not at the top: only a lookup on X11 needs it.
   const { createClient } = await import('x11');
   return new Promise((resolve, reject) => {
     let client: XClient | undefined;
@@ -131,7 +67,7 @@ function ownAtoms(shared: Readonly<Record<string, number>>): Record<string, numb
   return Object.fromEntries(Object.entries(shared).filter(([, atom]) => atom > 0 && atom <= LAST_PREDEFINED_ATOM));
 }
 
-async function viaX11(display: string, stop: AbortSignal): Promise<FocusedWindow | undefined> {
+export async function viaX11(display: string, stop: AbortSignal): Promise<FocusedWindow | undefined> {
   const { client, info } = await connectX11(display, stop);
   // Only queries were sent: nothing to flush before the socket goes.
   stop.addEventListener('abort', () => client.stream?.destroy(), { once: true });
@@ -143,7 +79,8 @@ async function viaX11(display: string, stop: AbortSignal): Promise<FocusedWindow
     // A window manager that died leaves a stale _NET_ACTIVE_WINDOW behind: then ask the server.
     const found = (active && (await clientWindow(client, root, active).catch(() => undefined))) || (await focusedByServer(client, root));
     if (!found) return undefined;
-    return { app: found.wmClass.app, instance: found.wmClass.instance, title: await windowTitle(client, found.window), via: 'x11' };
+    const [title, pid] = await Promise.all([windowTitle(client, found.window), windowPid(client, found.window)]);
+    return { app: found.wmClass.app, instance: found.wmClass.instance, title, pid, id: `0x${found.window.toString(16)}`, desktop: 'x11' };
   } finally {
     client.stream?.destroy();
   }
@@ -239,45 +176,16 @@ async function windowTitle(client: XClient, window: number): Promise<string> {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Wayland compositors that answer
-
-interface SwayNode {
-  focused?: boolean;
-  name?: string | null;
-  app_id?: string | null;
-  window_properties?: { class?: string; instance?: string; title?: string };
-  nodes?: SwayNode[];
-  floating_nodes?: SwayNode[];
-}
-
-function focusedNode(node: SwayNode, depth = 0): SwayNode | undefined {
-  if (node.focused) return node;
-  if (depth > 64) return undefined;
-  for (const child of [...(node.nodes ?? []), ...(node.floating_nodes ?? [])]) {
-    const found = focusedNode(child, depth + 1);
-    if (found) return found;
+/** _NET_WM_PID, which EWMH clients set (xterm, GTK, Qt); undefined when absent. */
+async function windowPid(client: XClient, window: number): Promise<number | undefined> {
+  try {
+    const atom = await ask<number>((cb) => client.InternAtom(true, '_NET_WM_PID', cb));
+    if (!atom) return undefined;
+    const property = await getProperty(client, window, atom, 1);
+    if (property.type === 0 || property.format !== 32 || property.data.length < 4) return undefined;
+    const pid = property.data.readUInt32LE(0);
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
-  return undefined;
-}
-
-async function viaSway(env: NodeJS.ProcessEnv, stop: AbortSignal): Promise<FocusedWindow | undefined> {
-  const swaymsg = findTool('swaymsg', env);
-  if (!swaymsg) return undefined;
-  const { stdout } = await runTool(swaymsg, ['-r', '-t', 'get_tree'], { signal: stop, timeoutMs: FOCUS_TIMEOUT_MS, env });
-  const node = focusedNode(JSON.parse(stdout) as SwayNode);
-  // A focused workspace or output (nothing focused in it) has neither an app id nor X11 properties.
-  const app = node?.app_id || node?.window_properties?.class;
-  if (!node || !app) return undefined;
-  return { app, instance: node.window_properties?.instance, title: node.name ?? node.window_properties?.title ?? '', via: 'sway' };
-}
-
-async function viaHyprland(env: NodeJS.ProcessEnv, stop: AbortSignal): Promise<FocusedWindow | undefined> {
-  const hyprctl = findTool('hyprctl', env);
-  if (!hyprctl) return undefined;
-  const { stdout } = await runTool(hyprctl, ['activewindow', '-j'], { signal: stop, timeoutMs: FOCUS_TIMEOUT_MS, env });
-  const window = JSON.parse(stdout) as { class?: string; initialClass?: string; title?: string };
-  const app = window.class || window.initialClass;
-  if (!app) return undefined;
-  return { app, instance: window.initialClass && window.initialClass !== app ? window.initialClass : undefined, title: window.title ?? '', via: 'hyprland' };
 }
