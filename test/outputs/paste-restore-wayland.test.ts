@@ -96,7 +96,7 @@ describe('restore on Wayland', () => {
     const daemon = await Daemon.start({
       configPath: config('daemon', ['audio: { source: tone }']),
       env: { ...process.env, ...env },
-      builtins: ['openai-compatible', 'outputs'],
+      builtins: ['openai-compatible', 'outputs', 'focus'],
       plugins: [toneSource],
       logLevel: 'silent',
       watch: false,

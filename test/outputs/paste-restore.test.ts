@@ -113,7 +113,7 @@ describe('the daemon, paste with restoreClipboard (the default)', () => {
     daemon = await Daemon.start({
       configPath: file,
       env: { ...process.env, ...env },
-      builtins: ['openai-compatible', 'outputs'],
+      builtins: ['openai-compatible', 'outputs', 'focus'],
       plugins: [toneSource],
       logLevel: 'silent',
       watch: false,

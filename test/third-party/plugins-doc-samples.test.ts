@@ -35,6 +35,8 @@ function prelude(code: string): string {
     // The audio-source sample's device layer (whatever library the author wraps).
     'declare function openDevice(device: string | undefined, options: { signal: AbortSignal }): Promise<{ frames(): AsyncIterable<AudioFrame>; deviceName: string; wavPath: string; stop(): Promise<void> }>;',
     'declare function listDevices(): Promise<AudioDevice[]>;',
+    // The focusedWindow sample's compositor client.
+    'declare function askNiri(env: unknown, signal: AbortSignal): Promise<{ app_id: string; title: string; pid: number; id: number } | undefined>;',
     // Keep the prelude's names used whatever the sample uses.
     `export type _Prelude = [${['typeof api', 'typeof request', 'typeof key', 'typeof fix', ...names.filter((n) => n !== 'KotoError').map((n) => `typeof ${n}`)].join(', ')}];`,
     '',
