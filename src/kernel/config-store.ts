@@ -74,6 +74,15 @@ export class ConfigStore {
     return this.#lastError;
   }
 
+  /**
+   * Validates candidate data as if it were the current file's new content (the control panel
+   * checks an edit before writing it): same plugins, schemas, interpolation and referenced files.
+   */
+  async check(data: Record<string, unknown>): Promise<KotoConfig> {
+    const { file, dir, origin } = this.current.resolved;
+    return validateConfig(fromData(data, file, dir, this.env, origin), this.#plugins, this.env, this.#aliases);
+  }
+
   /** Re-reads and validates; on success swaps and reports which sections changed. */
   async reload(): Promise<ReloadOutcome & { previous?: KotoConfig; next?: KotoConfig }> {
     const previous = this.current;

@@ -151,7 +151,9 @@ class Session implements SessionContext {
   /** The caller's interim listener, for text that arrives while recording (realtime streaming). */
   onInterim: StageOptions['onInterim'];
   frameTapFailed = false;
-  state: SessionState = 'idle';
+  #state: SessionState = 'idle';
+  /** Told of every change of state (the kernel's `sessionState` hook). */
+  onState: ((state: SessionState) => void) | undefined;
   mode: 'live' | 'file' = 'file';
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined } = {};
 
@@ -159,6 +161,16 @@ class Session implements SessionContext {
     this.id = sessionId();
     this.config = config;
     this.signal = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  set state(next: SessionState) {
+    if (next === this.#state) return;
+    this.#state = next;
+    this.onState?.(next);
   }
 
   async time<T>(stage: string, fn: () => Promise<T>): Promise<T> {
@@ -393,6 +405,7 @@ export class Pipeline {
       deadline: Date.now() + timeoutMs,
       onRetry: this.#onRetry(session, 'correction'),
     };
+    const started = performance.now();
     try {
       const result = await session.time('correction', () =>
         withRetry(() => hook.promise({
@@ -408,7 +421,11 @@ export class Pipeline {
           userPrompt: options.userPrompt ?? config.resolved.userPrompt,
           signal,
           deadline: retry.deadline,
-          onDelta: (text) => this.#interim(session, 'correction', text, options),
+          onDelta: (text) => {
+            // Time to first token: with streaming, when the user starts seeing the correction.
+            session.timings.correctionFirstToken ??= Math.round(performance.now() - started);
+            this.#interim(session, 'correction', text, options);
+          },
         }), retry),
       );
       const text = result?.text?.trim();
@@ -429,6 +446,14 @@ export class Pipeline {
     const config = this.#deps.config();
     const session = new Session(config, options.signal);
     session.onInterim = options.onInterim;
+    session.onState = (state) => {
+      // A live view's failure must never fail the dictation it watches.
+      try {
+        this.#deps.hooks.sessionState.call(session, state);
+      } catch (err) {
+        this.#deps.log.warn(`sessionState: ${describe(err)}`);
+      }
+    };
     // An explicit second-pass prompt (a rewrite) is asked for by name: `correction.enabled` governs
     // only the automatic correction of dictations.
     const explicit = options.systemPrompt !== undefined;

@@ -1,0 +1,244 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Daemon } from '../../src/daemon/daemon.ts';
+import { toneSource } from '../daemon/nothing-lost-support.ts';
+import { startOpenAIServer, tempHome } from '../support/index.ts';
+import { CANARY, call, configText, login, request, startPanel, type Panel } from './support.ts';
+
+let panel: Panel;
+
+beforeEach(async () => {
+  panel = await startPanel();
+});
+afterEach(async () => {
+  await panel.close();
+});
+
+async function dictate(): Promise<{ id: string; text: string }> {
+  await panel.daemon.command('start', { source: 'cli' });
+  await new Promise((r) => setTimeout(r, 150));
+  return (await panel.daemon.command('stop', { wait: true })) as { id: string; text: string };
+}
+
+describe('control panel: who may talk to it', () => {
+  it('without the cookie every page and API answers 401; the login link sets an HttpOnly SameSite=Strict cookie and drops the token', async () => {
+    for (const p of ['/', '/app.js', '/api/status', '/api/history', '/api/settings', '/api/events', '/vendor/preact.mjs']) {
+      expect((await request(panel.port, p)).status, p).toBe(401);
+    }
+    expect((await request(panel.port, '/login?token=guess')).status).toBe(401);
+    const { url } = (await panel.daemon.command('ui', {})) as { url: string };
+    expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${panel.port}/login\\?token=[\\w-]{32}$`));
+    const u = new URL(url);
+    const reply = await request(panel.port, `${u.pathname}${u.search}`);
+    expect(reply.status).toBe(303);
+    expect(reply.headers.location).toBe('/');
+    const cookie = String(reply.headers['set-cookie']);
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).not.toContain(u.searchParams.get('token'));
+    // Single use: the link in the browser's history opens nothing for anyone else.
+    expect((await request(panel.port, `${u.pathname}${u.search}`)).status).toBe(401);
+    const page = await request(panel.port, '/', { headers: { cookie: cookie.split(';')[0]! } });
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<script type="module" src="/app.js">');
+  });
+
+  it('a wrong Host (DNS rebinding) is refused with 403, even with the cookie', async () => {
+    const cookie = await login(panel);
+    for (const host of [`evil.example:${panel.port}`, `127.0.0.1.nip.io:${panel.port}`, '127.0.0.1', `127.0.0.1:${panel.port + 1}`]) {
+      const reply = await request(panel.port, '/api/status', { headers: { host, cookie } });
+      expect(reply.status, host).toBe(403);
+      expect(reply.body).not.toContain('"pid"');
+    }
+    expect((await request(panel.port, '/api/status', { headers: { host: `localhost:${panel.port}`, cookie } })).status).toBe(200);
+  });
+
+  it('a state-changing request from another origin (or with none) is refused with 403; the page own origin passes', async () => {
+    const cookie = await login(panel);
+    const post = (headers: Record<string, string>) =>
+      request(panel.port, '/api/control/start', { method: 'POST', headers: { cookie, 'content-type': 'application/json', ...headers }, body: '{}' });
+    expect((await post({ origin: 'https://evil.example' })).status).toBe(403);
+    expect((await post({ origin: 'null' })).status).toBe(403);
+    expect((await post({})).status).toBe(403);
+    expect((await post({ origin: `http://127.0.0.1:${panel.port}`, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect(panel.daemon.status().state).toBe('idle');
+    const ok = await post({ origin: `http://127.0.0.1:${panel.port}` });
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toMatchObject({ state: 'recording' });
+    await panel.daemon.command('cancel', {});
+  });
+
+  it('every answer carries a CSP without inline scripts, nosniff and no-framing', async () => {
+    const cookie = await login(panel);
+    for (const p of ['/', '/api/status']) {
+      const { headers } = await request(panel.port, p, { headers: { cookie } });
+      expect(headers['content-security-policy']).toContain("script-src 'self'");
+      expect(headers['content-security-policy']).not.toContain('unsafe-inline');
+      expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      expect(headers['x-content-type-options']).toBe('nosniff');
+    }
+    // No inline script in the page itself.
+    const page = await request(panel.port, '/', { headers: { cookie } });
+    expect(page.body.match(/<script\b[^>]*>/g)).toEqual(['<script type="module" src="/app.js">']);
+  });
+
+  it('a non-loopback daemon.ui.host is refused at start with a config error naming the key', async () => {
+    const home = tempHome('koto-ui-host-');
+    const server = await startOpenAIServer();
+    try {
+      const file = path.join(home.dir, 'koto.yaml');
+      writeFileSync(file, configText(server).replace('    port: 0 # any free port', '    host: 0.0.0.0\n    port: 0'));
+      const started = Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
+      await expect(started).rejects.toMatchObject({ code: 'KOTO_ERR_CONFIG_INVALID', message: expect.stringMatching(/daemon\.ui\.host: must be a loopback address/) });
+    } finally {
+      await server.close();
+      home.cleanup();
+    }
+  });
+
+  it('a port in use leaves the daemon running; status and `koto ui` say why there is no panel', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const home = tempHome('koto-ui-busy-');
+    const server = await startOpenAIServer();
+    try {
+      const file = path.join(home.dir, 'koto.yaml');
+      writeFileSync(file, configText(server).replace('    port: 0 # any free port', `    port: ${port}`));
+      const daemon = await Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
+      try {
+        expect(daemon.status().ui).toEqual({ url: undefined, error: expect.stringContaining(`port ${port} on 127.0.0.1 is in use`) });
+        await expect(daemon.command('ui', {})).rejects.toMatchObject({ code: 'KOTO_ERR_UI_UNAVAILABLE' });
+      } finally {
+        await daemon.close();
+      }
+    } finally {
+      blocker.close();
+      await server.close();
+      home.cleanup();
+    }
+  });
+});
+
+describe('control panel: API', () => {
+  it('status shows the panel URL without a token', async () => {
+    const status = panel.daemon.status();
+    expect(status.ui.url).toBe(`http://127.0.0.1:${panel.port}/`);
+    expect(JSON.stringify(status)).not.toContain('token');
+  });
+
+  it('history: full-text search over raw and final text, filters, the recording, delete', async () => {
+    const cookie = await login(panel);
+    const first = await dictate();
+    const list = JSON.parse((await call(panel, cookie, 'GET', '/api/history?q=pan')).body) as { entries: { id: string; hasAudio: boolean }[]; total: number; fullText: boolean };
+    expect(list.fullText).toBe(true);
+    expect(list.entries.map((e) => e.id)).toEqual([first.id]);
+    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/history?q=nothing-like-this')).body).total).toBe(0);
+    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/history?state=failed')).body).total).toBe(0);
+    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/history?state=done&provider=main')).body).total).toBe(1);
+    // FTS syntax in the query is taken as text, not as an operator.
+    expect((await call(panel, cookie, 'GET', `/api/history?q=${encodeURIComponent('"hello" OR NEAR(')}`)).status).toBe(200);
+
+    const audio = await call(panel, cookie, 'GET', `/api/history/${first.id}/audio`);
+    expect(audio.status).toBe(200);
+    expect(audio.headers['content-type']).toBe('audio/wav');
+    const entry = panel.daemon.history.get(first.id)!;
+    expect(Number(audio.headers['content-length'])).toBe(readFileSync(entry.audioPath!).length);
+    const part = await request(panel.port, `/api/history/${first.id}/audio`, { headers: { cookie, range: 'bytes=0-3' } });
+    expect(part.status).toBe(206);
+    expect(part.body).toBe('RIFF');
+    expect((await call(panel, cookie, 'GET', '/api/history/..%2F..%2Fetc%2Fpasswd/audio')).status).toBe(400);
+    expect((await call(panel, cookie, 'GET', '/api/history/no-such-id/audio')).status).toBe(404);
+
+    const removed = await call(panel, cookie, 'DELETE', `/api/history/${first.id}`);
+    expect(JSON.parse(removed.body)).toEqual({ removed: true, audioDeleted: true });
+    expect(existsSync(entry.audioPath!)).toBe(false);
+    expect(panel.daemon.history.get(first.id)).toBeUndefined();
+  });
+
+  it('the recording of a session whose audio is the user own file is not served', async () => {
+    const cookie = await login(panel);
+    const own = path.join(panel.home.dir, 'meeting.wav');
+    writeFileSync(own, readFileSync(panel.daemon.history.get((await dictate()).id)!.audioPath!));
+    const run = (await panel.daemon.command('run', { path: own })) as { id: string };
+    expect(panel.daemon.history.get(run.id)?.audioPath).toBe(own);
+    expect((await call(panel, cookie, 'GET', `/api/history/${run.id}/audio`)).status).toBe(404);
+    await call(panel, cookie, 'DELETE', `/api/history/${run.id}`);
+    expect(existsSync(own)).toBe(true);
+  });
+
+  it('settings: secrets shown as set, never sent; an edit keeps comments, is validated on its field, and the watcher applies it', async () => {
+    const cookie = await login(panel);
+    const settings = JSON.parse((await call(panel, cookie, 'GET', '/api/settings')).body) as { hash: string; values: { providers: { main: { apiKey: unknown } } } };
+    expect(settings.values.providers.main.apiKey).toEqual({ $hidden: 'set' });
+
+    const bad = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'temperature'], value: 9 }] });
+    expect(bad.status).toBe(422);
+    expect(JSON.parse(bad.body).error.fields).toEqual([{ path: 'correction.temperature', message: expect.stringMatching(/2/) }]);
+    const hotkey = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['hotkey', 'keys'], value: 'ctrl+nosuchkey' }] });
+    expect(hotkey.status).toBe(422);
+    expect(JSON.parse(hotkey.body).error.fields[0].path).toBe('hotkey.keys');
+    const forbidden = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'use'], value: './evil.mjs' }] });
+    expect(forbidden.status).toBe(403);
+    expect((await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['plugins'], value: ['./evil.mjs'] }] })).status).toBe(403);
+    expect((await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['daemon', 'ui', 'host'], value: '0.0.0.0' }] })).status).toBe(403);
+
+    const before = panel.daemon.kernel.configGeneration;
+    const saved = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'model'], value: 'gpt-second' }] });
+    expect(saved.status).toBe(200);
+    const text = readFileSync(panel.configFile, 'utf8');
+    expect(text).toContain('# Koto test config: these comments must survive edits from the panel');
+    expect(text).toContain('  # the model that cleans up the transcript\n  model: gpt-second');
+    expect(text).toContain('model: whisper-1 # transcription model');
+    // A stale page (the file changed since it loaded) is told, not allowed to overwrite.
+    expect((await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['asr', 'model'], value: 'x' }] })).status).toBe(409);
+    await expect.poll(() => panel.daemon.kernel.configGeneration, { timeout: 30_000 }).toBeGreaterThan(before);
+    expect(panel.daemon.kernel.config.correction.model).toBe('gpt-second');
+    const next = await dictate();
+    expect(next.text).toBe('Hello from the panel (gpt-second).');
+  });
+
+  it('a new secret is accepted write-only: it lands in the file, never in an answer', async () => {
+    const cookie = await login(panel);
+    const settings = JSON.parse((await call(panel, cookie, 'GET', '/api/settings')).body) as { hash: string };
+    const fresh = 'sk-ui-new-secret-0b9e41';
+    const saved = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'apiKey'], value: fresh }] });
+    expect(saved.status).toBe(200);
+    expect(saved.body).not.toContain(fresh);
+    expect(readFileSync(panel.configFile, 'utf8')).toContain(`apiKey: ${fresh} # the key: never shown by the panel`);
+    const again = (await call(panel, cookie, 'GET', '/api/settings')).body;
+    expect(again).not.toContain(fresh);
+    expect(again).not.toContain(CANARY);
+  });
+
+  it('the canary key appears in no answer: page, status, history, settings, events, errors', async () => {
+    const cookie = await login(panel);
+    panel.server.inject({ path: '/audio/transcriptions', status: 401, times: 1, body: { error: { message: `bad key ${CANARY}` } } });
+    await dictate().catch(() => undefined);
+    await dictate();
+    const bodies: string[] = [];
+    for (const p of ['/', '/app.js', '/settings.js', '/api/status', '/api/history', '/api/settings', '/api/templates']) bodies.push((await call(panel, cookie, 'GET', p)).body);
+    const id = panel.daemon.history.list(2)[1]!.id;
+    bodies.push((await call(panel, cookie, 'GET', `/api/history/${id}`)).body);
+    bodies.push((await call(panel, cookie, 'POST', '/api/history/nope/retry', {})).body);
+    bodies.push((await request(panel.port, '/api/status')).body);
+    const events = await new Promise<string>((resolve) => {
+      let text = '';
+      const req = net.connect(panel.port, '127.0.0.1', () => req.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${panel.port}\r\nCookie: ${cookie}\r\n\r\n`));
+      req.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (text.includes('event: snapshot')) {
+          req.destroy();
+          resolve(text);
+        }
+      });
+    });
+    bodies.push(events);
+    // The answers are the real ones (not empty refusals): the failed session and its error are in them.
+    expect(bodies.join('\n')).toContain('KOTO_ERR_AUTH');
+    expect(events).toContain('Hello from the panel');
+    for (const body of bodies) expect(body).not.toContain(CANARY);
+  });
+});
