@@ -25,6 +25,11 @@ export function Settings({ live }) {
       },
       (err) => setMessage({ ok: false, text: err.message }),
     );
+  const discard = () => {
+    setErrors({});
+    setMessage(undefined);
+    return load();
+  };
   useEffect(() => void load(), []);
   if (!settings) return html`<section>${message ? html`<p class="error">${message.text}</p>` : html`<p class="muted">Loading…</p>`}</section>`;
   const values = settings.values ?? {};
@@ -41,7 +46,7 @@ export function Settings({ live }) {
         type=${type}
         name=${key(path)}
         value=${v ?? ''}
-        placeholder=${placeholder}
+        placeholder=${hint && !placeholder ? '' : placeholder}
         onInput=${(e) => change(path, e.target.value === '' ? null : type === 'number' ? Number(e.target.value) : e.target.value)}
       />
       ${hint && html`<small class="muted">${hint}</small>`} ${fieldError(path)}
@@ -73,7 +78,8 @@ export function Settings({ live }) {
   };
   const json = (path, label, hint) => {
     const k = key(path);
-    const shown = k in draft ? draft[k].text : JSON.stringify(get(values, path) ?? null, null, 2);
+    const stored = get(values, path);
+    const shown = k in draft ? draft[k].text : stored === undefined ? '' : JSON.stringify(stored, null, 2);
     return html`<label class="field">
       <span>${label}</span>
       <textarea
@@ -84,13 +90,15 @@ export function Settings({ live }) {
         onInput=${(e) => {
           let value;
           try {
-            value = JSON.parse(e.target.value);
+            // Empty: the key is removed (its default applies).
+            value = e.target.value.trim() === '' ? null : JSON.parse(e.target.value);
             setErrors({ ...errors, [k]: undefined });
           } catch {
             setErrors({ ...errors, [k]: 'not valid JSON' });
             value = undefined;
           }
           setDraft({ ...draft, [k]: { path, value, text: e.target.value, invalid: value === undefined } });
+          // (value null = remove; undefined = not JSON yet)
         }}
       ></textarea>
       ${hint && html`<small class="muted">${hint}</small>`} ${fieldError(path)}
@@ -181,7 +189,7 @@ export function Settings({ live }) {
       )}
       <div class="buttons sticky">
         <button class="primary" type="submit" disabled=${saving || !dirty} data-testid="save">Save</button>
-        <button type="button" disabled=${saving || !dirty} onClick=${load}>Discard</button>
+        <button type="button" disabled=${saving || !dirty} onClick=${discard}>Discard</button>
         ${message && html`<span class=${message.ok ? 'ok' : 'error'} role="status" data-testid="settings-message">${message.text}</span>`}
       </div>
     </form>
