@@ -123,6 +123,7 @@ export class Daemon {
       if (options.signals) daemon.#handleSignals();
       await daemon.#startHostedPlugins();
       await daemon.#startUi();
+      daemon.#watchUiSettings();
       kernel.log.info(`daemon listening on ${daemon.socketPath} (pid ${process.pid})`);
       return daemon;
     } catch (err) {
@@ -190,6 +191,15 @@ export class Daemon {
       this.#uiError = KotoError.is(err) ? err : kotoError('KOTO_ERR_UI_UNAVAILABLE', { reason: describe(err), remedy: 'run the daemon with --debug and report it' });
       this.kernel.log.error(describe(this.#uiError));
     }
+  }
+
+  /** The panel's address is fixed while the daemon runs: a changed `daemon.ui` is said to need a restart. */
+  #watchUiSettings(): void {
+    this.kernel.hooks.configChanged.tap('daemon', (change) => {
+      if (JSON.stringify(change.config.daemon.ui) !== JSON.stringify(change.previous.daemon.ui)) {
+        this.kernel.log.warn('daemon.ui changed: the control panel keeps its address until the daemon restarts');
+      }
+    });
   }
 
   /** `koto ui`: a single-use login link, asked for over the private socket. */

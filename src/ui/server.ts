@@ -138,7 +138,12 @@ export class UiServer {
 
   async #api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const method = req.method ?? 'GET';
-    const parts = url.pathname.split('/').slice(2).map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = url.pathname.split('/').slice(2).map(decodeURIComponent);
+    } catch {
+      return refuse(res, 400, 'malformed path');
+    }
     const route = `${method} /${parts.map((p, i) => (i === 1 && parts[0] === 'history' ? ':id' : p)).join('/')}`;
     const id = parts[0] === 'history' ? parts[1] : undefined;
     if (id !== undefined && !ID.test(id)) return refuse(res, 400, 'not a session id');
@@ -175,11 +180,42 @@ export class UiServer {
         return this.#json(res, await readSettings(this.#host.kernel));
       case 'PUT /settings':
         return this.#json(res, await writeSettings(this.#host.kernel, (await this.#body(req)) as Record<string, unknown>));
+      case 'GET /devices':
+        return this.#json(res, await this.#devices());
+      case 'POST /doctor':
+        await this.#body(req);
+        return this.#json(res, await this.#doctor());
       case 'GET /templates':
         return this.#json(res, Object.keys(this.#host.kernel.config.rewrite.templates));
       default:
         return refuse(res, 404, 'no such API route');
     }
+  }
+
+  async #devices(): Promise<unknown> {
+    const { source, device } = this.#host.kernel.config.audio;
+    try {
+      return { source, device, devices: await this.#host.kernel.devices() };
+    } catch (err) {
+      const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) });
+      return { source, device, devices: [], error: { code: error.code, message: error.message, fix: error.fix } };
+    }
+  }
+
+  /** `koto doctor`'s checks through the daemon's own (warm) kernel: config, providers, connections. */
+  async #doctor(): Promise<unknown> {
+    const kernel = this.#host.kernel;
+    const { resolved } = kernel.config;
+    const checks: { check: string; ok: boolean; detail: string }[] = [];
+    const lastError = kernel.lastConfigError;
+    checks.push({ check: 'config', ok: !lastError, detail: lastError ? `the last edit was not applied: ${lastError.message}` : `${resolved.file ?? 'no file (defaults and environment)'} is valid (generation ${kernel.configGeneration})` });
+    checks.push({ check: 'active', ok: Boolean(resolved.asrProvider), detail: `asr ${resolved.asrProvider ?? 'none'}, correction ${resolved.correctionProvider ?? 'none'}` });
+    const probes = await Promise.all(Object.keys(resolved.providers).map(async (name) => ({ name, result: await kernel.probe(name) })));
+    for (const { name, result } of probes) checks.push({ check: `provider ${name}`, ok: result.ok, detail: result.detail });
+    for (const [origin, s] of Object.entries(kernel.http.stats().origins)) {
+      if (s.connections > 0) checks.push({ check: 'transport', ok: true, detail: `${origin}: ${s.lastProtocol ?? '-'}, ${s.tlsHandshakes} TLS handshake(s), ${s.requests} request(s)` });
+    }
+    return { checks };
   }
 
   #history(url: URL): unknown {

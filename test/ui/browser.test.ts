@@ -207,6 +207,18 @@ describe('control panel in chromium', () => {
     expect((chat?.json as { model?: string }).model).toBe('gpt-second');
   });
 
+  it('Devices: the source lists its devices, one is picked into audio.device; the doctor checks the provider', async () => {
+    await page.goto(`http://127.0.0.1:${panel.port}/#devices`);
+    await page.waitForSelector('[data-testid="device-list"]', WAIT);
+    await page.locator('[data-testid="device-list"] tr:has-text("tone-usb") button').click();
+    await page.waitForSelector('text=audio.device set to tone-usb', WAIT);
+    expect(readFileSync(panel.configFile, 'utf8')).toMatch(/audio:\n  source: tone\n  device: tone-usb\n/);
+    await page.click('[data-testid="doctor"]');
+    await page.waitForSelector('[data-testid="checks"] li:has-text("provider main")', WAIT);
+    expect(await page.locator('[data-testid="checks"] li:has-text("provider main") b').textContent()).toBe('ok');
+    await shot('devices');
+  });
+
   it('a page of another origin cannot make the panel act, even on the same host', async () => {
     const evil = http.createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });

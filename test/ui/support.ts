@@ -2,10 +2,22 @@ import http from 'node:http';
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { Daemon } from '../../src/daemon/daemon.ts';
+import { definePlugin } from '../../src/index.ts';
 import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 
 export const CANARY = 'sk-ui-canary-7c1f00d5e2';
+
+/** Devices of the tone source, for the Devices view. */
+export const toneDevices = definePlugin({
+  name: 'tone-devices',
+  apply(api) {
+    api.hooks.audioDevices.for('tone').tapPromise('tone-devices', async () => [
+      { name: 'default', isDefault: true, backend: 'tone', description: 'the test tone' },
+      { name: 'tone-usb', isDefault: false, backend: 'tone', description: 'a second tone' },
+    ]);
+  },
+});
 
 export interface Panel {
   server: OpenAIServer;
@@ -59,19 +71,19 @@ export async function startPanel(options: { transcribe?: () => string; extra?: s
     configPath: configFile,
     env: { KOTO_HOME: home.dir },
     builtins: ['openai-compatible', 'outputs'],
-    plugins: [toneSource],
+    plugins: [toneSource, toneDevices],
     logLevel: 'silent',
     watch: { debounceMs: 50 },
     shutdownTimeoutMs: 5000,
   });
   const url = daemon.status().ui.url;
-  if (!url) throw new Error(`the panel did not start: ${daemon.status().ui.error}`);
+  if (daemon.status().ui.error) throw new Error(`the panel did not start: ${daemon.status().ui.error}`);
   return {
     server,
     home,
     daemon,
     configFile,
-    port: Number(new URL(url).port),
+    port: url ? Number(new URL(url).port) : 0,
     async close() {
       await daemon.close();
       await server.close();
