@@ -242,3 +242,75 @@ describe('control panel: API', () => {
     for (const body of bodies) expect(body).not.toContain(CANARY);
   });
 });
+
+/** Reads the event stream until `until` returns true for an event; resolves with every event seen. */
+function readEvents(port: number, cookie: string, until: (event: string, data: Record<string, unknown>) => boolean): { ready: Promise<void>; events: Promise<{ event: string; data: Record<string, unknown> }[]> } {
+  let markReady!: () => void;
+  const ready = new Promise<void>((r) => (markReady = r));
+  const events = new Promise<{ event: string; data: Record<string, unknown> }[]>((resolve, reject) => {
+    const seen: { event: string; data: Record<string, unknown> }[] = [];
+    let buffer = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${cookie}\r\n\r\n`));
+    socket.on('error', reject);
+    socket.on('data', (d: Buffer) => {
+      buffer += d.toString();
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const name = /^event: (.+)$/m.exec(block)?.[1];
+        const data = /^data: (.+)$/m.exec(block)?.[1];
+        if (!name || !data) continue;
+        const parsed = JSON.parse(data) as Record<string, unknown>;
+        seen.push({ event: name, data: parsed });
+        if (name === 'snapshot') markReady();
+        if (until(name, parsed)) {
+          socket.destroy();
+          resolve(seen);
+        }
+      }
+    });
+  });
+  return { ready, events };
+}
+
+describe('control panel: live feed', () => {
+  it('pushes the states, the input level, the streamed correction and the final record with its first-token time', async () => {
+    await panel.close();
+    panel = await startPanel();
+    writeFileSync(panel.configFile, readFileSync(panel.configFile, 'utf8').replace('  stream: false', '  stream: true'));
+    await expect.poll(() => panel.daemon.kernel.config.correction.stream, { timeout: 30_000 }).toBe(true);
+    const cookie = await login(panel);
+    const feed = readEvents(panel.port, cookie, (event) => event === 'final');
+    await feed.ready;
+    const record = await dictate();
+    const events = await feed.events;
+    const mine = events.filter((e) => e.data.id === record.id);
+    const states = mine.filter((e) => e.event === 'state').map((e) => e.data.state);
+    expect(states).toEqual(['recording', 'transcribing', 'correcting', 'output', 'done']);
+    expect(mine.some((e) => e.event === 'session' && e.data.state === 'recording')).toBe(true);
+    expect(mine.filter((e) => e.event === 'recording').map((e) => e.data.state)).toEqual(['started', 'stopped']);
+    expect(mine.some((e) => e.event === 'level' && Number(e.data.rms) > 0.1)).toBe(true);
+    const interim = mine.filter((e) => e.event === 'interim');
+    expect(interim.length).toBeGreaterThan(0);
+    expect(interim.every((e) => e.data.stage === 'correction')).toBe(true);
+    const final = mine.find((e) => e.event === 'final')!.data as { text: string; timings: Record<string, number> };
+    expect(final.text).toBe('Hello from the panel (gpt-first).');
+    expect(final.timings.correctionFirstToken).toBeGreaterThanOrEqual(0);
+    expect(final.timings.correctionFirstToken).toBeLessThanOrEqual(final.timings.correction!);
+    expect(panel.daemon.history.get(record.id)?.timings.correctionFirstToken).toBe(final.timings.correctionFirstToken);
+  });
+
+  it('rewrite with a template from a history row', async () => {
+    await panel.close();
+    panel = await startPanel({ extra: ['rewrite:', '  templates:', '    shout: { prompt: "Shout it: {{text}}" }'] });
+    const cookie = await login(panel);
+    const record = await dictate();
+    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/templates')).body)).toEqual(['shout']);
+    const rewritten = await call(panel, cookie, 'POST', `/api/history/${record.id}/rewrite`, { template: 'shout' });
+    expect(rewritten.status).toBe(200);
+    expect(JSON.parse(rewritten.body).text).toMatch(/^Hello from the panel/);
+    const chat = panel.server.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1);
+    expect(JSON.stringify(chat?.json)).toContain('Shout it: Hello from the panel (gpt-first).');
+    expect((await call(panel, cookie, 'POST', `/api/history/${record.id}/rewrite`, { template: 'nope' })).status).toBeGreaterThanOrEqual(400);
+  });
+});
