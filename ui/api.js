@@ -6,6 +6,18 @@ import htm from '/vendor/htm.mjs';
 export const html = htm.bind(h);
 export { h, render };
 
+// The page key arrives once, in the login redirect's fragment; it is kept in this origin's
+// localStorage (scoped by port, unlike the cookie) and taken out of the address bar at once.
+const KEY = 'koto-ui-key';
+const fromLogin = /^#key=([\w-]+)$/.exec(location.hash);
+if (fromLogin) {
+  localStorage.setItem(KEY, fromLogin[1]);
+  history.replaceState(null, '', '/#live');
+}
+export const key = () => localStorage.getItem(KEY) ?? '';
+/** For URLs the browser fetches by itself (event stream, audio player), which cannot carry a header. */
+export const withKey = (url) => `${url}${url.includes('?') ? '&' : '?'}key=${encodeURIComponent(key())}`;
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.error?.message ?? `HTTP ${status}`);
@@ -19,7 +31,7 @@ export class ApiError extends Error {
 export async function api(path, { method = 'GET', body } = {}) {
   const res = await fetch(`/api${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { 'x-koto-key': key(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -30,7 +42,7 @@ export async function api(path, { method = 'GET', body } = {}) {
 
 /** Server-sent events: `on(event, data)` for each; reconnects by itself (EventSource). */
 export function subscribe(on, onOpen, onError) {
-  const source = new EventSource('/api/events');
+  const source = new EventSource(withKey('/api/events'));
   for (const name of ['snapshot', 'session', 'state', 'recording', 'level', 'interim', 'final', 'config']) {
     source.addEventListener(name, (e) => on(name, JSON.parse(e.data)));
   }

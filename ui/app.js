@@ -1,5 +1,5 @@
 import { useEffect, useState } from '/vendor/hooks.mjs';
-import { html, render, subscribe } from '/api.js';
+import { api, html, render, subscribe } from '/api.js';
 import { Live } from '/live.js';
 import { History } from '/history.js';
 import { Settings } from '/settings.js';
@@ -57,8 +57,12 @@ function useLive() {
                 return s;
             }
           }),
-        () => setLive((s) => ({ ...s, connected: true })),
-        () => setLive((s) => ({ ...s, connected: false })),
+        () => setLive((s) => ({ ...s, connected: true, denied: undefined })),
+        () => {
+          setLive((s) => ({ ...s, connected: false }));
+          // A stream that fails for want of a login (a restarted daemon, a tab opened without the link) says so.
+          api('/status').catch((err) => err.status === 401 && setLive((s) => ({ ...s, denied: err.message })));
+        },
       ),
     [],
   );
@@ -81,6 +85,7 @@ function App() {
       </nav>
       <span class=${`link ${live.connected ? 'up' : 'down'}`} title="connection to the daemon">${live.connected ? 'connected' : 'reconnecting…'}</span>
     </header>
+    ${live.denied && html`<p class="banner error" role="alert">${live.denied}</p>`}
     <main class="view">
       ${tab === 'live' && html`<${Live} live=${live} />`}
       ${tab === 'history' && html`<${History} live=${live} />`}

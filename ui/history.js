@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from '/vendor/hooks.mjs';
-import { api, copy, html, STATE_LABEL, when } from '/api.js';
+import { api, copy, html, STATE_LABEL, when, withKey } from '/api.js';
 
 const STAGES = [
   ['recording', 'capture'],
@@ -72,7 +72,7 @@ function Details({ entry, templates, onChanged }) {
       ${entry.warnings?.length > 0 && html`<ul class="warnings">${entry.warnings.map((w) => html`<li>${w}</li>`)}</ul>`}
       <h4>Where the time went</h4>
       <${Waterfall} timings=${entry.timings} />
-      ${entry.hasAudio && html`<audio controls preload="none" src=${`/api/history/${encodeURIComponent(entry.id)}/audio`} data-testid="player"></audio>`}
+      ${entry.hasAudio && html`<audio controls preload="none" src=${withKey(`/api/history/${encodeURIComponent(entry.id)}/audio`)} data-testid="player"></audio>`}
       <div class="buttons">
         <button disabled=${busy || !entry.hasAudio} data-testid="retry" onClick=${() => run('retry', () => api(`/history/${encodeURIComponent(entry.id)}/retry`, { method: 'POST', body: {} }))}>Retry</button>
         <button disabled=${busy || !(entry.text ?? entry.raw)} onClick=${() => run('deliver', () => api(`/history/${encodeURIComponent(entry.id)}/deliver`, { method: 'POST', body: {} }))}>Paste again</button>

@@ -9,6 +9,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * - every request needs the session cookie, which only a browser that opened a one-time login
  *   link (from `koto ui`, through the 0600 control socket) has; HttpOnly (no script reads it),
  *   SameSite=Strict (no other site's page sends it);
+ * - every API request also needs the page key (`x-koto-key`, or `?key=` where a browser cannot
+ *   send headers: the event stream, the audio player). Cookies are not scoped by port: a page
+ *   or server of another local user on another 127.0.0.1 port receives the cookie on any
+ *   same-site request. The key reaches the page only in the login redirect's fragment (never
+ *   sent to a server) and lives in the panel origin's localStorage, which is scoped by port;
  * - the `Host` header must name the panel itself (127.0.0.1:PORT, localhost:PORT, [::1]:PORT):
  *   a rebinding page's requests carry its own host name and are refused;
  * - a state-changing request must come from the panel's own origin (`Origin`, and
@@ -36,6 +41,8 @@ export type Verdict = { ok: true } | { ok: false; status: 401 | 403; reason: str
 export class UiGuard {
   /** The cookie's value: random per daemon, never in a URL. */
   readonly #session = randomBytes(32).toString('base64url');
+  /** The page key: port-scoped where the cookie is not (see above). */
+  readonly key = randomBytes(32).toString('base64url');
   /** One-time login tokens from `koto ui`, with their expiry. */
   readonly #logins = new Map<string, number>();
   #hosts: ReadonlySet<string> = new Set();
@@ -74,7 +81,7 @@ export class UiGuard {
   }
 
   /** Host first (a rebinding page must not even learn whether it is logged in), then the cookie, then the origin. */
-  check(req: IncomingMessage, opts: { login?: boolean } = {}): Verdict {
+  check(req: IncomingMessage, opts: { login?: boolean; api?: boolean } = {}): Verdict {
     const host = req.headers.host ?? '';
     if (!this.#hosts.has(host.toLowerCase())) return { ok: false, status: 403, reason: 'this address is not the control panel (Host header refused)' };
     const method = req.method ?? 'GET';
@@ -89,7 +96,14 @@ export class UiGuard {
     }
     if (opts.login) return { ok: true };
     if (!this.hasSession(req)) return { ok: false, status: 401, reason: 'not logged in: open the panel with `koto ui`' };
+    if (opts.api && !this.hasKey(req)) return { ok: false, status: 401, reason: 'this page has no key for this daemon: open the panel with `koto ui`' };
     return { ok: true };
+  }
+
+  hasKey(req: IncomingMessage): boolean {
+    const header = req.headers['x-koto-key'];
+    const value = typeof header === 'string' ? header : new URL(req.url ?? '/', 'http://panel').searchParams.get('key') ?? '';
+    return equal(value, this.key);
   }
 
   hasSession(req: IncomingMessage): boolean {

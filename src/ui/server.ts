@@ -105,7 +105,7 @@ export class UiServer {
     try {
       const url = new URL(req.url ?? '/', 'http://panel');
       if (url.pathname === '/login') return this.#login(req, res, url);
-      const verdict = this.#guard.check(req);
+      const verdict = this.#guard.check(req, { api: url.pathname.startsWith('/api/') });
       if (!verdict.ok) return refuse(res, verdict.status, verdict.reason);
       if (url.pathname.startsWith('/api/')) return await this.#api(req, res, url);
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method not allowed');
@@ -123,12 +123,13 @@ export class UiServer {
     if (!verdict.ok) return refuse(res, verdict.status, verdict.reason);
     const token = url.searchParams.get('token') ?? '';
     if (this.#guard.redeem(token)) {
-      // The token leaves the address bar at once: the page's URL carries no secret.
-      res.writeHead(303, { ...SECURITY_HEADERS, 'set-cookie': this.#guard.cookieHeader(), location: '/', 'cache-control': 'no-store' });
+      // The token leaves the address bar at once; the page key rides in the fragment (never sent
+      // to a server), and the page moves it to localStorage and out of the address bar.
+      res.writeHead(303, { ...SECURITY_HEADERS, 'set-cookie': this.#guard.cookieHeader(), location: `/#key=${this.#guard.key}`, 'cache-control': 'no-store' });
       res.end();
       return;
     }
-    // An old link in a browser that is already logged in just opens the panel.
+    // An old link in a browser that is already logged in just opens the panel (the page keeps its key).
     if (this.#guard.hasSession(req)) {
       res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'cache-control': 'no-store' }).end();
       return;

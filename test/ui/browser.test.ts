@@ -104,7 +104,9 @@ describe('control panel in chromium', () => {
   it('opens with the login link: the token leaves the address bar, the cookie is not readable by scripts; first paint measured', async () => {
     const url = await loginUrl();
     await page.goto(url);
-    expect(page.url()).toBe(`http://127.0.0.1:${panel.port}/`);
+    await page.waitForSelector('[data-testid="state"]', WAIT);
+    // Neither the login token nor the page key stays in the address bar.
+    expect(page.url()).toBe(`http://127.0.0.1:${panel.port}/#live`);
     expect(await page.evaluate(() => document.cookie)).toBe('');
     await page.waitForSelector('[data-testid="state"]', WAIT);
     const paint: Record<string, number> = await page.evaluate(() => {

@@ -33,7 +33,8 @@ describe('control panel: who may talk to it', () => {
     const u = new URL(url);
     const reply = await request(panel.port, `${u.pathname}${u.search}`);
     expect(reply.status).toBe(303);
-    expect(reply.headers.location).toBe('/');
+    // The page key travels in the fragment only: browsers never send a fragment to a server.
+    expect(reply.headers.location).toMatch(/^\/#key=[\w-]{43}$/);
     const cookie = String(reply.headers['set-cookie']);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
@@ -45,20 +46,32 @@ describe('control panel: who may talk to it', () => {
     expect(page.body).toContain('<script type="module" src="/app.js">');
   });
 
+  it('the cookie alone (what a server on another 127.0.0.1 port receives) opens no API: the page key is needed too', async () => {
+    const session = await login(panel);
+    const bare = { cookie: session.cookie, origin: `http://127.0.0.1:${panel.port}`, 'content-type': 'application/json' };
+    expect((await request(panel.port, '/api/status', { headers: bare })).status).toBe(401);
+    expect((await request(panel.port, '/api/settings', { headers: { ...bare, 'x-koto-key': 'wrong' } })).status).toBe(401);
+    expect((await request(panel.port, '/api/control/start', { method: 'POST', headers: bare, body: '{}' })).status).toBe(401);
+    expect(panel.daemon.status().state).toBe('idle');
+    // The static page holds no key: fetching it with the cookie yields nothing to use.
+    expect((await request(panel.port, '/', { headers: { cookie: session.cookie } })).body).not.toContain(session.key);
+    expect((await request(panel.port, `/api/status?key=${session.key}`, { headers: bare })).status).toBe(200);
+  });
+
   it('a wrong Host (DNS rebinding) is refused with 403, even with the cookie', async () => {
-    const cookie = await login(panel);
+    const session = await login(panel);
     for (const host of [`evil.example:${panel.port}`, `127.0.0.1.nip.io:${panel.port}`, '127.0.0.1', `127.0.0.1:${panel.port + 1}`]) {
-      const reply = await request(panel.port, '/api/status', { headers: { host, cookie } });
+      const reply = await request(panel.port, '/api/status', { headers: { host, cookie: session.cookie, 'x-koto-key': session.key } });
       expect(reply.status, host).toBe(403);
       expect(reply.body).not.toContain('"pid"');
     }
-    expect((await request(panel.port, '/api/status', { headers: { host: `localhost:${panel.port}`, cookie } })).status).toBe(200);
+    expect((await request(panel.port, '/api/status', { headers: { host: `localhost:${panel.port}`, cookie: session.cookie, 'x-koto-key': session.key } })).status).toBe(200);
   });
 
   it('a state-changing request from another origin (or with none) is refused with 403; the page own origin passes', async () => {
-    const cookie = await login(panel);
+    const session = await login(panel);
     const post = (headers: Record<string, string>) =>
-      request(panel.port, '/api/control/start', { method: 'POST', headers: { cookie, 'content-type': 'application/json', ...headers }, body: '{}' });
+      request(panel.port, '/api/control/start', { method: 'POST', headers: { cookie: session.cookie, 'x-koto-key': session.key, 'content-type': 'application/json', ...headers }, body: '{}' });
     expect((await post({ origin: 'https://evil.example' })).status).toBe(403);
     expect((await post({ origin: 'null' })).status).toBe(403);
     expect((await post({})).status).toBe(403);
@@ -71,16 +84,16 @@ describe('control panel: who may talk to it', () => {
   });
 
   it('every answer carries a CSP without inline scripts, nosniff and no-framing', async () => {
-    const cookie = await login(panel);
+    const session = await login(panel);
     for (const p of ['/', '/api/status']) {
-      const { headers } = await request(panel.port, p, { headers: { cookie } });
+      const { headers } = await request(panel.port, p, { headers: { cookie: session.cookie, 'x-koto-key': session.key } });
       expect(headers['content-security-policy']).toContain("script-src 'self'");
       expect(headers['content-security-policy']).not.toContain('unsafe-inline');
       expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
       expect(headers['x-content-type-options']).toBe('nosniff');
     }
     // No inline script in the page itself.
-    const page = await request(panel.port, '/', { headers: { cookie } });
+    const page = await request(panel.port, '/', { headers: { cookie: session.cookie } });
     expect(page.body.match(/<script\b[^>]*>/g)).toEqual(['<script type="module" src="/app.js">']);
   });
 
@@ -130,70 +143,70 @@ describe('control panel: API', () => {
   });
 
   it('history: full-text search over raw and final text, filters, the recording, delete', async () => {
-    const cookie = await login(panel);
+    const session = await login(panel);
     const first = await dictate();
-    const list = JSON.parse((await call(panel, cookie, 'GET', '/api/history?q=pan')).body) as { entries: { id: string; hasAudio: boolean }[]; total: number; fullText: boolean };
+    const list = JSON.parse((await call(panel, session, 'GET', '/api/history?q=pan')).body) as { entries: { id: string; hasAudio: boolean }[]; total: number; fullText: boolean };
     expect(list.fullText).toBe(true);
     expect(list.entries.map((e) => e.id)).toEqual([first.id]);
-    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/history?q=nothing-like-this')).body).total).toBe(0);
-    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/history?state=failed')).body).total).toBe(0);
-    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/history?state=done&provider=main')).body).total).toBe(1);
+    expect(JSON.parse((await call(panel, session, 'GET', '/api/history?q=nothing-like-this')).body).total).toBe(0);
+    expect(JSON.parse((await call(panel, session, 'GET', '/api/history?state=failed')).body).total).toBe(0);
+    expect(JSON.parse((await call(panel, session, 'GET', '/api/history?state=done&provider=main')).body).total).toBe(1);
     // FTS syntax in the query is taken as text, not as an operator.
-    expect((await call(panel, cookie, 'GET', `/api/history?q=${encodeURIComponent('"hello" OR NEAR(')}`)).status).toBe(200);
+    expect((await call(panel, session, 'GET', `/api/history?q=${encodeURIComponent('"hello" OR NEAR(')}`)).status).toBe(200);
 
-    const audio = await call(panel, cookie, 'GET', `/api/history/${first.id}/audio`);
+    const audio = await call(panel, session, 'GET', `/api/history/${first.id}/audio`);
     expect(audio.status).toBe(200);
     expect(audio.headers['content-type']).toBe('audio/wav');
     const entry = panel.daemon.history.get(first.id)!;
     expect(Number(audio.headers['content-length'])).toBe(readFileSync(entry.audioPath!).length);
-    const part = await request(panel.port, `/api/history/${first.id}/audio`, { headers: { cookie, range: 'bytes=0-3' } });
+    const part = await request(panel.port, `/api/history/${first.id}/audio?key=${session.key}`, { headers: { cookie: session.cookie, range: 'bytes=0-3' } });
     expect(part.status).toBe(206);
     expect(part.body).toBe('RIFF');
-    expect((await call(panel, cookie, 'GET', '/api/history/..%2F..%2Fetc%2Fpasswd/audio')).status).toBe(400);
-    expect((await call(panel, cookie, 'GET', '/api/history/no-such-id/audio')).status).toBe(404);
+    expect((await call(panel, session, 'GET', '/api/history/..%2F..%2Fetc%2Fpasswd/audio')).status).toBe(400);
+    expect((await call(panel, session, 'GET', '/api/history/no-such-id/audio')).status).toBe(404);
 
-    const removed = await call(panel, cookie, 'DELETE', `/api/history/${first.id}`);
+    const removed = await call(panel, session, 'DELETE', `/api/history/${first.id}`);
     expect(JSON.parse(removed.body)).toEqual({ removed: true, audioDeleted: true });
     expect(existsSync(entry.audioPath!)).toBe(false);
     expect(panel.daemon.history.get(first.id)).toBeUndefined();
   });
 
   it('the recording of a session whose audio is the user own file is not served', async () => {
-    const cookie = await login(panel);
+    const session = await login(panel);
     const own = path.join(panel.home.dir, 'meeting.wav');
     writeFileSync(own, readFileSync(panel.daemon.history.get((await dictate()).id)!.audioPath!));
     const run = (await panel.daemon.command('run', { path: own })) as { id: string };
     expect(panel.daemon.history.get(run.id)?.audioPath).toBe(own);
-    expect((await call(panel, cookie, 'GET', `/api/history/${run.id}/audio`)).status).toBe(404);
-    await call(panel, cookie, 'DELETE', `/api/history/${run.id}`);
+    expect((await call(panel, session, 'GET', `/api/history/${run.id}/audio`)).status).toBe(404);
+    await call(panel, session, 'DELETE', `/api/history/${run.id}`);
     expect(existsSync(own)).toBe(true);
   });
 
   it('settings: secrets shown as set, never sent; an edit keeps comments, is validated on its field, and the watcher applies it', async () => {
-    const cookie = await login(panel);
-    const settings = JSON.parse((await call(panel, cookie, 'GET', '/api/settings')).body) as { hash: string; values: { providers: { main: { apiKey: unknown } } } };
+    const session = await login(panel);
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string; values: { providers: { main: { apiKey: unknown } } } };
     expect(settings.values.providers.main.apiKey).toEqual({ $hidden: 'set' });
 
-    const bad = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'temperature'], value: 9 }] });
+    const bad = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'temperature'], value: 9 }] });
     expect(bad.status).toBe(422);
     expect(JSON.parse(bad.body).error.fields).toEqual([{ path: 'correction.temperature', message: expect.stringMatching(/2/) }]);
-    const hotkey = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['hotkey', 'keys'], value: 'ctrl+nosuchkey' }] });
+    const hotkey = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['hotkey', 'keys'], value: 'ctrl+nosuchkey' }] });
     expect(hotkey.status).toBe(422);
     expect(JSON.parse(hotkey.body).error.fields[0].path).toBe('hotkey.keys');
-    const forbidden = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'use'], value: './evil.mjs' }] });
+    const forbidden = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'use'], value: './evil.mjs' }] });
     expect(forbidden.status).toBe(403);
-    expect((await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['plugins'], value: ['./evil.mjs'] }] })).status).toBe(403);
-    expect((await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['daemon', 'ui', 'host'], value: '0.0.0.0' }] })).status).toBe(403);
+    expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['plugins'], value: ['./evil.mjs'] }] })).status).toBe(403);
+    expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['daemon', 'ui', 'host'], value: '0.0.0.0' }] })).status).toBe(403);
 
     const before = panel.daemon.kernel.configGeneration;
-    const saved = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'model'], value: 'gpt-second' }] });
+    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'model'], value: 'gpt-second' }] });
     expect(saved.status).toBe(200);
     const text = readFileSync(panel.configFile, 'utf8');
     expect(text).toContain('# Koto test config: these comments must survive edits from the panel');
     expect(text).toContain('  # the model that cleans up the transcript\n  model: gpt-second');
     expect(text).toContain('model: whisper-1 # transcription model');
     // A stale page (the file changed since it loaded) is told, not allowed to overwrite.
-    expect((await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['asr', 'model'], value: 'x' }] })).status).toBe(409);
+    expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['asr', 'model'], value: 'x' }] })).status).toBe(409);
     await expect.poll(() => panel.daemon.kernel.configGeneration, { timeout: 30_000 }).toBeGreaterThan(before);
     expect(panel.daemon.kernel.config.correction.model).toBe('gpt-second');
     const next = await dictate();
@@ -201,32 +214,32 @@ describe('control panel: API', () => {
   });
 
   it('a new secret is accepted write-only: it lands in the file, never in an answer', async () => {
-    const cookie = await login(panel);
-    const settings = JSON.parse((await call(panel, cookie, 'GET', '/api/settings')).body) as { hash: string };
+    const session = await login(panel);
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string };
     const fresh = 'sk-ui-new-secret-0b9e41';
-    const saved = await call(panel, cookie, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'apiKey'], value: fresh }] });
+    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'apiKey'], value: fresh }] });
     expect(saved.status).toBe(200);
     expect(saved.body).not.toContain(fresh);
     expect(readFileSync(panel.configFile, 'utf8')).toContain(`apiKey: ${fresh} # the key: never shown by the panel`);
-    const again = (await call(panel, cookie, 'GET', '/api/settings')).body;
+    const again = (await call(panel, session, 'GET', '/api/settings')).body;
     expect(again).not.toContain(fresh);
     expect(again).not.toContain(CANARY);
   });
 
   it('the canary key appears in no answer: page, status, history, settings, events, errors', async () => {
-    const cookie = await login(panel);
+    const session = await login(panel);
     panel.server.inject({ path: '/audio/transcriptions', status: 401, times: 1, body: { error: { message: `bad key ${CANARY}` } } });
     await dictate().catch(() => undefined);
     await dictate();
     const bodies: string[] = [];
-    for (const p of ['/', '/app.js', '/settings.js', '/api/status', '/api/history', '/api/settings', '/api/templates']) bodies.push((await call(panel, cookie, 'GET', p)).body);
+    for (const p of ['/', '/app.js', '/settings.js', '/api/status', '/api/history', '/api/settings', '/api/templates']) bodies.push((await call(panel, session, 'GET', p)).body);
     const id = panel.daemon.history.list(2)[1]!.id;
-    bodies.push((await call(panel, cookie, 'GET', `/api/history/${id}`)).body);
-    bodies.push((await call(panel, cookie, 'POST', '/api/history/nope/retry', {})).body);
+    bodies.push((await call(panel, session, 'GET', `/api/history/${id}`)).body);
+    bodies.push((await call(panel, session, 'POST', '/api/history/nope/retry', {})).body);
     bodies.push((await request(panel.port, '/api/status')).body);
     const events = await new Promise<string>((resolve) => {
       let text = '';
-      const req = net.connect(panel.port, '127.0.0.1', () => req.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${panel.port}\r\nCookie: ${cookie}\r\n\r\n`));
+      const req = net.connect(panel.port, '127.0.0.1', () => req.write(`GET /api/events?key=${session.key} HTTP/1.1\r\nHost: 127.0.0.1:${panel.port}\r\nCookie: ${session.cookie}\r\n\r\n`));
       req.on('data', (d: Buffer) => {
         text += d.toString();
         if (text.includes('event: snapshot')) {
@@ -244,13 +257,13 @@ describe('control panel: API', () => {
 });
 
 /** Reads the event stream until `until` returns true for an event; resolves with every event seen. */
-function readEvents(port: number, cookie: string, until: (event: string, data: Record<string, unknown>) => boolean): { ready: Promise<void>; events: Promise<{ event: string; data: Record<string, unknown> }[]> } {
+function readEvents(port: number, session: { cookie: string; key: string }, until: (event: string, data: Record<string, unknown>) => boolean): { ready: Promise<void>; events: Promise<{ event: string; data: Record<string, unknown> }[]> } {
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
   const events = new Promise<{ event: string; data: Record<string, unknown> }[]>((resolve, reject) => {
     const seen: { event: string; data: Record<string, unknown> }[] = [];
     let buffer = '';
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${cookie}\r\n\r\n`));
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET /api/events?key=${session.key} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${session.cookie}\r\n\r\n`));
     socket.on('error', reject);
     socket.on('data', (d: Buffer) => {
       buffer += d.toString();
@@ -279,8 +292,8 @@ describe('control panel: live feed', () => {
     panel = await startPanel();
     writeFileSync(panel.configFile, readFileSync(panel.configFile, 'utf8').replace('  stream: false', '  stream: true'));
     await expect.poll(() => panel.daemon.kernel.config.correction.stream, { timeout: 30_000 }).toBe(true);
-    const cookie = await login(panel);
-    const feed = readEvents(panel.port, cookie, (event) => event === 'final');
+    const session = await login(panel);
+    const feed = readEvents(panel.port, session, (event) => event === 'final');
     await feed.ready;
     const record = await dictate();
     const events = await feed.events;
@@ -303,14 +316,14 @@ describe('control panel: live feed', () => {
   it('rewrite with a template from a history row', async () => {
     await panel.close();
     panel = await startPanel({ extra: ['rewrite:', '  templates:', '    shout: { prompt: "Shout it: {{text}}" }'] });
-    const cookie = await login(panel);
+    const session = await login(panel);
     const record = await dictate();
-    expect(JSON.parse((await call(panel, cookie, 'GET', '/api/templates')).body)).toEqual(['shout']);
-    const rewritten = await call(panel, cookie, 'POST', `/api/history/${record.id}/rewrite`, { template: 'shout' });
+    expect(JSON.parse((await call(panel, session, 'GET', '/api/templates')).body)).toEqual(['shout']);
+    const rewritten = await call(panel, session, 'POST', `/api/history/${record.id}/rewrite`, { template: 'shout' });
     expect(rewritten.status).toBe(200);
     expect(JSON.parse(rewritten.body).text).toMatch(/^Hello from the panel/);
     const chat = panel.server.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1);
     expect(JSON.stringify(chat?.json)).toContain('Shout it: Hello from the panel (gpt-first).');
-    expect((await call(panel, cookie, 'POST', `/api/history/${record.id}/rewrite`, { template: 'nope' })).status).toBeGreaterThanOrEqual(400);
+    expect((await call(panel, session, 'POST', `/api/history/${record.id}/rewrite`, { template: 'nope' })).status).toBeGreaterThanOrEqual(400);
   });
 });

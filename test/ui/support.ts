@@ -114,22 +114,30 @@ export function request(port: number, pathname: string, options: { method?: stri
   });
 }
 
-/** Logs in the way a browser does: the link from the `ui` command, its cookie kept. */
-export async function login(panel: Panel): Promise<string> {
+export interface Session {
+  cookie: string;
+  key: string;
+}
+
+/** Logs in the way a browser does: the link from the `ui` command; its cookie and the page key (fragment) kept. */
+export async function login(panel: Panel): Promise<Session> {
   const { url } = (await panel.daemon.command('ui', {})) as { url: string };
   const u = new URL(url);
   const reply = await request(panel.port, `${u.pathname}${u.search}`);
   if (reply.status !== 303) throw new Error(`login failed: ${reply.status} ${reply.body}`);
   const cookie = String(reply.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
-  return cookie;
+  const key = /^\/#key=([\w-]+)$/.exec(String(reply.headers.location))?.[1];
+  if (!key) throw new Error(`no page key in ${String(reply.headers.location)}`);
+  return { cookie, key };
 }
 
-/** A same-origin JSON call with the session cookie, as the page makes it. */
-export function call(panel: Panel, cookie: string, method: string, pathname: string, body?: unknown): Promise<Reply> {
+/** A same-origin JSON call with the session cookie and the page key, as the page makes it. */
+export function call(panel: Panel, session: Session, method: string, pathname: string, body?: unknown): Promise<Reply> {
   return request(panel.port, pathname, {
     method,
     headers: {
-      cookie,
+      cookie: session.cookie,
+      'x-koto-key': session.key,
       origin: `http://127.0.0.1:${panel.port}`,
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
