@@ -6,15 +6,8 @@ import htm from '/vendor/htm.mjs';
 export const html = htm.bind(h);
 export { h, render };
 
-// The page key arrives once, in the login redirect's fragment; it is kept in this origin's
-// localStorage (scoped by port, unlike the cookie) and taken out of the address bar at once.
-const KEY = 'koto-ui-key';
-const fromLogin = /^#key=([\w-]+)$/.exec(location.hash);
-if (fromLogin) {
-  localStorage.setItem(KEY, fromLogin[1]);
-  history.replaceState(null, '', '/#live');
-}
-export const key = () => localStorage.getItem(KEY) ?? '';
+// The page key (stored by /login.js) lives in this origin's localStorage: scoped by port, unlike the cookie.
+export const key = () => localStorage.getItem('koto-ui-key') ?? '';
 /** For URLs the browser fetches by itself (event stream, audio player), which cannot carry a header. */
 export const withKey = (url) => `${url}${url.includes('?') ? '&' : '?'}key=${encodeURIComponent(key())}`;
 

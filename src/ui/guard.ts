@@ -12,8 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * - every API request also needs the page key (`x-koto-key`, or `?key=` where a browser cannot
  *   send headers: the event stream, the audio player). Cookies are not scoped by port: a page
  *   or server of another local user on another 127.0.0.1 port receives the cookie on any
- *   same-site request. The key reaches the page only in the login redirect's fragment (never
- *   sent to a server) and lives in the panel origin's localStorage, which is scoped by port;
+ *   same-site request. The key reaches the page only in the answer to a redeemed login link
+ *   and lives in the panel origin's localStorage, which is scoped by port;
  * - the `Host` header must name the panel itself (127.0.0.1:PORT, localhost:PORT, [::1]:PORT):
  *   a rebinding page's requests carry its own host name and are refused;
  * - a state-changing request must come from the panel's own origin (`Origin`, and

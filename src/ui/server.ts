@@ -105,17 +105,27 @@ export class UiServer {
     try {
       const url = new URL(req.url ?? '/', 'http://panel');
       if (url.pathname === '/login') return this.#login(req, res, url);
+      // The login page's script is public code (it holds nothing) and must load before anything else.
+      if (url.pathname === '/login.js') return this.#asset(req, res, url.pathname, { login: true });
       const verdict = this.#guard.check(req, { api: url.pathname.startsWith('/api/') });
       if (!verdict.ok) return refuse(res, verdict.status, verdict.reason);
       if (url.pathname.startsWith('/api/')) return await this.#api(req, res, url);
-      if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method not allowed');
-      const asset = loadAssets().get(url.pathname);
-      if (!asset) return refuse(res, 404, 'not found');
-      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': asset.type, 'content-length': asset.body.length, 'cache-control': 'no-cache' });
-      res.end(req.method === 'HEAD' ? undefined : asset.body);
+      return this.#asset(req, res, url.pathname);
     } catch (err) {
       this.#error(res, err);
     }
+  }
+
+  #asset(req: IncomingMessage, res: ServerResponse, pathname: string, opts: { login?: boolean } = {}): void {
+    if (opts.login) {
+      const verdict = this.#guard.check(req, { login: true });
+      if (!verdict.ok) return refuse(res, verdict.status, verdict.reason);
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method not allowed');
+    const asset = loadAssets().get(pathname);
+    if (!asset) return refuse(res, 404, 'not found');
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': asset.type, 'content-length': asset.body.length, 'cache-control': 'no-cache' });
+    res.end(req.method === 'HEAD' ? undefined : asset.body);
   }
 
   #login(req: IncomingMessage, res: ServerResponse, url: URL): void {
@@ -123,10 +133,14 @@ export class UiServer {
     if (!verdict.ok) return refuse(res, verdict.status, verdict.reason);
     const token = url.searchParams.get('token') ?? '';
     if (this.#guard.redeem(token)) {
-      // The token leaves the address bar at once; the page key rides in the fragment (never sent
-      // to a server), and the page moves it to localStorage and out of the address bar.
-      res.writeHead(303, { ...SECURITY_HEADERS, 'set-cookie': this.#guard.cookieHeader(), location: `/#key=${this.#guard.key}`, 'cache-control': 'no-store' });
-      res.end();
+      // A page, not a redirect: the navigation to the panel then starts from the panel's own
+      // origin (a redirect would inherit the opener's cross-site chain, e.g. the file `koto ui`
+      // opens, and the SameSite=Strict cookie would not be sent). /login.js stores the page key
+      // (only this answer carries it, to the holder of the token) and replaces this entry in the
+      // browser's history, so neither the token nor the key stays in the address bar.
+      const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="koto-key" content="${this.#guard.key}"><title>Koto</title><script type="module" src="/login.js"></script></head><body><p>Opening the Koto control panel…</p></body></html>`;
+      res.writeHead(200, { ...SECURITY_HEADERS, 'set-cookie': this.#guard.cookieHeader(), 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
       return;
     }
     // An old link in a browser that is already logged in just opens the panel (the page keeps its key).

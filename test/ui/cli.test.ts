@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { koto } from '../cli/support.ts';
@@ -18,14 +19,14 @@ describe('koto ui', () => {
     expect(printed.code).toBe(0);
     const link = new URL(printed.stdout.trim());
     expect(link.origin).toBe(`http://127.0.0.1:${panel.port}`);
-    expect((await request(panel.port, `${link.pathname}${link.search}`)).status).toBe(303);
+    expect((await request(panel.port, `${link.pathname}${link.search}`)).status).toBe(200);
     const status = await koto(['status', '--json'], { env });
     expect(JSON.parse(status.stdout).ui).toEqual({ url: `http://127.0.0.1:${panel.port}/` });
     expect(status.stdout).not.toContain(link.searchParams.get('token'));
     expect((await koto(['status'], { env })).stdout).toContain(`panel http://127.0.0.1:${panel.port}/`);
   });
 
-  it('opens the link with the desktop opener and says so without printing the token', async () => {
+  it('opens the link with the desktop opener, never on a command line (a 0600 page forwards to it), and prints no token', async () => {
     panel = await startPanel();
     const bin = path.join(panel.home.dir, 'bin');
     mkdirSync(bin);
@@ -42,7 +43,14 @@ describe('koto ui', () => {
         return '';
       }
     };
-    await expect.poll(opened, { timeout: 30_000 }).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${panel.port}/login\\?token=`));
+    await expect.poll(opened, { timeout: 30_000 }).toMatch(/^file:\/\/\//);
+    expect(opened()).not.toContain('token');
+    const page = fileURLToPath(opened());
+    expect(path.dirname(page)).toBe(path.join(panel.home.dir, 'run'));
+    expect(statSync(page).mode & 0o777).toBe(0o600);
+    const link = /url=([^"]+)"/.exec(readFileSync(page, 'utf8'))?.[1] ?? '';
+    expect(link).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${panel.port}/login\\?token=[\\w-]{32}$`));
+    expect((await request(panel.port, new URL(link).pathname + new URL(link).search)).status).toBe(200);
   });
 
   it('without an opener it prints the link and says why', async () => {

@@ -32,9 +32,10 @@ describe('control panel: who may talk to it', () => {
     expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${panel.port}/login\\?token=[\\w-]{32}$`));
     const u = new URL(url);
     const reply = await request(panel.port, `${u.pathname}${u.search}`);
-    expect(reply.status).toBe(303);
-    // The page key travels in the fragment only: browsers never send a fragment to a server.
-    expect(reply.headers.location).toMatch(/^\/#key=[\w-]{43}$/);
+    expect(reply.status).toBe(200);
+    // Only the holder of the token gets the page key; the page stores it (login.js) and moves on.
+    expect(reply.body).toMatch(/<meta name="koto-key" content="[\w-]{43}"><title>Koto<\/title><script type="module" src="\/login.js"><\/script>/);
+    expect(reply.headers['cache-control']).toBe('no-store');
     const cookie = String(reply.headers['set-cookie']);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);

@@ -119,15 +119,15 @@ export interface Session {
   key: string;
 }
 
-/** Logs in the way a browser does: the link from the `ui` command; its cookie and the page key (fragment) kept. */
+/** Logs in the way a browser does: the link from the `ui` command; its cookie and the page key kept. */
 export async function login(panel: Panel): Promise<Session> {
   const { url } = (await panel.daemon.command('ui', {})) as { url: string };
   const u = new URL(url);
   const reply = await request(panel.port, `${u.pathname}${u.search}`);
-  if (reply.status !== 303) throw new Error(`login failed: ${reply.status} ${reply.body}`);
+  if (reply.status !== 200) throw new Error(`login failed: ${reply.status} ${reply.body}`);
   const cookie = String(reply.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
-  const key = /^\/#key=([\w-]+)$/.exec(String(reply.headers.location))?.[1];
-  if (!key) throw new Error(`no page key in ${String(reply.headers.location)}`);
+  const key = /<meta name="koto-key" content="([\w-]+)">/.exec(reply.body)?.[1];
+  if (!key) throw new Error(`no page key in ${reply.body}`);
   return { cookie, key };
 }
 
