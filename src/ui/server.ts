@@ -293,11 +293,13 @@ export class UiServer {
     const type = req.headers['content-type'] ?? '';
     let size = 0;
     const chunks: Buffer[] = [];
+    // Past the limit the rest is read and dropped (bounded by requestTimeout), so the client gets
+    // the 413 instead of a reset connection.
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > MAX_BODY) throw new SettingsError(413, `the request is larger than ${MAX_BODY} bytes`);
-      chunks.push(chunk);
+      if (size <= MAX_BODY) chunks.push(chunk);
     }
+    if (size > MAX_BODY) throw new SettingsError(413, `the request is larger than ${MAX_BODY} bytes`);
     if (size === 0) return {};
     // JSON only: a cross-site HTML form cannot send it without a preflight (and Origin is checked anyway).
     if (!type.startsWith('application/json')) throw new SettingsError(415, 'send JSON (content-type: application/json)');

@@ -84,6 +84,22 @@ describe('control panel: who may talk to it', () => {
     await panel.daemon.command('cancel', {});
   });
 
+  it('malformed requests get a clear 4xx and change nothing', async () => {
+    const session = await login(panel);
+    const headers = { cookie: session.cookie, 'x-koto-key': session.key, origin: `http://127.0.0.1:${panel.port}` };
+    const big = await request(panel.port, '/api/settings', { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: `{"x":"${'a'.repeat(1024 * 1024 + 10)}"}` });
+    expect(big.status).toBe(413);
+    expect((await request(panel.port, '/api/control/start', { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: '{}' })).status).toBe(415);
+    expect((await request(panel.port, '/api/settings', { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: '[1,2' })).status).toBe(400);
+    expect((await request(panel.port, '/api/settings', { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: '{"changes":[{"path":["__proto__","x"],"value":1}]}' })).status).toBe(400);
+    expect((await request(panel.port, '/api/nothing', { headers })).status).toBe(404);
+    expect((await request(panel.port, '/api/history/%E0%A4%A', { headers })).status).toBe(400);
+    expect((await request(panel.port, '/etc/passwd', { headers })).status).toBe(404);
+    expect((await request(panel.port, '/../package.json', { headers })).status).toBe(404);
+    expect(panel.daemon.status().state).toBe('idle');
+    expect((await request(panel.port, '/api/status', { headers })).status).toBe(200);
+  });
+
   it('every answer carries a CSP without inline scripts, nosniff and no-framing', async () => {
     const session = await login(panel);
     for (const p of ['/', '/api/status']) {
