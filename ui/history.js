@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from '/vendor/hooks.mjs';
 import { api, copy, html, STATE_LABEL, when, withKey } from '/api.js';
 
+const PAGE = 50;
+
 const STAGES = [
   ['recording', 'capture'],
   ['asr', 'upload + ASR'],
@@ -104,6 +106,7 @@ export function History({ live }) {
   const [templates, setTemplates] = useState([]);
   const [error, setError] = useState(undefined);
   const [tick, setTick] = useState(0);
+  const [limit, setLimit] = useState(PAGE);
   const timer = useRef();
   useEffect(() => {
     api('/templates').then(setTemplates, () => undefined);
@@ -117,7 +120,7 @@ export function History({ live }) {
       if (filters.provider) q.set('provider', filters.provider);
       if (filters.from) q.set('from', new Date(`${filters.from}T00:00:00`).toISOString());
       if (filters.to) q.set('to', new Date(new Date(`${filters.to}T00:00:00`).getTime() + 86_400_000).toISOString());
-      q.set('limit', '100');
+      q.set('limit', String(limit));
       api(`/history?${q}`).then(
         (d) => {
           setData(d);
@@ -128,7 +131,9 @@ export function History({ live }) {
     }, 150);
     return () => clearTimeout(timer.current);
     // A finished session (live.last) refreshes the table.
-  }, [query, filters, tick, live.last?.id]);
+  }, [query, filters, tick, limit, live.last?.id]);
+  // A new search starts from the first page again.
+  useEffect(() => setLimit(PAGE), [query, filters]);
   const set = (key) => (e) => setFilters({ ...filters, [key]: e.target.value });
   return html`
     <section class="history">
@@ -165,6 +170,9 @@ export function History({ live }) {
         </tbody>
       </table>
       ${data.entries.length === 0 && html`<p class="muted">No sessions match.</p>`}
+      ${data.entries.length < data.total &&
+      html`<div class="buttons"><button data-testid="more" onClick=${() => setLimit(Math.min(limit + PAGE, 500))} disabled=${limit >= 500}>
+        Show more (${data.total - data.entries.length} older)</button>${limit >= 500 ? html`<span class="muted">narrow the search to see older sessions</span>` : ''}</div>`}
     </section>
   `;
 }

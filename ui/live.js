@@ -38,6 +38,11 @@ export function Live({ live }) {
         <button class="danger" data-testid="cancel" disabled=${busy || !session} onClick=${() => act('cancel')}>Cancel</button>
       </div>
       ${error && html`<p class="error" role="alert">${error.message}${error.fix ? html` — ${error.fix}` : ''}</p>`}
+      ${Object.keys(live.sessions).length > 1 &&
+      html`<p class="muted">${Object.keys(live.sessions).length - 1} more session(s) finishing, in order: ${Object.values(live.sessions)
+        .filter((s) => s !== session)
+        .map((s) => `${s.id} (${STATE_LABEL[s.state] ?? s.state})`)
+        .join(', ')}</p>`}
       <h3>Hearing</h3>
       <p class="interim" data-testid="interim">${session?.interim || html`<span class="muted">${session ? '…' : 'Nothing yet: press Start or your hotkey.'}</span>`}</p>
       <h3>Last result</h3>

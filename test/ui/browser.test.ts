@@ -190,6 +190,20 @@ describe('control panel in chromium', () => {
     expect(retried.retryOf).not.toBeNull();
   });
 
+  it('History: pages of 50, "Show more" loads the older ones', async () => {
+    for (let i = 0; i < 55; i++) {
+      panel.daemon.history.finish({ id: `20260101-000000-old${String(i).padStart(3, '0')}`, state: 'done', input: 'x.wav', raw: `old ${i}`, text: `Old ${i}.`, fallback: false, asrProvider: 'main', asrModel: 'whisper-1', correctionProvider: undefined, correctionModel: undefined, audioPath: undefined, timings: { asr: 10, total: 12 }, error: undefined, warnings: [] });
+    }
+    const total = panel.daemon.history.search({}).total;
+    // A fresh page: the previous test left a filter set in this one.
+    await page.goto(`http://127.0.0.1:${panel.port}/#history`);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="sessions"] tr.row').length === 50, null, WAIT);
+    await page.click('[data-testid="more"]');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="sessions"] tr.row').length === n, total, WAIT);
+    expect(await page.locator('[data-testid="more"]').count()).toBe(0);
+  });
+
   it('Settings: a bad value is shown on its field; a new correction model is saved (comments kept) and used by the next session', async () => {
     await page.goto(`http://127.0.0.1:${panel.port}/#settings`);
     await page.waitForSelector('[data-testid="settings"]', WAIT);
