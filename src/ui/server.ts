@@ -38,6 +38,7 @@ export class UiServer {
   readonly #live: LiveFeed;
   #port = 0;
   #hostName: string;
+  #saving: Promise<unknown> = Promise.resolve();
 
   private constructor(host: UiHost, server: http.Server, hostName: string) {
     this.#host = host;
@@ -193,8 +194,14 @@ export class UiServer {
         return this.#json(res, await this.#delete(this.#entry(id!)));
       case 'GET /settings':
         return this.#json(res, await readSettings(this.#host.kernel));
-      case 'PUT /settings':
-        return this.#json(res, await writeSettings(this.#host.kernel, (await this.#body(req)) as Record<string, unknown>));
+      case 'PUT /settings': {
+        const body = (await this.#body(req)) as Record<string, unknown>;
+        // One save at a time: two tabs saving at once must not both pass the "unchanged since
+        // loaded" check and then overwrite each other.
+        const saved = this.#saving.then(() => writeSettings(this.#host.kernel, body));
+        this.#saving = saved.catch(() => undefined);
+        return this.#json(res, await saved);
+      }
       case 'GET /devices':
         return this.#json(res, await this.#devices());
       case 'POST /doctor':

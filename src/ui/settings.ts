@@ -80,9 +80,10 @@ export async function writeSettings(
   const textFiles = parseFiles(body.files);
   const doc = parseDocument(text);
   if (doc.errors.length) throw new SettingsError(422, `the file does not parse (${doc.errors[0]!.message}); fix it in an editor first`);
+  const patches = changes.map((change) => patchOf(doc, change));
   for (const change of changes) apply(doc, change);
-  const next = doc.toString();
   const data = (doc.toJS() ?? {}) as Record<string, unknown>;
+  const next = render(text, doc, patches, data);
   const errors = fieldErrors(data);
   if (errors.length) throw new SettingsError(422, 'the settings are not valid', errors);
   const fileWrites: [string, string][] = [];
@@ -150,6 +151,42 @@ function parseFiles(value: unknown): [string, string][] {
     if (typeof text !== 'string' || Buffer.byteLength(text) > MAX_TEXT_FILE) throw new SettingsError(400, `${key}: text of at most ${MAX_TEXT_FILE} bytes`);
     return [key, text];
   });
+}
+
+interface Patch {
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+}
+
+/**
+ * A new value for an existing scalar, as an edit of exactly its characters in the file: the
+ * rest of the file stays byte for byte (re-serialising the document would re-wrap long lines
+ * and rewrite escapes the user chose). Undefined when the change is not that simple.
+ */
+function patchOf(doc: Document, change: SettingsChange): Patch | undefined {
+  if (change.value === undefined || (typeof change.value === 'object' && change.value !== null)) return undefined;
+  const node = doc.getIn(change.path, true);
+  if (!isScalar(node) || !node.range) return undefined;
+  const value = change.value;
+  // A one-line JSON-compatible scalar: YAML reads JSON strings, numbers, booleans and null as such.
+  const textOf = typeof value === 'string' ? (/^[A-Za-z0-9_./@+:-][\w ./@+:,-]*$/.test(value) && !/[ :]$|: | #|^(?:true|false|null|yes|no|on|off|~|[-+]?[\d.]+(?:e[-+]?\d+)?)$/i.test(value) ? value : JSON.stringify(value)) : JSON.stringify(value);
+  if (textOf === undefined || textOf.includes('\n')) return undefined;
+  return { start: node.range[0], end: node.range[1], text: textOf };
+}
+
+/** The file's next text: the surgical edits when every change is one and they read back right, else the re-serialised document. */
+function render(text: string, doc: Document, patches: readonly (Patch | undefined)[], expected: unknown): string {
+  if (patches.length > 0 && patches.every((p): p is Patch => p !== undefined)) {
+    let next = text;
+    for (const patch of [...patches].sort((a, b) => b.start - a.start)) next = next.slice(0, patch.start) + patch.text + next.slice(patch.end);
+    const check = parseDocument(next);
+    if (check.errors.length === 0 && JSON.stringify(check.toJS()) === JSON.stringify(expected)) return next;
+  }
+  // Structure changed (a key added or removed, a list replaced): comments and order are kept by
+  // the Document; no line is re-wrapped and "\n" escapes stay escapes (the default would fold
+  // both). What still changes: the spaces before a comment become one.
+  return doc.toString({ lineWidth: 0, doubleQuotedAsJSON: true });
 }
 
 function apply(doc: Document, change: SettingsChange): void {

@@ -216,9 +216,12 @@ describe('control panel: API', () => {
     expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['daemon', 'ui', 'host'], value: '0.0.0.0' }] })).status).toBe(403);
 
     const before = panel.daemon.kernel.configGeneration;
+    const original = readFileSync(panel.configFile, 'utf8');
     const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'model'], value: 'gpt-second' }] });
     expect(saved.status).toBe(200);
     const text = readFileSync(panel.configFile, 'utf8');
+    // Only that value changed: long lines, escapes, spacing before comments are the user's.
+    expect(text).toBe(original.replace('  model: gpt-first', '  model: gpt-second'));
     expect(text).toContain('# Koto test config: these comments must survive edits from the panel');
     expect(text).toContain('  # the model that cleans up the transcript\n  model: gpt-second');
     expect(text).toContain('model: whisper-1 # transcription model');
@@ -228,6 +231,39 @@ describe('control panel: API', () => {
     expect(panel.daemon.kernel.config.correction.model).toBe('gpt-second');
     const next = await dictate();
     expect(next.text).toBe('Hello from the panel (gpt-second).');
+  });
+
+  it('values that need quoting are quoted; new keys and lists keep the rest of the file as it was', async () => {
+    const session = await login(panel);
+    const original = readFileSync(panel.configFile, 'utf8');
+    let hash = (JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string }).hash;
+    const put = async (changes: unknown[]) => {
+      const reply = await call(panel, session, 'PUT', '/api/settings', { hash, changes });
+      expect(reply.status, reply.body).toBe(200);
+      hash = (JSON.parse(reply.body) as { hash: string }).hash;
+    };
+    await put([{ path: ['asr', 'model'], value: 'yes' }]);
+    expect(readFileSync(panel.configFile, 'utf8')).toBe(original.replace('model: whisper-1 #', 'model: "yes" #'));
+    await put([{ path: ['asr', 'model'], value: 'a: b # c' }]);
+    expect(readFileSync(panel.configFile, 'utf8')).toBe(original.replace('model: whisper-1 #', 'model: "a: b # c" #'));
+    await put([{ path: ['asr', 'language'], value: 'de' }, { path: ['rewrite', 'templates'], value: { mail: { prompt: 'As an email: {{text}}' } } }]);
+    const text = readFileSync(panel.configFile, 'utf8');
+    expect(text).toContain('# Koto test config: these comments must survive edits from the panel\n');
+    expect(text).toContain('  # the model that cleans up the transcript\n  model: gpt-first\n');
+    expect(text).toContain(`  ca: ${JSON.stringify(panel.server.ca)}\n`);
+    await expect.poll(() => panel.daemon.kernel.config.rewrite.templates.mail?.prompt, { timeout: 30_000 }).toBe('As an email: {{text}}');
+    expect(panel.daemon.kernel.config.asr).toMatchObject({ model: 'a: b # c', language: 'de' });
+  });
+
+  it('two saves from pages loaded at the same time: the first lands, the second is told the file changed', async () => {
+    const session = await login(panel);
+    const { hash } = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string };
+    const [a, b] = await Promise.all([
+      call(panel, session, 'PUT', '/api/settings', { hash, changes: [{ path: ['asr', 'language'], value: 'de' }] }),
+      call(panel, session, 'PUT', '/api/settings', { hash, changes: [{ path: ['asr', 'language'], value: 'fr' }] }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    expect(readFileSync(panel.configFile, 'utf8')).toMatch(a.status === 200 ? /language: de/ : /language: fr/);
   });
 
   it('a new secret is accepted write-only: it lands in the file, never in an answer', async () => {
