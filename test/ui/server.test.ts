@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon/daemon.ts';
 import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { startOpenAIServer, tempHome } from '../support/index.ts';
-import { CANARY, call, configText, login, request, startPanel, type Panel } from './support.ts';
+import { CANARY, call, configText, login, request, startPanel, writeConfig, type Panel } from './support.ts';
 
 let panel: Panel;
 
@@ -119,7 +119,7 @@ describe('control panel: who may talk to it', () => {
     const server = await startOpenAIServer();
     try {
       const file = path.join(home.dir, 'koto.yaml');
-      writeFileSync(file, configText(server).replace('    port: 0 # any free port', '    host: 0.0.0.0\n    port: 0'));
+      writeConfig(file, configText(server).replace('    port: 0 # any free port', '    host: 0.0.0.0\n    port: 0'));
       const started = Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
       await expect(started).rejects.toMatchObject({ code: 'KOTO_ERR_CONFIG_INVALID', message: expect.stringMatching(/daemon\.ui\.host: must be a loopback address/) });
     } finally {
@@ -136,7 +136,7 @@ describe('control panel: who may talk to it', () => {
     const server = await startOpenAIServer();
     try {
       const file = path.join(home.dir, 'koto.yaml');
-      writeFileSync(file, configText(server).replace('    port: 0 # any free port', `    port: ${port}`));
+      writeConfig(file, configText(server).replace('    port: 0 # any free port', `    port: ${port}`));
       const daemon = await Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
       try {
         expect(daemon.status().ui).toEqual({ url: undefined, error: expect.stringContaining(`port ${port} on 127.0.0.1 is in use`) });
@@ -253,6 +253,28 @@ describe('control panel: API', () => {
     expect(text).toContain(`  ca: ${JSON.stringify(panel.server.ca)}\n`);
     await expect.poll(() => panel.daemon.kernel.config.rewrite.templates.mail?.prompt, { timeout: 30_000 }).toBe('As an email: {{text}}');
     expect(panel.daemon.kernel.config.asr).toMatchObject({ model: 'a: b # c', language: 'de' });
+  });
+
+  it('the dictionary and prompt files named in the config are edited as text; the watcher applies them', async () => {
+    const session = await login(panel);
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string; files: Record<string, { path: string; text: string } | null> };
+    expect(settings.files).toEqual({
+      dictionary: { path: './dictionary.txt', text: 'Koto\nPreact\n' },
+      'correction.systemPrompt': { path: './system-prompt.txt', text: 'Fix the punctuation of the dictation. Keep the words.\n' },
+      'correction.userPrompt': null,
+    });
+    const config = readFileSync(panel.configFile, 'utf8');
+    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, files: { dictionary: 'Koto\nPreact\nhtm\n', 'correction.systemPrompt': 'Only fix punctuation.\n' } });
+    expect(saved.status).toBe(200);
+    expect(readFileSync(panel.configFile, 'utf8')).toBe(config);
+    expect(readFileSync(path.join(panel.home.dir, 'dictionary.txt'), 'utf8')).toBe('Koto\nPreact\nhtm\n');
+    await expect.poll(() => panel.daemon.kernel.config.resolved.dictionary, { timeout: 30_000 }).toEqual(['Koto', 'Preact', 'htm']);
+    await expect.poll(() => panel.daemon.kernel.config.resolved.systemPrompt, { timeout: 30_000 }).toBe('Only fix punctuation.\n');
+    const refused = await call(panel, session, 'PUT', '/api/settings', { files: { 'transport.ca': 'x' } });
+    expect(refused.status).toBe(403);
+    await dictate();
+    const chat = panel.server.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1);
+    expect(JSON.stringify(chat?.json)).toContain('Only fix punctuation.');
   });
 
   it('two saves from pages loaded at the same time: the first lands, the second is told the file changed', async () => {

@@ -44,6 +44,8 @@ export function configText(server: OpenAIServer, extra: string[] = []): string {
     '  # the model that cleans up the transcript',
     '  model: gpt-first',
     '  stream: false',
+    '  systemPrompt: ./system-prompt.txt',
+    'dictionary: ./dictionary.txt',
     'audio:',
     '  source: tone',
     'output:',
@@ -59,6 +61,13 @@ export function configText(server: OpenAIServer, extra: string[] = []): string {
   ].join('\n');
 }
 
+/** The config file and the dictionary and prompt files it names. */
+export function writeConfig(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+  writeFileSync(path.join(path.dirname(file), 'dictionary.txt'), 'Koto\nPreact\n');
+  writeFileSync(path.join(path.dirname(file), 'system-prompt.txt'), 'Fix the punctuation of the dictation. Keep the words.\n');
+}
+
 export async function startPanel(options: { transcribe?: () => string; extra?: string[] } = {}): Promise<Panel> {
   const server = await startOpenAIServer({
     transcribe: options.transcribe ?? (() => 'hello from the panel'),
@@ -66,7 +75,7 @@ export async function startPanel(options: { transcribe?: () => string; extra?: s
   });
   const home = tempHome('koto-ui-');
   const configFile = path.join(home.dir, 'koto.yaml');
-  writeFileSync(configFile, configText(server, options.extra), { mode: 0o600 });
+  writeConfig(configFile, configText(server, options.extra));
   const daemon = await Daemon.start({
     configPath: configFile,
     env: { KOTO_HOME: home.dir },
