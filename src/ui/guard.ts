@@ -48,9 +48,9 @@ export class UiGuard {
   #hosts: ReadonlySet<string> = new Set();
   #origins: ReadonlySet<string> = new Set();
 
-  /** Once listening: the host names the panel answers to. */
-  bind(port: number): void {
-    const hosts = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
+  /** Once listening: the host names the panel answers to (`host`: how the URL names it, e.g. 127.0.0.2). */
+  bind(port: number, host: string): void {
+    const hosts = [...new Set([`${host}:${port}`, `127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`])];
     this.#hosts = new Set(hosts);
     this.#origins = new Set(hosts.map((h) => `http://${h}`));
   }

@@ -75,14 +75,17 @@ export class UiServer {
       });
     }
     ui.#port = (server.address() as AddressInfo).port;
-    ui.#guard.bind(ui.#port);
+    ui.#guard.bind(ui.#port, ui.#urlHost());
     return ui;
+  }
+
+  #urlHost(): string {
+    return this.#hostName === '::1' ? '[::1]' : this.#hostName;
   }
 
   /** The panel's address, without any token (status, logs). */
   get url(): string {
-    const host = this.#hostName === '::1' ? '[::1]' : this.#hostName === 'localhost' ? 'localhost' : this.#hostName;
-    return `http://${host}:${this.#port}/`;
+    return `http://${this.#urlHost()}:${this.#port}/`;
   }
 
   get port(): number {
@@ -91,9 +94,7 @@ export class UiServer {
 
   /** A single-use login link (the `ui` control command; only the socket's owner can ask). */
   loginUrl(): string {
-    // 127.0.0.1 rather than a custom loopback address: the Host check accepts these names only.
-    const host = this.#hostName === '::1' ? '[::1]' : this.#hostName === 'localhost' ? 'localhost' : '127.0.0.1';
-    return `http://${host}:${this.#port}/login?token=${this.#guard.mintLogin()}`;
+    return `http://${this.#urlHost()}:${this.#port}/login?token=${this.#guard.mintLogin()}`;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -125,6 +126,33 @@ describe('control panel: who may talk to it', () => {
     } finally {
       await server.close();
       home.cleanup();
+    }
+  });
+
+  // (::1 works the same way, but a container may have no IPv6 loopback: not tested here.)
+  it('another loopback address (127.0.0.2) is served, named in the link and accepted as Host', async () => {
+    for (const host of ['127.0.0.2']) {
+      const home = tempHome('koto-ui-addr-');
+      const server = await startOpenAIServer();
+      try {
+        const file = path.join(home.dir, 'koto.yaml');
+        writeConfig(file, configText(server).replace('    port: 0 # any free port', `    host: "${host}"\n    port: 0`));
+        const daemon = await Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
+        try {
+          const { url } = (await daemon.command('ui', {})) as { url: string };
+          const link = new URL(url);
+          expect(link.hostname).toBe(host === '::1' ? '[::1]' : host);
+          const reply = await new Promise<number>((resolve, reject) => {
+            http.get({ host, port: Number(link.port), path: `${link.pathname}${link.search}`, headers: { host: link.host } }, (res) => resolve(res.statusCode ?? 0)).on('error', reject);
+          });
+          expect(reply).toBe(200);
+        } finally {
+          await daemon.close();
+        }
+      } finally {
+        await server.close();
+        home.cleanup();
+      }
     }
   });
 
