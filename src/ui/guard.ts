@@ -127,8 +127,17 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   return undefined;
 }
 
+/** A refusal: JSON for the page's API calls, a readable page for a person's browser tab. */
 export function refuse(res: ServerResponse, status: number, reason: string): void {
-  const body = JSON.stringify({ error: { status, message: reason } });
-  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  const wantsPage = String(res.req?.headers.accept ?? '').includes('text/html');
+  const body = wantsPage
+    ? `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Koto</title></head><body><h1>Koto control panel</h1><p>${escapeHtml(reason)}</p></body></html>`
+    : JSON.stringify({ error: { status, message: reason } });
+  const type = wantsPage ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8';
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -29,6 +29,10 @@ describe('control panel: who may talk to it', () => {
       expect((await request(panel.port, p)).status, p).toBe(401);
     }
     expect((await request(panel.port, '/login?token=guess')).status).toBe(401);
+    // A person's tab gets a page saying what to do, not JSON.
+    const stale = await request(panel.port, '/login?token=guess', { headers: { accept: 'text/html,*/*' } });
+    expect(stale.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(stale.body).toContain('run `koto ui` for a new one');
     const { url } = (await panel.daemon.command('ui', {})) as { url: string };
     expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${panel.port}/login\\?token=[\\w-]{32}$`));
     const u = new URL(url);
