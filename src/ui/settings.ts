@@ -76,10 +76,12 @@ export async function writeSettings(
   if (typeof body.hash === 'string' && body.hash !== hash(text)) {
     throw new SettingsError(409, 'the config file changed on disk since the page loaded it: reload the page to see the new version');
   }
-  const changes = parseChanges(body.changes);
+  let changes = parseChanges(body.changes);
   const textFiles = parseFiles(body.files);
   const doc = parseDocument(text);
   if (doc.errors.length) throw new SettingsError(422, `the file does not parse (${doc.errors[0]!.message}); fix it in an editor first`);
+  // A map or list sent back whole (headers as JSON) carries its secrets as masks: keep the real ones.
+  changes = changes.map((change) => ({ path: change.path, value: unmask(change.value, doc.getIn(change.path)) }));
   const patches = changes.map((change) => patchOf(doc, change));
   for (const change of changes) apply(doc, change);
   const data = (doc.toJS() ?? {}) as Record<string, unknown>;
@@ -222,6 +224,30 @@ function fieldOf(message: string): FieldError {
   const detail = message.replace(/^[^:]*\.(?:ya?ml|json): /, '');
   const match = /^([A-Za-z0-9_.-]+): (.*)$/.exec(detail);
   return match ? { path: match[1]!, message: match[2]! } : { path: '', message: detail };
+}
+
+function isMask(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && SECRET_MARK in value;
+}
+
+/** Puts the file's current values back where a change still holds a mask (a secret the page never saw). */
+function unmask(value: unknown, current: unknown): unknown {
+  const plain = toPlain(current);
+  if (isMask(value)) return plain ?? undefined;
+  if (Array.isArray(value)) return value.map((v, i) => unmask(v, Array.isArray(plain) ? plain[i] : undefined));
+  if (value && typeof value === 'object') {
+    const base = plain && typeof plain === 'object' && !Array.isArray(plain) ? (plain as Record<string, unknown>) : {};
+    return Object.fromEntries(
+      Object.entries(value)
+        .map(([k, v]) => [k, unmask(v, Object.hasOwn(base, k) ? base[k] : undefined)] as const)
+        .filter(([, v]) => v !== undefined),
+    );
+  }
+  return value;
+}
+
+function toPlain(node: unknown): unknown {
+  return node && typeof node === 'object' && 'toJSON' in node && typeof (node as { toJSON: unknown }).toJSON === 'function' ? (node as { toJSON(): unknown }).toJSON() : node;
 }
 
 /** Secret values become { $hidden: set|not set }: the page can say whether a key is there, never what it is. */

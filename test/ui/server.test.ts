@@ -320,6 +320,25 @@ describe('control panel: API', () => {
     expect(readFileSync(panel.configFile, 'utf8')).toMatch(a.status === 200 ? /language: de/ : /language: fr/);
   });
 
+  it('a map sent back whole keeps the secrets inside it that the page only saw as masks', async () => {
+    await panel.close();
+    panel = await startPanel({ extra: [] });
+    const text = readFileSync(panel.configFile, 'utf8').replace('    apiKey: ', '    headers: { X-Team: koto, Authorization: "Bearer sk-ui-header-canary-55" }\n    apiKey: ');
+    writeFileSync(panel.configFile, text);
+    await expect.poll(() => (panel.daemon.kernel.config.resolved.providers.main?.options as { headers?: Record<string, string> }).headers?.['X-Team'], { timeout: 30_000 }).toBe('koto');
+    const session = await login(panel);
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string; values: { providers: { main: { headers: Record<string, unknown> } } } };
+    expect(settings.values.providers.main.headers).toEqual({ 'X-Team': 'koto', Authorization: { $hidden: 'set' } });
+    // The page's JSON editor sends the map back with the mask and one edit.
+    const headers = { ...settings.values.providers.main.headers, 'X-Team': 'voice' };
+    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'headers'], value: headers }] });
+    expect(saved.status, saved.body).toBe(200);
+    const after = readFileSync(panel.configFile, 'utf8');
+    expect(after).toContain('Bearer sk-ui-header-canary-55');
+    expect(after).toContain('X-Team: voice');
+    expect(after).not.toContain('$hidden');
+  });
+
   it('a new secret is accepted write-only: it lands in the file, never in an answer', async () => {
     const session = await login(panel);
     const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string };
