@@ -1,5 +1,6 @@
 import { useState } from '/vendor/hooks.mjs';
 import { api, copy, html, STATE_LABEL } from '/api.js';
+import { Waterfall } from '/history.js';
 
 /** The session the live view follows: the one recording, else the newest still being finished. */
 function current(sessions) {
@@ -55,6 +56,7 @@ export function Live({ live }) {
               ${last.timings?.total !== undefined && html`<span class="muted">${last.timings.total} ms</span>`}
               ${last.text && html`<button class="small" onClick=${() => copy(last.text)}>Copy</button>`}
             </div>
+            <${Waterfall} timings=${last.timings} />
           </div>`
         : html`<p class="muted">No dictation since the panel opened.</p>`}
       ${live.warnings.length > 0 &&

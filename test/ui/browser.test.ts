@@ -146,6 +146,8 @@ describe('control panel in chromium', () => {
     await page.locator('[data-testid="stop"]:not([disabled])').click(WAIT);
     await page.waitForFunction(() => document.querySelector('[data-testid="final"]')?.textContent === 'Hello from the panel (gpt-first).', null, WAIT);
     await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'idle', null, WAIT);
+    // Where the time went, right under the result.
+    await page.waitForSelector('.final [data-testid="waterfall"] .wf-row[data-stage="correction"]', WAIT);
     await shot('live');
   });
 
