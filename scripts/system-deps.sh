@@ -8,6 +8,8 @@
 #                                    xset (server auto-repeat for the hotkey tests); openbox + xterm + rxvt-unicode +
 #                                    a GTK text view (python3-gi) as real paste/type receivers; headless sway + foot +
 #                                    wtype + wl-clipboard for the Wayland outputs
+#   scripts/system-deps.sh browser   Debian's chromium (the control panel's browser tests drive /usr/bin/chromium;
+#                                    no browser is downloaded)
 # As root it runs apt-get itself; otherwise through `sudo -n` when that works; otherwise it prints
 # the exact command and exits 1. On a system without apt-get it says what to install instead.
 set -euo pipefail
@@ -35,16 +37,18 @@ declare -A CHECK=(
   [foot]="command -v foot"
   [wtype]="command -v wtype"
   [wl-clipboard]="command -v wl-copy"
+  [chromium]="test -x /usr/bin/chromium"
 )
 declare -A GROUPS_=(
   [offline]="pocketsphinx pocketsphinx-en-us"
   [audio]="pulseaudio pulseaudio-utils flite sox ffmpeg"
+  [browser]="chromium"
   [desktop]="xvfb xdotool xclip suckless-tools x11-utils x11-xserver-utils openbox xterm rxvt-unicode python3-gi gir1.2-gtk-3.0 sway foot wtype wl-clipboard"
 )
 
 missing=()
 for group in "$@"; do
-  [[ -n ${GROUPS_[$group]:-} ]] || { echo "system-deps: unknown group '$group' (offline, audio, desktop)" >&2; exit 2; }
+  [[ -n ${GROUPS_[$group]:-} ]] || { echo "system-deps: unknown group '$group' (offline, audio, desktop, browser)" >&2; exit 2; }
   for pkg in ${GROUPS_[$group]}; do
     eval "${CHECK[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
   done

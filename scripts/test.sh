@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README, and what CI runs): complete on a fresh machine by itself.
 # 1. system packages the tests use, when missing (virtual microphone, speech fixtures, offline ASR,
-#    X11 tools for the paste/type outputs)
+#    X11 tools for the paste/type outputs, chromium for the control panel's browser tests)
 # 2. npm packages (which bring the pinned Node 24 and build dist)
 # 3. type-check and lint, then every test: the microphone tests last and alone (one virtual mic, and
 #    capture must not compete with a loaded CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/system-deps.sh audio offline desktop
+bash scripts/system-deps.sh audio offline desktop browser
 
 if [[ ! -x node_modules/.bin/node || ! -d dist || package-lock.json -nt node_modules/.package-lock.json ]]; then
   # Errors only: the system Node's engine warnings (EBADENGINE) do not apply to the pinned Node 24.

@@ -49,6 +49,8 @@ export function statusLine(status: DaemonStatus): string {
   for (const report of Object.values(status.plugins ?? {})) {
     if (typeof report.summary === 'string' && report.summary) parts.push(report.summary);
   }
+  if (status.ui?.url) parts.push(`panel ${status.ui.url} (koto ui)`);
+  else if (status.ui?.error) parts.push(`panel off: ${status.ui.error}`);
   const start = status.audio?.lastStart;
   if (start) {
     const timing = [

@@ -124,6 +124,11 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('make the daemon re-read its config (exit 3 if the new config is invalid; the old one stays)')
     .action(bind(async () => (await import('./commands/daemon.ts')).reloadCommand()));
   program
+    .command('ui')
+    .description('open the control panel (live view, history, settings) in the browser')
+    .option('--print', 'print the single-use login link instead of opening a browser')
+    .action(bind(async (ctx, flags: { print?: boolean }) => (await import('./commands/ui.ts')).uiCommand(ctx, flags)));
+  program
     .command('history')
     .description('past sessions, newest first')
     .option('--json', 'print NDJSON')

@@ -17,6 +17,7 @@ import { lstat, readFile, rm } from 'node:fs/promises';
 import { prepareDaemonSocket } from './socket-guard.ts';
 import { kotoPaths } from '../kernel/paths.ts';
 import { profileNamed, retryProfile } from '../kernel/profiles.ts';
+import type { UiServer } from '../ui/server.ts';
 
 export interface DaemonOptions extends KernelOptions {
   /** Override the control socket path (tests). */
@@ -48,6 +49,8 @@ export interface DaemonStatus {
     /** The last recording's start: who triggered it and how its first audio relates to the trigger. */
     readonly lastStart: LastStart | undefined;
   };
+  /** The control panel: its address (no token: `koto ui` asks for a login link), or why it is not served. */
+  readonly ui: { readonly url: string | undefined; readonly error: string | undefined };
 }
 
 export interface LastStart {
@@ -91,6 +94,8 @@ export class Daemon {
   #lastStart: LastStart | undefined;
   /** A start in progress: a second trigger during it joins it instead of opening the device twice. */
   #starting: Promise<{ state: string; id: string; message: string }> | undefined;
+  #ui: UiServer | undefined;
+  #uiError: KotoError | undefined;
 
   private constructor(kernel: Kernel, options: DaemonOptions) {
     this.kernel = kernel;
@@ -120,6 +125,8 @@ export class Daemon {
       await daemon.#retention();
       if (options.signals) daemon.#handleSignals();
       await daemon.#startHostedPlugins();
+      await daemon.#startUi();
+      daemon.#watchUiSettings();
       kernel.log.info(`daemon listening on ${daemon.socketPath} (pid ${process.pid})`);
       return daemon;
     } catch (err) {
@@ -173,6 +180,41 @@ export class Daemon {
     } catch (err) {
       this.kernel.log.error(describe(err));
     }
+  }
+
+  /** The control panel (src/ui): not being able to serve it is reported, never fatal. */
+  async #startUi(): Promise<void> {
+    const settings = this.kernel.config.daemon.ui;
+    if (!settings.enabled) return;
+    try {
+      const { UiServer } = await import('../ui/server.ts');
+      this.#ui = await UiServer.start(this, settings);
+      this.kernel.log.info(`control panel on ${this.#ui.url} (open it with \`koto ui\`)`);
+    } catch (err) {
+      this.#uiError = KotoError.is(err) ? err : kotoError('KOTO_ERR_UI_UNAVAILABLE', { reason: describe(err), remedy: 'run the daemon with --debug and report it' });
+      this.kernel.log.error(describe(this.#uiError));
+    }
+  }
+
+  /** The panel's address is fixed while the daemon runs: a changed `daemon.ui` is said to need a restart. */
+  #watchUiSettings(): void {
+    this.kernel.hooks.configChanged.tap('daemon', (change) => {
+      if (JSON.stringify(change.config.daemon.ui) !== JSON.stringify(change.previous.daemon.ui)) {
+        this.kernel.log.warn('daemon.ui changed: the control panel keeps its address until the daemon restarts');
+      }
+    });
+  }
+
+  /** `koto ui`: a single-use login link, asked for over the private socket. */
+  #uiLogin(): { url: string; panel: string } {
+    if (this.#ui) return { url: this.#ui.loginUrl(), panel: this.#ui.url };
+    throw (
+      this.#uiError ??
+      kotoError('KOTO_ERR_UI_UNAVAILABLE', {
+        reason: 'it is turned off (daemon.ui.enabled: false)',
+        remedy: 'set daemon.ui.enabled: true in the config and restart the daemon',
+      })
+    );
   }
 
   async #listen(): Promise<void> {
@@ -299,6 +341,8 @@ export class Daemon {
         return this.cancelRecording();
       case 'status':
         return this.status();
+      case 'ui':
+        return this.#uiLogin();
       case 'reload': {
         const outcome = await this.kernel.reload();
         if (!outcome.ok && outcome.error) throw outcome.error;
@@ -539,6 +583,7 @@ export class Daemon {
       pid: process.pid,
       plugins: Object.fromEntries(this.#pluginReports),
       audio: { preRollMs: this.kernel.config.audio.preRollMs, lastStart: this.#lastStart },
+      ui: { url: this.#ui?.url, error: this.#uiError?.message },
     };
   }
 
@@ -560,6 +605,7 @@ export class Daemon {
       for (const [signal, fn] of this.#signalHandlers) process.off(signal, fn);
       this.#host.abort();
       this.#server?.close();
+      await this.#ui?.close().catch(() => undefined);
       const recording = this.#recording;
       this.#recording = undefined;
       if (recording) {

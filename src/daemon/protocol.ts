@@ -85,6 +85,7 @@ export const ARGS = {
   correct: z.object({ text: optional(z.string()), provider: optional(providerName) }),
   retry: z.object({ id: z.string().min(1).max(200) }),
   deliver: z.object({ id: z.string().min(1).max(200) }),
+  ui: none,
   rewrite: z.object({ template: z.string().min(1).max(200), text: optional(z.string()), id: optional(z.string().max(200)) }),
 } as const satisfies Record<DaemonCommand, z.ZodType>;
 

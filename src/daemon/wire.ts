@@ -8,7 +8,7 @@ import { describe, KotoError, kotoError } from '../kernel/errors.ts';
  * message gets an error reply (`KOTO_ERR_CONTROL_MESSAGE`), never a crash, and the daemon keeps
  * serving everyone else.
  */
-export const DAEMON_COMMANDS = ['ping', 'start', 'stop', 'toggle', 'cancel', 'status', 'reload', 'transcribe', 'run', 'correct', 'retry', 'rewrite', 'deliver'] as const;
+export const DAEMON_COMMANDS = ['ping', 'start', 'stop', 'toggle', 'cancel', 'status', 'reload', 'transcribe', 'run', 'correct', 'retry', 'rewrite', 'deliver', 'ui'] as const;
 
 export type DaemonCommand = (typeof DAEMON_COMMANDS)[number];
 

@@ -49,6 +49,17 @@ export interface UsageRow {
   readonly cost: number | null;
 }
 
+export interface HistoryFilter {
+  readonly query?: string | undefined;
+  readonly state?: string | undefined;
+  readonly provider?: string | undefined;
+  /** ISO timestamps: started at or after `from`, before `to`. */
+  readonly from?: string | undefined;
+  readonly to?: string | undefined;
+  readonly limit?: number | undefined;
+  readonly offset?: number | undefined;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sessions (
   id TEXT PRIMARY KEY,
@@ -171,6 +182,8 @@ function toEntry(row: Row): HistoryEntry {
 export class HistoryStore {
   readonly #db: DatabaseSync;
   #closed = false;
+  /** Full-text search over raw and final text (FTS5); false: search falls back to LIKE. */
+  #fts = false;
 
   constructor(file: string) {
     ensurePrivateDir(path.dirname(file), 'data', { tighten: true });
@@ -186,6 +199,7 @@ export class HistoryStore {
       db.exec(SCHEMA);
       this.#db = db;
       this.#migrate();
+      this.#fts = this.#ensureSearchIndex();
     } catch (err) {
       db?.close();
       throw kotoError('KOTO_ERR_HISTORY_UNREADABLE', { file, detail: describe(err) }, { cause: err });
@@ -380,6 +394,107 @@ export class HistoryStore {
       if (row?.value === value) return false;
       this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
       return true;
+    });
+  }
+
+  /**
+   * An FTS5 index of raw and final text, kept by triggers so every writer (daemon, standalone
+   * runs, older Koto versions) updates it. Keyed by session id rather than rowid: `begin` uses
+   * INSERT OR REPLACE, whose implicit delete fires no trigger, so each insert first drops its id.
+   */
+  #ensureSearchIndex(): boolean {
+    try {
+      return this.#transaction(() => {
+        const exists = this.#db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'sessions_fts'`).get();
+        if (exists) return true;
+        this.#db.exec(`
+          CREATE VIRTUAL TABLE sessions_fts USING fts5(id UNINDEXED, raw, text, tokenize = 'unicode61 remove_diacritics 2');
+          CREATE TRIGGER sessions_fts_insert AFTER INSERT ON sessions BEGIN
+            DELETE FROM sessions_fts WHERE id = new.id;
+            INSERT INTO sessions_fts (id, raw, text) VALUES (new.id, new.raw, new.text);
+          END;
+          CREATE TRIGGER sessions_fts_update AFTER UPDATE OF raw, text ON sessions BEGIN
+            DELETE FROM sessions_fts WHERE id = old.id;
+            INSERT INTO sessions_fts (id, raw, text) VALUES (new.id, new.raw, new.text);
+          END;
+          CREATE TRIGGER sessions_fts_delete AFTER DELETE ON sessions BEGIN
+            DELETE FROM sessions_fts WHERE id = old.id;
+          END;
+          INSERT INTO sessions_fts (id, raw, text) SELECT id, raw, text FROM sessions;
+        `);
+        return true;
+      });
+    } catch {
+      return false; // an SQLite without FTS5: search uses LIKE
+    }
+  }
+
+  /** Whether search uses the full-text index (FTS5) rather than LIKE. */
+  get fullText(): boolean {
+    return this.#fts;
+  }
+
+  /**
+   * Newest first, filtered. `query` matches words of the raw or final text (prefixes: "hel"
+   * finds "hello"); every word must match. Filters combine with AND.
+   */
+  search(filter: HistoryFilter = {}): { entries: HistoryEntry[]; total: number } {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    const words = (filter.query ?? '').split(/\s+/).filter(Boolean).slice(0, 20);
+    if (words.length && this.#fts) {
+      // Each word quoted (no FTS syntax from the user), as a prefix.
+      where.push('id IN (SELECT id FROM sessions_fts WHERE sessions_fts MATCH ?)');
+      params.push(words.map((w) => `"${w.replace(/"/g, '""')}"*`).join(' '));
+    } else {
+      for (const word of words) {
+        where.push(`(raw LIKE ? ESCAPE '\\' OR text LIKE ? ESCAPE '\\')`);
+        const like = `%${word.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        params.push(like, like);
+      }
+    }
+    if (filter.state) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
+    if (filter.provider) {
+      where.push('(asr_provider = ? OR correction_provider = ?)');
+      params.push(filter.provider, filter.provider);
+    }
+    if (filter.from) {
+      where.push('started_at >= ?');
+      params.push(filter.from);
+    }
+    if (filter.to) {
+      where.push('started_at < ?');
+      params.push(filter.to);
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+    const offset = Math.max(filter.offset ?? 0, 0);
+    const total = Number((this.#db.prepare(`SELECT COUNT(*) AS n FROM sessions ${clause}`).get(...params) as Row).n);
+    const rows = this.#db.prepare(`SELECT * FROM sessions ${clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?`).all(...params, limit, offset) as Row[];
+    return { entries: rows.map(toEntry), total };
+  }
+
+  /** Providers that appear in the history (for filters). */
+  providers(): string[] {
+    const rows = this.#db.prepare('SELECT DISTINCT asr_provider AS p FROM sessions WHERE asr_provider IS NOT NULL UNION SELECT DISTINCT correction_provider FROM sessions WHERE correction_provider IS NOT NULL').all() as Row[];
+    return rows.map((r) => String(r.p)).sort();
+  }
+
+  /**
+   * Removes one row. Returns its audio path when no other row (a retry of it, the session it
+   * retried) still points at it: only then may the caller delete the file (if Koto owns it).
+   */
+  delete(id: string): { removed: boolean; audioPath: string | null } {
+    return this.#transaction(() => {
+      const row = this.#db.prepare('SELECT audio_path FROM sessions WHERE id = ?').get(id) as Row | undefined;
+      if (!row) return { removed: false, audioPath: null };
+      this.#db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
+      const audio = typeof row.audio_path === 'string' ? row.audio_path : null;
+      const shared = audio !== null && this.#db.prepare('SELECT 1 FROM sessions WHERE audio_path = ?').get(audio) !== undefined;
+      return { removed: true, audioPath: shared ? null : audio };
     });
   }
 

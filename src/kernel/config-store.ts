@@ -75,6 +75,15 @@ export class ConfigStore {
   }
 
   /**
+   * Validates candidate data as if it were the current file's new content (the control panel
+   * checks an edit before writing it): same plugins, schemas, interpolation and referenced files.
+   */
+  async check(data: Record<string, unknown>): Promise<KotoConfig> {
+    const { file, dir, origin } = this.current.resolved;
+    return validateConfig(fromData(data, file, dir, this.env, origin), this.#plugins, this.env, this.#aliases);
+  }
+
+  /**
    * Re-reads and validates without swapping (a reload's "build new" step). An invalid config is
    * recorded as `lastError` at once; a valid one is only returned: commit() swaps it in once the
    * rest of the reload (new transport, configChanged taps) has worked, or reject() records why not.

@@ -306,6 +306,11 @@ export const ERRORS = {
     fix: 'start one with `koto daemon` (or as a systemd/launchd service, see docs/daemon.md)',
     exit: EXIT.NO_DAEMON,
   },
+  KOTO_ERR_UI_UNAVAILABLE: {
+    message: 'the control panel is not available: {reason}',
+    fix: '{remedy}',
+    exit: EXIT.RUNTIME,
+  },
   KOTO_ERR_DAEMON_RUNNING: {
     message: 'another Koto daemon is already running on {socket}',
     fix: 'use that one (`koto status`), or stop it first',

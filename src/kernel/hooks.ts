@@ -27,6 +27,7 @@ import type {
   FocusedWindowRequest,
   SessionContext,
   SessionRecord,
+  SessionState,
   TranscriptValue,
   TransportAgentOptions,
 } from './types.ts';
@@ -103,6 +104,8 @@ export function createHooks() {
     focusedWindow: new AsyncSeriesBailHook<[FocusedWindowRequest], FocusedWindow | undefined>(['request'], 'focusedWindow'),
     /** A live recording started or stopped capturing (cues, meters). Synchronous: taps must be cheap. */
     recording: new SyncHook<[RecordingEvent]>(['event'], 'recording'),
+    /** A session moved to another state (transcribing, correcting, output, done…): live views. Taps must be cheap. */
+    sessionState: new SyncHook<[SessionContext, SessionState]>(['session', 'state'], 'sessionState'),
     /** A session was created and its audio is (or is being) saved: history records it here. */
     sessionBegin: new SyncHook<[SessionContext, string | undefined]>(['session', 'audioPath'], 'sessionBegin'),
     /** A session starts: pre-warm connections, open devices. All taps run concurrently. */

@@ -416,6 +416,11 @@ export class Kernel {
     }
   }
 
+  /** Validates data as the config file's next content without applying it (throws the load's KotoError). */
+  async checkConfig(data: Record<string, unknown>): Promise<KotoConfig> {
+    return this.#store.check(data);
+  }
+
   /** Asks the plugin serving a provider instance whether it is reachable and its credentials work. */
   async probe(providerName: string, timeoutMs = 10_000): Promise<ProbeResult> {
     // Own keys only: `--provider constructor` must not find Object.prototype.constructor.

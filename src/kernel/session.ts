@@ -184,7 +184,9 @@ class Session implements SessionContext {
   /** The caller's interim listener, for text that arrives while recording (realtime streaming). */
   onInterim: StageOptions['onInterim'];
   frameTapFailed = false;
-  state: SessionState = 'idle';
+  #state: SessionState = 'idle';
+  /** Told of every change of state (the kernel's `sessionState` hook). */
+  onState: ((state: SessionState) => void) | undefined;
   mode: 'live' | 'file' = 'file';
   providers: { asr?: ProviderRef | undefined; correction?: ProviderRef | undefined; hedges?: readonly ProviderRef[] | undefined } = {};
   /** Every provider call, in the order they ended (failover, hedging, usage). */
@@ -196,6 +198,16 @@ class Session implements SessionContext {
     this.id = sessionId();
     this.config = config;
     this.signal = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  set state(next: SessionState) {
+    if (next === this.#state) return;
+    this.#state = next;
+    this.onState?.(next);
   }
 
   async time<T>(stage: string, fn: () => Promise<T>): Promise<T> {
@@ -583,6 +595,7 @@ export class Pipeline {
       // `correction.model` belongs to the configured correction provider; another one uses its own default.
       options.model ?? (provider.name === config.resolved.correctionProvider ? config.correction.model : undefined);
     const interims = interimGate();
+    const started = performance.now();
     const call = async (provider: ProviderRef, parent: AbortSignal): Promise<CorrectionResult> => {
       const hook = hooks.correction.get(provider.use);
       if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'correction', provider: provider.name, use: provider.use });
@@ -602,6 +615,8 @@ export class Pipeline {
           signal,
           deadline: retry.deadline,
           onDelta: (text) => {
+            // Time to first token (of whichever provider speaks first): when the user starts seeing the correction.
+            session.timings.correctionFirstToken ??= Math.round(performance.now() - started);
             if (interims.take(provider)) this.#interim(session, 'correction', text, options);
           },
         }), retry);
@@ -640,6 +655,14 @@ export class Pipeline {
     session.profile = profile?.name;
     session.window = options.window;
     session.onInterim = options.onInterim;
+    session.onState = (state) => {
+      // A live view's failure must never fail the dictation it watches.
+      try {
+        this.#deps.hooks.sessionState.call(session, state);
+      } catch (err) {
+        this.#deps.log.warn(`sessionState: ${describe(err)}`);
+      }
+    };
     // An explicit second-pass prompt (a rewrite) is asked for by name: `correction.enabled` governs
     // only the automatic correction of dictations.
     const explicit = options.systemPrompt !== undefined;

@@ -150,6 +150,22 @@ export const feedbackSchema = z.strictObject({
   notify: z.boolean().default(false),
 });
 
+/** Loopback only: the panel shows what a person dictated and can change the config. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+/** The local control panel (`koto ui`), served by the daemon. */
+export const uiSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z
+    .string()
+    .default('127.0.0.1')
+    .refine(isLoopbackHost, 'must be a loopback address (127.0.0.1, ::1 or localhost): the control panel is never served to the network'),
+  /** 0: any free port (`koto ui` and `koto status` say which). */
+  port: z.number().int().min(0).max(65535).default(7337),
+});
+
 export const daemonSchema = z.strictObject({
   maxRecordingMs: z.number().int().positive().default(300000),
   keepAudio: z.boolean().default(true),
@@ -159,6 +175,7 @@ export const daemonSchema = z.strictObject({
       days: z.number().int().nonnegative().default(30),
     })
     .prefault({}),
+  ui: uiSchema.prefault({}),
 });
 
 /** Named second-pass prompts (`koto rewrite --template NAME`): "translate to English", "polish as an email". */
