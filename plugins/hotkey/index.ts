@@ -113,7 +113,7 @@ class HotkeyController {
     if (event.type === 'down') {
       if (this.#down) return;
       this.#down = true;
-      this.#dispatch(config.mode === 'hold' ? 'start' : 'toggle', event.at);
+      this.#dispatch(config.mode === 'hold' ? 'start' : 'toggle', event.at, config.mode === 'vad');
     } else {
       if (!this.#down) return;
       this.#down = false;
@@ -121,9 +121,9 @@ class HotkeyController {
     }
   }
 
-  #dispatch(action: 'start' | 'stop' | 'toggle', at: number): void {
+  #dispatch(action: 'start' | 'stop' | 'toggle', at: number, vad = false): void {
     this.#actions = this.#actions
-      .then(() => this.#host.dispatch(action, { source: 'hotkey', at }))
+      .then(() => this.#host.dispatch(action, { source: 'hotkey', at, ...(vad ? { vad } : {}) }))
       .catch((err: unknown) => this.#log.error(`hotkey ${action}: ${KotoError.is(err) ? err.toLine() : String(err)}`));
   }
 

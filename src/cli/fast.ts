@@ -14,12 +14,14 @@ import { controlLine, statusLine, undeliveredText, type ControlAnswer } from './
 import { forStdout } from './terminal.ts';
 
 const CONTROL = new Set(['start', 'stop', 'toggle', 'cancel', 'status']);
-const FLAGS = new Set(['--wait', '--json', '-q', '--quiet']);
+const FLAGS = new Set(['--wait', '--json', '-q', '--quiet', '--vad']);
 
 export async function fastMain(argv: readonly string[]): Promise<number | undefined> {
   const [cmd, ...rest] = argv;
   if (!cmd || !CONTROL.has(cmd) || !rest.every((a) => FLAGS.has(a))) return undefined;
-  const flags = { wait: rest.includes('--wait'), json: rest.includes('--json') };
+  const flags = { wait: rest.includes('--wait'), json: rest.includes('--json'), vad: rest.includes('--vad') };
+  // `--vad` belongs to start and toggle: anywhere else the full CLI says it is unknown.
+  if (flags.vad && cmd !== 'start' && cmd !== 'toggle') return undefined;
   // `status --wait` is a usage error: the full CLI says so.
   if (cmd === 'status' && flags.wait) return undefined;
   const socket = kotoPaths(process.env).socket;
@@ -31,7 +33,7 @@ export async function fastMain(argv: readonly string[]): Promise<number | undefi
     }
     // When the key was pressed, as near as this process knows: its own start. The daemon measures
     // trigger → first captured sample from it (`koto status`).
-    const args = { wait: flags.wait || undefined, source: 'cli', at: Math.round(performance.timeOrigin) };
+    const args = { wait: flags.wait || undefined, source: 'cli', at: Math.round(performance.timeOrigin), vad: flags.vad || undefined };
     const result = (await sendCommand(socket, cmd as 'start', args, flags.wait ? 600_000 : 10_000)) as ControlAnswer;
     await print(controlLine(result, flags));
     for (const warning of result.warnings ?? []) process.stderr.write(`koto: warning: ${escapeLine(warning)}\n`);

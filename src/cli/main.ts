@@ -111,8 +111,9 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .command(name)
       .description(text)
       .option('--wait', 'wait for the session and print its text (stop/toggle)')
+      .option('--vad', 'hands-free (start/toggle): the recording ends after audio.silenceMs of silence')
       .option('--json', 'print JSON')
-      .action(bind(async (ctx, flags: { wait?: boolean; json?: boolean }) => (await import('./commands/daemon.ts')).controlCommand(ctx, name, flags)));
+      .action(bind(async (ctx, flags: { wait?: boolean; json?: boolean; vad?: boolean }) => (await import('./commands/daemon.ts')).controlCommand(ctx, name, flags)));
   }
   program
     .command('status')

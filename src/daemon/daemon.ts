@@ -17,6 +17,7 @@ import { lstat, readFile, rm } from 'node:fs/promises';
 import { prepareDaemonSocket } from './socket-guard.ts';
 import { kotoPaths } from '../kernel/paths.ts';
 import { profileNamed, retryProfile } from '../kernel/profiles.ts';
+import { EndOfSpeech } from '../audio/end-of-speech.ts';
 import type { UiServer } from '../ui/server.ts';
 
 export interface DaemonOptions extends KernelOptions {
@@ -92,6 +93,8 @@ export class Daemon {
   readonly #host = new AbortController();
   #pluginReports = new Map<string, Readonly<Record<string, unknown>>>();
   #lastStart: LastStart | undefined;
+  /** The hands-free recording's end-of-speech detector (`koto start --vad`, `hotkey.mode: vad`). */
+  #vad: { id: string; detector: EndOfSpeech } | undefined;
   /** A start in progress: a second trigger during it joins it instead of opening the device twice. */
   #starting: Promise<{ state: string; id: string; message: string }> | undefined;
   #ui: UiServer | undefined;
@@ -123,6 +126,7 @@ export class Daemon {
         kernel.log.warn(`interrupted sessions from a previous run, retry with \`koto retry ID\`: ${daemon.#interrupted.join(', ')}`);
       }
       await daemon.#retention();
+      daemon.#listenForSilence();
       if (options.signals) daemon.#handleSignals();
       await daemon.#startHostedPlugins();
       await daemon.#startUi();
@@ -170,7 +174,7 @@ export class Daemon {
   async #startHostedPlugins(): Promise<void> {
     try {
       await this.kernel.hooks.daemon.promise({
-        dispatch: (action, event) => this.command(action, { source: event.source, at: event.at }),
+        dispatch: (action, event) => this.command(action, { source: event.source, at: event.at, ...(event.vad ? { vad: true } : {}) }),
         report: (plugin, status) => {
           if (status === undefined) this.#pluginReports.delete(plugin);
           else this.#pluginReports.set(plugin, status);
@@ -419,6 +423,28 @@ export class Daemon {
     return [...this.kernel.config.resolved.outputs.map((o) => o.name), 'paste', 'type', 'clipboard', 'stdout'];
   }
 
+  /**
+   * Hands-free mode: the frames of a recording started with `vad` go through an end-of-speech
+   * detector; silence after speech stops it (like `koto stop`), no speech at all cancels it.
+   */
+  #listenForSilence(): void {
+    this.kernel.hooks.audioFrame.tap('koto-daemon', (session, frame) => {
+      const vad = this.#vad;
+      if (!vad || vad.id !== session.id || this.#recording?.id !== session.id) return;
+      const verdict = vad.detector.push(frame.rms, frame.timestamp);
+      if (!verdict) return;
+      this.#vad = undefined;
+      const audio = this.kernel.config.audio;
+      if (verdict === 'speech-ended') {
+        this.kernel.log.info(`recording ${session.id}: ${audio.silenceMs} ms of silence after speech, stopping (hands-free)`);
+        void this.stopRecording(false);
+      } else {
+        this.kernel.log.warn(`recording ${session.id}: no speech within ${audio.noSpeechMs} ms, cancelled (hands-free; audio.noSpeechMs)`);
+        void this.cancelRecording();
+      }
+    });
+  }
+
   async startRecording(event: TriggerEvent = { source: 'api' }): Promise<{ state: string; id: string; message: string }> {
     if (this.#recording) {
       return { state: 'recording', id: this.#recording.id, message: 'already recording (no change)' };
@@ -448,6 +474,8 @@ export class Daemon {
       },
     });
     this.#recording = recording;
+    const { silenceMs, noSpeechMs } = this.kernel.config.audio;
+    this.#vad = event.vad ? { id: recording.id, detector: new EndOfSpeech({ silenceMs, noSpeechMs }) } : undefined;
     const startedAt = performance.timeOrigin + performance.now();
     this.#lastStart = {
       id: recording.id,
@@ -464,7 +492,11 @@ export class Daemon {
         // The application's name, not its title: titles hold mail subjects and page names.
         `${recording.profile ? `; profile ${recording.profile} for ${window?.app}` : window ? `; no profile for ${window.app}` : ''})`,
     );
-    return { state: 'recording', id: recording.id, message: `recording (${recording.id}${recording.profile ? `, profile ${recording.profile}` : ''})` };
+    return {
+      state: 'recording',
+      id: recording.id,
+      message: `recording (${recording.id}${recording.profile ? `, profile ${recording.profile}` : ''}${event.vad ? `; ends after ${silenceMs} ms of silence` : ''})`,
+    };
   }
 
   async stopRecording(wait: boolean): Promise<unknown> {
@@ -626,5 +658,5 @@ export class Daemon {
 
 
 function trigger(args: Record<string, unknown>): TriggerEvent {
-  return { source: typeof args.source === 'string' ? args.source : 'socket', at: typeof args.at === 'number' ? args.at : undefined };
+  return { source: typeof args.source === 'string' ? args.source : 'socket', at: typeof args.at === 'number' ? args.at : undefined, vad: args.vad === true || undefined };
 }

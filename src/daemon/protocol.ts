@@ -69,7 +69,7 @@ const oneSource = (a: { path?: string | undefined; data?: string | undefined; up
 const sourceMessage = { message: 'needs exactly one of "path", "data" or "upload"' };
 const none = z.object({});
 /** Who triggered it and when (ms since the epoch): the daemon measures trigger → first audio. */
-const trigger = { source: optional(z.string().regex(/^[a-z0-9-]{1,40}$/)), at: optional(z.number().finite().nonnegative()) };
+const trigger = { source: optional(z.string().regex(/^[a-z0-9-]{1,40}$/)), at: optional(z.number().finite().nonnegative()), vad: optional(z.boolean()) };
 const wait = z.object({ wait: optional(z.boolean()), ...trigger });
 
 export const ARGS = {

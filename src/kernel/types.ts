@@ -252,6 +252,8 @@ export interface TriggerEvent {
    * daemon measures key-down → first captured sample from it. Absent: when the host received it.
    */
   readonly at?: number | undefined;
+  /** Hands-free: the recording ends by itself after `audio.silenceMs` of silence following speech. */
+  readonly vad?: boolean | undefined;
 }
 
 /**

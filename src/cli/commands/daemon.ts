@@ -48,8 +48,8 @@ export async function daemonCommand(ctx: CliContext): Promise<number> {
 }
 
 /** start / stop / toggle / cancel: one status line; exit 4 when no daemon runs. (fast.ts answers these first.) */
-export async function controlCommand(ctx: CliContext, cmd: 'start' | 'stop' | 'toggle' | 'cancel', flags: { wait?: boolean; json?: boolean }): Promise<number> {
-  const args = { wait: flags.wait, source: 'cli', at: Math.round(performance.timeOrigin) };
+export async function controlCommand(ctx: CliContext, cmd: 'start' | 'stop' | 'toggle' | 'cancel', flags: { wait?: boolean; json?: boolean; vad?: boolean }): Promise<number> {
+  const args = { wait: flags.wait, source: 'cli', at: Math.round(performance.timeOrigin), ...(flags.vad && (cmd === 'start' || cmd === 'toggle') ? { vad: true } : {}) };
   let result: ControlAnswer;
   try {
     result = (await sendCommand(socketPath(), cmd, args, flags.wait ? 600_000 : 10_000)) as ControlAnswer;

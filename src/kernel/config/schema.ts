@@ -94,6 +94,10 @@ export const audioSchema = z.strictObject({
    * microphone is open only while recording. A privacy trade-off: `koto status` shows it open.
    */
   preRollMs: z.number().int().min(0).max(5000).default(0),
+  /** Hands-free mode (`koto start --vad`, `hotkey.mode: vad`): this much silence after speech ends the recording. */
+  silenceMs: z.number().int().min(300).max(10_000).default(1500),
+  /** Hands-free mode: a recording with no speech at all within this long is cancelled. */
+  noSpeechMs: z.number().int().min(1000).max(120_000).default(10_000),
   /**
    * Cut leading and trailing silence from live recordings before they are uploaded (the full
    * recording stays on disk). Files given to `koto transcribe` / `koto run` are never trimmed.
@@ -129,8 +133,12 @@ export const hotkeySchema = z.strictObject({
       const parsed = parseKeyCombo(text);
       if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
     }),
-  /** hold: recording while the keys are held; toggle: a press starts, the next press stops. */
-  mode: z.enum(['hold', 'toggle']).default('hold'),
+  /**
+   * hold: recording while the keys are held; toggle: a press starts, the next press stops; vad
+   * (hands-free): a press starts, the recording ends by itself after `audio.silenceMs` of silence
+   * (or at the next press).
+   */
+  mode: z.enum(['hold', 'toggle', 'vad']).default('hold'),
   /** auto: x11 when DISPLAY is set, else evdev. */
   backend: z.enum(['auto', 'x11', 'evdev']).default('auto'),
   /** evdev: the keyboards to read (default: every /dev/input/event* that has keys). */
