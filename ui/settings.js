@@ -16,21 +16,17 @@ export function Settings({ live }) {
   const [errors, setErrors] = useState({});
   const [message, setMessage] = useState(undefined);
   const [saving, setSaving] = useState(false);
-  const load = () =>
-    api('/settings').then(
-      (s) => {
-        setSettings(s);
-        setDraft({});
-        setFiles({});
-      },
-      (err) => setMessage({ ok: false, text: err.message }),
-    );
+  const refresh = () => api('/settings').then(setSettings, (err) => setMessage({ ok: false, text: err.message }));
+  // Edits made while a request is on its way are the user's newest: only what was discarded or
+  // saved is dropped from the draft, never what was typed meanwhile.
   const discard = () => {
     setErrors({});
     setMessage(undefined);
-    return load();
+    setDraft({});
+    setFiles({});
+    return refresh();
   };
-  useEffect(() => void load(), []);
+  useEffect(() => void refresh(), []);
   if (!settings) return html`<section>${message ? html`<p class="error">${message.text}</p>` : html`<p class="muted">Loading…</p>`}</section>`;
   const values = settings.values ?? {};
   const key = (path) => path.join('.');
@@ -122,11 +118,15 @@ export function Settings({ live }) {
     setSaving(true);
     setMessage(undefined);
     setErrors({});
+    const sent = draft;
+    const sentFiles = files;
     try {
-      const changes = Object.values(draft).map(({ path, value }) => ({ path, value: value ?? null }));
-      const result = await api('/settings', { method: 'PUT', body: { hash: settings.hash, changes, files } });
-      setMessage({ ok: true, text: result.changed || Object.keys(files).length ? 'Saved to the config file; the daemon reloads it.' : 'Nothing changed.' });
-      await load();
+      const changes = Object.values(sent).map(({ path, value }) => ({ path, value: value ?? null }));
+      const result = await api('/settings', { method: 'PUT', body: { hash: settings.hash, changes, files: sentFiles } });
+      setMessage({ ok: true, text: result.changed || Object.keys(sentFiles).length ? 'Saved to the config file; the daemon reloads it.' : 'Nothing changed.' });
+      await refresh();
+      setDraft((now) => Object.fromEntries(Object.entries(now).filter(([k, v]) => sent[k] !== v)));
+      setFiles((now) => Object.fromEntries(Object.entries(now).filter(([k, v]) => sentFiles[k] !== v)));
     } catch (err) {
       const fields = {};
       for (const f of err.fields ?? []) fields[f.path] = f.message;

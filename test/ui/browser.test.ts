@@ -214,9 +214,31 @@ describe('control panel in chromium', () => {
     await page.fill('input[name="correction.temperature"]', '9');
     await page.click('[data-testid="save"]');
     await page.waitForSelector('label:has(input[name="correction.temperature"]) .field-error', WAIT);
+    // The settings Discard reloads are held until the user has typed again: typing during that
+    // reload must survive it (it once wiped the draft, leaving Save disabled).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reloads = 0;
+    let answered!: () => void;
+    const reloaded = new Promise<void>((resolve) => (answered = resolve));
+    await page.route('**/api/settings', async (route) => {
+      if (route.request().method() !== 'GET') return route.continue();
+      reloads += 1;
+      await held;
+      const response = await route.fetch();
+      await route.fulfill({ response });
+      answered();
+    });
     await page.click('text=Discard');
     expect(await page.locator('.field-error').count()).toBe(0);
     await page.fill('input[name="correction.model"]', 'gpt-second');
+    release();
+    await reloaded;
+    expect(reloads).toBe(1);
+    await page.unroute('**/api/settings');
+    // Let the page apply the reload's answer; then the typed model must still be there.
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
+    expect(await page.locator('input[name="correction.model"]').inputValue()).toBe('gpt-second');
     await page.screenshot({ path: `${SHOTS}settings.png` });
     const generation = Number(await text('generation'));
     await page.click('[data-testid="save"]');
