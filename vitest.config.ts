@@ -6,6 +6,7 @@ export default defineConfig({
     alias: {
       // Plugins import the public API by package name, as third-party plugins do.
       'koto-voice/testing': fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)),
+      'koto-voice/x11': fileURLToPath(new URL('./src/x11/index.ts', import.meta.url)),
       'koto-voice/openai-wire': fileURLToPath(new URL('./plugins/openai-compatible/wire.ts', import.meta.url)),
       'koto-voice': fileURLToPath(new URL('./src/index.ts', import.meta.url)),
     },

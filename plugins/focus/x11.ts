@@ -1,10 +1,10 @@
 /**
  * X11: the window manager's _NET_ACTIVE_WINDOW on the root window (else the core input focus),
  * its WM_CLASS, title (_NET_WM_NAME, else WM_NAME) and _NET_WM_PID: the X protocol itself,
- * through the pure-JS `x11` package (no xdotool, no xprop), loaded on first use.
+ * through `koto-voice/x11` (no xdotool, no xprop).
  */
 import type { FocusedWindow } from 'koto-voice';
-import type { XClient, XDisplay, XError, XProperty } from 'x11';
+import { connectX11, x11Request as ask, type XClient, type XProperty } from 'koto-voice/x11';
 
 const ANY_PROPERTY_TYPE = 0;
 const POINTER_ROOT = 1;
@@ -15,64 +15,11 @@ const ATOM_WM_CLASS = 67;
 const MAX_DEPTH = 8;
 const MAX_WINDOWS_SEARCHED = 64;
 
-/** A request with a reply, as a promise; the callback returns true so the client does not also emit the error. */
-function ask<T>(send: (cb: (err: XError | Error | null | undefined, value: T) => unknown) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    send((err, value) => {
-      if (err) reject(err);
-      else resolve(value);
-      return true;
-    });
-  });
-}
-
-async function connectX11(display: string, stop: AbortSignal): Promise<{ client: XClient; info: XDisplay }> {
-  // Loaded here, not at the top: only a lookup on X11 needs it.
-  const { createClient } = await import('x11');
-  return new Promise((resolve, reject) => {
-    let client: XClient | undefined;
-    const fail = (err: unknown) => {
-      client?.stream?.destroy();
-      reject(err);
-    };
-    if (stop.aborted) return fail(new Error('stopped'));
-    stop.addEventListener('abort', () => fail(new Error('stopped')), { once: true });
-    try {
-      client = createClient({ display, disableBigRequests: true }, (err, info) => {
-        if (err) return fail(err);
-        // Set when the socket opened (XClient.init); no request has been sent yet.
-        client!.atoms = ownAtoms(client!.atoms);
-        resolve({ client: client!, info });
-      });
-    } catch (err) {
-      // A DISPLAY the package cannot parse throws synchronously.
-      fail(err);
-      return;
-    }
-    // A refused connection (authorisation) arrives as an 'error' event; a late X error is ignored.
-    client.on('error', fail);
-  });
-}
-
-/** The atoms the X protocol predefines (PRIMARY = 1 … WM_TRANSIENT_FOR = 68): the same on every server. */
-const LAST_PREDEFINED_ATOM = 68;
-
-/**
- * The `x11` package caches InternAtom answers in ONE object shared by every client of the
- * process, whatever server each talks to: an atom learnt from one X server (a session that
- * ended, another display) would be sent to the next as if it were its own. Each connection here
- * gets its own cache, seeded with the predefined atoms only.
- */
-function ownAtoms(shared: Readonly<Record<string, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(shared).filter(([, atom]) => atom > 0 && atom <= LAST_PREDEFINED_ATOM));
-}
-
 export async function viaX11(display: string, stop: AbortSignal): Promise<FocusedWindow | undefined> {
-  const { client, info } = await connectX11(display, stop);
+  const { client, root } = await connectX11(display, { signal: stop });
   // Only queries were sent: nothing to flush before the socket goes.
   stop.addEventListener('abort', () => client.stream?.destroy(), { once: true });
   try {
-    const root = (info.screen[Number(client.screenNum)] ?? info.screen[0])!.root;
     const active = await activeWindow(client, root);
     // The window manager says nothing is active (a desktop, an empty workspace): nothing to aim at.
     if (active === 0) return undefined;

@@ -9,12 +9,8 @@
  * the hotkey would silently stop working whenever Num Lock is on. When the keyboard map changes
  * (setxkbmap, xmodmap, a new keyboard) the grab moves to the keys that now carry the combo.
  */
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { describeError, KotoError, kotoError, type KeyCombo, type Modifier } from 'koto-voice';
-import type { XClient, XDisplay, XError, XEvent, XkbExtension } from 'x11';
+import { connectX11, isXError, X11ConnectError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension } from 'koto-voice/x11';
 import { now, type BackendOptions, type HotkeyGrab, type KeyEvent, type OpenBackend } from './backend.ts';
 
 // Core modifier masks, in the order of GetModifierMapping's rows: Shift, Lock, Control, Mod1–Mod5.
@@ -150,21 +146,6 @@ function unavailable(detail: string, remedy: string): KotoError {
   return kotoError('KOTO_ERR_HOTKEY_UNAVAILABLE', { backend: 'x11', detail, remedy });
 }
 
-function isXError(err: unknown): err is XError {
-  return err instanceof Error && typeof (err as Partial<XError>).error === 'number';
-}
-
-/** A request with a reply, as a promise; the callback returns true so the client does not also emit the error. */
-function request<T>(send: (cb: (err: XError | Error | null | undefined, value: T) => unknown) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    send((err, value) => {
-      if (err) reject(err);
-      else resolve(value);
-      return true;
-    });
-  });
-}
-
 export interface X11Tuning {
   /**
    * Ask the server (XKB PerClientFlags) to send held keys as repeated presses without the
@@ -185,11 +166,10 @@ export function openX11With(tuning: X11Tuning): OpenBackend {
         wayland ? 'use `hotkey.backend: evdev`, or bind `koto toggle` in your compositor (docs/daemon.md)' : CONNECT_REMEDY,
       );
     }
-    const cookieProblem = await xauthorityProblem();
-    if (cookieProblem) {
-      throw unavailable(cookieProblem, 'point XAUTHORITY at your X session\'s cookie file (or unset it to use ~/.Xauthority), or use `hotkey.backend: evdev`');
-    }
-    const { client, info } = await connect(display).catch((err: unknown) => {
+    const { client, info } = await connectX11(display, { timeoutMs: OPEN_TIMEOUT_MS }).catch((err: unknown) => {
+      if (err instanceof X11ConnectError && err.reason === 'cookie') {
+        throw unavailable(err.message, 'point XAUTHORITY at your X session\'s cookie file (or unset it to use ~/.Xauthority), or use `hotkey.backend: evdev`');
+      }
       throw unavailable(`cannot connect to display ${display} (${describeError(err)})`, CONNECT_REMEDY);
     });
     const hotkey = new X11Hotkey(client, info, display, combo, onKey, options);
@@ -199,65 +179,6 @@ export function openX11With(tuning: X11Tuning): OpenBackend {
 }
 
 export const openX11: OpenBackend = openX11With({ detectableAutoRepeat: true });
-
-/**
- * The `x11` package reads the cookie file itself — from this process's XAUTHORITY, else
- * ~/.Xauthority, else ~/Xauthority — and throws from inside a file callback on any error but
- * "missing", which would take the whole process down (and reads a device such as /dev/zero
- * forever). So the file it will pick is checked here first.
- */
-async function xauthorityProblem(): Promise<string | undefined> {
-  const explicit = process.env.XAUTHORITY;
-  const candidates = explicit ? [explicit] : [path.join(os.homedir(), '.Xauthority'), path.join(os.homedir(), 'Xauthority')];
-  for (const file of candidates) {
-    try {
-      if (!(await stat(file)).isFile()) return `the X cookie file ${file} is not a regular file`;
-      await access(file, constants.R_OK);
-      return undefined;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return `the X cookie file ${file} cannot be read (${describeError(err)})`;
-    }
-  }
-  return undefined;
-}
-
-async function connect(display: string): Promise<{ client: XClient; info: XDisplay }> {
-  // Loaded here, not at the top: a Koto without a hotkey configured never pays for it.
-  const { createClient } = await import('x11');
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    let client: XClient | undefined;
-    const fail = (err: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      client?.stream?.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new Error(`no answer within ${OPEN_TIMEOUT_MS / 1000} s`)), OPEN_TIMEOUT_MS);
-    try {
-      // Big requests are of no use to a few grabs: skip that extension's round trip.
-      client = createClient({ display, disableBigRequests: true }, (err, info) => {
-        if (err) return fail(err);
-        if (settled) {
-          // Connected only after the deadline gave up on it: nobody will use or close it.
-          client?.stream?.destroy();
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        resolve({ client: client!, info });
-      });
-    } catch (err) {
-      // A DISPLAY the package cannot parse ("Cannot parse display") throws synchronously.
-      fail(err);
-      return;
-    }
-    // The handshake reports a refused connection (authorisation) as an 'error' event, not to the
-    // callback; with no listener it would be thrown from the socket's data handler.
-    client.on('error', fail);
-  });
-}
 
 class X11Hotkey {
   private state: 'opening' | 'open' | 'failed' | 'closed' = 'opening';

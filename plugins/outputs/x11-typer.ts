@@ -19,7 +19,7 @@
  *   go meanwhile): press it again to use it.
  */
 import { describeError } from 'koto-voice';
-import type { XClient, XDisplay, XError, XEvent, XkbExtension, XTestExtension } from 'x11';
+import { connectX11, isXError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension, type XTestExtension } from 'koto-voice/x11';
 import { DesktopError, sleep } from './desktop.ts';
 import { contiguousRuns, KEYSYM, planTyping, type Batch, type Stroke, type TypingPlan } from './x11-typer-plan.ts';
 
@@ -72,46 +72,6 @@ export class XTestUnavailable extends DesktopError {
   }
 }
 
-function request<T>(send: (cb: (err: XError | Error | null | undefined, value: T) => unknown) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    send((err, value) => {
-      if (err) reject(err);
-      else resolve(value);
-      return true;
-    });
-  });
-}
-
-async function connect(display: string): Promise<{ client: XClient; info: XDisplay }> {
-  const { createClient } = await import('x11');
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    let client: XClient | undefined;
-    const fail = (err: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      client?.stream?.destroy();
-      reject(err);
-    };
-    // Guards a display that accepts the connection and never answers; not a speed limit.
-    const timer = setTimeout(() => fail(new Error(`no answer within ${OPEN_TIMEOUT_MS / 1000} s`)), OPEN_TIMEOUT_MS);
-    try {
-      client = createClient({ display, disableBigRequests: true }, (err, info) => {
-        if (err) return fail(err);
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve({ client: client!, info });
-      });
-    } catch (err) {
-      fail(err); // a DISPLAY the package cannot parse throws synchronously
-      return;
-    }
-    client.on('error', fail);
-  });
-}
-
 /**
  * Types `text` into the focused window. Rejects with XTestUnavailable when nothing was typed
  * (no connection, no XTEST, no spare keycode for a character off the map), with a DesktopError
@@ -122,7 +82,8 @@ export async function typeWithXTest(text: string, options: XTestTypeOptions): Pr
   let client: XClient;
   let info: XDisplay;
   try {
-    ({ client, info } = await connect(options.display));
+    // Guards a display that accepts the connection and never answers; not a speed limit.
+    ({ client, info } = await connectX11(options.display, { timeoutMs: OPEN_TIMEOUT_MS }));
   } catch (err) {
     // Worded like xdotool's "Can't open display", which the output's fix for an unreachable display recognises.
     throw new XTestUnavailable(`cannot open display ${options.display} (${describeError(err)})`);
@@ -170,7 +131,7 @@ class XTestSession {
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
     client.on('error', (err: unknown) => {
       // X errors of requests with a callback go to that callback; anything here is the connection.
-      if (!(err instanceof Error && typeof (err as Partial<XError>).error === 'number')) this.halt(new DesktopError(`the connection to display ${options.display} failed (${describeError(err)})`));
+      if (!isXError(err)) this.halt(new DesktopError(`the connection to display ${options.display} failed (${describeError(err)})`));
     });
     client.on('end', () => this.halt(new DesktopError(`the connection to display ${options.display} closed`)));
     client.on('event', (event: XEvent) => {

@@ -72,6 +72,7 @@ describe('docs/plugins.md samples', () => {
       'koto-voice': [path.join(root, 'src/index.ts')],
       'koto-voice/testing': [path.join(root, 'src/testing/index.ts')],
       'koto-voice/openai-wire': [path.join(root, 'plugins/openai-compatible/wire.ts')],
+      'koto-voice/x11': [path.join(root, 'src/x11/index.ts')],
     };
     writeFileSync(
       path.join(work, 'tsconfig.json'),
