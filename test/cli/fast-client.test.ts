@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../src/daemon/daemon.ts';
-import { toneSource } from '../daemon/nothing-lost-support.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { koto } from './support.ts';
 
@@ -39,15 +39,7 @@ beforeAll(async () => {
     ].join('\n'),
   );
   env = { KOTO_HOME: home.dir };
-  daemon = await Daemon.start({
-    configPath: config,
-    env,
-    builtins: ['openai-compatible', 'outputs'],
-    plugins: [toneSource],
-    logLevel: 'silent',
-    watch: false,
-    shutdownTimeoutMs: 5000,
-  });
+  daemon = await testDaemon({ configPath: config, env });
 });
 
 afterAll(async () => {

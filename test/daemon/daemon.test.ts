@@ -3,9 +3,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sendCommand } from '../../src/daemon/client.ts';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { encodeWav } from '../../src/index.ts';
-import { toneSource } from './nothing-lost-support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 
 let server: OpenAIServer;
@@ -41,15 +41,7 @@ function writeConfig(extra = ''): void {
 }
 
 async function startDaemon(): Promise<Daemon> {
-  return Daemon.start({
-    configPath: configFile,
-    env: { KOTO_HOME: home.dir },
-    builtins: ['openai-compatible', 'outputs'],
-    plugins: [toneSource],
-    logLevel: 'silent',
-    watch: { debounceMs: 50 },
-    shutdownTimeoutMs: 5000,
-  });
+  return testDaemon({ configPath: configFile, env: { KOTO_HOME: home.dir }, watch: { debounceMs: 50 } });
 }
 
 beforeEach(async () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { definePlugin, encodeWav, type AudioFrame } from '../../src/index.ts';
+import { encodeWav } from '../../src/index.ts';
 import type { HistoryEntry } from '../../src/history/store.ts';
 import type { OpenAIServer } from '../support/index.ts';
 import { BIN, koto, type CliResult } from '../cli/support.ts';
@@ -10,33 +10,7 @@ export const KEY = 'sk-nothing-lost-canary-5150';
 export const ASR = '/audio/transcriptions';
 export const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))), 16000);
 
-/** Session ids whose tone capture was stopped, in order. */
-export const toneStopped: string[] = [];
-
-/** An audio source that "captures" a tone in 20 ms frames until stopped. */
-export const toneSource = definePlugin({
-  name: 'tone-source',
-  audioSources: ['tone'],
-  apply(api) {
-    api.hooks.audioSource.for('tone').tapPromise('tone-source', async (request) => {
-      let stopped = false;
-      let t = 0;
-      async function* frames(): AsyncGenerator<AudioFrame> {
-        while (!stopped) {
-          const samples = new Int16Array(320).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * (t * 320 + i)) / 16000)));
-          yield { samples, timestamp: t * 20, rms: 0.17 };
-          t += 1;
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      }
-      const stop = async () => {
-        if (!stopped) toneStopped.push(request.session.id);
-        stopped = true;
-      };
-      return { frames: frames(), sampleRate: 16000, device: 'tone', stop };
-    });
-  },
-});
+export { toneSource, toneStopped } from '../support/daemon.ts';
 
 /**
  * Holds transcription requests on demand: `holdNext()` makes the next transcription wait until

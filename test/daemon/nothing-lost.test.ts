@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sendCommand } from '../../src/daemon/client.ts';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { createKernel, KotoError, type Kernel } from '../../src/index.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { koto } from '../cli/support.ts';
@@ -21,7 +22,6 @@ import {
   KEY,
   socketIn,
   spawnKoto,
-  toneSource,
   toneStopped,
   transcriptionGate,
   userEnv,
@@ -59,16 +59,7 @@ afterAll(async () => {
 async function startDaemon(dir: string, options: { socketPath?: string; extra?: string[] } = {}): Promise<Daemon> {
   const configFile = path.join(dir, 'koto.yaml');
   writeFileSync(configFile, configText(server, options.extra), { mode: 0o600 });
-  const daemon = await Daemon.start({
-    configPath: configFile,
-    env: { KOTO_HOME: path.join(dir, 'koto') },
-    socketPath: options.socketPath,
-    builtins: ['openai-compatible', 'outputs'],
-    plugins: [toneSource],
-    logLevel: 'silent',
-    watch: false,
-    shutdownTimeoutMs: 5000,
-  });
+  const daemon = await testDaemon({ configPath: configFile, env: { KOTO_HOME: path.join(dir, 'koto') }, socketPath: options.socketPath });
   cleanups.push(() => daemon.close());
   return daemon;
 }

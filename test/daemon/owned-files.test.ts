@@ -7,13 +7,14 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSyn
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sendCommand } from '../../src/daemon/client.ts';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { KotoError } from '../../src/index.ts';
 import { deleteIfOwned, isKotoOwned } from '../../src/kernel/owned-files.ts';
 import { pruneRecordings } from '../../src/kernel/retention.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { koto } from '../cli/support.ts';
-import { configText, historyRows, KEY, socketIn, spawnKoto, toneSource, userEnv, waitFor, wav } from './nothing-lost-support.ts';
+import { configText, historyRows, KEY, socketIn, spawnKoto, userEnv, waitFor, wav } from './nothing-lost-support.ts';
 
 const TEXT = 'hello from the loopback';
 let server: OpenAIServer;
@@ -140,15 +141,7 @@ describe('the daemon: keepAudio: false and retention', () => {
   async function startDaemon(dir: string, extra: string[]): Promise<Daemon> {
     const configFile = path.join(dir, 'koto.yaml');
     writeFileSync(configFile, configText(server, extra), { mode: 0o600 });
-    const daemon = await Daemon.start({
-      configPath: configFile,
-      env: { KOTO_HOME: path.join(dir, 'koto') },
-      builtins: ['openai-compatible', 'outputs'],
-      plugins: [toneSource],
-      logLevel: 'silent',
-      watch: false,
-      shutdownTimeoutMs: 5000,
-    });
+    const daemon = await testDaemon({ configPath: configFile, env: { KOTO_HOME: path.join(dir, 'koto') } });
     cleanups.push(() => daemon.close());
     return daemon;
   }

@@ -3,9 +3,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { sendCommand } from '../../src/daemon/client.ts';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { encodeWav } from '../../src/index.ts';
-import { toneSource } from './nothing-lost-support.ts';
 import { startOpenAIServer, tempHome } from '../support/index.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -32,15 +31,7 @@ it('a live dictation and a transcribe through the daemon are priced and recorded
       '',
     ].join('\n'),
   );
-  const daemon = await Daemon.start({
-    configPath: configFile,
-    env: { KOTO_HOME: home.dir },
-    builtins: ['openai-compatible', 'outputs'],
-    plugins: [toneSource],
-    logLevel: 'silent',
-    watch: false,
-    shutdownTimeoutMs: 5000,
-  });
+  const daemon = await testDaemon({ configPath: configFile, env: { KOTO_HOME: home.dir } });
   cleanups.push(() => daemon.close());
   await sendCommand(daemon.socketPath, 'start');
   const record = (await sendCommand(daemon.socketPath, 'stop', { wait: true })) as { id: string; cost: number | null; attempts: { stage: string }[] };

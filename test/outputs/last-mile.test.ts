@@ -7,9 +7,9 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { encodeWav } from '../../src/index.ts';
-import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { koto } from '../cli/support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 
@@ -113,15 +113,7 @@ describe('the daemon when every output fails', () => {
     mkdirSync(dir);
     file = config(path.join(dir, 'koto.yaml'), blocked);
     env = { KOTO_HOME: path.join(dir, 'home') };
-    daemon = await Daemon.start({
-      configPath: file,
-      env,
-      builtins: ['openai-compatible', 'outputs'],
-      plugins: [toneSource],
-      logLevel: 'silent',
-      watch: false,
-      shutdownTimeoutMs: 5000,
-    });
+    daemon = await testDaemon({ configPath: file, env });
   });
 
   afterAll(async () => {

@@ -9,9 +9,8 @@ import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { encodeWav } from '../../src/index.ts';
-import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { koto } from '../cli/support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { startSway, type FootTerminal, type WaylandSession } from './type-wayland-session.ts';
@@ -93,15 +92,7 @@ describe('restore on Wayland', () => {
     delete process.env.DISPLAY;
     Object.assign(process.env, wayland);
     const env = { KOTO_HOME: path.join(home.dir, 'daemon-home') };
-    const daemon = await Daemon.start({
-      configPath: config('daemon', ['audio: { source: tone }']),
-      env: { ...process.env, ...env },
-      builtins: ['openai-compatible', 'outputs', 'focus'],
-      plugins: [toneSource],
-      logLevel: 'silent',
-      watch: false,
-      shutdownTimeoutMs: 5000,
-    });
+    const daemon = await testDaemon({ configPath: config('daemon', ['audio: { source: tone }']), env: { ...process.env, ...env }, builtins: ['openai-compatible', 'outputs', 'focus'] });
     try {
       await copyAsUser('copied before the hotkey on sway');
       heard = 'dictated to the daemon on sway';

@@ -7,9 +7,9 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import { encodeWav } from '../../src/index.ts';
-import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { koto } from '../cli/support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { emptyClipboard, openGtkText, received, startDesktop, type Desktop, type Receiver } from './paste-desktop.ts';
@@ -110,15 +110,7 @@ describe('the daemon, paste with restoreClipboard (the default)', () => {
   beforeAll(async () => {
     // restoreClipboard left at its default (on); the delay outlasts a slow GTK read, as above.
     const file = config('daemon', { restoreDelayMs: 5000 }, ['correction: { enabled: false }', 'audio: { source: tone }']);
-    daemon = await Daemon.start({
-      configPath: file,
-      env: { ...process.env, ...env },
-      builtins: ['openai-compatible', 'outputs', 'focus'],
-      plugins: [toneSource],
-      logLevel: 'silent',
-      watch: false,
-      shutdownTimeoutMs: 5000,
-    });
+    daemon = await testDaemon({ configPath: file, env: { ...process.env, ...env }, builtins: ['openai-compatible', 'outputs', 'focus'] });
   });
 
   afterAll(async () => {

@@ -7,9 +7,9 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import type { RunResult } from '../../src/index.ts';
-import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { startSway, type FootTerminal, type WaylandSession } from './type-wayland-session.ts';
 import { eventually } from './x11.ts';
@@ -49,15 +49,7 @@ profiles:
 `,
     { mode: 0o600 },
   );
-  daemon = await Daemon.start({
-    configPath: config,
-    env: { ...process.env, KOTO_HOME: home.dir },
-    builtins: ['openai-compatible', 'outputs', 'focus'],
-    plugins: [toneSource],
-    logLevel: 'silent',
-    watch: false,
-    shutdownTimeoutMs: 5000,
-  });
+  daemon = await testDaemon({ configPath: config, env: { ...process.env, KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs', 'focus'] });
 });
 
 afterAll(async () => {

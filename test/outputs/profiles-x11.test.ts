@@ -16,10 +16,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusLine } from '../../src/cli/control-format.ts';
-import { Daemon } from '../../src/daemon/daemon.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { testDaemon } from '../support/daemon.ts';
 import type { RunResult } from '../../src/index.ts';
 import { koto } from '../cli/support.ts';
-import { toneSource, wav } from '../daemon/nothing-lost-support.ts';
+import { wav } from '../daemon/nothing-lost-support.ts';
 import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index.ts';
 import { activeWindow, openTerminal, startDesktop, type Desktop, type Receiver } from './paste-desktop.ts';
 import { eventually, x } from './x11.ts';
@@ -86,15 +87,7 @@ beforeAll(async () => {
   server = await startOpenAIServer({ transcribe: () => 'list the files', complete: () => 'List the files.' });
   writeFileSync(configFile, CONFIG(server.baseUrl, server.ca), { mode: 0o600 });
   writeFileSync(path.join(home.dir, 'a.wav'), wav);
-  daemon = await Daemon.start({
-    configPath: configFile,
-    env: { ...process.env, KOTO_HOME: home.dir },
-    builtins: ['openai-compatible', 'outputs', 'focus'],
-    plugins: [toneSource],
-    logLevel: 'silent',
-    watch: false,
-    shutdownTimeoutMs: 5000,
-  });
+  daemon = await testDaemon({ configPath: configFile, env: { ...process.env, KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs', 'focus'] });
 });
 
 afterAll(async () => {
