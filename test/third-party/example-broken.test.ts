@@ -138,6 +138,7 @@ describe('the example plugin and its broken variant through the conformance suit
     });
     expect(run.code, run.output).toBe(1);
     expect(run.output).toMatch(/ConformanceFailure: HTTP 429: the plugin threw a plain Error .*map it to a catalogue code \(KOTO_ERR_RATE_LIMITED\) or one of your declared codes/);
-    expect(run.output).toMatch(/Tests\s+2 failed \| 9 passed \(11\)/);
+    // The two checks that send a 429 fail; every other check of the suite passes.
+    expect(run.output).toMatch(/Tests\s+2 failed \| \d+ passed/);
   }, 360_000);
 });
