@@ -294,7 +294,11 @@ export class Kernel {
 
   /** Speech to text (ASR and transcript transforms only). */
   async transcribe(input: AudioInput, options: TranscribeOptions = {}): Promise<TranscribeResult> {
-    return this.#requirePipeline().transcribe(input, options);
+    return this.#requirePipeline()
+      .transcribe(input, options)
+      .catch((err: unknown) => {
+        throw scrubError(err, (text) => this.scrub(text));
+      });
   }
 
   /** Text to corrected text; never throws for a failed correction: it falls back to the input. */

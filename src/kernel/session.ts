@@ -7,6 +7,7 @@ import { findSpeech } from '../audio/trim-silence.ts';
 import type { AudioSourceHandle } from './hooks.ts';
 import type { KotoConfig } from './config/validate.ts';
 import { describe, KotoError, kotoError } from './errors.ts';
+import { scrubError } from './secrets.ts';
 import type { HistoryStore } from '../history/store.ts';
 import { ensureDataDirs } from './owned-files.ts';
 import { withRetry } from './retry.ts';
@@ -1018,7 +1019,8 @@ export class Pipeline {
     } catch (err) {
       this.#deps.log.warn(`sessionEnd: ${describe(err)}`);
     }
-    if (error) throw Object.assign(error, { record });
+    // A tap's message can echo a credential: the caller gets what the record keeps, scrubbed.
+    if (error) throw Object.assign(scrubError(error, this.#deps.scrub) as KotoError, { record });
     return record;
   }
 
