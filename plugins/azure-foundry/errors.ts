@@ -1,5 +1,4 @@
-import { KotoError, type ErrorCode } from 'koto-voice';
-import { scrub } from 'koto-voice/openai-wire';
+import { KotoError, scrubSecrets, type ErrorCode } from 'koto-voice';
 
 /**
  * The Azure error cases: each a catalogue code, with a message and a fix that speak Azure
@@ -62,12 +61,12 @@ export interface AzureErrorOptions {
 export function azureError(reason: AzureErrorReason, params: Record<string, unknown>, options: AzureErrorOptions = {}): KotoError {
   const spec = AZURE_ERRORS[reason];
   const safe: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(params)) safe[key] = typeof value === 'string' ? scrub(value, options.secrets) : value;
+  for (const [key, value] of Object.entries(params)) safe[key] = typeof value === 'string' ? scrubSecrets(value, options.secrets ?? []) : value;
   return new KotoError(spec.code, {
     params: safe,
     details: { ...options.details, reason },
-    message: scrub(fill(spec.message, safe), options.secrets),
-    fix: scrub(fill(spec.fix, safe), options.secrets),
+    message: scrubSecrets(fill(spec.message, safe), options.secrets ?? []),
+    fix: scrubSecrets(fill(spec.fix, safe), options.secrets ?? []),
     ...(options.cause === undefined ? {} : { cause: options.cause }),
   });
 }

@@ -13,7 +13,6 @@ import {
   complete,
   completionParams,
   describePlan,
-  displayUrl,
   installRealtime,
   prewarmSession,
   realtimeSendsKeywords,
@@ -188,7 +187,8 @@ function apply(api: PluginApi): void {
         'resource-not-found',
         {
           provider: ref.name,
-          url: displayUrl(url),
+          // Origin and path only: the query may carry a key.
+          url: `${url.origin}${url.pathname}`,
           endpoint: endpoint.display,
           shape: endpoint.shape,
           version: endpoint.apiVersion ? `, api-version ${endpoint.apiVersion}` : '',
