@@ -1,19 +1,34 @@
-import { KotoError, scrubSecrets, type ErrorCode } from 'koto-voice';
+import { KotoError, scrubSecrets, type ErrorCode, type PluginErrorCode, type PluginErrorSpec } from 'koto-voice';
 
 /**
- * The Azure error cases: each a catalogue code, with a message and a fix that speak Azure
- * (the generic templates talk about `baseUrl` and `apiKey`, which an Azure instance does not
- * have). `details.reason` names the case.
+ * The plugin's own codes (`definePlugin({ errors })`): situations only Azure has. They were the
+ * kernel's KOTO_ERR_DEPLOYMENT_NOT_FOUND and KOTO_ERR_AUTH_TOKEN; like every plugin code they
+ * make a provider chain fail over to the next provider, as those did.
+ */
+const DEPLOYMENT_NOT_FOUND = {
+  message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint} (Azure DeploymentNotFound, used for {what})',
+  fix:
+    'set providers.{provider}.deployments.{capability} to the name of an existing deployment (names are case-sensitive); ' +
+    'list them with `az cognitiveservices account deployment list -g <resource-group> -n {resource} -o table` ' +
+    '(or Azure AI Foundry → Deployments); a deployment created in the last 5 minutes may not be visible yet',
+} as const;
+const TOKEN = {
+  message: 'provider "{provider}": cannot get a Microsoft Entra ID token from {source}: {detail}',
+  fix: '{advice}',
+} as const;
+
+export const AZURE_FOUNDRY_ERRORS = {
+  AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND: { ...DEPLOYMENT_NOT_FOUND, exit: 1 },
+  AZURE_FOUNDRY_ERR_TOKEN: { ...TOKEN, exit: 1 },
+} as const satisfies Record<PluginErrorCode, PluginErrorSpec>;
+
+/**
+ * The Azure error cases: each a catalogue code or one of the plugin's own, with a message and a
+ * fix that speak Azure (the generic templates talk about `baseUrl` and `apiKey`, which an Azure
+ * instance does not have). `details.reason` names the case.
  */
 export const AZURE_ERRORS = {
-  'deployment-not-found': {
-    code: 'KOTO_ERR_DEPLOYMENT_NOT_FOUND',
-    message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint} (Azure DeploymentNotFound, used for {what})',
-    fix:
-      'set providers.{provider}.deployments.{capability} to the name of an existing deployment (names are case-sensitive); ' +
-      'list them with `az cognitiveservices account deployment list -g <resource-group> -n {resource} -o table` ' +
-      '(or Azure AI Foundry → Deployments); a deployment created in the last 5 minutes may not be visible yet',
-  },
+  'deployment-not-found': { code: 'AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND', ...DEPLOYMENT_NOT_FOUND },
   'no-deployment': {
     code: 'KOTO_ERR_CONFIG_INVALID',
     message: 'provider "{provider}" has no deployment for {what}',
@@ -31,11 +46,7 @@ export const AZURE_ERRORS = {
     message: 'provider "{provider}" rejected the credentials (HTTP {status}{upstream}); auth used: {mode}',
     fix: '{advice}',
   },
-  'token-failed': {
-    code: 'KOTO_ERR_AUTH_TOKEN',
-    message: 'provider "{provider}": cannot get a Microsoft Entra ID token from {source}: {detail}',
-    fix: '{advice}',
-  },
+  'token-failed': { code: 'AZURE_FOUNDRY_ERR_TOKEN', ...TOKEN },
   'rate-limited': {
     code: 'KOTO_ERR_RATE_LIMITED',
     message: 'provider "{provider}" is rate limiting deployment "{deployment}" (HTTP 429{attempts}){retry}',
@@ -43,7 +54,7 @@ export const AZURE_ERRORS = {
       'the deployment\'s tokens- or requests-per-minute quota is used up: wait and retry, or raise its rate limit ' +
       '(Azure AI Foundry → Deployments → Edit; more quota: https://aka.ms/oai/quotaincrease)',
   },
-} as const satisfies Record<string, { code: ErrorCode; message: string; fix: string }>;
+} as const satisfies Record<string, { code: ErrorCode | PluginErrorCode; message: string; fix: string }>;
 
 export type AzureErrorReason = keyof typeof AZURE_ERRORS;
 
