@@ -2,9 +2,10 @@
 // codes each built-in plugin declares (`definePlugin({ errors })`), grouped by plugin.
 // Run: `npx node scripts/errors-doc.ts`. test/errors-catalogue.test.ts fails when they drift apart.
 //
-// A built-in plugin keeps its codes in `plugins/<name>/errors.ts` (this script runs under Node's
-// type stripping, which cannot load every plugin's index); the test reads the real definitions,
-// so a plugin declaring codes anywhere else shows up there.
+// A built-in plugin keeps the codes it declares in `plugins/<name>/error-codes.ts`, a file with
+// type-only imports: this script runs under Node's type stripping, which cannot load every
+// plugin's index, and without a build (`koto-voice` at run time would need dist/). The test reads
+// the real definitions, so codes declared anywhere else show up there.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { ERRORS, errorPrefixOf, type PluginErrorSpec } from '../src/kernel/errors.ts';
 
@@ -15,9 +16,9 @@ const row = (code: string, spec: { exit?: number | undefined; message: string; f
   `| \`${code}\` | ${spec.exit ?? 1} | ${cell(spec.message)} | ${cell(spec.fix)} |`;
 const HEADER = ['| code | exit | message | fix |', '|---|---|---|---|'];
 
-/** The codes a built-in plugin declares: the exported objects of its errors.ts keyed by its own prefix. */
+/** The codes a built-in plugin declares: the exported objects of its error-codes.ts keyed by its own prefix. */
 async function pluginCodes(name: string): Promise<[string, PluginErrorSpec][]> {
-  const source = new URL(`${name}/errors.ts`, pluginsDir);
+  const source = new URL(`${name}/error-codes.ts`, pluginsDir);
   if (!existsSync(source)) return [];
   const prefix = `${errorPrefixOf(name)}_ERR_`;
   const mod = (await import(source.href)) as Record<string, unknown>;

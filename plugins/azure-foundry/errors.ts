@@ -1,26 +1,5 @@
-import { KotoError, scrubSecrets, type ErrorCode, type PluginErrorCode, type PluginErrorSpec } from 'koto-voice';
-
-/**
- * The plugin's own codes (`definePlugin({ errors })`): situations only Azure has. They were the
- * kernel's KOTO_ERR_DEPLOYMENT_NOT_FOUND and KOTO_ERR_AUTH_TOKEN; like every plugin code they
- * make a provider chain fail over to the next provider, as those did.
- */
-const DEPLOYMENT_NOT_FOUND = {
-  message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint} (Azure DeploymentNotFound, used for {what})',
-  fix:
-    'set providers.{provider}.deployments.{capability} to the name of an existing deployment (names are case-sensitive); ' +
-    'list them with `az cognitiveservices account deployment list -g <resource-group> -n {resource} -o table` ' +
-    '(or Azure AI Foundry → Deployments); a deployment created in the last 5 minutes may not be visible yet',
-} as const;
-const TOKEN = {
-  message: 'provider "{provider}": cannot get a Microsoft Entra ID token from {source}: {detail}',
-  fix: '{advice}',
-} as const;
-
-export const AZURE_FOUNDRY_ERRORS = {
-  AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND: { ...DEPLOYMENT_NOT_FOUND, exit: 1 },
-  AZURE_FOUNDRY_ERR_TOKEN: { ...TOKEN, exit: 1 },
-} as const satisfies Record<PluginErrorCode, PluginErrorSpec>;
+import { KotoError, scrubSecrets, type ErrorCode, type PluginErrorCode } from 'koto-voice';
+import { DEPLOYMENT_NOT_FOUND, TOKEN } from './error-codes.ts';
 
 /**
  * The Azure error cases: each a catalogue code or one of the plugin's own, with a message and a

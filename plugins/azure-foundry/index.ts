@@ -27,7 +27,8 @@ import {
 } from 'koto-voice/openai-wire';
 import { Authenticator, identityLoader, TokenCache, tokenSource } from './auth.ts';
 import { droppedApiVersion, operationUrl, resolveEndpoint, streamsTranscription, type ResolvedEndpoint } from './endpoint.ts';
-import { AZURE_FOUNDRY_ERRORS, azureError } from './errors.ts';
+import { AZURE_FOUNDRY_ERRORS } from './error-codes.ts';
+import { azureError } from './errors.ts';
 import { defaultProviders, providerSchema, realtimeSettings, type ProviderOptions } from './options.ts';
 import { isRateLimit, noteResponses, responseNotes, type ResponseNotes } from './rate-limit.ts';
 import { realtimeOrigin, realtimeSocketUrl } from './realtime.ts';

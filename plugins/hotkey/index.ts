@@ -1,6 +1,6 @@
 import { definePlugin, KotoError, kotoError, parseKeyCombo, type DaemonHost, type KotoConfig, type Logger } from 'koto-voice';
 import type { HotkeyGrab, KeyEvent, OpenBackend } from './backend.ts';
-import { HOTKEY_ERRORS } from './errors.ts';
+import { HOTKEY_ERRORS } from './error-codes.ts';
 
 type HotkeyConfig = KotoConfig['hotkey'];
 

@@ -5,7 +5,7 @@ import { toEngineAudio } from './audio.ts';
 import { runBatch, runContinuous } from './cli.ts';
 import { chooseEngine, decoderArgs, NAME, resolveModel, type ModelPaths } from './engine.ts';
 import { LibraryDecoder } from './decoder.ts';
-import { POCKETSPHINX_ERRORS } from './errors.ts';
+import { POCKETSPHINX_ERRORS } from './error-codes.ts';
 import { AbortedError } from './library.ts';
 import { defaultProviders, ENGINE_RATE, providerSchema, type ProviderOptions } from './options.ts';
 

@@ -5,7 +5,7 @@
  * Usage: node evdev-open-child.ts <keys> <device>...
  */
 import { parseKeyCombo } from 'koto-voice';
-import { HOTKEY_ERRORS } from '../../plugins/hotkey/errors.ts';
+import { HOTKEY_ERRORS } from '../../plugins/hotkey/error-codes.ts';
 import { openEvdev } from '../../plugins/hotkey/evdev.ts';
 import { registerPluginErrors } from '../../src/kernel/errors.ts';
 

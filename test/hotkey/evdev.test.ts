@@ -11,7 +11,7 @@ import type { BackendOptions, HotkeyGrab, KeyEvent } from '../../plugins/hotkey/
 import { ComboTracker } from '../../plugins/hotkey/evdev-combo.ts';
 import { discoverKeyboards, hasBit, isKeyboardFor, parseBitmap, parseProcInputDevices } from '../../plugins/hotkey/evdev-devices.ts';
 import { EV_KEY, longBits, RecordDecoder, recordLayout } from '../../plugins/hotkey/evdev-records.ts';
-import { HOTKEY_ERRORS } from '../../plugins/hotkey/errors.ts';
+import { HOTKEY_ERRORS } from '../../plugins/hotkey/error-codes.ts';
 import { createEvdevBackend, openEvdev, POLL_MS } from '../../plugins/hotkey/evdev.ts';
 import { registerPluginErrors } from '../../src/kernel/errors.ts';
 import { encodeEvents, FeedFifo, press, release, repeat, type Record3 } from './evdev-feed.ts';

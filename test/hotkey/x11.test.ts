@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tempHome } from '../support/index.ts';
 import { KotoError, parseKeyCombo, type KeyCombo } from '../../src/index.ts';
 import type { BackendOptions, HotkeyGrab, KeyEvent, OpenBackend } from '../../plugins/hotkey/backend.ts';
-import { HOTKEY_ERRORS } from '../../plugins/hotkey/errors.ts';
+import { HOTKEY_ERRORS } from '../../plugins/hotkey/error-codes.ts';
 import { openX11, openX11With, planGrab, type GrabPlan } from '../../plugins/hotkey/x11.ts';
 import { registerPluginErrors } from '../../src/kernel/errors.ts';
 import { startXvfb, x, type Xvfb } from '../outputs/x11.ts';
