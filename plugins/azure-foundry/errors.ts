@@ -1,20 +1,13 @@
-import { KotoError, type ErrorCode } from 'koto-voice';
-import { scrub } from 'koto-voice/openai-wire';
+import { KotoError, scrubSecrets, type ErrorCode, type PluginErrorCode } from 'koto-voice';
+import { DEPLOYMENT_NOT_FOUND, TOKEN } from './error-codes.ts';
 
 /**
- * The Azure error cases: each a catalogue code, with a message and a fix that speak Azure
- * (the generic templates talk about `baseUrl` and `apiKey`, which an Azure instance does not
- * have). `details.reason` names the case.
+ * The Azure error cases: each a catalogue code or one of the plugin's own, with a message and a
+ * fix that speak Azure (the generic templates talk about `baseUrl` and `apiKey`, which an Azure
+ * instance does not have). `details.reason` names the case.
  */
 export const AZURE_ERRORS = {
-  'deployment-not-found': {
-    code: 'KOTO_ERR_DEPLOYMENT_NOT_FOUND',
-    message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint} (Azure DeploymentNotFound, used for {what})',
-    fix:
-      'set providers.{provider}.deployments.{capability} to the name of an existing deployment (names are case-sensitive); ' +
-      'list them with `az cognitiveservices account deployment list -g <resource-group> -n {resource} -o table` ' +
-      '(or Azure AI Foundry → Deployments); a deployment created in the last 5 minutes may not be visible yet',
-  },
+  'deployment-not-found': { code: 'AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND', ...DEPLOYMENT_NOT_FOUND },
   'no-deployment': {
     code: 'KOTO_ERR_CONFIG_INVALID',
     message: 'provider "{provider}" has no deployment for {what}',
@@ -32,11 +25,7 @@ export const AZURE_ERRORS = {
     message: 'provider "{provider}" rejected the credentials (HTTP {status}{upstream}); auth used: {mode}',
     fix: '{advice}',
   },
-  'token-failed': {
-    code: 'KOTO_ERR_AUTH_TOKEN',
-    message: 'provider "{provider}": cannot get a Microsoft Entra ID token from {source}: {detail}',
-    fix: '{advice}',
-  },
+  'token-failed': { code: 'AZURE_FOUNDRY_ERR_TOKEN', ...TOKEN },
   'rate-limited': {
     code: 'KOTO_ERR_RATE_LIMITED',
     message: 'provider "{provider}" is rate limiting deployment "{deployment}" (HTTP 429{attempts}){retry}',
@@ -44,7 +33,7 @@ export const AZURE_ERRORS = {
       'the deployment\'s tokens- or requests-per-minute quota is used up: wait and retry, or raise its rate limit ' +
       '(Azure AI Foundry → Deployments → Edit; more quota: https://aka.ms/oai/quotaincrease)',
   },
-} as const satisfies Record<string, { code: ErrorCode; message: string; fix: string }>;
+} as const satisfies Record<string, { code: ErrorCode | PluginErrorCode; message: string; fix: string }>;
 
 export type AzureErrorReason = keyof typeof AZURE_ERRORS;
 
@@ -62,12 +51,12 @@ export interface AzureErrorOptions {
 export function azureError(reason: AzureErrorReason, params: Record<string, unknown>, options: AzureErrorOptions = {}): KotoError {
   const spec = AZURE_ERRORS[reason];
   const safe: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(params)) safe[key] = typeof value === 'string' ? scrub(value, options.secrets) : value;
+  for (const [key, value] of Object.entries(params)) safe[key] = typeof value === 'string' ? scrubSecrets(value, options.secrets ?? []) : value;
   return new KotoError(spec.code, {
     params: safe,
     details: { ...options.details, reason },
-    message: scrub(fill(spec.message, safe), options.secrets),
-    fix: scrub(fill(spec.fix, safe), options.secrets),
+    message: scrubSecrets(fill(spec.message, safe), options.secrets ?? []),
+    fix: scrubSecrets(fill(spec.fix, safe), options.secrets ?? []),
     ...(options.cause === undefined ? {} : { cause: options.cause }),
   });
 }

@@ -13,7 +13,6 @@ import {
   complete,
   completionParams,
   describePlan,
-  displayUrl,
   installRealtime,
   prewarmSession,
   realtimeSendsKeywords,
@@ -28,6 +27,7 @@ import {
 } from 'koto-voice/openai-wire';
 import { Authenticator, identityLoader, TokenCache, tokenSource } from './auth.ts';
 import { droppedApiVersion, operationUrl, resolveEndpoint, streamsTranscription, type ResolvedEndpoint } from './endpoint.ts';
+import { AZURE_FOUNDRY_ERRORS } from './error-codes.ts';
 import { azureError } from './errors.ts';
 import { defaultProviders, providerSchema, realtimeSettings, type ProviderOptions } from './options.ts';
 import { isRateLimit, noteResponses, responseNotes, type ResponseNotes } from './rate-limit.ts';
@@ -188,7 +188,8 @@ function apply(api: PluginApi): void {
         'resource-not-found',
         {
           provider: ref.name,
-          url: displayUrl(url),
+          // Origin and path only: the query may carry a key.
+          url: `${url.origin}${url.pathname}`,
           endpoint: endpoint.display,
           shape: endpoint.shape,
           version: endpoint.apiVersion ? `, api-version ${endpoint.apiVersion}` : '',
@@ -465,6 +466,7 @@ export default definePlugin({
   version: KOTO_VERSION,
   capabilities: ['asr', 'correction'],
   provider: providerSchema,
+  errors: AZURE_FOUNDRY_ERRORS,
   defaultProviders,
   defaultPriority: 60,
   apply,

@@ -10,9 +10,37 @@
  * entry `koto-voice/openai-wire`; only the URL is Azure's.
  */
 
-import { azureRealtimeUrl } from 'koto-voice/openai-wire';
 import { parseEndpoint, type ResolvedEndpoint } from './endpoint.ts';
 import type { RealtimeSettings } from './options.ts';
+
+export interface AzureRealtimeEndpoint {
+  /** `https://{resource}.openai.azure.com` (or a Foundry / gateway origin). */
+  readonly origin: string;
+  /** A gateway's path prefix before `/openai`, without a trailing slash. */
+  readonly prefix?: string | undefined;
+  /** `api-version`, only when one is configured (the v1 API takes none; `preview` opts in). */
+  readonly apiVersion?: string | undefined;
+  /**
+   * Also put the deployment in the URL as `model=`. Off by default: Azure's v1 transcription
+   * socket takes the deployment as `session.audio.input.transcription.model`, and answers 400
+   * to `?model=` naming a transcription deployment.
+   */
+  readonly deploymentInUrl?: boolean | undefined;
+  readonly deployment?: string | undefined;
+  readonly query?: Readonly<Record<string, string>> | undefined;
+}
+
+/** `wss://{resource}.openai.azure.com[/prefix]/openai/v1/realtime?intent=transcription[&api-version=…]`. */
+export function azureRealtimeUrl(endpoint: AzureRealtimeEndpoint): URL {
+  const url = new URL(`${endpoint.prefix ?? ''}/openai/v1/realtime`, endpoint.origin);
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol === 'http:') url.protocol = 'ws:';
+  url.searchParams.set('intent', 'transcription');
+  if (endpoint.apiVersion !== undefined) url.searchParams.set('api-version', endpoint.apiVersion);
+  if (endpoint.deploymentInUrl && endpoint.deployment) url.searchParams.set('model', endpoint.deployment);
+  for (const [key, value] of Object.entries(endpoint.query ?? {})) url.searchParams.set(key, value);
+  return url;
+}
 
 /** The origin and prefix of the socket: `realtime.endpoint` when given, else the instance's resource. */
 export function realtimeOrigin(endpoint: Pick<ResolvedEndpoint, 'origin' | 'prefix'>, settings: Pick<RealtimeSettings, 'endpoint'>): { origin: string; prefix: string } {

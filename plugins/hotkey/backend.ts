@@ -35,8 +35,8 @@ export interface HotkeyGrab {
 
 /**
  * Grabs `combo` and calls `onKey` for each real press and release. Rejects with a KotoError:
- * KOTO_ERR_HOTKEY_TAKEN (another client holds the combination), KOTO_ERR_HOTKEY_PERMISSION
- * (evdev without read access), KOTO_ERR_HOTKEY_UNAVAILABLE (no display, no keyboard).
+ * HOTKEY_ERR_TAKEN (another client holds the combination), HOTKEY_ERR_PERMISSION
+ * (evdev without read access), HOTKEY_ERR_UNAVAILABLE (no display, no keyboard).
  */
 export type OpenBackend = (combo: KeyCombo, onKey: (event: KeyEvent) => void, options: BackendOptions) => Promise<HotkeyGrab>;
 

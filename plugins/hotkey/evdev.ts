@@ -67,7 +67,7 @@ export function createEvdevBackend(sources: InputSources = SYSTEM_INPUT, pollMs:
     const opened = results.filter((r): r is OpenedDevice => r.ok);
     const failed = results.filter((r): r is FailedDevice => !r.ok);
     if (opened.length === 0) {
-      if (failed.some((f) => f.denied)) throw kotoError('KOTO_ERR_HOTKEY_PERMISSION', { detail: await permissionDetail(failed) });
+      if (failed.some((f) => f.denied)) throw kotoError('HOTKEY_ERR_PERMISSION', { detail: await permissionDetail(failed) });
       const list = nameFailures(failed);
       throw unavailable(explicit ? `none of hotkey.devices can be read: ${list}` : `no keyboard could be opened: ${list}`);
     }
@@ -298,5 +298,5 @@ async function readIdFile(path: string): Promise<Map<number, { name: string; mem
 }
 
 function unavailable(detail: string, remedy: string = REMEDY): KotoError {
-  return kotoError('KOTO_ERR_HOTKEY_UNAVAILABLE', { backend: 'evdev', detail, remedy });
+  return kotoError('HOTKEY_ERR_UNAVAILABLE', { backend: 'evdev', detail, remedy });
 }

@@ -1,5 +1,6 @@
 import { definePlugin, KotoError, kotoError, parseKeyCombo, type DaemonHost, type KotoConfig, type Logger } from 'koto-voice';
 import type { HotkeyGrab, KeyEvent, OpenBackend } from './backend.ts';
+import { HOTKEY_ERRORS } from './error-codes.ts';
 
 type HotkeyConfig = KotoConfig['hotkey'];
 
@@ -14,6 +15,7 @@ const REOPEN_MS = 5000;
  */
 export default definePlugin({
   name: 'hotkey',
+  errors: HOTKEY_ERRORS,
   apply(api) {
     let controller: HotkeyController | undefined;
     api.hooks.daemon.tapPromise('hotkey', async (host) => {

@@ -143,7 +143,7 @@ function samePlan(a: GrabPlan, b: GrabPlan): boolean {
 }
 
 function unavailable(detail: string, remedy: string): KotoError {
-  return kotoError('KOTO_ERR_HOTKEY_UNAVAILABLE', { backend: 'x11', detail, remedy });
+  return kotoError('HOTKEY_ERR_UNAVAILABLE', { backend: 'x11', detail, remedy });
 }
 
 export interface X11Tuning {
@@ -304,7 +304,7 @@ class X11Hotkey {
     }
   }
 
-  /** Grabs every variant of `plan`; on BadAccess releases what it got and rejects with KOTO_ERR_HOTKEY_TAKEN. */
+  /** Grabs every variant of `plan`; on BadAccess releases what it got and rejects with HOTKEY_ERR_TAKEN. */
   private async grab(plan: GrabPlan): Promise<void> {
     const errors: XError[] = [];
     for (const keycode of plan.keycodes) {
@@ -324,7 +324,7 @@ class X11Hotkey {
     this.ungrab(plan);
     const first = errors[0]!;
     if (errors.some((err) => err.error === BAD_ACCESS)) {
-      throw kotoError('KOTO_ERR_HOTKEY_TAKEN', { keys: this.combo.text, display: this.display });
+      throw kotoError('HOTKEY_ERR_TAKEN', { keys: this.combo.text, display: this.display });
     }
     throw unavailable(`the X server refused the grab of ${this.combo.text} on display ${this.display} (${first.message ?? `X error ${first.error}`})`, 'choose another combination in `hotkey.keys`');
   }

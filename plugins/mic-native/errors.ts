@@ -1,7 +1,8 @@
-import { KotoError, type ErrorCode } from 'koto-voice';
+import { KotoError, type ErrorCode, type PluginErrorCode } from 'koto-voice';
+import { BACKEND, SERVER, WRITE } from './error-codes.ts';
 
 /**
- * The microphone's error cases: each a catalogue code, with wording for the case
+ * The microphone's error cases: each a catalogue code or one of the plugin's own, with wording for the case
  * (`details.reason` tells the two device-not-found variants apart).
  */
 export const MIC_ERRORS = {
@@ -25,11 +26,7 @@ export const MIC_ERRORS = {
     message: 'the microphone "{device}" delivers silence (only zero samples for {ms} ms)',
     fix: 'unmute the microphone and raise its input level in the system sound settings, or pick another device in `audio.device`',
   },
-  'server-unreachable': {
-    code: 'KOTO_ERR_AUDIO_SERVER',
-    message: 'the audio server {server} is not reachable ({detail})',
-    fix: 'start the sound server (PulseAudio or PipeWire: `systemctl --user start pipewire-pulse` or `pulseaudio --start`), or correct PULSE_SERVER',
-  },
+  'server-unreachable': { code: 'MIC_NATIVE_ERR_SERVER', ...SERVER },
   'device-lost': {
     code: 'KOTO_ERR_AUDIO_DEVICE_LOST',
     message: 'the microphone "{device}" stopped delivering audio after {atMs} ms ({detail})',
@@ -40,17 +37,9 @@ export const MIC_ERRORS = {
     message: 'cannot open the microphone "{device}" with {backend}: {detail}',
     fix: 'check that the microphone is connected and not used exclusively by another program; `koto devices` lists the inputs',
   },
-  'no-backend': {
-    code: 'KOTO_ERR_AUDIO_BACKEND',
-    message: 'no way to record from the microphone here ({detail})',
-    fix: 'install pulseaudio-utils (parec) or alsa-utils (arecord); on macOS/Windows install sox or ffmpeg',
-  },
-  'write-failed': {
-    code: 'KOTO_ERR_AUDIO_WRITE',
-    message: 'cannot write the recording {path}: {detail}',
-    fix: 'check free disk space and the permissions of the recordings folder',
-  },
-} as const;
+  'no-backend': { code: 'MIC_NATIVE_ERR_BACKEND', ...BACKEND },
+  'write-failed': { code: 'MIC_NATIVE_ERR_WRITE', ...WRITE },
+} as const satisfies Record<string, { code: ErrorCode | PluginErrorCode; message: string; fix: string }>;
 
 export type MicErrorReason = keyof typeof MIC_ERRORS;
 
@@ -60,7 +49,7 @@ const fill = (template: string, params: Record<string, unknown>) =>
 /** A KotoError for one of the microphone's error cases, in the microphone's own words. */
 export function micError(reason: MicErrorReason, params: Record<string, unknown>, cause?: unknown): KotoError {
   const spec = MIC_ERRORS[reason];
-  return new KotoError(spec.code as ErrorCode, {
+  return new KotoError(spec.code, {
     params,
     plugin: 'mic-native',
     details: { reason },

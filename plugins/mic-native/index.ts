@@ -3,6 +3,7 @@ import path from 'node:path';
 import { definePlugin, type AudioDevice, type KotoConfig, type Logger } from 'koto-voice';
 import { isUserError, listDevices } from './backends/index.ts';
 import { inputDevices } from './devices.ts';
+import { MIC_NATIVE_ERRORS } from './error-codes.ts';
 import { isMicError } from './errors.ts';
 import { Microphone, type OpenOptions, type Recording } from './microphone.ts';
 import { micOptions, type MicOptions } from './options.ts';
@@ -83,6 +84,7 @@ interface PreOpened {
 export default definePlugin({
   name: 'mic-native',
   audioSources: ['mic-native'],
+  errors: MIC_NATIVE_ERRORS,
   options: micOptions,
   apply(api, options) {
     const log: Logger = api.log;
@@ -174,6 +176,7 @@ export { Microphone, Recording } from './microphone.ts';
 export type { OpenOptions, StartOptions } from './microphone.ts';
 export { micOptions, BACKENDS, DEFAULT_OPTIONS } from './options.ts';
 export type { MicOptions, BackendName } from './options.ts';
+export { MIC_NATIVE_ERRORS } from './error-codes.ts';
 export { MIC_ERRORS, micError, isMicError } from './errors.ts';
 export type { MicErrorReason } from './errors.ts';
 export { inputDevices, isNullDeviceName, kindOfName, selectDevice } from './devices.ts';

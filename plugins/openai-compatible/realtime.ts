@@ -1,5 +1,5 @@
 /**
- * PUBLIC ENTRY POINT for streaming transcription over the OpenAI Realtime WebSocket (GA
+ * Streaming transcription over the OpenAI Realtime WebSocket (GA
  * protocol, checked against the OpenAPI spec's `RealtimeClientEventSessionUpdate`,
  * `RealtimeTranscriptionSessionCreateRequestGA`, `RealtimeClientEventInputAudioBuffer*` and
  * `RealtimeServerEventConversationItemInputAudioTranscription*` schemas):
@@ -15,10 +15,9 @@
  *    ordering barrier), then wait for `conversation.item.input_audio_transcription.completed` of
  *    every committed item; `.delta` events are interim text, `.failed` and `error` fail the feed.
  *
- * Everything the Azure plugin needs to do the same is exported here: {@link azureRealtimeUrl}
- * (`wss://{resource}.openai.azure.com/openai/v1/realtime?intent=transcription`, the deployment
- * name goes in `transcription.model`), {@link azureRealtimeHeaders} (`api-key` or Entra bearer),
- * {@link transcriptionSessionUpdate} and {@link RealtimeTranscription}.
+ * Another provider speaking this protocol (Azure) builds its own socket URL and reuses
+ * {@link transcriptionSessionUpdate} and {@link RealtimeTranscription} through the public
+ * `koto-voice/openai-wire`; the URL builders here are OpenAI's and private.
  *
  * @module
  */
@@ -65,45 +64,6 @@ export function realtimeUrl(baseUrl: string, query: Readonly<Record<string, stri
   for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
   if (!url.searchParams.has('intent')) url.searchParams.set('intent', 'transcription');
   return url;
-}
-
-export interface AzureRealtimeEndpoint {
-  /** `https://{resource}.openai.azure.com` (or a Foundry / gateway origin). */
-  readonly origin: string;
-  /** A gateway's path prefix before `/openai`, without a trailing slash. */
-  readonly prefix?: string | undefined;
-  /** `api-version`, only when one is configured (the v1 API takes none; `preview` opts in). */
-  readonly apiVersion?: string | undefined;
-  /**
-   * Also put the deployment in the URL as `model=`. Off by default: Azure's v1 transcription
-   * socket takes the deployment as `session.audio.input.transcription.model`, and answers 400
-   * to `?model=` naming a transcription deployment.
-   */
-  readonly deploymentInUrl?: boolean | undefined;
-  readonly deployment?: string | undefined;
-  readonly query?: Readonly<Record<string, string>> | undefined;
-}
-
-/** `wss://{resource}.openai.azure.com[/prefix]/openai/v1/realtime?intent=transcription[&api-version=…]`. */
-export function azureRealtimeUrl(endpoint: AzureRealtimeEndpoint): URL {
-  const url = toWebSocketScheme(new URL(`${endpoint.prefix ?? ''}/openai/v1/realtime`, endpoint.origin));
-  url.searchParams.set('intent', 'transcription');
-  if (endpoint.apiVersion !== undefined) url.searchParams.set('api-version', endpoint.apiVersion);
-  if (endpoint.deploymentInUrl && endpoint.deployment) url.searchParams.set('model', endpoint.deployment);
-  for (const [key, value] of Object.entries(endpoint.query ?? {})) url.searchParams.set(key, value);
-  return url;
-}
-
-/** Handshake headers for Azure: `api-key`, or `Authorization: Bearer` with an Entra token. */
-export function azureRealtimeHeaders(
-  auth: { readonly apiKey: string } | { readonly token: string },
-  extra: Readonly<Record<string, string>> = {},
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(extra)) out[key.toLowerCase()] = value;
-  if ('apiKey' in auth) out['api-key'] = auth.apiKey;
-  else out.authorization = `Bearer ${auth.token}`;
-  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 /**
- * PUBLIC ENTRY POINT: the OpenAI wire protocol, independent of where the endpoint lives and how
- * it authenticates. Other provider plugins that speak the same protocol (Azure AI Foundry /
- * Azure OpenAI) import from here, give a {@link WireTarget} with their own URL builder and
- * headers function, and reuse transcription, correction, SSE parsing, error mapping and
- * pre-warming unchanged. Everything exported here is kept stable; the rest of this folder is
- * the plugin's private implementation.
+ * PUBLIC ENTRY POINT `koto-voice/openai-wire`: the OpenAI wire protocol, independent of where
+ * the endpoint lives and how it authenticates. Another provider plugin that speaks the same
+ * protocol (Azure AI Foundry / Azure OpenAI does) gives a {@link WireTarget} with its own URL
+ * builder and headers function and reuses transcription, completion, SSE reading, error mapping,
+ * pre-warming and the realtime session unchanged.
+ *
+ * Every name exported here is deliberate, documented in docs/plugins.md ("The OpenAI wire
+ * package") and follows semver; test/third-party/openai-wire-exports.test.ts fails on a name
+ * added or dropped without the docs. Everything else in this folder is the plugin's private
+ * implementation: never re-export a module wholesale from here.
  *
  * @example
  * ```ts
- * import { transcribe, transcriptionParams, type WireTarget } from '../openai-compatible/wire.ts';
+ * import { transcribe, transcriptionParams, type WireTarget } from 'koto-voice/openai-wire';
  * const target: WireTarget = {
  *   provider: ref.name,
  *   http: api.http,
@@ -25,66 +29,30 @@
 import type { KotoHttp, ProviderRef, SessionContext } from 'koto-voice';
 import { USER_AGENT, type WireTarget } from './client.ts';
 
+// The target, one request, and the mapping of failures to catalogue errors.
+export { httpError, retryAfterSeconds, send, transportError, type SendOptions, type SentResponse, type WireOperation, type WireTarget } from './client.ts';
+// Request and response bodies.
+export { encodeMultipart, type MultipartFile, type MultipartValue } from './multipart.ts';
+export { eventJson, sseEvents } from './sse.ts';
+// Transcription (one upload, or a recording over the upload limit in parts).
+export { transcribe, transcriptionParams, type TranscribeCallbacks, type TranscriptionParams, type TranscriptionPolicy, type TranscriptionResult } from './asr.ts';
+export { describePlan, transcribeWithinLimit, type LimitedTranscriptionResult, type UploadLimit } from './upload.ts';
+export { isStreamingAsrModel, MIN_MAX_UPLOAD_BYTES, sendsKeywords } from './options.ts';
+// Completion (correction) over chat completions or responses.
+export { complete, completionParams, type CompleteCallbacks, type CompletionParams, type CompletionResult } from './correction.ts';
+// Realtime transcription over the WebSocket, and its wiring into a plugin's hooks.
 export {
-  badResponse,
-  baseUrlBuilder,
-  bearerHeaders,
-  displayUrl,
-  httpError,
-  joinUrl,
-  MAX_RESPONSE_BYTES,
-  OPERATION_PATHS,
-  readBody,
-  retryAfterSeconds,
-  scrub,
-  secretValues,
-  send,
-  streamError,
-  sumUsage,
-  transportError,
-  usageOf,
-  USER_AGENT,
-  type SendOptions,
-  type SentResponse,
-  type WireOperation,
-  type WireTarget,
-} from './client.ts';
-export { encodeMultipart, type EncodedMultipart, type MultipartFile, type MultipartValue } from './multipart.ts';
-export { eventJson, isEventStream, sseEvents, type EventSourceMessage } from './sse.ts';
-export {
-  foldVocabulary,
-  transcribe,
-  transcriptionForm,
-  transcriptionParams,
-  transcriptionText,
-  type TranscribeCallbacks,
-  type TranscriptionParams,
-  type TranscriptionPolicy,
-  type TranscriptionResult,
-} from './asr.ts';
-export {
-  chatBody,
-  complete,
-  completionParams,
-  responseOutputText,
-  responsesBody,
-  type CompleteCallbacks,
-  type CompletionParams,
-  type CompletionProtocol,
-  type CompletionResult,
-} from './correction.ts';
-export { buildPrompts, DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, fillTemplate, type CorrectionPrompts, type PromptValues } from './prompts.ts';
-export { stripThink, visibleText } from './think.ts';
-export { isStreamingAsrModel, sendsKeywords, MIN_MAX_UPLOAD_BYTES } from './options.ts';
-export {
-  DEFAULT_MAX_UPLOAD_BYTES,
-  describePlan,
-  stitch,
-  transcribeWithinLimit,
-  transcriptionRequestBytes,
-  type LimitedTranscriptionResult,
-  type UploadLimit,
-} from './upload.ts';
+  RealtimeTranscription,
+  realtimeSendsKeywords,
+  transcriptionSessionUpdate,
+  type RealtimeOptions,
+  type RealtimeSessionParams,
+  type RealtimeTarget,
+  type SessionUpdateEvent,
+} from './realtime.ts';
+export { realtimeSettingsSchema, type RealtimeSettings } from './realtime-options.ts';
+export { installRealtime, type RealtimePlan, type RealtimeStreams, type RealtimeStreamsOptions } from './realtime-plugin.ts';
+// The endpoint URL rules of a provider's options (https, plain http only on loopback).
 export { envUrlError, isInsecureRemote, urlProblem, type UrlRules } from './url.ts';
 
 /**
@@ -127,5 +95,3 @@ export function prewarmSession(
     void prewarm(target, http).done;
   }
 }
-export * from './realtime.ts';
-export { installRealtime, type RealtimePlan, type RealtimeStreams, type RealtimeStreamsOptions } from './realtime-plugin.ts';

@@ -40,7 +40,7 @@ export function installAdvice(platform: NodeJS.Platform = process.platform): { c
 /** The one error for "the engine or its model is not there", naming what was looked for and the install command. */
 export function engineMissing(what: string): KotoError {
   const advice = installAdvice();
-  return kotoError('KOTO_ERR_ENGINE_MISSING', { engine: 'pocketsphinx', detail: what, install: advice.text }, { plugin: NAME, details: { install: advice.command } });
+  return kotoError('POCKETSPHINX_ERR_ENGINE_MISSING', { engine: 'pocketsphinx', detail: what, install: advice.text }, { plugin: NAME, details: { install: advice.command } });
 }
 
 /** Model files from the options, with Debian's layout as the default. Throws engineMissing when absent. */

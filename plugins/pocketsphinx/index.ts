@@ -5,6 +5,7 @@ import { toEngineAudio } from './audio.ts';
 import { runBatch, runContinuous } from './cli.ts';
 import { chooseEngine, decoderArgs, NAME, resolveModel, type ModelPaths } from './engine.ts';
 import { LibraryDecoder } from './decoder.ts';
+import { POCKETSPHINX_ERRORS } from './error-codes.ts';
 import { AbortedError } from './library.ts';
 import { defaultProviders, ENGINE_RATE, providerSchema, type ProviderOptions } from './options.ts';
 
@@ -153,6 +154,7 @@ export default definePlugin({
   version: KOTO_VERSION,
   capabilities: ['asr'],
   provider: providerSchema,
+  errors: POCKETSPHINX_ERRORS,
   defaultProviders,
   defaultPriority: 100,
   apply,

@@ -1,7 +1,16 @@
 /**
- * The one error catalogue. Every error a user can cause has a stable `KOTO_ERR_*` code, a
- * message template, a fix and an exit code (the exit codes of docs/cli.md). docs/errors.md
- * documents every code; test/errors-catalogue.test.ts keeps the two in sync.
+ * The kernel's error catalogue. Every error a user can cause has a stable code, a message
+ * template, a fix and an exit code (the exit codes of docs/cli.md). docs/errors.md documents
+ * every code; test/errors-catalogue.test.ts keeps the two in sync.
+ *
+ * What belongs here: the kernel's own failures, and the codes of a contract that any plugin of
+ * a kind raises (every provider: KOTO_ERR_AUTH, _RATE_LIMITED, _NETWORK, _UPSTREAM, …; every
+ * audio source: _AUDIO_DEVICE_NOT_FOUND, _OPEN, _LOST, _NULL, _SILENCE; every output:
+ * KOTO_ERR_OUTPUT), so callers and the failover rules can match on them whoever raised them. A
+ * situation only one plugin has (an Azure deployment, the PulseAudio server, a hotkey grab, the
+ * offline engine) is that plugin's own code (`definePlugin({ errors })`, `<PLUGIN>_ERR_*`), and
+ * fix texts here name no provider, device or program: the plugin gives the specific wording
+ * with `kotoError(code, params, { message, fix })`.
  */
 
 export const EXIT = Object.freeze({
@@ -128,7 +137,7 @@ export const ERRORS = {
   },
   KOTO_ERR_PROVIDER_UNKNOWN: {
     message: '{section}.provider is "{provider}", but no such provider is configured (known: {known})',
-    fix: 'add it under `providers`, or leave `{section}.provider` unset to use the default (OpenAI with OPENAI_API_KEY, else the offline engine)',
+    fix: 'add it under `providers`, or leave `{section}.provider` unset to use the default provider (docs/configuration.md says how it is chosen)',
     exit: EXIT.CONFIG,
   },
   KOTO_ERR_PROVIDER_UNSERVED: {
@@ -138,7 +147,7 @@ export const ERRORS = {
   },
   KOTO_ERR_NO_PROVIDER: {
     message: 'no {capability} provider is configured',
-    fix: 'set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), configure `providers` and `{capability}.provider`, or install the offline engine (`bash scripts/system-deps.sh offline`)',
+    fix: 'configure a provider under `providers` and set `{capability}.provider` (`koto plugins` lists the plugins that serve {capability}), or give a plugin what it derives a default provider from (docs/configuration.md)',
     exit: EXIT.CONFIG,
   },
   KOTO_ERR_AUTH: {
@@ -211,16 +220,6 @@ export const ERRORS = {
     fix: 'set `audio.source` to one of the known sources',
     exit: EXIT.CONFIG,
   },
-  KOTO_ERR_DEPLOYMENT_NOT_FOUND: {
-    message: 'provider "{provider}": deployment "{deployment}" does not exist on {endpoint}',
-    fix: 'set providers.{provider}.deployments to existing deployment names (`az cognitiveservices account deployment list -g <group> -n <resource>`)',
-    exit: EXIT.RUNTIME,
-  },
-  KOTO_ERR_AUTH_TOKEN: {
-    message: 'provider "{provider}": cannot get an access token from {source}: {detail}',
-    fix: 'check the token source (e.g. run `az login`), or use an API key',
-    exit: EXIT.RUNTIME,
-  },
   KOTO_ERR_AUDIO_DEVICE_NOT_FOUND: {
     message: 'no input device matches "{device}" (available: {available})',
     fix: 'set `audio.device` to one of the available names, or to `default`; `koto devices` lists them',
@@ -236,11 +235,6 @@ export const ERRORS = {
     fix: 'unmute the microphone and raise its input level in the system sound settings, or pick another device in `audio.device`',
     exit: EXIT.RUNTIME,
   },
-  KOTO_ERR_AUDIO_SERVER: {
-    message: 'the audio server {server} is not reachable ({detail})',
-    fix: 'start the sound server (`systemctl --user start pipewire-pulse` or `pulseaudio --start`), or correct PULSE_SERVER',
-    exit: EXIT.RUNTIME,
-  },
   KOTO_ERR_AUDIO_DEVICE_LOST: {
     message: 'the microphone "{device}" stopped delivering audio after {atMs} ms ({detail})',
     fix: 'reconnect the microphone or check the sound server; the audio captured so far is kept in {path}',
@@ -251,40 +245,10 @@ export const ERRORS = {
     fix: 'check that the microphone is connected and not used exclusively by another program; `koto devices` lists the inputs',
     exit: EXIT.RUNTIME,
   },
-  KOTO_ERR_AUDIO_BACKEND: {
-    message: 'no way to record from the microphone here ({detail})',
-    fix: 'install pulseaudio-utils (parec) or alsa-utils (arecord); on macOS/Windows install sox or ffmpeg',
-    exit: EXIT.RUNTIME,
-  },
-  KOTO_ERR_AUDIO_WRITE: {
-    message: 'cannot write the recording {path}: {detail}',
-    fix: 'check free disk space and the permissions of the recordings folder',
-    exit: EXIT.RUNTIME,
-  },
-  KOTO_ERR_ENGINE_MISSING: {
-    message: 'the offline speech engine {engine} is not installed ({detail})',
-    fix: '{install}',
-    exit: EXIT.RUNTIME,
-  },
   KOTO_ERR_NO_TEXT: {
     message: '{input}: the transcription is empty',
     fix: 'check that the recording contains speech',
     exit: EXIT.RUNTIME,
-  },
-  KOTO_ERR_HOTKEY_TAKEN: {
-    message: 'the hotkey "{keys}" is already grabbed by another program on display {display}',
-    fix: 'choose another combination in `hotkey.keys`, or remove it from the program that holds it (a desktop shortcut, another dictation tool)',
-    exit: EXIT.CONFIG,
-  },
-  KOTO_ERR_HOTKEY_PERMISSION: {
-    message: 'Koto cannot read the keyboard devices ({detail})',
-    fix: 'add yourself to the input group: `sudo usermod -aG input $USER`, then log out and back in; or use `hotkey.backend: x11` on X11, or bind `koto toggle` in your compositor (docs/daemon.md)',
-    exit: EXIT.CONFIG,
-  },
-  KOTO_ERR_HOTKEY_UNAVAILABLE: {
-    message: 'the {backend} hotkey cannot run: {detail}',
-    fix: '{remedy}',
-    exit: EXIT.CONFIG,
   },
   KOTO_ERR_OUTPUT: {
     message: 'output "{output}" failed: {detail}',

@@ -10,14 +10,14 @@ import type { ProviderRef } from './types.ts';
  *   same audio, and quietly sending the dictation elsewhere on every session would hide a config
  *   mistake the error names; the session fails with the recording kept (`koto retry`).
  * - KOTO_ERR_ABORTED (the user cancelled), audio input errors (the recording itself).
+ * A plugin's own code always fails over (see failsOver): the built-in plugins' codes that were
+ * once the kernel's (an Azure deployment or token, the missing offline engine) did too.
  */
 const FAILS_OVER: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'KOTO_ERR_NETWORK',
   'KOTO_ERR_UPSTREAM',
   'KOTO_ERR_TIMEOUT',
   'KOTO_ERR_AUTH',
-  'KOTO_ERR_AUTH_TOKEN',
-  'KOTO_ERR_DEPLOYMENT_NOT_FOUND',
   'KOTO_ERR_ENDPOINT_NOT_FOUND',
   'KOTO_ERR_RATE_LIMITED',
   'KOTO_ERR_BAD_RESPONSE',
@@ -25,7 +25,6 @@ const FAILS_OVER: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'KOTO_ERR_INSECURE_ENDPOINT',
   'KOTO_ERR_PROVIDER_UNSERVED',
   'KOTO_ERR_UPLOAD_TOO_LARGE',
-  'KOTO_ERR_ENGINE_MISSING',
   'KOTO_ERR_HOOK_FAILED',
   'KOTO_ERR_INTERNAL',
 ]);

@@ -1,6 +1,13 @@
 import { lstat, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { kotoError } from './errors.ts';
+
+/** The `daemon.retention` section: retention's own settings, composed into the config schema by the daemon's section. */
+export const retentionSchema = z.strictObject({
+  recordings: z.number().int().nonnegative().default(500),
+  days: z.number().int().nonnegative().default(30),
+});
 
 export interface RetentionLimits {
   /** Keep at most this many recordings (0: no limit by count). */

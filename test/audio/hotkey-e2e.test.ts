@@ -179,8 +179,8 @@ describe('the built-in hotkey with the virtual microphone', () => {
       });
       expect(h.error).toContain('ctrl+shift+f10');
       const plain = await koto(['status'], { env });
-      expect(plain.stdout).toMatch(/hotkey ctrl\+shift\+f10 not active: .*KOTO_ERR_HOTKEY_TAKEN/);
-      expect(daemonLog).toMatch(/KOTO_ERR_HOTKEY_TAKEN/);
+      expect(plain.stdout).toMatch(/hotkey ctrl\+shift\+f10 not active: .*HOTKEY_ERR_TAKEN/);
+      expect(daemonLog).toMatch(/HOTKEY_ERR_TAKEN/);
     } finally {
       await release();
     }

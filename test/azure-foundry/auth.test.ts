@@ -97,13 +97,13 @@ describe('Microsoft Entra ID from a command', () => {
     await until(() => children() < before, 'the token command to be stopped');
   });
 
-  test('a command that fails (signed out): a clear KOTO_ERR_AUTH_TOKEN saying which source and to sign in', async () => {
+  test('a command that fails (signed out): a clear AZURE_FOUNDRY_ERR_TOKEN saying which source and to sign in', async () => {
     h = await harness({}, async ({ home }) => {
       const cmd = await tokenCommand(home, { ttlSeconds: 3600, fail: true });
       return { provider: { auth: { type: 'entra', command: cmd.command } } };
     });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
-    expect(err.code).toBe('KOTO_ERR_AUTH_TOKEN');
+    expect(err.code).toBe('AZURE_FOUNDRY_ERR_TOKEN');
     expect(err.message).toMatch(/cannot get a Microsoft Entra ID token from command: .*: it failed \(exit 1\): ERROR: AADSTS700082/);
     expect(err.fix).toMatch(/az login/);
     expect(err.details).toMatchObject({ reason: 'token-failed', authMode: expect.stringMatching(/^entra \(command/) });
@@ -160,7 +160,7 @@ describe('Microsoft Entra ID from an environment variable', () => {
     process.env[VAR] = makeToken(Math.floor(Date.now() / 1000) - 60, 'old');
     h = await harness({}, { provider: { auth: { type: 'entra', env: VAR } } });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
-    expect(err.code).toBe('KOTO_ERR_AUTH_TOKEN');
+    expect(err.code).toBe('AZURE_FOUNDRY_ERR_TOKEN');
     expect(err.message).toMatch(new RegExp(`token in \\$${VAR}: the token expired at \\d{4}-`));
     expect(err.fix).toContain(`export ${VAR}=`);
     expect(h.server.to('transcriptions')).toHaveLength(0);
@@ -178,7 +178,7 @@ describe('Microsoft Entra ID from @azure/identity', () => {
   test('not installed: a clear error saying how to install it or use a command instead', async () => {
     h = await harness({}, { provider: { auth: { type: 'entra', credential: 'azure-cli' } } });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
-    expect(err.code).toBe('KOTO_ERR_AUTH_TOKEN');
+    expect(err.code).toBe('AZURE_FOUNDRY_ERR_TOKEN');
     expect(err.message).toMatch(/from @azure\/identity AzureCliCredential: @azure\/identity is not installed/);
     expect(err.fix).toMatch(/npm install @azure\/identity/);
     expect(err.fix).toMatch(/az account get-access-token/);

@@ -14,7 +14,8 @@ describe('404', () => {
     h = await harness({}, { provider: { deployments: { asr: 'whisper-large', correction: 'gpt-4o-mini' } } });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
     expect(KotoError.is(err)).toBe(true);
-    expect(err.code).toBe('KOTO_ERR_DEPLOYMENT_NOT_FOUND');
+    expect(err.code).toBe('AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND');
+    expect(err.exitCode).toBe(1); // the runtime exit of the kernel code it replaced
     expect(err.message).toBe(
       `provider "az": deployment "whisper-large" does not exist on ${h.server.url} (Azure DeploymentNotFound, used for transcription)`,
     );

@@ -5,7 +5,12 @@
  * Usage: node evdev-open-child.ts <keys> <device>...
  */
 import { parseKeyCombo } from 'koto-voice';
+import { HOTKEY_ERRORS } from '../../plugins/hotkey/error-codes.ts';
 import { openEvdev } from '../../plugins/hotkey/evdev.ts';
+import { registerPluginErrors } from '../../src/kernel/errors.ts';
+
+// The kernel registers the plugin's codes when it loads the plugin; this child drives the backend without one.
+registerPluginErrors('hotkey', HOTKEY_ERRORS);
 
 const [keys = '', ...devices] = process.argv.slice(2);
 const parsed = parseKeyCombo(keys);

@@ -5,13 +5,15 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KotoError, parseKeyCombo, type KeyCombo } from 'koto-voice';
 import type { BackendOptions, HotkeyGrab, KeyEvent } from '../../plugins/hotkey/backend.ts';
 import { ComboTracker } from '../../plugins/hotkey/evdev-combo.ts';
 import { discoverKeyboards, hasBit, isKeyboardFor, parseBitmap, parseProcInputDevices } from '../../plugins/hotkey/evdev-devices.ts';
 import { EV_KEY, longBits, RecordDecoder, recordLayout } from '../../plugins/hotkey/evdev-records.ts';
+import { HOTKEY_ERRORS } from '../../plugins/hotkey/error-codes.ts';
 import { createEvdevBackend, openEvdev, POLL_MS } from '../../plugins/hotkey/evdev.ts';
+import { registerPluginErrors } from '../../src/kernel/errors.ts';
 import { encodeEvents, FeedFifo, press, release, repeat, type Record3 } from './evdev-feed.ts';
 
 // Linux key codes (input-event-codes.h) used below.
@@ -26,6 +28,9 @@ const F13 = 183;
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/proc-bus-input-devices.txt', import.meta.url));
 const CHILD = fileURLToPath(new URL('./evdev-open-child.ts', import.meta.url));
+
+// The kernel registers the plugin's codes when it loads the plugin; these tests drive the backend without one.
+beforeAll(() => registerPluginErrors('hotkey', HOTKEY_ERRORS));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function combo(text: string): KeyCombo {
@@ -365,7 +370,7 @@ describe('openEvdev on FIFOs', () => {
     await rec.waitError();
     expect(rec.order).toEqual(['down', 'up', 'error']);
     const err = rec.errors[0]!;
-    expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(KotoError.is(err) && err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect(err.message).toContain(kbd.path);
     expect((err as KotoError).fix).toContain('reconnect the keyboard');
   });
@@ -437,7 +442,7 @@ describe('openEvdev on FIFOs', () => {
     writeFileSync(file, 'x'.repeat(100));
     const rec = recorder();
     const err = await openEvdev(combo('f9'), rec.onKey, { ...rec.options, devices: [file, join(dir, 'missing'), dir] }).catch((e: unknown) => e);
-    expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(KotoError.is(err) && err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     const message = (err as KotoError).message;
     expect(message).toContain(`${file}: is not a device`);
     expect(message).toContain(`${join(dir, 'missing')}: does not exist`);
@@ -480,7 +485,7 @@ describe('finding keyboards', () => {
   it('says so when there is no /dev/input at all', async () => {
     const rec = recorder();
     const err = await createEvdevBackend(sources())(combo('f9'), rec.onKey, rec.options).catch((e: unknown) => e);
-    expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(KotoError.is(err) && err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect((err as KotoError).message).toContain(`${join(dir, 'input')} does not exist`);
     expect((err as KotoError).fix).toContain('hotkey.devices');
     expect((err as KotoError).fix).toContain('hotkey.backend: x11');
@@ -493,7 +498,7 @@ describe('finding keyboards', () => {
     writeFileSync(join(dir, 'proc-devices'), text.split('\n\n').filter((b) => /Button|Mouse/.test(b)).join('\n\n'));
     const rec = recorder();
     const err = await createEvdevBackend(sources())(combo('ctrl+space'), rec.onKey, { ...rec.options, devices: [] }).catch((e: unknown) => e);
-    expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(KotoError.is(err) && err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect((err as KotoError).message).toContain('no keyboard with the key "space"');
   });
 });
@@ -542,7 +547,7 @@ describe('permissions', () => {
     writeFileSync(locked, '');
     chmodSync(locked, 0o000);
     const result = await openAs('ctrl+space', [locked], (note) => ctx.skip(note));
-    expect(result.code).toBe('KOTO_ERR_HOTKEY_PERMISSION');
+    expect(result.code).toBe('HOTKEY_ERR_PERMISSION');
     expect(result.message).toContain(`${locked}: permission denied`);
     expect(result.message).toContain('mode 000');
     expect(result.message).toContain('not in the input group');

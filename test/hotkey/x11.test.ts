@@ -8,7 +8,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tempHome } from '../support/index.ts';
 import { KotoError, parseKeyCombo, type KeyCombo } from '../../src/index.ts';
 import type { BackendOptions, HotkeyGrab, KeyEvent, OpenBackend } from '../../plugins/hotkey/backend.ts';
+import { HOTKEY_ERRORS } from '../../plugins/hotkey/error-codes.ts';
 import { openX11, openX11With, planGrab, type GrabPlan } from '../../plugins/hotkey/x11.ts';
+import { registerPluginErrors } from '../../src/kernel/errors.ts';
 import { startXvfb, x, type Xvfb } from '../outputs/x11.ts';
 import { openOtherClient, type OtherClient } from './x11-client.ts';
 
@@ -17,6 +19,9 @@ let other: OtherClient;
 const savedDisplay = process.env.DISPLAY;
 const grabs: HotkeyGrab[] = [];
 const fallback = openX11With({ detectableAutoRepeat: false });
+
+// The kernel registers the plugin's codes when it loads the plugin; these tests drive the backend without one.
+beforeAll(() => registerPluginErrors('hotkey', HOTKEY_ERRORS));
 
 beforeAll(async () => {
   xvfb = await startXvfb();
@@ -278,14 +283,14 @@ describe('X11 hotkey: grabbing and events', () => {
 });
 
 describe('X11 hotkey: taken, released, unavailable', () => {
-  it('a combination another client holds is KOTO_ERR_HOTKEY_TAKEN', async () => {
+  it('a combination another client holds is HOTKEY_ERR_TAKEN', async () => {
     const plan = await planFor('ctrl+alt+space');
     const holder = await openOtherClient(xvfb.display);
     try {
       expect(await holder.grab(plan.keycodes[0]!, plan.modifiers)).toBeNull();
       const w = watch();
       const err = await rejection(openX11(combo('ctrl+alt+space'), w.onKey, w.options));
-      expect(err.code).toBe('KOTO_ERR_HOTKEY_TAKEN');
+      expect(err.code).toBe('HOTKEY_ERR_TAKEN');
       expect(err.message).toBe(`the hotkey "ctrl+alt+space" is already grabbed by another program on display ${xvfb.display}`);
       expect(err.fix).toContain('hotkey.keys');
     } finally {
@@ -303,7 +308,7 @@ describe('X11 hotkey: taken, released, unavailable', () => {
       expect(await holder.grab(plan.keycodes[0]!, plan.modifiers | lastVariant)).toBeNull();
       const w = watch();
       const err = await rejection(openX11(combo('ctrl+alt+space'), w.onKey, w.options));
-      expect(err.code).toBe('KOTO_ERR_HOTKEY_TAKEN');
+      expect(err.code).toBe('HOTKEY_ERR_TAKEN');
       // Every other variant was grabbed before the refusal: all of them are free again.
       for (const lock of plan.variants.slice(0, -1)) {
         expect(await third.grab(plan.keycodes[0]!, plan.modifiers | lock)).toBeNull();
@@ -336,22 +341,22 @@ describe('X11 hotkey: taken, released, unavailable', () => {
     expect(again.types()).toEqual(['down', 'up']);
   });
 
-  it('no DISPLAY is KOTO_ERR_HOTKEY_UNAVAILABLE with the remedy', async () => {
+  it('no DISPLAY is HOTKEY_ERR_UNAVAILABLE with the remedy', async () => {
     const w = watch({});
     const err = await rejection(openX11(combo('ctrl+alt+space'), w.onKey, w.options));
-    expect(err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect(err.message).toBe('the x11 hotkey cannot run: DISPLAY is not set (no X session in this environment)');
     expect(err.fix).toContain('DISPLAY');
     expect(err.fix).toContain('hotkey.backend: evdev');
 
     const wayland = watch({ WAYLAND_DISPLAY: 'wayland-0', DISPLAY: '  ' });
     const onWayland = await rejection(openX11(combo('ctrl+alt+space'), wayland.onKey, wayland.options));
-    expect(onWayland.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(onWayland.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect(onWayland.message).toContain('Wayland session');
     expect(onWayland.fix).toContain('hotkey.backend: evdev');
   });
 
-  it('a display nobody serves, or a DISPLAY that is not a display name, is KOTO_ERR_HOTKEY_UNAVAILABLE', async () => {
+  it('a display nobody serves, or a DISPLAY that is not a display name, is HOTKEY_ERR_UNAVAILABLE', async () => {
     // The display number of this Xvfb plus 4000: far above any the machine runs, so its socket and port are free.
     const unused = `:${Number(xvfb.display.slice(1)) + 4000}`;
     for (const [display, detail] of [
@@ -360,13 +365,13 @@ describe('X11 hotkey: taken, released, unavailable', () => {
     ] as const) {
       const w = watch({ DISPLAY: display });
       const err = await rejection(openX11(combo('ctrl+alt+space'), w.onKey, w.options));
-      expect(err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+      expect(err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
       expect(err.message).toContain(detail);
       expect(err.fix).toContain('hotkey.backend: evdev');
     }
   });
 
-  it('an unreadable X cookie file is KOTO_ERR_HOTKEY_UNAVAILABLE, not a crash', async () => {
+  it('an unreadable X cookie file is HOTKEY_ERR_UNAVAILABLE, not a crash', async () => {
     // The x11 package would throw from inside its file callback; the backend checks first.
     const home = tempHome('koto-xauth-');
     const saved = process.env.XAUTHORITY;
@@ -374,7 +379,7 @@ describe('X11 hotkey: taken, released, unavailable', () => {
     try {
       const w = watch();
       const err = await rejection(openX11(combo('f9'), w.onKey, w.options));
-      expect(err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+      expect(err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
       expect(err.message).toBe(`the x11 hotkey cannot run: the X cookie file ${home.dir} is not a regular file`);
       expect(err.fix).toContain('XAUTHORITY');
     } finally {
@@ -395,7 +400,7 @@ describe('X11 hotkey: taken, released, unavailable', () => {
       expect(await holder.grab(f10, 0)).toBeNull();
       await other.setKeysyms(f9, [rows[1]!, rows[0]!]);
       await waitFor(() => w.errors.length > 0, 'onError');
-      expect((w.errors[0] as KotoError).code).toBe('KOTO_ERR_HOTKEY_TAKEN');
+      expect((w.errors[0] as KotoError).code).toBe('HOTKEY_ERR_TAKEN');
       expect(w.errors[0]!.message).toContain('"f9"');
     } finally {
       await other.setKeysyms(f9, rows);
@@ -411,12 +416,12 @@ describe('X11 hotkey: taken, released, unavailable', () => {
     expect(w.errors).toHaveLength(1);
   });
 
-  it('a key the keyboard map does not have is KOTO_ERR_HOTKEY_UNAVAILABLE', async () => {
+  it('a key the keyboard map does not have is HOTKEY_ERR_UNAVAILABLE', async () => {
     const keyboard = await other.keyboard();
     expect(keyboard.keysyms.some((row) => row.includes(combo('f24').key.keysym))).toBe(false);
     const w = watch();
     const err = await rejection(openX11(combo('super+f24'), w.onKey, w.options));
-    expect(err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect(err.message).toBe(`the x11 hotkey cannot run: no key on the keyboard map produces "f24" (keysym 0xffd5) on display ${xvfb.display}`);
     expect(err.fix).toContain('hotkey.keys');
   });
@@ -435,7 +440,7 @@ describe('X11 hotkey: taken, released, unavailable', () => {
     await grab.close();
     expect(w.errors).toHaveLength(1);
     const err = w.errors[0] as KotoError;
-    expect(err.code).toBe('KOTO_ERR_HOTKEY_UNAVAILABLE');
+    expect(err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect(err.message).toContain(`lost the connection to display ${second.display}`);
     expect(w.events).toEqual([]);
   });

@@ -131,7 +131,8 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
 
 describe('missing engine', () => {
   const expectInstallHint = (err: KotoError) => {
-    expect(err.code).toBe('KOTO_ERR_ENGINE_MISSING');
+    expect(err.code).toBe('POCKETSPHINX_ERR_ENGINE_MISSING');
+    expect(err.exitCode).toBe(1);
     expect(err.plugin).toBe('pocketsphinx');
     expect(err.message).toContain('offline speech engine pocketsphinx is not installed');
     if (process.platform === 'linux') expect(err.fix).toContain('apt-get install pocketsphinx pocketsphinx-en-us');

@@ -2,24 +2,13 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { KotoError } from 'koto-voice';
 import plugin from '../../plugins/openai-compatible/index.ts';
 import { isStreamingAsrModel, providerSchema, sendsKeywords } from '../../plugins/openai-compatible/options.ts';
-import {
-  buildPrompts,
-  complete,
-  DEFAULT_USER_PROMPT,
-  encodeMultipart,
-  fillTemplate,
-  foldVocabulary,
-  joinUrl,
-  OPERATION_PATHS,
-  prewarm,
-  retryAfterSeconds,
-  scrub,
-  secretValues,
-  stripThink,
-  transcribe,
-  visibleText,
-  type WireTarget,
-} from '../../plugins/openai-compatible/wire.ts';
+import { foldVocabulary, transcribe } from '../../plugins/openai-compatible/asr.ts';
+import { joinUrl, OPERATION_PATHS, retryAfterSeconds, scrub, secretValues, type WireTarget } from '../../plugins/openai-compatible/client.ts';
+import { complete } from '../../plugins/openai-compatible/correction.ts';
+import { encodeMultipart } from '../../plugins/openai-compatible/multipart.ts';
+import { buildPrompts, DEFAULT_USER_PROMPT, fillTemplate } from '../../plugins/openai-compatible/prompts.ts';
+import { stripThink, visibleText } from '../../plugins/openai-compatible/think.ts';
+import { prewarm } from '../../plugins/openai-compatible/wire.ts';
 import { API_KEY, caught, harness, sineWav, type Harness } from './helpers.ts';
 import { schemaNamed, validate } from './spec.ts';
 

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { providerSchema } from '../../plugins/openai-compatible/options.ts';
+import { azureRealtimeUrl } from '../../plugins/azure-foundry/realtime.ts';
 import {
-  azureRealtimeHeaders,
-  azureRealtimeUrl,
   pcmToBase64,
   realtimeSendsKeywords,
   realtimeSettings,
@@ -86,13 +85,12 @@ describe('URLs and headers', () => {
     expect(realtimeUrl('https://api.openai.com/v1', {}, 'wss://rt.example.com/socket?team=a').href).toBe('wss://rt.example.com/socket?team=a&intent=transcription');
   });
 
-  it('Azure: {resource}/openai/v1/realtime, the deployment as the transcription model; api-key or Entra headers', () => {
+  it('Azure: {resource}/openai/v1/realtime, the deployment as the transcription model (the URL is the Azure plugin\'s own)', () => {
     expect(azureRealtimeUrl({ origin: 'https://myres.openai.azure.com' }).href).toBe('wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription');
     expect(
       azureRealtimeUrl({ origin: 'https://gw.example.com', prefix: '/team', apiVersion: 'preview', deployment: 'my-transcribe', deploymentInUrl: true }).href,
     ).toBe('wss://gw.example.com/team/openai/v1/realtime?intent=transcription&api-version=preview&model=my-transcribe');
-    expect(azureRealtimeHeaders({ apiKey: 'k-123' })).toEqual({ 'api-key': 'k-123' });
-    expect(azureRealtimeHeaders({ token: 't-456' }, { 'X-Trace': '1' })).toEqual({ 'x-trace': '1', authorization: 'Bearer t-456' });
+    expect(azureRealtimeUrl({ origin: 'http://127.0.0.1:8443' }).href).toBe('ws://127.0.0.1:8443/openai/v1/realtime?intent=transcription');
     const event = transcriptionSessionUpdate({ model: 'my-transcribe-deployment' });
     expect(event.session.audio.input.transcription.model).toBe('my-transcribe-deployment');
   });

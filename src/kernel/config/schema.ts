@@ -1,9 +1,13 @@
 import { z } from 'zod';
+import { daemonSchema } from '../../daemon/config.ts';
+import { rewriteSchema } from '../../quality/config.ts';
 import { parseKeyCombo } from '../keys.ts';
 
 /**
  * The kernel's part of the config schema. Plugins contribute the schemas of what they read
  * (provider instances, output options, their own options); `buildConfigSchema` merges them.
+ * Subsystems outside the kernel own their sections (`daemon`: src/daemon/config.ts, with
+ * retention and the control panel; `rewrite`: src/quality/config.ts); this file puts them in place.
  *
  * Reload level is a property of the schema: a section whose schema carries
  * `meta({ reload: 'transport' })` rebuilds the shared HTTP client when it changes; everything
@@ -156,50 +160,6 @@ export const feedbackSchema = z.strictObject({
     .default(false),
   /** Desktop notification (notify-send / osascript) when a session fails or falls back. */
   notify: z.boolean().default(false),
-});
-
-/** Loopback only: the panel shows what a person dictated and can change the config. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
-}
-
-/** The local control panel (`koto ui`), served by the daemon. */
-export const uiSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  host: z
-    .string()
-    .default('127.0.0.1')
-    .refine(isLoopbackHost, 'must be a loopback address (127.0.0.1, ::1 or localhost): the control panel is never served to the network'),
-  /** 0: any free port (`koto ui` and `koto status` say which). */
-  port: z.number().int().min(0).max(65535).default(7337),
-});
-
-export const daemonSchema = z.strictObject({
-  maxRecordingMs: z.number().int().positive().default(300000),
-  keepAudio: z.boolean().default(true),
-  retention: z
-    .strictObject({
-      recordings: z.number().int().nonnegative().default(500),
-      days: z.number().int().nonnegative().default(30),
-    })
-    .prefault({}),
-  ui: uiSchema.prefault({}),
-});
-
-/** Named second-pass prompts (`koto rewrite --template NAME`): "translate to English", "polish as an email". */
-export const rewriteSchema = z.strictObject({
-  templates: z
-    .record(
-      z.string().regex(/^[A-Za-z0-9_.-]+$/, 'template names use letters, digits, _ . -'),
-      z.strictObject({
-        /** The instruction; `{{text}}` is replaced by the text (appended when absent). */
-        prompt: z.string().min(1),
-        provider: z.string().optional(),
-        model: z.string().optional(),
-        temperature: z.number().min(0).max(2).optional(),
-      }),
-    )
-    .default({}),
 });
 
 /**
