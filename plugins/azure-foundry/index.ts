@@ -6,6 +6,8 @@ import {
   STAGE,
   type KotoConfig,
   type OutgoingRequest,
+  type ProbeRequest,
+  type ProbeResult,
   type PluginApi,
   type ProviderRef,
 } from 'koto-voice';
@@ -55,7 +57,16 @@ function resourceName(options: ProviderOptions, endpoint: ResolvedEndpoint): str
   return /\.(azure\.com|azure\.us|azure\.cn)$/i.test(host) ? host.split('.')[0]! : '<resource-name>';
 }
 
-function apply(api: PluginApi): void {
+type AzureApi = PluginApi<ProviderOptions>;
+type AzureRef = ProviderRef<ProviderOptions>;
+
+declare module 'koto-voice' {
+  interface ProviderOptionsRegistry {
+    'azure-foundry': ProviderOptions;
+  }
+}
+
+function apply(api: AzureApi): void {
   const warnOnce = (key: string, message: string) => api.log.warnOnce(key, message);
 
   // Credentials by id (what the marker header carries) and by what they are made of, so a
@@ -66,8 +77,8 @@ function apply(api: PluginApi): void {
   // Not from the working directory: an untrusted project could plant its own @azure/identity there.
   const loadIdentity = identityLoader(() => [api.config().resolved.dir].filter((d): d is string => typeof d === 'string'));
 
-  const authFor = (ref: ProviderRef, endpoint: ResolvedEndpoint): Authenticator => {
-    const options = ref.options as ProviderOptions;
+  const authFor = (ref: AzureRef, endpoint: ResolvedEndpoint): Authenticator => {
+    const options = ref.options;
     // A `realtime.endpoint` elsewhere (a gateway) is the one other origin the credentials may go to.
     const realtime = realtimeSettings(options.realtime);
     const extraOrigin = realtime?.endpoint ? realtimeOrigin(endpoint, realtime).origin : undefined;
@@ -105,9 +116,8 @@ function apply(api: PluginApi): void {
   });
 
   const registerSecrets = (config: KotoConfig) => {
-    for (const ref of Object.values(config.resolved.providers)) {
-      if (ref.use !== NAME) continue;
-      const auth = (ref.options as ProviderOptions).auth;
+    for (const ref of api.instances(config)) {
+      const auth = ref.options.auth;
       if (auth.type === 'api-key') api.registerSecret(auth.apiKey);
       else if (auth.token) api.registerSecret(auth.token);
     }
@@ -130,8 +140,8 @@ function apply(api: PluginApi): void {
   });
 
   /** One instance's wire target, as a config snapshot sees it; `notes` observes the answers. */
-  const targetFor = (ref: ProviderRef, config: KotoConfig, notes?: ResponseNotes): { target: WireTarget; endpoint: ResolvedEndpoint; auth: Authenticator } => {
-    const options = ref.options as ProviderOptions;
+  const targetFor = (ref: AzureRef, config: KotoConfig, notes?: ResponseNotes): { target: WireTarget; endpoint: ResolvedEndpoint; auth: Authenticator } => {
+    const options = ref.options;
     const endpoint = resolveEndpoint(options);
     const dropped = droppedApiVersion(options, endpoint);
     if (dropped) {
@@ -158,11 +168,11 @@ function apply(api: PluginApi): void {
   /** Errors with Azure's words: which deployment, which endpoint, which auth mode, what to do. */
   const explain = (
     err: unknown,
-    ref: ProviderRef,
+    ref: AzureRef,
     ctx: { endpoint: ResolvedEndpoint; auth: Authenticator; operation: WireOperation; deployment: string | undefined; capability: Capability | undefined },
   ): unknown => {
     if (!KotoError.is(err)) return err;
-    const options = ref.options as ProviderOptions;
+    const options = ref.options;
     const { endpoint, auth } = ctx;
     const status = err.details.status;
     const upstream = typeof err.details.upstreamCode === 'string' ? err.details.upstreamCode : undefined;
@@ -219,12 +229,12 @@ function apply(api: PluginApi): void {
    * stage's deadline, like every provider's. A wait past `maxRetryWaitMs` is not retryable.
    */
   const call = async <T>(
-    ref: ProviderRef,
+    ref: AzureRef,
     config: KotoConfig,
     ctx: { operation: WireOperation; deployment: string; capability: Capability; signal: AbortSignal },
     run: (target: WireTarget) => Promise<T>,
   ): Promise<T> => {
-    const options = ref.options as ProviderOptions;
+    const options = ref.options;
     const notes = responseNotes();
     let endpoint: ResolvedEndpoint | undefined;
     let auth: Authenticator | undefined;
@@ -259,8 +269,8 @@ function apply(api: PluginApi): void {
     }
   };
 
-  const deploymentFor = (ref: ProviderRef, capability: Capability, requested: string | undefined): string => {
-    const options = ref.options as ProviderOptions;
+  const deploymentFor = (ref: AzureRef, capability: Capability, requested: string | undefined): string => {
+    const options = ref.options;
     const endpoint = resolveEndpoint(options);
     const deployment = endpoint.deployments[capability] ?? requested;
     if (!deployment) {
@@ -276,14 +286,20 @@ function apply(api: PluginApi): void {
   };
 
   // Pre-warm: open the connection (and fetch the Entra token) while the user speaks.
-  api.hooks.sessionStart.tap(NAME, (session) => prewarmSession(session, NAME, api.http, (ref) => targetFor(ref, session.config).target));
+  api.hooks.sessionStart.tap(NAME, (session) =>
+    prewarmSession(session, NAME, api.http, (ref) => {
+      const own = api.ownInstance(ref);
+      if (!own) throw new Error(`provider "${ref.name}" is not an ${NAME} instance`);
+      return targetFor(own, session.config).target;
+    }),
+  );
 
   // Live recordings of instances with `realtime` on stream to the v1 Realtime socket while the
   // user speaks (realtime.ts); its handshake is authenticated by the request hook above.
   const realtime = installRealtime(api, {
     name: NAME,
     plan: (ref, session) => {
-    const options = ref.options as ProviderOptions;
+    const options = ref.options;
     const settings = realtimeSettings(options.realtime);
     if (!settings) return undefined;
     const config = session.config;
@@ -315,7 +331,7 @@ function apply(api: PluginApi): void {
     },
   });
 
-  api.hooks.asr.for(NAME).tapPromise(NAME, async (request) => {
+  api.provide.asr({ specificationVersion: 'v1', transcribe: async (request) => {
     const ref = request.provider;
     const onInterim = (text: string) => {
       try {
@@ -327,7 +343,7 @@ function apply(api: PluginApi): void {
     // The streamed transcript when this recording was streamed; undefined (logged) → upload it.
     const streamed = await realtime.finish(request, onInterim);
     if (streamed) return streamed;
-    const options = ref.options as ProviderOptions;
+    const options = ref.options;
     const deployment = deploymentFor(ref, 'asr', request.model);
     const endpoint = resolveEndpoint(options);
     const params = transcriptionParams(request, {
@@ -346,9 +362,9 @@ function apply(api: PluginApi): void {
     );
     const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
     return { text: result.text, model: deployment, language: result.language, durationSec: result.durationSec, warnings, usage: result.usage };
-  });
+  }, probe });
 
-  api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
+  api.provide.correction({ specificationVersion: 'v1', correct: async (request) => {
     const ref = request.provider;
     const deployment = deploymentFor(ref, 'correction', request.model);
     const params = completionParams(request, deployment);
@@ -380,12 +396,12 @@ function apply(api: PluginApi): void {
       api.log.info(`provider "${ref.name}" gave no usable correction (${result.reason ?? 'empty'})`);
     }
     return { text: result.text, model: deployment, reason: result.reason, usage: result.usage };
-  });
+  } });
 
   // `koto doctor`: an authenticated GET of the model list (`/openai/models?api-version=…`, or
   // `/openai/v1/models`) proves the URL shape, the api-version, the TLS chain and the
   // credentials in one request. Deployments are checked by name on first use, with a clear error.
-  api.hooks.probe.for(NAME).tapPromise(NAME, async ({ provider, signal }) => {
+  async function probe({ provider, signal }: ProbeRequest<ProviderOptions>): Promise<ProbeResult> {
     const { target, endpoint, auth } = targetFor(provider, api.config());
     const summary = `${endpoint.shape} API${endpoint.apiVersion ? ` ${endpoint.apiVersion}` : ''}, auth: ${auth.mode}`;
     let status: number;
@@ -404,7 +420,7 @@ function apply(api: PluginApi): void {
       ok: true,
       detail: `${endpoint.display} answered ${status} (${summary}): reachable, credentials accepted${deployments ? `; deployments ${deployments} are checked on first use` : ''}`,
     };
-  });
+  }
 }
 
 function isContentFilter(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { definePlugin, KOTO_VERSION, kotoError, KotoError, type AsrRequest, type AsrResult, type PluginApi } from 'koto-voice';
+import { definePlugin, KOTO_VERSION, kotoError, KotoError, type AsrRequest, type AsrResult, type PluginApi, type ProbeRequest, type ProbeResult } from 'koto-voice';
 import { toEngineAudio } from './audio.ts';
 import { runBatch, runContinuous } from './cli.ts';
 import { chooseEngine, decoderArgs, NAME, resolveModel, type ModelPaths } from './engine.ts';
@@ -11,7 +11,13 @@ import { defaultProviders, ENGINE_RATE, providerSchema, type ProviderOptions } f
 /** Most words added to one decoder (each one grows the search a little). */
 const MAX_CUSTOM_WORDS = 1000;
 
-function apply(api: PluginApi): void {
+declare module 'koto-voice' {
+  interface ProviderOptionsRegistry {
+    pocketsphinx: ProviderOptions;
+  }
+}
+
+function apply(api: PluginApi<ProviderOptions>): void {
   /** Loaded models by their arguments: one per kernel, reused by every session. */
   const decoders = new Map<string, Promise<LibraryDecoder>>();
   const once = new Set<string>();
@@ -66,9 +72,9 @@ function apply(api: PluginApi): void {
 
   api.hooks.sessionStart.tap(NAME, (session) => {
     // Pre-warm: start loading the model while the session sets up; never awaited here.
-    const ref = session.providers.asr;
-    if (ref?.use !== NAME) return;
-    const options = ref.options as ProviderOptions;
+    const ref = api.ownInstance(session.providers.asr);
+    if (!ref) return;
+    const options = ref.options;
     if (options.engine === 'cli') return;
     try {
       const model = resolveModel(options);
@@ -80,8 +86,8 @@ function apply(api: PluginApi): void {
     }
   });
 
-  api.hooks.asr.for(NAME).tapPromise(NAME, async (request): Promise<AsrResult> => {
-    const options = request.provider.options as ProviderOptions;
+  const transcribe = async (request: AsrRequest<ProviderOptions>): Promise<AsrResult> => {
+    const options = request.provider.options;
     const engine = await chooseEngine(options);
     const model = resolveModel(options);
     const args = decoderArgs(model, options);
@@ -120,10 +126,10 @@ function apply(api: PluginApi): void {
       }
       throw err;
     }
-  });
+  };
 
-  api.hooks.probe.for(NAME).tapPromise(NAME, async ({ provider }) => {
-    const options = provider.options as ProviderOptions;
+  const probe = async ({ provider }: ProbeRequest<ProviderOptions>): Promise<ProbeResult> => {
+    const options = provider.options;
     try {
       const engine = await chooseEngine(options);
       const model = resolveModel(options);
@@ -135,7 +141,9 @@ function apply(api: PluginApi): void {
     } catch (err) {
       return { ok: false, detail: KotoError.is(err) ? `${err.message}. Fix: ${err.fix}` : String(err) };
     }
-  });
+  };
+
+  api.provide.asr({ specificationVersion: 'v1', transcribe, probe });
 
   api.hooks.close.tapPromise(NAME, async () => {
     const pending = [...decoders.values()];
