@@ -264,7 +264,7 @@ export class Kernel {
     try {
       await Promise.race([Promise.resolve().then(() => plugin.apply(api, options as never)), timeout]);
     } catch (err) {
-      if (KotoError.is(err) && (err.code === 'KOTO_ERR_PLUGIN_TIMEOUT' || err.code.startsWith('KOTO_ERR_CONFIG'))) throw err;
+      if (KotoError.is(err) && (err.code === 'KOTO_ERR_PLUGIN_TIMEOUT' || err.code === 'KOTO_ERR_PLUGIN_INVALID' || err.code.startsWith('KOTO_ERR_CONFIG'))) throw err;
       throw kotoError('KOTO_ERR_PLUGIN_APPLY', { plugin: plugin.name, detail: describe(err) }, { plugin: plugin.name, cause: err });
     } finally {
       clearTimeout(timer);

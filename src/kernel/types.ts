@@ -32,7 +32,6 @@ export type ProviderOptionsRecord = Readonly<Record<string, unknown>>;
  * `definePlugin` then requires that plugin's `provider` schema to produce `AcmeOptions`, and
  * `ProviderOptionsOf<'koto-plugin-acme'>` names the type anywhere.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
 export interface ProviderOptionsRegistry {}
 
 /** The declared options of a plugin's provider instances; the generic record for an undeclared plugin. */
