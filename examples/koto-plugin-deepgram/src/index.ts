@@ -54,36 +54,36 @@ function apply(api: PluginApi<ProviderOptions>, options: Readonly<PluginOptions>
   const provider: AsrProviderV1<ProviderOptions> = {
     specificationVersion: 'v1',
     transcribe: async (request) => {
-    const instance = request.provider.options;
-    const model = request.model ?? instance.model;
-    const url = listenUrl(instance, { model, language: request.language, dictionary: request.dictionary });
-    // Large recordings may go over the kernel's HTTP/1.1 upload client (transport.uploadsOverHttp1).
-    const client = request.audio.data.byteLength > options.uploadThresholdBytes ? api.http.uploads : api.http;
-    const ctx = context(request.provider, request.session.config, 'the Deepgram transcription');
-    const json = await call(
-      client,
-      url,
-      {
-        method: 'POST',
-        headers: { ...authHeaders(instance), 'content-type': request.audio.mimeType || 'application/octet-stream' },
-        body: request.audio.data,
-        signal: request.signal,
-      },
-      ctx,
-    );
-    const transcript = transcriptOf(json, ctx);
-    return { text: transcript.text, model, language: transcript.language ?? request.language, durationSec: transcript.durationSec };
+      const instance = request.provider.options;
+      const model = request.model ?? instance.model;
+      const url = listenUrl(instance, { model, language: request.language, dictionary: request.dictionary });
+      // Large recordings may go over the kernel's HTTP/1.1 upload client (transport.uploadsOverHttp1).
+      const client = request.audio.data.byteLength > options.uploadThresholdBytes ? api.http.uploads : api.http;
+      const ctx = context(request.provider, request.session.config, 'the Deepgram transcription');
+      const json = await call(
+        client,
+        url,
+        {
+          method: 'POST',
+          headers: { ...authHeaders(instance), 'content-type': request.audio.mimeType || 'application/octet-stream' },
+          body: request.audio.data,
+          signal: request.signal,
+        },
+        ctx,
+      );
+      const transcript = transcriptOf(json, ctx);
+      return { text: transcript.text, model, language: transcript.language ?? request.language, durationSec: transcript.durationSec };
     },
     // `koto doctor`: reachable, and the key accepted?
     probe: async ({ provider, signal }) => {
-    const instance = provider.options;
-    const url = projectsUrl(instance);
-    try {
-      await call(api.http, url, { method: 'GET', headers: authHeaders(instance), signal }, context(provider, api.config(), 'the Deepgram check'));
-      return { ok: true, detail: `${url.origin} accepted the key (GET ${url.pathname})` };
-    } catch (err) {
-      return { ok: false, detail: KotoError.is(err) ? `${err.message}. Fix: ${err.fix}` : describeError(err) };
-    }
+      const instance = provider.options;
+      const url = projectsUrl(instance);
+      try {
+        await call(api.http, url, { method: 'GET', headers: authHeaders(instance), signal }, context(provider, api.config(), 'the Deepgram check'));
+        return { ok: true, detail: `${url.origin} accepted the key (GET ${url.pathname})` };
+      } catch (err) {
+        return { ok: false, detail: KotoError.is(err) ? `${err.message}. Fix: ${err.fix}` : describeError(err) };
+      }
     },
   };
   api.provide.asr(provider);
