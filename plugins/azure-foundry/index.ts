@@ -1,5 +1,5 @@
 import { definePlugin, KOTO_VERSION, type PluginApi } from 'koto-voice';
-import { installRealtime, prewarmSession } from 'koto-voice/openai-wire';
+import { correctionOptionsSchema, installRealtime, prewarmSession } from 'koto-voice/openai-wire';
 import { azureCalls } from './calls.ts';
 import { installCredentials } from './credentials.ts';
 import { defaultProviders, providerSchema, type ProviderOptions } from './options.ts';
@@ -53,6 +53,8 @@ export default definePlugin({
   version: KOTO_VERSION,
   capabilities: ['asr', 'correction'],
   provider: providerSchema,
+  // The same OpenAI wire keys of the `correction` section as openai-compatible (one shared schema).
+  correctionOptions: correctionOptionsSchema,
   defaultProviders,
   defaultPriority: 60,
   apply,

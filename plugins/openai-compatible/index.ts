@@ -1,5 +1,6 @@
 import { definePlugin, KOTO_VERSION } from 'koto-voice';
 import { defaultProviders, providerSchema, type ProviderOptions } from './options.ts';
+import { correctionOptionsSchema } from './correction.ts';
 import { asrProvider, correctionProvider } from './providers.ts';
 import { installRealtime, openaiRealtimePlan } from './realtime-plugin.ts';
 import { registerSecrets, targetResolver, type OpenAiApi } from './target.ts';
@@ -47,6 +48,8 @@ export default definePlugin({
   version: KOTO_VERSION,
   capabilities: ['asr', 'correction'],
   provider: providerSchema,
+  // The OpenAI wire keys of the `correction` section (protocol, topP, maxTokensParam, reasoningEffort).
+  correctionOptions: correctionOptionsSchema,
   defaultProviders,
   apply,
 });

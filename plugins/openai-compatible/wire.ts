@@ -66,12 +66,15 @@ export {
   chatBody,
   complete,
   completionParams,
+  correctionOptions,
+  correctionOptionsSchema,
   responseOutputText,
   responsesBody,
   type CompleteCallbacks,
   type CompletionParams,
   type CompletionProtocol,
   type CompletionResult,
+  type CorrectionOptions,
 } from './correction.ts';
 export { buildPrompts, DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT, fillTemplate, type CorrectionPrompts, type PromptValues } from './prompts.ts';
 export { stripThink, visibleText } from './think.ts';

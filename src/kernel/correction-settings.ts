@@ -1,12 +1,6 @@
+import { correctionSchema } from './config/schema.ts';
 import type { KotoConfig } from './config/validate.ts';
 import type { CorrectionSettings, ProviderOptionsRecord } from './types.ts';
-
-/**
- * Keys of the `correction` section that belong to one wire format (OpenAI's chat / responses),
- * not to correction as such. Users still write them in `correction` (and in profiles); they
- * reach the provider as `request.providerOptions`, for the provider that understands them.
- */
-const WIRE_KEYS = ['protocol', 'topP', 'maxTokensParam', 'reasoningEffort'] as const;
 
 /** The provider-neutral part of the `correction` section that a correction request carries. */
 export function correctionSettings(section: KotoConfig['correction'], temperature?: number): CorrectionSettings {
@@ -20,9 +14,15 @@ export function correctionSettings(section: KotoConfig['correction'], temperatur
   });
 }
 
-/** The provider-specific keys of the `correction` section, as the user set them (or their defaults). */
+/**
+ * The keys of the `correction` section that plugins declared (`correctionOptions`: a wire
+ * format's `protocol`, `topP`, …), as the user set them or their schema defaulted them: they
+ * reach the provider as `request.providerOptions`, for the provider that understands them.
+ */
 export function correctionProviderOptions(section: KotoConfig['correction']): ProviderOptionsRecord {
   const out: Record<string, unknown> = {};
-  for (const key of WIRE_KEYS) if (section[key] !== undefined) out[key] = section[key];
+  for (const [key, value] of Object.entries(section)) {
+    if (!Object.hasOwn(correctionSchema.shape, key) && value !== undefined) out[key] = value;
+  }
   return Object.freeze(out);
 }

@@ -40,6 +40,13 @@ export interface PluginDefinition<
   readonly provider?: Provider | undefined;
   /** What provider instances of this plugin can do, for `koto plugins` and clear errors. */
   readonly capabilities?: readonly ('asr' | 'correction')[] | undefined;
+  /**
+   * Keys this plugin reads from the user's `correction` section (and profiles'), beyond the
+   * kernel's own (OpenAI's `protocol`, `topP`, …): merged into the config schema at load, so a
+   * typo or a bad value is a config error naming `correction.<key>`; they reach correction
+   * requests as `request.providerOptions`. A key several plugins declare is checked by the first.
+   */
+  readonly correctionOptions?: z.ZodObject | undefined;
   /** Outputs this plugin serves, each with the schema of its options. */
   readonly outputs?: Outputs | undefined;
   /** Audio sources this plugin serves. */

@@ -15,6 +15,7 @@ import {
   type OutputRequest,
 } from '../../src/index.ts';
 import { fakeAudioSource, tonePcm, toneWav } from '../../src/testing/index.ts';
+import openai from '../../plugins/openai-compatible/index.ts';
 import { failure, tempHome, testKernel } from '../support/index.ts';
 
 const home = tempHome();
@@ -102,6 +103,8 @@ describe('api.provide: a V1 provider in a session', () => {
       name: NAME,
       capabilities: ['asr', 'correction'],
       provider: instance,
+      // Wire keys this provider reads from the user's `correction` section.
+      correctionOptions: z.object({ protocol: z.enum(['chat', 'responses']).default('chat'), topP: z.number().optional() }),
       outputs: { collect: z.strictObject({ prefix: z.string() }) },
       apply(api) {
         api.provide.asr({
@@ -168,7 +171,7 @@ describe('api.provide: a V1 provider in a session', () => {
     expect(seen.asr?.provider).toEqual({ name: 'main', use: NAME, options: { region: 'eu', greeting: 'hello' } });
     // Provider-neutral settings; the wire fields arrive apart, as the user wrote them.
     expect(seen.correction?.settings).toEqual({ enabled: true, stream: true, temperature: 0.2, maxTokens: 300, timeoutMs: 8000, retries: 1 });
-    expect(seen.correction?.providerOptions).toEqual({ protocol: 'responses', topP: 0.5, maxTokensParam: 'max_completion_tokens' });
+    expect(seen.correction?.providerOptions).toEqual({ protocol: 'responses', topP: 0.5 });
     expect(seen.output?.options).toEqual({ prefix: '> ' });
 
     // The probe went onto the probe hook; `koto plugins` lists the adapted taps as the plugin's own.
@@ -233,5 +236,73 @@ describe('api.provide: a V1 provider in a session', () => {
     const record = await recording.stop();
     expect(record.state).toBe('done');
     expect(record.text).toMatch(/^\d+ samples$/);
+  });
+});
+
+describe('correctionOptions: correction keys a plugin declares', () => {
+  const seen: unknown[] = [];
+  const toned = definePlugin({
+    name: 'toned',
+    capabilities: ['asr', 'correction'],
+    correctionOptions: z.object({ tone: z.enum(['formal', 'casual']).default('casual') }),
+    apply(api) {
+      api.provide.asr({ specificationVersion: 'v1', transcribe: async () => ({ text: 'hello' }) });
+      api.provide.correction({
+        specificationVersion: 'v1',
+        async correct(request) {
+          seen.push(request.providerOptions);
+          return { text: request.text };
+        },
+      });
+    },
+  });
+  const base = { providers: { t: { use: 'toned' } }, asr: { provider: 't' }, correction: { provider: 't' } };
+
+  it('reach the provider as providerOptions (defaults applied, profiles merged key by key)', async () => {
+    seen.length = 0;
+    ({ kernel } = await testKernel(
+      { ...base, profiles: [{ name: 'mail', match: { app: 'Thunderbird' }, correction: { tone: 'formal' } }] },
+      { plugins: [toned], env: { KOTO_HOME: home.dir } },
+    ));
+    await kernel.correct('hello');
+    await kernel.run({ data: toneWav(), name: 'p.wav' }, { profile: 'mail', defaultOutputs: [] });
+    expect(seen).toEqual([{ tone: 'casual' }, { tone: 'formal' }]);
+  });
+
+  it('a typo or a bad value is a config error naming the key; an undeclared wire key too', async () => {
+    const typo = await failure(testKernel({ ...base, correction: { provider: 't', tonne: 'formal' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }));
+    expect(typo.code).toBe('KOTO_ERR_CONFIG_INVALID');
+    expect(typo.message).toMatch(/correction.*tonne/);
+    const bad = await failure(testKernel({ ...base, correction: { provider: 't', tone: 'loud' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }));
+    expect(bad.code).toBe('KOTO_ERR_CONFIG_INVALID');
+    expect(bad.message).toContain('correction.tone');
+    const inProfile = await failure(
+      testKernel({ ...base, profiles: [{ name: 'mail', match: { app: 'x' }, correction: { tone: 'loud' } }] }, { plugins: [toned], env: { KOTO_HOME: home.dir } }),
+    );
+    expect(inProfile.message).toContain('profiles[0] ("mail")');
+    expect(inProfile.message).toContain('correction.tone');
+    // No loaded plugin reads `protocol` here: it is refused like any unknown key.
+    const unread = await failure(testKernel({ ...base, correction: { provider: 't', protocol: 'chat' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }));
+    expect(unread.code).toBe('KOTO_ERR_CONFIG_INVALID');
+    expect(unread.message).toMatch(/correction.*protocol/);
+  });
+
+  it("a plugin may not redeclare the kernel's own correction keys", async () => {
+    const clash = definePlugin({ name: 'clash', correctionOptions: z.object({ timeoutMs: z.number() }), apply: () => undefined });
+    const err = await failure(testKernel({}, { plugins: [clash], env: { KOTO_HOME: home.dir } }));
+    expect(err.code).toBe('KOTO_ERR_PLUGIN_INVALID');
+    expect(err.message).toBe('plugin "clash" declares correction.timeoutMs in correctionOptions, which is the kernel\'s own key');
+  });
+
+  it("the OpenAI wire keys of the documented config stay valid, declared by openai-compatible", async () => {
+    ({ kernel } = await testKernel(
+      { correction: { protocol: 'responses', topP: 0.9, maxTokensParam: 'max_tokens', reasoningEffort: 'low' } },
+      { plugins: [openai], env: { KOTO_HOME: home.dir } },
+    ));
+    const section = kernel.config.correction as Record<string, unknown>;
+    expect([section.protocol, section.topP, section.maxTokensParam, section.reasoningEffort]).toEqual(['responses', 0.9, 'max_tokens', 'low']);
+    await kernel.close();
+    ({ kernel } = await testKernel({}, { plugins: [openai], env: { KOTO_HOME: home.dir } }));
+    expect((kernel.config.correction as Record<string, unknown>).protocol).toBe('chat');
   });
 });
