@@ -13,6 +13,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // Type-level tests (expectTypeOf, @ts-expect-error) of the public plugin API: checked by tsc.
+    typecheck: { enabled: true, include: ['test/types/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
     globalSetup: ['./test/global-setup.ts'],
     // Hang guards, not speed limits: CI runs on a loaded 2-core machine where real processes,
     // sockets and decoders take several times longer than on a quiet one.

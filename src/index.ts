@@ -7,7 +7,10 @@ import './kernel/node-check.ts';
 export { createKernel, Kernel } from './kernel/kernel.ts';
 export type { KernelOptions, KernelState, KernelDiagnostics, PluginInfo } from './kernel/kernel.ts';
 export { definePlugin, isPlugin } from './kernel/plugin.ts';
-export type { KotoPlugin, AnyKotoPlugin, PluginDefinition, PluginApi } from './kernel/plugin.ts';
+export type { KotoPlugin, AnyKotoPlugin, PluginDefinition, PluginApi, OutputSchemas, OutputOptionsOf } from './kernel/plugin.ts';
+// The versioned provider contracts (`api.provide.*`): V1 is frozen, a V2 comes with an adapter.
+export { PROVIDER_SPEC_VERSIONS } from './kernel/provider-spec.ts';
+export type { AsrProviderV1, CorrectionProviderV1, OutputV1, AudioSourceV1, ProvideApi } from './kernel/provider-spec.ts';
 export { STAGE } from './kernel/hooks.ts';
 export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSourceHandle, AudioFrame, AudioDevice, AudioDevicesRequest } from './kernel/hooks.ts';
 export { parseWav, encodeWav } from './audio/wav.ts';

@@ -4,12 +4,21 @@ import { correctBounded } from './run.ts';
 
 const NAME = 'local-correction';
 
-function apply(api: PluginApi): void {
-  api.hooks.correction.for(NAME).tapPromise(NAME, async (request) => {
-    if (!request.text.trim()) return { text: null };
-    const options = request.provider.options as CorrectionOptions;
-    const text = await correctBounded({ text: request.text, dictionary: request.dictionary, options }, request.signal);
-    return { text: text || null, model: 'local-rules' };
+declare module 'koto-voice' {
+  interface ProviderOptionsRegistry {
+    'local-correction': CorrectionOptions;
+  }
+}
+
+function apply(api: PluginApi<CorrectionOptions>): void {
+  api.provide.correction({
+    specificationVersion: 'v1',
+    async correct(request) {
+      if (!request.text.trim()) return { text: null };
+      const options = request.provider.options;
+      const text = await correctBounded({ text: request.text, dictionary: request.dictionary, options }, request.signal);
+      return { text: text || null, model: 'local-rules' };
+    },
   });
 }
 

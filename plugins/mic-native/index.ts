@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { definePlugin, type AudioDevice, type KotoConfig, type Logger } from 'koto-voice';
+import { definePlugin, type AudioDevice, type AudioSourceRequest, type KotoConfig, type Logger } from 'koto-voice';
 import { isUserError, listDevices } from './backends/index.ts';
 import { inputDevices } from './devices.ts';
 import { MIC_NATIVE_ERRORS } from './error-codes.ts';
@@ -127,7 +127,7 @@ export default definePlugin({
       preopened.set(session.id, { device, mic, timer });
     });
 
-    api.hooks.audioSource.for('mic-native').tapPromise('mic-native', async (request): Promise<Recording> => {
+    const open = async (request: AudioSourceRequest): Promise<Recording> => {
       const config = request.session.config ?? api.config();
       const file = options.save ? path.join(api.paths.recordings, recordingFileName(request.session.id)) : undefined;
       const start = { file, retention: config.daemon.retention, maxDurationMs: config.daemon.maxRecordingMs, signal: request.signal };
@@ -160,9 +160,9 @@ export default definePlugin({
         }
       }
       return Microphone.record({ ...options, device: request.device, log, ...start });
-    });
+    };
 
-    api.hooks.audioDevices.for('mic-native').tapPromise('mic-native', () => listInputDevices(options.backend));
+    api.provide.audioSource('mic-native', { specificationVersion: 'v1', open, devices: () => listInputDevices(options.backend) });
 
     api.hooks.sessionEnd.tapPromise('mic-native', async (record) => discard(record.id));
 

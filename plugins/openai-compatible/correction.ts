@@ -1,4 +1,4 @@
-import type { CorrectionRequest, ProviderUsage } from 'koto-voice';
+import { kotoError, z, type CorrectionRequest, type ProviderUsage } from 'koto-voice';
 import { badResponse, isRecord, parseJson, readBody, send, streamError, usageOf, type WireTarget } from './client.ts';
 import { buildPrompts } from './prompts.ts';
 import { eventJson, isEventStream, sseEvents } from './sse.ts';
@@ -37,24 +37,49 @@ export interface CompleteCallbacks {
   readonly onDelta?: ((text: string) => void) | undefined;
 }
 
+/**
+ * The OpenAI wire fields users write in the `correction` section; they reach a correction
+ * provider as `request.providerOptions` (the kernel validated them already; unknown keys,
+ * meant for another provider, are ignored).
+ */
+export const correctionOptionsSchema = z.object({
+  protocol: z.enum(['chat', 'responses']).default('chat'),
+  topP: z.number().min(0).max(1).optional(),
+  maxTokensParam: z.enum(['max_tokens', 'max_completion_tokens']).default('max_completion_tokens'),
+  reasoningEffort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).optional(),
+});
+export type CorrectionOptions = z.output<typeof correctionOptionsSchema>;
+
+/** `request.providerOptions` read as the OpenAI wire fields; a bad value names its `correction` key. */
+export function correctionOptions(request: Pick<CorrectionRequest, 'providerOptions' | 'provider'>): CorrectionOptions {
+  const checked = correctionOptionsSchema.safeParse(request.providerOptions ?? {});
+  if (checked.success) return checked.data;
+  const issue = checked.error.issues[0];
+  throw kotoError('KOTO_ERR_CONFIG_INVALID', {
+    file: `provider "${request.provider.name}"`,
+    detail: `correction.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`,
+  });
+}
+
 /** The parameters for a kernel `CorrectionRequest` (prompts filled, settings mapped). */
 export function completionParams(request: CorrectionRequest, model: string): CompletionParams {
   const { settings } = request;
+  const wire = correctionOptions(request);
   const prompts = buildPrompts(
     { asrText: request.text, dictionary: request.dictionary, interimHistory: request.interimHistory },
     { system: request.systemPrompt, user: request.userPrompt },
   );
   return {
-    protocol: settings.protocol,
+    protocol: wire.protocol,
     model,
     system: prompts.system,
     user: prompts.user,
     stream: settings.stream,
     temperature: settings.temperature,
-    topP: settings.topP,
+    topP: wire.topP,
     maxTokens: settings.maxTokens,
-    maxTokensParam: settings.maxTokensParam,
-    reasoningEffort: settings.reasoningEffort,
+    maxTokensParam: wire.maxTokensParam,
+    reasoningEffort: wire.reasoningEffort,
   };
 }
 

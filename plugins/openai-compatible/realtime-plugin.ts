@@ -15,7 +15,7 @@
  * kernel's `interim` hook and the caller's listener), and is kept for `{{interim_history}}`.
  */
 
-import type { AsrRequest, AsrResult, AudioFrame, KotoHttp, PluginApi, ProviderRef, SessionContext } from 'koto-voice';
+import type { AsrRequest, AsrResult, AudioFrame, KotoHttp, PluginApi, ProviderOptionsRecord, ProviderRef, SessionContext } from 'koto-voice';
 import { describeError } from 'koto-voice';
 import type { WireTarget } from './client.ts';
 import type { ProviderOptions } from './options.ts';
@@ -39,11 +39,11 @@ export interface RealtimePlan {
   readonly settings: Pick<RealtimeSettings, 'chunkMs' | 'finalTimeoutMs'>;
 }
 
-export interface RealtimeStreamsOptions {
+export interface RealtimeStreamsOptions<Options = ProviderOptionsRecord> {
   /** The plugin's name: ASR providers with this `use` are considered. */
   readonly name: string;
   /** The plan for a provider instance in a session, or undefined when it does not stream. May throw (logged). */
-  plan(ref: ProviderRef, session: SessionContext): RealtimePlan | undefined;
+  plan(ref: ProviderRef<Options>, session: SessionContext): RealtimePlan | undefined;
 }
 
 interface Entry {
@@ -75,7 +75,7 @@ export interface RealtimeStreams {
 }
 
 /** Wires realtime streaming into a provider plugin's hooks. */
-export function installRealtime(api: PluginApi, options: RealtimeStreamsOptions): RealtimeStreams {
+export function installRealtime<Options>(api: PluginApi<Options>, options: RealtimeStreamsOptions<Options>): RealtimeStreams {
   const { name } = options;
   const streams = new Map<string, Entry>();
 
@@ -89,8 +89,8 @@ export function installRealtime(api: PluginApi, options: RealtimeStreamsOptions)
 
   api.hooks.sessionStart.tap(name, (session) => {
     if (session.mode !== 'live') return;
-    const ref = session.providers.asr;
-    if (!ref || ref.use !== name || streams.has(session.id)) return;
+    const ref = api.ownInstance(session.providers.asr);
+    if (!ref || streams.has(session.id)) return;
     let plan: RealtimePlan | undefined;
     try {
       plan = options.plan(ref, session);
@@ -202,9 +202,12 @@ function frameRate(frame: AudioFrame): number {
  * auth headers, and a session update from the dictation's settings (model: `realtime.model`,
  * else `asr.model`, else the instance's `asrModel`).
  */
-export function openaiRealtimePlan(http: Pick<KotoHttp, 'websocket'>, targetFor: (ref: ProviderRef, session: SessionContext) => WireTarget) {
-  return (ref: ProviderRef, session: SessionContext): RealtimePlan | undefined => {
-    const options = ref.options as ProviderOptions;
+export function openaiRealtimePlan(
+  http: Pick<KotoHttp, 'websocket'>,
+  targetFor: (ref: ProviderRef<ProviderOptions>, session: SessionContext) => WireTarget,
+) {
+  return (ref: ProviderRef<ProviderOptions>, session: SessionContext): RealtimePlan | undefined => {
+    const options = ref.options;
     const settings = realtimeSettings(options.realtime);
     if (!settings) return undefined;
     // The same endpoint checks and secret registration as every other request of the instance.

@@ -39,7 +39,15 @@ export { transcribe, transcriptionParams, type TranscribeCallbacks, type Transcr
 export { describePlan, transcribeWithinLimit, type LimitedTranscriptionResult, type UploadLimit } from './upload.ts';
 export { isStreamingAsrModel, MIN_MAX_UPLOAD_BYTES, sendsKeywords } from './options.ts';
 // Completion (correction) over chat completions or responses.
-export { complete, completionParams, type CompleteCallbacks, type CompletionParams, type CompletionResult } from './correction.ts';
+export {
+  complete,
+  completionParams,
+  correctionOptionsSchema,
+  type CompleteCallbacks,
+  type CompletionParams,
+  type CompletionResult,
+  type CorrectionOptions,
+} from './correction.ts';
 // Realtime transcription over the WebSocket, and its wiring into a plugin's hooks.
 export {
   RealtimeTranscription,

@@ -19,14 +19,21 @@ export default definePlugin({
     // right after the outputs) are waited for, so they happen before the process exits.
     const restores = new ClipboardRestores();
     api.hooks.close.tapPromise('outputs', () => restores.settle());
-    api.hooks.output.for('stdout').tapPromise('outputs', (req) => writeStdout(req));
-    api.hooks.output.for('file').tapPromise('outputs', (req) => appendToFile(req, api.config().resolved.dir));
-    api.hooks.output.for('clipboard').tapPromise('outputs', (req) => writeClipboard(req, api.log, restores));
-    api.hooks.output.for('paste').tapPromise('outputs', async (req) => {
-      if (await pasteText(req, api.log, restores, (signal) => api.focusedWindow(signal))) await pressAfter(req, api.log, 'paste');
+    const v1 = 'v1' as const;
+    api.provide.output('stdout', { specificationVersion: v1, deliver: (req) => writeStdout(req) });
+    api.provide.output('file', { specificationVersion: v1, deliver: (req) => appendToFile(req, api.config().resolved.dir) });
+    api.provide.output('clipboard', { specificationVersion: v1, deliver: (req) => writeClipboard(req, api.log, restores) });
+    api.provide.output('paste', {
+      specificationVersion: v1,
+      async deliver(req) {
+        if (await pasteText(req, api.log, restores, (signal) => api.focusedWindow(signal))) await pressAfter(req, api.log, 'paste');
+      },
     });
-    api.hooks.output.for('type').tapPromise('outputs', async (req) => {
-      if (await typeOutput(req, api.log)) await pressAfter(req, api.log, 'type');
+    api.provide.output('type', {
+      specificationVersion: v1,
+      async deliver(req) {
+        if (await typeOutput(req, api.log)) await pressAfter(req, api.log, 'type');
+      },
     });
   },
 });

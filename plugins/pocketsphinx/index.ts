@@ -1,20 +1,18 @@
-import os from 'node:os';
-import path from 'node:path';
-import { definePlugin, KOTO_VERSION, kotoError, KotoError, type AsrRequest, type AsrResult, type PluginApi } from 'koto-voice';
-import { toEngineAudio } from './audio.ts';
-import { runBatch, runContinuous } from './cli.ts';
-import { chooseEngine, decoderArgs, NAME, resolveModel, type ModelPaths } from './engine.ts';
-import { LibraryDecoder } from './decoder.ts';
+import { definePlugin, KOTO_VERSION, type PluginApi } from 'koto-voice';
+import { decoderPool } from './decoder-pool.ts';
+import { chooseEngine, NAME, resolveModel } from './engine.ts';
 import { POCKETSPHINX_ERRORS } from './error-codes.ts';
-import { AbortedError } from './library.ts';
-import { defaultProviders, ENGINE_RATE, providerSchema, type ProviderOptions } from './options.ts';
+import { defaultProviders, providerSchema, type ProviderOptions } from './options.ts';
+import { asrProvider, libraryArgs } from './provider.ts';
 
-/** Most words added to one decoder (each one grows the search a little). */
-const MAX_CUSTOM_WORDS = 1000;
+declare module 'koto-voice' {
+  interface ProviderOptionsRegistry {
+    pocketsphinx: ProviderOptions;
+  }
+}
 
-function apply(api: PluginApi): void {
-  /** Loaded models by their arguments: one per kernel, reused by every session. */
-  const decoders = new Map<string, Promise<LibraryDecoder>>();
+function apply(api: PluginApi<ProviderOptions>): void {
+  const { decoderFor, close } = decoderPool(api.log);
   const once = new Set<string>();
   const infoOnce = (key: string, message: string) => {
     if (once.has(key)) return;
@@ -22,54 +20,11 @@ function apply(api: PluginApi): void {
     api.log.info(message);
   };
 
-  /** `library` is the provider's option (undefined: the default library), as chooseEngine loaded it. */
-  const decoderFor = (library: string | undefined, args: readonly string[]): Promise<LibraryDecoder> => {
-    const key = JSON.stringify([library ?? '', args]);
-    let pending = decoders.get(key);
-    if (!pending) {
-      const started = performance.now();
-      pending = LibraryDecoder.create(library, args);
-      pending.then(
-        () => api.log.debug(`pocketsphinx model loaded in ${Math.round(performance.now() - started)} ms`),
-        () => decoders.delete(key),
-      );
-      decoders.set(key, pending);
-    }
-    return pending;
-  };
-
-  /** Dictionary words the decoder does not know, with pronunciations where one can be made (made in the worker). */
-  const addCustomWords = async (decoder: LibraryDecoder, request: AsrRequest, options: ProviderOptions): Promise<void> => {
-    const { added, skipped, refused } = await decoder.addWords({
-      dictionary: request.dictionary,
-      weight: options.customWordWeight,
-      flite: options.flite,
-      max: MAX_CUSTOM_WORDS,
-      signal: request.signal,
-    });
-    if (added.length) api.log.debug(`pocketsphinx: added ${added.length} dictionary word(s): ${added.map((p) => `${p.word} [${p.phones}]`).join(', ')}`);
-    const left = [...skipped, ...refused];
-    if (left.length) {
-      infoOnce(
-        `skipped:${left.join(',')}`,
-        `pocketsphinx: no pronunciation for dictionary word(s) ${left.join(', ')}${options.flite ? '' : ' (flite is off)'}; the local corrector still fixes their spelling when the engine hears them`,
-      );
-    }
-  };
-
-  /** The library logs to stderr unless told otherwise. */
-  const libraryArgs = (model: ModelPaths, options: ProviderOptions) => {
-    const args = decoderArgs(model, options);
-    return '-logfn' in options.args ? args : [...args, '-logfn', os.devNull];
-  };
-
-  const modelName = (model: ModelPaths) => `pocketsphinx/${path.basename(model.dir)}`;
-
   api.hooks.sessionStart.tap(NAME, (session) => {
     // Pre-warm: start loading the model while the session sets up; never awaited here.
-    const ref = session.providers.asr;
-    if (ref?.use !== NAME) return;
-    const options = ref.options as ProviderOptions;
+    const ref = api.ownInstance(session.providers.asr);
+    if (!ref) return;
+    const options = ref.options;
     if (options.engine === 'cli') return;
     try {
       const model = resolveModel(options);
@@ -81,68 +36,9 @@ function apply(api: PluginApi): void {
     }
   });
 
-  api.hooks.asr.for(NAME).tapPromise(NAME, async (request): Promise<AsrResult> => {
-    const options = request.provider.options as ProviderOptions;
-    const engine = await chooseEngine(options);
-    const model = resolveModel(options);
-    const args = decoderArgs(model, options);
-    if (request.language && !/^en(?:$|[-_])/i.test(request.language)) {
-      infoOnce(`lang:${request.language}`, `pocketsphinx: the model is US English; asr.language "${request.language}" is ignored`);
-    }
-    const audio = await toEngineAudio(request.audio, ENGINE_RATE, request.signal);
-    if (audio.samples.length === 0) return { text: '', model: modelName(model), language: 'en', durationSec: 0 };
-    const onText = request.stream
-      ? (text: string) => {
-          try {
-            request.onInterim(text);
-          } catch (err) {
-            api.log.debug(`interim listener failed: ${err instanceof Error ? err.message : String(err)}`);
-          }
-        }
-      : undefined;
-    try {
-      let text: string;
-      if (engine.kind === 'library') {
-        const decoder = await decoderFor(options.library, libraryArgs(model, options));
-        if (options.customWords && request.dictionary.length) await addCustomWords(decoder, request, options);
-        text = await decoder.decode([audio.samples], { mode: options.mode, signal: request.signal, onText });
-      } else {
-        if (engine.why) infoOnce(`cli:${engine.why}`, `pocketsphinx: using ${path.basename(engine.program)} (${engine.why})`);
-        if (options.customWords && request.dictionary.length) {
-          infoOnce('cli-words', 'pocketsphinx: dictionary words reach the engine only through its library (engine: library); with the programs they are fixed by the corrector only');
-        }
-        const run = { program: engine.program, args, samples: audio.samples, signal: request.signal, onText };
-        text = options.mode === 'batch' ? await runBatch(run) : await runContinuous(run);
-      }
-      return { text, model: modelName(model), language: 'en', durationSec: audio.samples.length / ENGINE_RATE };
-    } catch (err) {
-      if (err instanceof AbortedError || (request.signal.aborted && !KotoError.is(err))) {
-        throw kotoError('KOTO_ERR_ABORTED', { what: 'transcription' }, { cause: err });
-      }
-      throw err;
-    }
-  });
+  api.provide.asr(asrProvider(api, { decoderFor }, infoOnce));
 
-  api.hooks.probe.for(NAME).tapPromise(NAME, async ({ provider }) => {
-    const options = provider.options as ProviderOptions;
-    try {
-      const engine = await chooseEngine(options);
-      const model = resolveModel(options);
-      const how =
-        engine.kind === 'library'
-          ? `library ${engine.library}`
-          : `${path.basename(engine.program)}${engine.why ? ` (library unavailable: ${engine.why})` : ''}`;
-      return { ok: true, detail: `offline pocketsphinx, ${options.mode} mode through ${how}, model ${model.dir}` };
-    } catch (err) {
-      return { ok: false, detail: KotoError.is(err) ? `${err.message}. Fix: ${err.fix}` : String(err) };
-    }
-  });
-
-  api.hooks.close.tapPromise(NAME, async () => {
-    const pending = [...decoders.values()];
-    decoders.clear();
-    for (const decoder of pending) await decoder.then((d) => d.close(), () => undefined);
-  });
+  api.hooks.close.tapPromise(NAME, close);
 }
 
 /**

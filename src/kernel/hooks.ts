@@ -160,13 +160,14 @@ export type KernelHooks = ReturnType<typeof createHooks>;
 type CallMethods = 'call' | 'callAsync' | 'promise' | 'intercept' | 'taps' | 'interceptors';
 export type TapOnly<H> = Omit<H, CallMethods>;
 type TapOnlyMap<H> = { for(key: string): TapOnly<H>; get(key: string): TapOnly<H> | undefined };
-type HookOf<M> = M extends HookMap<infer H> ? H : never;
 
-/** What a plugin sees of the hooks: it can tap, never call. */
+/**
+ * What a plugin sees of the hooks: it can tap, never call. (`HookMap<H>` is invariant in `H`, so
+ * the map case must `infer` its hook: a test against `HookMap<unknown>` never matched, and `for()`
+ * then typed the full hook, `promise` included.)
+ */
 export type PluginHooks = {
-  readonly [K in keyof KernelHooks]: KernelHooks[K] extends HookMap<unknown>
-    ? TapOnlyMap<HookOf<KernelHooks[K]>>
-    : TapOnly<KernelHooks[K]>;
+  readonly [K in keyof KernelHooks]: KernelHooks[K] extends HookMap<infer H> ? TapOnlyMap<H> : TapOnly<KernelHooks[K]>;
 };
 
 interface AnyHook {

@@ -9,12 +9,13 @@ import { createHooks, instrumentHooks, pluginHooks, type AudioDevice, type Kerne
 import { createLogger, SecretScrubber, stderrSink, type Logger, type LogLevel, type LogSink } from './logger.ts';
 import { kotoPaths, type KotoPaths } from './paths.ts';
 import type { KotoPlugin, PluginApi } from './plugin.ts';
+import { provideApi } from './provider-spec.ts';
 import { scrubError } from './secrets.ts';
 import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, type PluginSpec } from './plugin-loader.ts';
 import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
 import { Transport, type KotoHttp, type PreparedTransport } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
-import type { FocusedWindow, ProbeResult, SessionContext } from './types.ts';
+import type { FocusedWindow, ProbeResult, ProviderRef, SessionContext } from './types.ts';
 
 export interface KernelOptions extends ConfigInput {
   /** Extra plugins: objects made with definePlugin, npm names or paths. */
@@ -263,7 +264,7 @@ export class Kernel {
     try {
       await Promise.race([Promise.resolve().then(() => plugin.apply(api, options as never)), timeout]);
     } catch (err) {
-      if (KotoError.is(err) && (err.code === 'KOTO_ERR_PLUGIN_TIMEOUT' || err.code.startsWith('KOTO_ERR_CONFIG'))) throw err;
+      if (KotoError.is(err) && (err.code === 'KOTO_ERR_PLUGIN_TIMEOUT' || err.code === 'KOTO_ERR_PLUGIN_INVALID' || err.code.startsWith('KOTO_ERR_CONFIG'))) throw err;
       throw kotoError('KOTO_ERR_PLUGIN_APPLY', { plugin: plugin.name, detail: describe(err) }, { plugin: plugin.name, cause: err });
     } finally {
       clearTimeout(timer);
@@ -272,9 +273,13 @@ export class Kernel {
 
   #apiFor(plugin: KotoPlugin): PluginApi {
     const transport = this.#requireTransport();
+    const hooks = pluginHooks(this.hooks, plugin.name);
     return Object.freeze({
       name: plugin.name,
-      hooks: pluginHooks(this.hooks, plugin.name),
+      hooks,
+      provide: provideApi(plugin, hooks),
+      instances: (config: KotoConfig = this.#store.current) => Object.values(config.resolved.providers).filter((ref) => ref.use === plugin.name),
+      ownInstance: (ref: ProviderRef | undefined) => (ref?.use === plugin.name ? ref : undefined),
       http: transport.http,
       log: this.log.child(plugin.name),
       paths: this.paths,

@@ -29,6 +29,7 @@ import type {
   SessionState,
 } from './types.ts';
 import { matchProfile, profileNamed, type ResolvedProfile } from './profiles.ts';
+import { correctionProviderOptions, correctionSettings } from './correction-settings.ts';
 
 /** A file path, raw bytes (stdin, an upload), or audio already prepared. */
 export type AudioInput =
@@ -610,7 +611,8 @@ export class Pipeline {
           model: modelFor(provider),
           dictionary: config.resolved.dictionary,
           interimHistory: options.interimHistory ?? [],
-          settings: options.temperature === undefined ? config.correction : { ...config.correction, temperature: options.temperature },
+          settings: correctionSettings(config.correction, options.temperature),
+          providerOptions: correctionProviderOptions(config.correction),
           systemPrompt: options.systemPrompt ?? config.resolved.systemPrompt,
           userPrompt: options.userPrompt ?? config.resolved.userPrompt,
           signal,

@@ -16,8 +16,31 @@ export interface AudioData {
   readonly trimmed?: { readonly start: number; readonly end: number; readonly captured: number } | undefined;
 }
 
+/** Options of a provider instance or output whose plugin declared no more precise type. */
+export type ProviderOptionsRecord = Readonly<Record<string, unknown>>;
+
+/**
+ * Provider-instance options by plugin name, extended by each provider plugin through
+ * declaration merging:
+ *
+ * ```ts
+ * declare module 'koto-voice' {
+ *   interface ProviderOptionsRegistry { 'koto-plugin-acme': AcmeOptions }
+ * }
+ * ```
+ *
+ * `definePlugin` then requires that plugin's `provider` schema to produce `AcmeOptions`, and
+ * `ProviderOptionsOf<'koto-plugin-acme'>` names the type anywhere.
+ */
+export interface ProviderOptionsRegistry {}
+
+/** The declared options of a plugin's provider instances; the generic record for an undeclared plugin. */
+export type ProviderOptionsOf<Name extends string> = Name extends keyof ProviderOptionsRegistry
+  ? ProviderOptionsRegistry[Name]
+  : ProviderOptionsRecord;
+
 /** A provider instance from `providers.<name>`, validated by the plugin named in `use`. */
-export interface ProviderRef<Options = Readonly<Record<string, unknown>>> {
+export interface ProviderRef<Options = ProviderOptionsRecord> {
   readonly name: string;
   readonly use: string;
   readonly options: Options;
@@ -84,9 +107,9 @@ export interface SessionContext {
   readonly window?: FocusedWindow | undefined;
 }
 
-export interface AsrRequest {
+export interface AsrRequest<Options = ProviderOptionsRecord> {
   readonly session: SessionContext;
-  readonly provider: ProviderRef;
+  readonly provider: ProviderRef<Options>;
   readonly audio: AudioData;
   readonly model: string | undefined;
   readonly language: string | undefined;
@@ -124,20 +147,40 @@ export interface AsrResult {
   readonly usage?: ProviderUsage | undefined;
 }
 
-export interface CorrectionRequest {
+export interface CorrectionRequest<Options = ProviderOptionsRecord> {
   readonly session: SessionContext;
-  readonly provider: ProviderRef;
+  readonly provider: ProviderRef<Options>;
   readonly text: string;
   readonly model: string | undefined;
   readonly dictionary: readonly string[];
   readonly interimHistory: readonly string[];
-  readonly settings: KotoConfig['correction'];
+  /** The provider-neutral correction settings (the `correction` section without wire fields). */
+  readonly settings: CorrectionSettings;
+  /**
+   * Provider-specific keys the user wrote in the `correction` section (OpenAI's `protocol`,
+   * `topP`, `maxTokensParam`, `reasoningEffort`), for the provider that understands them: parse
+   * them with a schema of your own; ignore keys you do not know.
+   */
+  readonly providerOptions: ProviderOptionsRecord;
   readonly systemPrompt: string | undefined;
   readonly userPrompt: string | undefined;
   readonly signal: AbortSignal;
   /** When the stage's deadline falls (ms since epoch): a plugin's own waits must not go past it. */
   readonly deadline?: number | undefined;
   readonly onDelta: (text: string) => void;
+}
+
+/** What a correction request says of the user's correction settings, whatever the provider. */
+export interface CorrectionSettings {
+  readonly enabled: boolean;
+  /** Stream the answer when the provider can (`onDelta`). */
+  readonly stream: boolean;
+  readonly temperature?: number | undefined;
+  readonly maxTokens?: number | undefined;
+  /** The stage's time budget (`correction.timeoutMs`); `request.deadline` is when it ends. */
+  readonly timeoutMs: number;
+  /** Retries the kernel makes of a retryable failure (never retry yourself). */
+  readonly retries: number;
 }
 
 export interface CorrectionResult {
@@ -154,12 +197,12 @@ export interface TranscriptValue {
   readonly text: string;
 }
 
-export interface OutputRequest {
+export interface OutputRequest<Options = ProviderOptionsRecord> {
   readonly session: SessionContext;
   readonly name: string;
   readonly text: string;
   readonly raw: string;
-  readonly options: Readonly<Record<string, unknown>>;
+  readonly options: Options;
   readonly signal: AbortSignal;
   /** Reports a partial delivery (pasting failed, the text is on the clipboard) on the session record. */
   readonly warn: (message: string) => void;
@@ -290,8 +333,8 @@ export interface ConfigChange {
   readonly generation: number;
 }
 
-export interface ProbeRequest {
-  readonly provider: ProviderRef;
+export interface ProbeRequest<Options = ProviderOptionsRecord> {
+  readonly provider: ProviderRef<Options>;
   readonly signal: AbortSignal;
 }
 

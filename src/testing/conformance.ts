@@ -61,6 +61,7 @@ import { createKernel, type Kernel, type KernelOptions } from '../kernel/kernel.
 import type { AnyKotoPlugin } from '../kernel/plugin.ts';
 import type { CorrectResult, TranscribeResult } from '../kernel/session.ts';
 import type { CorrectionRequest, SessionContext } from '../kernel/types.ts';
+import { correctionProviderOptions, correctionSettings } from '../kernel/correction-settings.ts';
 import { activeResources, errorText, matches, resourcesAbove, settleWithin, summary, waitUntil } from './check-helpers.ts';
 import { toneWav } from './fake-audio.ts';
 import { openAIError, startOpenAIServer, type OpenAIServerOptions } from './openai-server.ts';
@@ -414,7 +415,8 @@ function callCorrectionHook(kernel: Kernel, options: ProviderConformanceOptions,
     model: config.correction.model,
     dictionary: config.resolved.dictionary,
     interimHistory: [],
-    settings: config.correction,
+    settings: correctionSettings(config.correction),
+    providerOptions: correctionProviderOptions(config.correction),
     systemPrompt: config.resolved.systemPrompt,
     userPrompt: config.resolved.userPrompt,
     signal,

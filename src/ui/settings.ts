@@ -213,7 +213,10 @@ function apply(doc: Document, change: SettingsChange): void {
 function fieldErrors(data: Record<string, unknown>): FieldError[] {
   const parsed = baseConfigSchema.safeParse(data);
   if (parsed.success) return [];
-  return parsed.error.issues.map((issue) => ({
+  // Plugins declare more `correction` keys (`correctionOptions`: protocol, topP, …): the full
+  // check that follows judges those with every loaded plugin's schema.
+  const issues = parsed.error.issues.filter((issue) => !(issue.code === 'unrecognized_keys' && issue.path.join('.') === 'correction'));
+  return issues.map((issue) => ({
     path: issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]].join('.') : issue.path.join('.'),
     message: issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message,
   }));

@@ -239,6 +239,10 @@ describe('control panel: API', () => {
     const bad = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'temperature'], value: 9 }] });
     expect(bad.status).toBe(422);
     expect(JSON.parse(bad.body).error.fields).toEqual([{ path: 'correction.temperature', message: expect.stringMatching(/2/) }]);
+    // A key a plugin declares in `correction` is judged by that plugin's schema, on its field.
+    const wire = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'protocol'], value: 'soap' }] });
+    expect(wire.status).toBe(422);
+    expect(JSON.parse(wire.body).error.fields[0].path).toBe('correction.protocol');
     const hotkey = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['hotkey', 'keys'], value: 'ctrl+nosuchkey' }] });
     expect(hotkey.status).toBe(422);
     expect(JSON.parse(hotkey.body).error.fields[0].path).toBe('hotkey.keys');

@@ -44,6 +44,7 @@ export function configText(server: OpenAIServer, extra: string[] = []): string {
     '  # the model that cleans up the transcript',
     '  model: gpt-first',
     '  stream: false',
+    '  protocol: chat # declared by openai-compatible (correctionOptions), not by the kernel',
     '  systemPrompt: ./system-prompt.txt',
     'dictionary: ./dictionary.txt',
     'audio:',

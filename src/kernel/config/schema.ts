@@ -71,13 +71,11 @@ export const correctionSchema = z.strictObject({
   enabled: z.boolean().default(true),
   provider: providerRefSchema.optional(),
   model: z.string().min(1).optional(),
-  protocol: z.enum(['chat', 'responses']).default('chat'),
+  // Wire-specific keys (OpenAI's protocol, topP, maxTokensParam, reasoningEffort) are declared by
+  // the plugins that read them (`correctionOptions`), merged in by validate.ts.
   stream: z.boolean().default(true),
   temperature: z.number().min(0).max(2).optional(),
-  topP: z.number().min(0).max(1).optional(),
   maxTokens: z.number().int().positive().optional(),
-  maxTokensParam: z.enum(['max_tokens', 'max_completion_tokens']).default('max_completion_tokens'),
-  reasoningEffort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).optional(),
   /** Deadline for the correction call; past it the raw transcript is delivered. */
   timeoutMs: z.number().int().positive().default(8000),
   /** Retries within `timeoutMs` when the error is retryable. */

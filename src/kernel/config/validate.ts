@@ -5,7 +5,7 @@ import { describe, KotoError, kotoError } from '../errors.ts';
 import type { KotoPlugin } from '../plugin.ts';
 import type { ProviderRef } from '../types.ts';
 import { badPattern, type ResolvedProfile } from '../profiles.ts';
-import { baseConfigSchema, type RawConfig } from './schema.ts';
+import { baseConfigSchema, correctionSchema, type RawConfig } from './schema.ts';
 import { resolveCa } from './ca.ts';
 import type { ConfigOrigin, ConfigSource } from './source.ts';
 import { secretValuesIn } from '../secrets.ts';
@@ -95,6 +95,29 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * The kernel schema with the `correction` keys plugins declare (`correctionOptions`) merged in:
+ * the section stays strict, so a typo is still an error naming `correction.<key>`, and each key's
+ * value is checked (and defaulted) by the first loaded plugin that declares it.
+ */
+function configSchemaFor(plugins: readonly KotoPlugin[]): z.ZodType<RawConfig> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const plugin of plugins) {
+    for (const [key, schema] of Object.entries(plugin.correctionOptions?.shape ?? {})) {
+      if (Object.hasOwn(correctionSchema.shape, key)) {
+        const message = `plugin "${plugin.name}" declares correction.${key} in correctionOptions, which is the kernel's own key`;
+        throw kotoError('KOTO_ERR_PLUGIN_INVALID', { plugin: plugin.name, detail: message }, { plugin: plugin.name, message, fix: `rename the option, or read request.settings / the kernel's ${key}` });
+      }
+      shape[key] ??= schema as z.ZodType;
+    }
+  }
+  if (Object.keys(shape).length === 0) return baseConfigSchema;
+  // A superset of the kernel's section: its type names the kernel's keys only, the plugins' ones
+  // are read untyped, as `request.providerOptions`.
+  const correction = correctionSchema.extend(shape) as unknown as typeof correctionSchema;
+  return baseConfigSchema.extend({ correction: correction.prefault({}) });
+}
+
+/**
  * Validates a config source against the kernel schema and every loaded plugin's contributions,
  * reads the files it references, and returns one deeply frozen snapshot.
  */
@@ -105,7 +128,7 @@ export async function validateConfig(
   /** How each plugin was asked for (`deepgram`, `koto-plugin-deepgram`, `./x.mjs`) → its name. */
   aliases: ReadonlyMap<string, string> = new Map(),
 ): Promise<KotoConfig> {
-  const parsed = baseConfigSchema.safeParse(source.data);
+  const parsed = configSchemaFor(plugins).safeParse(source.data);
   if (!parsed.success) throw invalid(source, formatIssues(parsed.error));
   const raw = parsed.data;
   const byName = new Map(plugins.map((p) => [p.name, p]));
