@@ -14,6 +14,7 @@ import { access, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describeError, KotoError, kotoError, type KeyCombo, type Modifier } from 'koto-voice';
+import { isMissingPackage, missingPackage } from './missing-package.ts';
 import type { XClient, XDisplay, XError, XEvent, XkbExtension } from 'x11';
 import { now, type BackendOptions, type HotkeyGrab, type KeyEvent, type OpenBackend } from './backend.ts';
 
@@ -190,6 +191,7 @@ export function openX11With(tuning: X11Tuning): OpenBackend {
       throw unavailable(cookieProblem, 'point XAUTHORITY at your X session\'s cookie file (or unset it to use ~/.Xauthority), or use `hotkey.backend: evdev`');
     }
     const { client, info } = await connect(display).catch((err: unknown) => {
+      if (isMissingPackage(err, 'x11')) throw missingPackage('hotkey', 'x11', 'the X11 hotkey (`hotkey.backend: x11`, or `auto` on X11)', 'use `hotkey.backend: evdev`, or bind `koto toggle` in your desktop settings');
       throw unavailable(`cannot connect to display ${display} (${describeError(err)})`, CONNECT_REMEDY);
     });
     const hotkey = new X11Hotkey(client, info, display, combo, onKey, options);

@@ -21,6 +21,7 @@
 import { describeError } from 'koto-voice';
 import type { XClient, XDisplay, XError, XEvent, XkbExtension, XTestExtension } from 'x11';
 import { DesktopError, sleep } from './desktop.ts';
+import { isMissingPackage } from './missing-package.ts';
 import { contiguousRuns, KEYSYM, planTyping, type Batch, type Stroke, type TypingPlan } from './x11-typer-plan.ts';
 
 /**
@@ -124,6 +125,8 @@ export async function typeWithXTest(text: string, options: XTestTypeOptions): Pr
   try {
     ({ client, info } = await connect(options.display));
   } catch (err) {
+    // x11 is an optional dependency: without it, typing goes through xdotool.
+    if (isMissingPackage(err, 'x11')) throw new XTestUnavailable('the x11 package is not installed (an optional dependency of koto-voice: `npm install x11`)');
     // Worded like xdotool's "Can't open display", which the output's fix for an unreachable display recognises.
     throw new XTestUnavailable(`cannot open display ${options.display} (${describeError(err)})`);
   }
