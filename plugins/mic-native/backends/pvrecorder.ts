@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { KotoError } from 'koto-voice';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { isNullDeviceName, kindOfName, selectDevice, type BackendDevice } from '../devices.ts';
 import { micError } from '../errors.ts';
 import { missingPackage } from '../missing-package.ts';
@@ -63,6 +63,8 @@ function startWorker(mode: 'list' | 'record', frameLength: number): { worker: Wo
   if (!modulePath) throw micError('open-failed', { device: '', backend: 'pvrecorder', detail: '@picovoice/pvrecorder-node is not installed' });
   const shared = new SharedArrayBuffer(8);
   // 64 frames of 512 samples ≈ 2 s of buffer inside the addon before it drops audio.
+  // Loaded here: a daemon that never opens the addon never loads worker threads (~3 MiB resident).
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(WORKER_URL, {
     workerData: { modulePath, frameLength, bufferedFrames: 64, control: shared, mode },
     stdout: false,
