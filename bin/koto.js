@@ -21,7 +21,11 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
 // allocations (control messages, audio frames of a few KiB) never need more. Node reads heap
 // sizes only at start, so the process replaces itself (same pid, same stdio) once.
 if (commandOf(args) === 'daemon' && typeof process.execve === 'function' && !process.env.KOTO_DAEMON_TUNED && !/semi-space/.test(`${process.execArgv} ${process.env.NODE_OPTIONS ?? ''}`)) {
-  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=2', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, KOTO_DAEMON_TUNED: '1' });
+  try {
+    process.execve(process.execPath, [process.execPath, '--max-semi-space-size=2', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, KOTO_DAEMON_TUNED: '1' });
+  } catch {
+    // Not replaced (a sandbox refusing exec): the daemon runs as it is, with V8's default heap.
+  }
 }
 // Control commands bound to a key (start/stop/toggle/cancel/status) go through a small client
 // that loads nothing heavy; it answers `undefined` for anything it does not handle.
