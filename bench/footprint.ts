@@ -14,7 +14,7 @@
  *                nothing listens on: idling needs no network), `--settle` ms after it says it is
  *                listening: RSS from /proc (median of 5 samples 200 ms apart), then SIGTERM.
  *                Target: ≤ 60 MiB with the OpenAI-only config
- *   idle kernel  a process that creates a kernel with every built-in plugin (no config file, a
+ *   idle kernel  a process that creates a kernel with the built-in plugins (no config file, a
  *                temporary KOTO_HOME) and then does nothing; its RSS and heap, sampled the same
  *                way, next to a bare `node` process that waits the same way
  */
@@ -261,7 +261,7 @@ export function formatFootprint(r: FootprintResult): string {
     '|---|---:|---:|---:|---|',
     daemonRow('idle daemon, `koto daemon` (no config file: every default provider plugin)', r.idle.daemon),
     daemonRow('idle daemon, `koto daemon` with an OpenAI-only config file', r.idle.daemonOpenAI, r.targets.daemonOpenAIRssMiB),
-    `| idle kernel, all built-ins (${r.idle.kernel.plugins.join(', ')}) | ${m(r.idle.kernel)} | — |`,
+    `| idle kernel, no config file (loads ${r.idle.kernel.plugins.join(', ')}) | ${m(r.idle.kernel)} | — |`,
     `| bare \`node\` waiting | ${m(r.idle.node)} | — |`,
   ].join('\n');
 }
