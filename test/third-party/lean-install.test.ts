@@ -184,6 +184,43 @@ describe('npm install koto-voice --omit=optional', () => {
     expect(line).toContain('`engine: auto`');
   });
 
+  test('a daemon whose hotkey needs the X11 client: the hotkey reports which package to install, the daemon serves', async () => {
+    await writeFile(
+      path.join(app, 'hotkey.yaml'),
+      `${providerYaml()}hotkey:\n  keys: ctrl+alt+k\n  backend: x11\ndaemon:\n  ui:\n    enabled: false\n`,
+    );
+    const env = { PATH: path.dirname(process.execPath), HOME: process.env.HOME, KOTO_HOME: path.join(work, 'daemon-home'), DISPLAY: ':97' };
+    const daemon = spawn(process.execPath, [path.join(app, 'node_modules', '.bin', 'koto'), '--config', 'hotkey.yaml', 'daemon'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => daemon.on('close', resolve));
+    let log = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // A hang guard only: the line comes as soon as the daemon has started.
+        const timer = setTimeout(() => reject(new Error(`no hotkey error within 60 s:\n${log}`)), 60_000);
+        const onData = (chunk: Buffer) => {
+          log += chunk.toString();
+          if (/hotkey .* is not active/.test(log) && /daemon listening/.test(log)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        daemon.stdout.on('data', onData);
+        daemon.stderr.on('data', onData);
+        daemon.once('close', (code) => reject(new Error(`the daemon exited (${code}):\n${log}`)));
+      });
+      expect(log).toContain('(KOTO_ERR_DEPENDENCY_MISSING)');
+      const status = await run(process.execPath, [path.join(app, 'node_modules', '.bin', 'koto'), 'status', '--json'], { cwd: app, env });
+      expect(status.code, status.stderr).toBe(0);
+      const hotkey = (JSON.parse(status.stdout) as { plugins: Record<string, { active: boolean; code: string; fix: string }> }).plugins.hotkey;
+      expect(hotkey).toMatchObject({ active: false, code: 'KOTO_ERR_DEPENDENCY_MISSING' });
+      expect(hotkey?.fix).toMatch(/`npm install x11@\^\d/);
+      expect(hotkey?.fix).toContain('hotkey.backend: evdev');
+    } finally {
+      daemon.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   test('the package.json it installed declares them optional, with the ranges the fixes name', async () => {
     const manifest = JSON.parse(await readFile(path.join(app, 'node_modules', 'koto-voice', 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
