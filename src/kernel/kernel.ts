@@ -282,11 +282,12 @@ export class Kernel {
    * output, the audio source) and any provider `use` naming a plugin not loaded yet. Imported,
    * not applied: the config is validated with them, and a reload applies them before the swap.
    */
-  async #pluginsFor(source: ConfigSource): Promise<{ plugins: KotoPlugin[]; aliases: Map<string, string> }> {
+  async #pluginsFor(source: ConfigSource, builtinsOnly = false): Promise<{ plugins: KotoPlugin[]; aliases: Map<string, string> }> {
     const have = new Set<string>([...this.#aliases.keys(), ...this.#plugins.flatMap((e) => [e.plugin.name, e.specifier])]);
+    const builtin = new Set(builtinPluginNames());
     const uses = Object.values((source.data.providers ?? {}) as Record<string, { use?: unknown } | null>)
       .map((p) => p?.use)
-      .filter((u): u is string => typeof u === 'string');
+      .filter((u): u is string => typeof u === 'string' && (!builtinsOnly || builtin.has(u)));
     const wanted = [...(this.#lazy ? neededBuiltins(source.data, builtinPluginNames(), { daemon: this.#isDaemon }) : []), ...uses];
     const added: LoadedPlugin[] = [];
     const aliases = new Map<string, string>();
@@ -507,7 +508,8 @@ export class Kernel {
 
   /** Validates data as the config file's next content without applying it (throws the load's KotoError). */
   async checkConfig(data: Record<string, unknown>): Promise<KotoConfig> {
-    return this.#store.check(data, (source) => this.#pluginsFor(source));
+    // Built-ins only: a check (the control panel's, before it saves) never runs code a file or package named in an unsaved edit holds.
+    return this.#store.check(data, (source) => this.#pluginsFor(source, true));
   }
 
   /** Asks the plugin serving a provider instance whether it is reachable and its credentials work. */

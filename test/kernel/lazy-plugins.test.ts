@@ -4,7 +4,7 @@
  * says what each plugin's own declaration says.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -132,6 +132,25 @@ describe('a kernel loads the built-ins its config uses', () => {
     expect((await kernel.reload()).ok).toBe(true);
     expect(kernel.plugins().filter((p) => p.name === 'local-correction')).toHaveLength(1);
     expect(kernel.plugins().find((p) => p.name === 'local-correction')?.taps).toEqual(['correction:local-correction']);
+  });
+
+  it("checking an edit never runs a plugin file it names (only a reload of the saved file does)", async () => {
+    const dir = home();
+    const file = path.join(dir, 'koto.config.json');
+    writeFileSync(file, JSON.stringify(OPENAI_ONLY), { mode: 0o600 });
+    const marker = path.join(dir, 'ran.txt');
+    writeFileSync(
+      path.join(dir, 'probe.mjs'),
+      `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'ran');\nexport default { name: 'probe', capabilities: ['asr'], apply() {} };\n`,
+    );
+    kernel = await createKernel({ configPath: file, env: { KOTO_HOME: dir }, logLevel: 'silent' });
+    const edit = { ...OPENAI_ONLY, providers: { ...OPENAI_ONLY.providers, p: { use: './probe.mjs' } } };
+    await expect(kernel.checkConfig(edit)).rejects.toMatchObject({ code: 'KOTO_ERR_CONFIG_INVALID' });
+    expect(existsSync(marker)).toBe(false);
+    writeFileSync(file, JSON.stringify(edit));
+    expect((await kernel.reload()).ok).toBe(true);
+    expect(existsSync(marker)).toBe(true);
+    expect(kernel.plugins().map((p) => p.name)).toContain('probe');
   });
 
   it('a reload naming a plugin that does not exist is refused and keeps the old config', async () => {
