@@ -1,16 +1,20 @@
 /**
- * Footprint: `koto --version` start-up time, and the memory of an idle daemon and of an idle
- * kernel process.
+ * Footprint: start-up time of `koto --version` and `koto --help`, and the memory of an idle
+ * daemon and of an idle kernel process, each next to its target (issue #19: lean start).
  *
  *   npm run build && npm run bench:footprint -- [--n 20] [--settle 3000] [--json] [--out file.json]
  *
  * Both run the compiled `dist/` (what ships), with the Node that runs this script.
- *   start-up     wall time from spawn to exit of `node bin/koto.js --version`, N times after two
- *                warm-up runs (file cache warm); `node -e 0` alongside as Node's own floor
- *   idle daemon  `node bin/koto.js daemon` (foreground, temporary KOTO_HOME, no config file),
- *                `--settle` ms after it says it is listening: RSS from /proc (median of 5
- *                samples 200 ms apart), then SIGTERM
- *   idle kernel  a process that creates a kernel with every built-in plugin (no config file, a
+ *   start-up     wall time from spawn to exit of `node bin/koto.js --version`, of `--help` and of
+ *                `node -e 0` (Node's own floor), interleaved (one of each per round, so all three
+ *                see the same machine), N rounds after two warm-up rounds (file cache warm);
+ *                the ratio of the medians to the floor. Target: `--help` ≤ 2.5 × `node -e 0`
+ *   idle daemon  `node bin/koto.js daemon` (foreground, temporary KOTO_HOME), once with no config
+ *                file and once with an OpenAI-only config file (a fake key, a loopback base URL
+ *                nothing listens on: idling needs no network), `--settle` ms after it says it is
+ *                listening: RSS from /proc (median of 5 samples 200 ms apart), then SIGTERM.
+ *                Target: ≤ 60 MiB with the OpenAI-only config
+ *   idle kernel  a process that creates a kernel with the built-in plugins (no config file, a
  *                temporary KOTO_HOME) and then does nothing; its RSS and heap, sampled the same
  *                way, next to a bare `node` process that waits the same way
  */
@@ -48,8 +52,14 @@ export interface FootprintResult {
   readonly machine: MachineInfo;
   readonly startedAt: string;
   readonly version: string;
-  readonly startup: { koto: Summary; node: Summary };
-  readonly idle: { daemon: { rssMiB: number } | { error: string }; kernel: Memory & { plugins: string[] }; node: Memory };
+  readonly startup: { koto: Summary; help: Summary; node: Summary; helpRatio: number; versionRatio: number };
+  readonly idle: {
+    daemon: { rssMiB: number } | { error: string };
+    daemonOpenAI: { rssMiB: number } | { error: string };
+    kernel: Memory & { plugins: string[] };
+    node: Memory;
+  };
+  readonly targets: { helpRatio: number; daemonOpenAIRssMiB: number };
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; stdout: string; code: number | null }> {
@@ -109,9 +119,23 @@ async function rssOf(pid: number): Promise<number> {
   return Math.round((Number(out.trim()) / 1024) * 10) / 10;
 }
 
+export const TARGETS = { helpRatio: 2.5, daemonOpenAIRssMiB: 60 } as const;
+
+/** An OpenAI-only config: a fake key and a loopback base URL nothing listens on (an idle daemon sends nothing). */
+const OPENAI_ONLY_CONFIG = `providers:
+  openai:
+    use: openai-compatible
+    baseUrl: http://127.0.0.1:9/v1
+    apiKey: sk-footprint-bench-not-a-key
+asr:
+  provider: openai
+correction:
+  provider: openai
+`;
+
 /** Starts `koto daemon` in the foreground, waits until it listens, settles, samples its RSS, stops it. */
-async function idleDaemon(settleMs: number, home: string, env: NodeJS.ProcessEnv): Promise<{ rssMiB: number }> {
-  const child = spawn(process.execPath, [BIN, 'daemon'], { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
+async function idleDaemon(settleMs: number, home: string, env: NodeJS.ProcessEnv, config?: string): Promise<{ rssMiB: number }> {
+  const child = spawn(process.execPath, [BIN, ...(config ? ['--config', config] : []), 'daemon'], { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = once(child, 'exit');
   try {
@@ -157,19 +181,29 @@ export async function runFootprintBench(options: FootprintOptions): Promise<Foot
   try {
     const version = (await run([BIN, '--version'], env)).stdout.trim();
     const koto: number[] = [];
+    const help: number[] = [];
     const node: number[] = [];
     for (let i = 0; i < 2; i++) {
       await run([BIN, '--version'], env);
+      await run([BIN, '--help'], env);
       await run(['-e', '0'], env);
     }
-    log(`footprint: ${options.n} start-ups of koto --version`);
+    log(`footprint: ${options.n} rounds of node -e 0, koto --version, koto --help`);
     for (let i = 0; i < options.n; i++) {
-      koto.push((await run([BIN, '--version'], env)).ms);
       node.push((await run(['-e', '0'], env)).ms);
+      koto.push((await run([BIN, '--version'], env)).ms);
+      help.push((await run([BIN, '--help'], env)).ms);
     }
     log('footprint: idle daemon');
     const daemonHome = await mkdtemp(path.join(home, 'daemon-'));
     const daemon = await idleDaemon(options.settleMs, daemonHome, { ...env, KOTO_HOME: daemonHome }).catch((err: unknown) => ({
+      error: err instanceof Error ? err.message : String(err),
+    }));
+    log('footprint: idle daemon, OpenAI-only config');
+    const openaiHome = await mkdtemp(path.join(home, 'daemon-openai-'));
+    const configFile = path.join(openaiHome, 'config.yaml');
+    await writeFile(configFile, OPENAI_ONLY_CONFIG, { mode: 0o600 });
+    const daemonOpenAI = await idleDaemon(options.settleMs, openaiHome, { ...env, KOTO_HOME: openaiHome }, configFile).catch((err: unknown) => ({
       error: err instanceof Error ? err.message : String(err),
     }));
     log('footprint: idle kernel process');
@@ -182,8 +216,15 @@ export async function runFootprintBench(options: FootprintOptions): Promise<Foot
       machine: machineInfo(),
       startedAt,
       version: version || pkg.version,
-      startup: { koto: roundSummary(summarize(koto), 1), node: roundSummary(summarize(node), 1) },
-      idle: { daemon, kernel, node: bare },
+      startup: {
+        koto: roundSummary(summarize(koto), 1),
+        help: roundSummary(summarize(help), 1),
+        node: roundSummary(summarize(node), 1),
+        helpRatio: Math.round((summarize(help).p50 / summarize(node).p50) * 100) / 100,
+        versionRatio: Math.round((summarize(koto).p50 / summarize(node).p50) * 100) / 100,
+      },
+      idle: { daemon, daemonOpenAI, kernel, node: bare },
+      targets: { ...TARGETS },
     };
   } finally {
     await rm(home, { recursive: true, force: true });
@@ -193,29 +234,35 @@ export async function runFootprintBench(options: FootprintOptions): Promise<Foot
 export function formatFootprint(r: FootprintResult): string {
   const f = (x: number) => x.toFixed(0);
   const k = r.startup.koto;
+  const h = r.startup.help;
   const n = r.startup.node;
+  const met = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const daemonRow = (label: string, d: { rssMiB: number } | { error: string }, target?: number) =>
+    'rssMiB' in d
+      ? `| ${label} | ${d.rssMiB.toFixed(1)} | — | — | ${target === undefined ? '—' : `≤ ${target}: ${met(d.rssMiB <= target)}`} |`
+      : `| ${label}: not measured (${d.error.split('\n')[0]}) | — | — | — | — |`;
   const m = (x: Memory) => `${x.rssMiB.toFixed(1)} | ${x.heapUsedMiB.toFixed(1)} | ${x.externalMiB.toFixed(1)}`;
   return [
     `# Footprint (koto ${r.version})`,
     '',
     `Machine: ${machineLine(r.machine)}.`,
     '',
-    `Start-up, ${r.options.n} runs, ms from spawn to exit:`,
+    `Start-up, ${r.options.n} interleaved rounds, ms from spawn to exit (ratio: P50 over \`node -e 0\`'s P50):`,
     '',
-    '| command | avg | P50 | P90 | max |',
-    '|---|---:|---:|---:|---:|',
-    `| \`node bin/koto.js --version\` | ${f(k.avg)} | ${f(k.p50)} | ${f(k.p90)} | ${f(k.max)} |`,
-    `| \`node -e 0\` (Node's own floor) | ${f(n.avg)} | ${f(n.p50)} | ${f(n.p90)} | ${f(n.max)} |`,
+    '| command | avg | P50 | P90 | max | ratio | target |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    `| \`node -e 0\` (Node's own floor) | ${f(n.avg)} | ${f(n.p50)} | ${f(n.p90)} | ${f(n.max)} | 1.00 | — |`,
+    `| \`node bin/koto.js --version\` | ${f(k.avg)} | ${f(k.p50)} | ${f(k.p90)} | ${f(k.max)} | ${r.startup.versionRatio.toFixed(2)} | — |`,
+    `| \`node bin/koto.js --help\` | ${f(h.avg)} | ${f(h.p50)} | ${f(h.p90)} | ${f(h.max)} | ${r.startup.helpRatio.toFixed(2)} | ≤ ${r.targets.helpRatio}: ${met(r.startup.helpRatio <= r.targets.helpRatio)} |`,
     '',
     `Idle processes, ${r.options.settleMs} ms after start-up (MiB):`,
     '',
-    '| process | RSS | heap used | external |',
-    '|---|---:|---:|---:|',
-    'rssMiB' in r.idle.daemon
-      ? `| idle daemon, \`koto daemon\` (no config file) | ${r.idle.daemon.rssMiB.toFixed(1)} | — | — |`
-      : `| idle daemon: not measured (${r.idle.daemon.error.split('\n')[0]}) | — | — | — |`,
-    `| idle kernel, all built-ins (${r.idle.kernel.plugins.join(', ')}) | ${m(r.idle.kernel)} |`,
-    `| bare \`node\` waiting | ${m(r.idle.node)} |`,
+    '| process | RSS | heap used | external | target |',
+    '|---|---:|---:|---:|---|',
+    daemonRow('idle daemon, `koto daemon` (no config file: every default provider plugin)', r.idle.daemon),
+    daemonRow('idle daemon, `koto daemon` with an OpenAI-only config file', r.idle.daemonOpenAI, r.targets.daemonOpenAIRssMiB),
+    `| idle kernel, no config file (loads ${r.idle.kernel.plugins.join(', ')}) | ${m(r.idle.kernel)} | — |`,
+    `| bare \`node\` waiting | ${m(r.idle.node)} | — |`,
   ].join('\n');
 }
 

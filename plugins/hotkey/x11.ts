@@ -11,6 +11,7 @@
  */
 import { describeError, KotoError, kotoError, type KeyCombo, type Modifier } from 'koto-voice';
 import { connectX11, isXError, X11ConnectError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension } from 'koto-voice/x11';
+import { missingPackage } from './missing-package.ts';
 import { now, type BackendOptions, type HotkeyGrab, type KeyEvent, type OpenBackend } from './backend.ts';
 
 // Core modifier masks, in the order of GetModifierMapping's rows: Shift, Lock, Control, Mod1–Mod5.
@@ -167,6 +168,9 @@ export function openX11With(tuning: X11Tuning): OpenBackend {
       );
     }
     const { client, info } = await connectX11(display, { timeoutMs: OPEN_TIMEOUT_MS }).catch((err: unknown) => {
+      if (err instanceof X11ConnectError && err.reason === 'missing') {
+        throw missingPackage('hotkey', 'x11', 'the X11 hotkey (`hotkey.backend: x11`, or `auto` on X11)', 'use `hotkey.backend: evdev`, or bind `koto toggle` in your desktop settings');
+      }
       if (err instanceof X11ConnectError && err.reason === 'cookie') {
         throw unavailable(err.message, 'point XAUTHORITY at your X session\'s cookie file (or unset it to use ~/.Xauthority), or use `hotkey.backend: evdev`');
       }

@@ -19,7 +19,7 @@
  *   go meanwhile): press it again to use it.
  */
 import { describeError } from 'koto-voice';
-import { connectX11, isXError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension, type XTestExtension } from 'koto-voice/x11';
+import { connectX11, isXError, X11ConnectError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension, type XTestExtension } from 'koto-voice/x11';
 import { DesktopError, sleep } from './desktop.ts';
 import { contiguousRuns, KEYSYM, planTyping, type Batch, type Stroke, type TypingPlan } from './x11-typer-plan.ts';
 
@@ -85,6 +85,8 @@ export async function typeWithXTest(text: string, options: XTestTypeOptions): Pr
     // Guards a display that accepts the connection and never answers; not a speed limit.
     ({ client, info } = await connectX11(options.display, { timeoutMs: OPEN_TIMEOUT_MS }));
   } catch (err) {
+    // x11 is an optional dependency: without it, typing goes through xdotool.
+    if (err instanceof X11ConnectError && err.reason === 'missing') throw new XTestUnavailable(err.message);
     // Worded like xdotool's "Can't open display", which the output's fix for an unreachable display recognises.
     throw new XTestUnavailable(`cannot open display ${options.display} (${describeError(err)})`);
   }

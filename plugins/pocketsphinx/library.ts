@@ -33,9 +33,12 @@ export interface Binding {
 /** Thrown when the library cannot be used; `reason` says why in one line. */
 export class LibraryUnavailable extends Error {
   readonly reason: string;
-  constructor(reason: string) {
+  /** The npm package whose absence is the reason (koffi, an optional dependency), if that is it. */
+  readonly missingPackage: string | undefined;
+  constructor(reason: string, missingPackage?: string) {
     super(reason);
     this.reason = reason;
+    this.missingPackage = missingPackage;
     this.name = 'LibraryUnavailable';
   }
 }
@@ -62,6 +65,10 @@ async function bind(library: string | undefined): Promise<Binding> {
   try {
     koffi = (await import('koffi')).default;
   } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes("'koffi'")) {
+      throw new LibraryUnavailable('the koffi package is not installed (an optional dependency of koto-voice)', 'koffi');
+    }
     throw new LibraryUnavailable(`the koffi package cannot be loaded (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
   }
   const candidates = library ? [library] : (DEFAULT_LIBRARIES[process.platform] ?? []);

@@ -25,12 +25,17 @@ export class CliContext implements Reporter {
 
   scrub = (text: string): string => (this.#kernel ? this.#kernel.scrub(text) : text);
 
-  async kernel(): Promise<Kernel> {
+  /**
+   * `everyBuiltin`: load every built-in plugin, not only those the config uses (`koto plugins`
+   * and `koto doctor` list them all).
+   */
+  async kernel(options: { everyBuiltin?: boolean } = {}): Promise<Kernel> {
     if (!this.#kernel) {
       const logLevel: LogLevel = this.options.debug ? 'debug' : this.options.quiet ? 'error' : 'warn';
       // Loaded on first use: `koto --help` or `koto status` never pays for the kernel (undici, zod, plugins).
       const { createKernel } = await import('../kernel/kernel.ts');
-      this.#kernel = await createKernel({ configPath: this.options.config, logLevel });
+      const builtins = options.everyBuiltin ? (await import('../kernel/plugin-loader.ts')).builtinPluginNames() : undefined;
+      this.#kernel = await createKernel({ configPath: this.options.config, logLevel, builtins });
     }
     return this.#kernel;
   }

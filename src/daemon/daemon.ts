@@ -111,7 +111,7 @@ export class Daemon {
   static async start(options: DaemonOptions = {}): Promise<Daemon> {
     // An unsafe runtime folder (issue #17) is refused before any plugin loads; #listen checks again.
     prepareDaemonSocket(options.socketPath ?? kotoPaths(options.env ?? process.env).socket);
-    const kernel = await createKernel({ ...options, history: true, watch: options.watch ?? true });
+    const kernel = await createKernel({ host: 'daemon', ...options, history: true, watch: options.watch ?? true });
     let daemon: Daemon | undefined;
     try {
       // History and recordings: refused at start if not private, not at the first dictation.

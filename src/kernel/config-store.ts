@@ -10,6 +10,12 @@ export interface ConfigInput extends FindConfigOptions {
   config?: Record<string, unknown> | undefined;
 }
 
+/**
+ * Plugins a config needs beyond the loaded ones (imported on demand, not applied yet), and how
+ * they were asked for: the kernel's answer when a reload or a check meets a provider it has not loaded.
+ */
+export type MorePlugins = (source: ConfigSource) => Promise<{ plugins: readonly KotoPlugin[]; aliases: ReadonlyMap<string, string> }>;
+
 export interface ReloadOutcome {
   readonly ok: boolean;
   readonly changed: readonly string[];
@@ -78,9 +84,17 @@ export class ConfigStore {
    * Validates candidate data as if it were the current file's new content (the control panel
    * checks an edit before writing it): same plugins, schemas, interpolation and referenced files.
    */
-  async check(data: Record<string, unknown>): Promise<KotoConfig> {
+  async check(data: Record<string, unknown>, more?: MorePlugins): Promise<KotoConfig> {
     const { file, dir, origin } = this.current.resolved;
-    return validateConfig(fromData(data, file, dir, this.env, origin), this.#plugins, this.env, this.#aliases);
+    const source = fromData(data, file, dir, this.env, origin);
+    const extra = await more?.(source);
+    return validateConfig(source, [...this.#plugins, ...(extra?.plugins ?? [])], this.env, new Map([...this.#aliases, ...(extra?.aliases ?? [])]));
+  }
+
+  /** Plugins applied after start (a reload needed them): later loads validate with them too. */
+  addPlugins(plugins: readonly KotoPlugin[], aliases: ReadonlyMap<string, string>): void {
+    this.#plugins = [...this.#plugins, ...plugins];
+    this.#aliases = new Map(aliases);
   }
 
   /**
@@ -88,12 +102,14 @@ export class ConfigStore {
    * recorded as `lastError` at once; a valid one is only returned: commit() swaps it in once the
    * rest of the reload (new transport, configChanged taps) has worked, or reject() records why not.
    */
-  async prepare(): Promise<PreparedConfig> {
+  async prepare(more?: MorePlugins): Promise<PreparedConfig> {
     const previous = this.current;
     let next: KotoConfig;
+    let extra: Awaited<ReturnType<MorePlugins>> | undefined;
     try {
       const source = await this.readSource();
-      next = await validateConfig(source, this.#plugins, this.env, this.#aliases);
+      extra = await more?.(source);
+      next = await validateConfig(source, [...this.#plugins, ...(extra?.plugins ?? [])], this.env, new Map([...this.#aliases, ...(extra?.aliases ?? [])]));
     } catch (err) {
       const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
       return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.reject(error) };
@@ -101,7 +117,7 @@ export class ConfigStore {
     const changed = changedSections(previous, next);
     if (changed.length === 0) this.#lastError = undefined;
     const transportChanged = changed.some((section) => reloadLevelOf(section) === 'transport');
-    return { ok: true, changed, transportChanged, generation: this.#generation, previous, next };
+    return { ok: true, changed, transportChanged, generation: this.#generation, previous, next, added: extra?.plugins ?? [], aliases: extra?.aliases };
   }
 
   /** Swaps in a prepared config; returns its generation. */
@@ -123,4 +139,7 @@ export class ConfigStore {
 export interface PreparedConfig extends ReloadOutcome {
   readonly previous?: KotoConfig;
   readonly next?: KotoConfig;
+  /** Plugins the new config needs that were not loaded: applied by the kernel before the swap. */
+  readonly added?: readonly KotoPlugin[];
+  readonly aliases?: ReadonlyMap<string, string> | undefined;
 }

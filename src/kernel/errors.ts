@@ -130,6 +130,11 @@ export const ERRORS = {
     fix: 'the plugin\'s apply() hangs; update or remove the plugin',
     exit: EXIT.RUNTIME,
   },
+  KOTO_ERR_DEPENDENCY_MISSING: {
+    message: '{feature} needs the package {package}, which is not installed (an optional dependency of koto-voice)',
+    fix: 'install it where koto-voice is installed: `npm install {spec}` (for a global koto-voice: `npm install -g {spec}`){alternative}',
+    exit: EXIT.CONFIG,
+  },
   KOTO_ERR_HOOK_FAILED: {
     message: 'plugin "{plugin}" failed in hook {hook}: {detail}',
     fix: 'run with --debug for the stack; report it to the plugin\'s author',

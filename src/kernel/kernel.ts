@@ -11,6 +11,8 @@ import { kotoPaths, type KotoPaths } from './paths.ts';
 import type { KotoPlugin, PluginApi } from './plugin.ts';
 import { provideApi } from './provider-spec.ts';
 import { scrubError } from './secrets.ts';
+import { builtinManifest, neededBuiltins } from './builtins.ts';
+import type { ConfigSource } from './config/source.ts';
 import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, type PluginSpec } from './plugin-loader.ts';
 import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
 import { Transport, type KotoHttp, type PreparedTransport } from './transport.ts';
@@ -20,8 +22,13 @@ import type { FocusedWindow, ProbeResult, ProviderRef, SessionContext } from './
 export interface KernelOptions extends ConfigInput {
   /** Extra plugins: objects made with definePlugin, npm names or paths. */
   plugins?: readonly PluginSpec[] | undefined;
-  /** Load the built-in plugins (default true), or only the named ones. */
+  /**
+   * Load the built-in plugins (default true: those the config needs, when it needs them), or
+   * only the named ones.
+   */
   builtins?: boolean | readonly string[] | undefined;
+  /** What runs this kernel: `daemon` also loads the built-ins only a long-running host uses (the hotkey). */
+  host?: 'daemon' | undefined;
   logLevel?: LogLevel | undefined;
   logSink?: LogSink | undefined;
   /** How long a plugin's apply() may take (default 10 s). */
@@ -93,6 +100,14 @@ export class Kernel {
   #startConfig: KotoConfig | undefined;
   #watcher: ConfigWatcher | undefined;
   #history: HistoryStore | undefined;
+  /** Built-ins are imported when the config needs them (at start, or by a reload), not all at start. */
+  #lazy = false;
+  /** How each plugin was asked for (`deepgram`, a path) → its name; grows when a reload loads one. */
+  #aliases = new Map<string, string>();
+  /** Plugins imported for a config that was then refused: a later reload reuses them instead of importing again. */
+  #imported = new Map<string, LoadedPlugin>();
+  /** The loader's entry of each plugin a reload may add (the config store deals in plugins only). */
+  #entries = new WeakMap<KotoPlugin, LoadedPlugin>();
 
   constructor(options: KernelOptions) {
     this.#options = options;
@@ -180,7 +195,8 @@ export class Kernel {
       .map((p) => p?.use)
       .filter((u): u is string => typeof u === 'string');
     const builtins = this.#options.builtins ?? true;
-    const builtinNames = builtins === true ? builtinPluginNames() : builtins === false ? [] : [...builtins];
+    this.#lazy = builtins === true;
+    const builtinNames = builtins === true ? neededBuiltins(source.data, builtinPluginNames(), { daemon: this.#isDaemon }) : builtins === false ? [] : [...builtins];
 
     const specs: PluginSpec[] = [...builtinNames, ...(this.#options.plugins ?? []), ...(Array.isArray(rawPlugins) ? rawPlugins : [])];
     const loaded: LoadedPlugin[] = [];
@@ -200,6 +216,8 @@ export class Kernel {
         seen.add(entry.plugin.name);
       }
     }
+    // A plugin may depend on a built-in this config does not otherwise need.
+    if (this.#lazy) loaded.push(...(await this.#builtinDependencies(loaded, seen, baseDir, source.secrets)));
     this.#plugins = orderPlugins(loaded);
     // Before anything runs: a plugin's own codes must exist by the time its first error is made.
     for (const { plugin } of this.#plugins) if (plugin.errors) registerPluginErrors(plugin.name, plugin.errors);
@@ -210,6 +228,7 @@ export class Kernel {
       const entry = asked ? loaded.find((l) => l.specifier === asked || l.specifier === `koto-plugin-${asked}`) : undefined;
       if (asked && entry) aliases.set(asked, entry.plugin.name);
     }
+    this.#aliases = aliases;
     const config = await this.#store.init(
       source,
       this.#plugins.map((p) => p.plugin),
@@ -234,6 +253,75 @@ export class Kernel {
     this.#state = 'ready';
     await this.hooks.ready.promise({ config });
     return this;
+  }
+
+  get #isDaemon(): boolean {
+    return this.#options.host === 'daemon';
+  }
+
+  /** Built-ins named in `dependencies` of the plugins loaded so far and not loaded yet, transitively. */
+  async #builtinDependencies(loaded: readonly LoadedPlugin[], seen: Set<string>, baseDir: string, secrets: readonly string[]): Promise<LoadedPlugin[]> {
+    const available = new Set(builtinPluginNames());
+    const added: LoadedPlugin[] = [];
+    const queue = [...loaded];
+    for (let entry = queue.shift(); entry; entry = queue.shift()) {
+      for (const dep of entry.plugin.dependencies ?? []) {
+        if (seen.has(dep) || !available.has(dep)) continue;
+        const found = this.#imported.get(dep) ?? (await resolvePlugin(dep, baseDir, secrets));
+        this.#imported.set(dep, found);
+        seen.add(dep);
+        seen.add(found.plugin.name);
+        added.push(found);
+        queue.push(found);
+      }
+    }
+    return added;
+  }
+
+  /**
+   * The plugins a new config needs that are not loaded: built-ins it now uses (a provider, an
+   * output, the audio source) and any provider `use` naming a plugin not loaded yet. Imported,
+   * not applied: the config is validated with them, and a reload applies them before the swap.
+   */
+  async #pluginsFor(source: ConfigSource, builtinsOnly = false): Promise<{ plugins: KotoPlugin[]; aliases: Map<string, string> }> {
+    const have = new Set<string>([...this.#aliases.keys(), ...this.#plugins.flatMap((e) => [e.plugin.name, e.specifier])]);
+    const builtin = new Set(builtinPluginNames());
+    const uses = Object.values((source.data.providers ?? {}) as Record<string, { use?: unknown } | null>)
+      .map((p) => p?.use)
+      .filter((u): u is string => typeof u === 'string' && (!builtinsOnly || builtin.has(u)));
+    const wanted = [...(this.#lazy ? neededBuiltins(source.data, builtinPluginNames(), { daemon: this.#isDaemon }) : []), ...uses];
+    const added: LoadedPlugin[] = [];
+    const aliases = new Map<string, string>();
+    for (const spec of wanted) {
+      if (have.has(spec)) continue;
+      const entry = this.#imported.get(spec) ?? (await resolvePlugin(spec, source.dir, source.secrets));
+      this.#imported.set(spec, entry);
+      aliases.set(spec, entry.plugin.name);
+      const known = have.has(entry.plugin.name);
+      have.add(spec);
+      have.add(entry.plugin.name);
+      if (!known) added.push(entry);
+    }
+    if (this.#lazy) added.push(...(await this.#builtinDependencies(added, have, source.dir, source.secrets)));
+    for (const entry of added) this.#entries.set(entry.plugin, entry);
+    return { plugins: added.map((e) => e.plugin), aliases };
+  }
+
+  /** Applies plugins a reload needs, before its config is swapped in; each one applied joins the kernel at once. */
+  async #applyAdded(plugins: readonly KotoPlugin[], config: KotoConfig, aliases: ReadonlyMap<string, string>): Promise<void> {
+    if (plugins.length === 0) return;
+    const added = plugins.map((plugin) => this.#entries.get(plugin)).filter((e): e is LoadedPlugin => e !== undefined);
+    const names = new Set(plugins.map((p) => p.name));
+    const ordered = orderPlugins([...this.#plugins, ...added]).filter((e) => names.has(e.plugin.name));
+    for (const entry of ordered) {
+      if (entry.plugin.errors) registerPluginErrors(entry.plugin.name, entry.plugin.errors);
+      await this.#apply(entry, config);
+      this.#plugins.push(entry);
+      for (const [asked, name] of aliases) if (name === entry.plugin.name) this.#aliases.set(asked, name);
+      this.#aliases.set(entry.specifier, entry.plugin.name);
+      this.#store.addPlugins([entry.plugin], this.#aliases);
+      this.log.info(`plugin ${entry.plugin.name} loaded: the new config uses it`);
+    }
   }
 
   #pluginOptions(entry: LoadedPlugin, config: KotoConfig): unknown {
@@ -361,7 +449,7 @@ export class Kernel {
    * taps run, and only then are both swapped in. Any failure before the swap leaves both old.
    */
   async #reload(): Promise<ReloadOutcome> {
-    const prepared = await this.#store.prepare();
+    const prepared = await this.#store.prepare((source) => this.#pluginsFor(source));
     if (!prepared.ok) {
       this.log.error(`config not reloaded: ${prepared.error?.message}${prepared.error?.fix ? `. Fix: ${prepared.error.fix}` : ''}`);
       return prepared;
@@ -373,6 +461,8 @@ export class Kernel {
     let transport: PreparedTransport | undefined;
     try {
       if (prepared.transportChanged) transport = this.#requireTransport().prepare(next.transport);
+      // A plugin the new config needs (a provider it now uses) is applied now, not after a restart.
+      await this.#applyAdded(prepared.added ?? [], next, prepared.aliases ?? new Map());
       this.hooks.configChanged.call({ config: next, previous, sections: prepared.changed, generation: this.#store.generation + 1 });
     } catch (err) {
       await transport?.discard();
@@ -427,7 +517,8 @@ export class Kernel {
 
   /** Validates data as the config file's next content without applying it (throws the load's KotoError). */
   async checkConfig(data: Record<string, unknown>): Promise<KotoConfig> {
-    return this.#store.check(data);
+    // Built-ins only: a check (the control panel's, before it saves) never runs code a file or package named in an unsaved edit holds.
+    return this.#store.check(data, (source) => this.#pluginsFor(source, true));
   }
 
   /** Asks the plugin serving a provider instance whether it is reachable and its credentials work. */
@@ -455,7 +546,10 @@ export class Kernel {
   }
 
   #audioSources(): string[] {
-    return this.#plugins.flatMap((p) => [...(p.plugin.audioSources ?? [])]);
+    const loaded = this.#plugins.flatMap((p) => [...(p.plugin.audioSources ?? [])]);
+    // Built-ins not loaded serve sources too: the config has only to name one.
+    const builtin = this.#lazy ? builtinPluginNames().flatMap((name) => [...(builtinManifest(name)?.audioSources ?? [])]) : [];
+    return [...new Set([...loaded, ...builtin])];
   }
 
   /**
@@ -583,7 +677,7 @@ export async function createKernel(options: KernelOptions | Record<string, unkno
   }
 }
 
-const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'logLevel', 'logSink', 'pluginTimeoutMs', 'watch', 'history']);
+const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'host', 'logLevel', 'logSink', 'pluginTimeoutMs', 'watch', 'history']);
 function isKernelOptions(value: object): value is KernelOptions {
   const keys = Object.keys(value);
   // A bare config object (`createKernel({ providers: … })`) has none of the option keys,

@@ -1,13 +1,13 @@
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { rootCertificates } from 'node:tls';
 import type { TransportConfig } from './config/schema.ts';
 import { kotoError, KotoError } from './errors.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Logger } from './logger.ts';
 import { originStats, type OriginStats, type TransportStats } from './transport-stats.ts';
 import type { OutgoingRequest, TransportAgentOptions } from './types.ts';
-import type { buildConnector as BuildConnector } from 'undici';
-import { Agent, buildConnector, Dispatcher, EnvHttpProxyAgent, ProxyAgent, WebSocket, type DispatcherType } from './undici.ts';
+import type { buildConnector as BuildConnector, WebSocket } from 'undici';
+import { undici, type DispatcherType } from './undici.ts';
 
 type Handler = DispatcherType.DispatchHandler;
 type DispatchOptions = DispatcherType.DispatchOptions;
@@ -39,11 +39,21 @@ export function agentOptionsFrom(config: TransportConfig): TransportAgentOptions
 
 interface BuiltDispatcher {
   readonly generation: number;
-  readonly dispatcher: DispatcherType;
+  /**
+   * The agent, made on first use from options the `transportOptions` taps already shaped: undici
+   * is loaded only when something is sent (see undici.ts).
+   */
+  dispatcher: DispatcherType | undefined;
+  readonly makeDispatcher: () => DispatcherType;
   /** HTTP/1.1-only dispatcher (large uploads), built on first use. */
   http1: DispatcherType | undefined;
   readonly makeHttp1: () => DispatcherType;
   readonly sockets: Set<Socket>;
+}
+
+function agentOf(built: BuiltDispatcher): DispatcherType {
+  built.dispatcher ??= built.makeDispatcher();
+  return built.dispatcher;
 }
 
 /** Which client a facade sends through: the shared one, the upload choice, or HTTP/1.1 always. */
@@ -105,9 +115,10 @@ export class Transport {
     const generation = ++this.#generation;
     const options = this.#hooks.transportOptions.call(agentOptionsFrom(config));
     const sockets = new Set<Socket>();
-    const ca = options.ca ? [...rootCertificates, options.ca] : undefined;
+    // Read only with an extra CA: importing node:tls by name materialises every root certificate.
+    const ca = options.ca ? [...process.getBuiltinModule('node:tls').rootCertificates, options.ca] : undefined;
     const connector = (allowH2: boolean) => {
-      const base = buildConnector({
+      const base = undici().buildConnector({
         allowH2,
         // ALPN offers http/1.1 first unless asked: we want h2 wherever the server has it.
         preferH2: allowH2,
@@ -132,6 +143,7 @@ export class Transport {
       connect: connector(allowH2),
     });
     const make = (allowH2: boolean, connections: number): DispatcherType => {
+      const { Agent, EnvHttpProxyAgent, ProxyAgent } = undici();
       const opts = agentOptions(allowH2, connections);
       const proxy = options.proxy;
       const envProxy = process.env.https_proxy || process.env.HTTPS_PROXY || process.env.http_proxy || process.env.HTTP_PROXY;
@@ -141,8 +153,16 @@ export class Transport {
       if (proxy === 'auto') return new EnvHttpProxyAgent({ ...proxied, ...tls });
       return new ProxyAgent({ ...proxied, ...tls, uri: proxy });
     };
-    const dispatcher = make(options.allowH2, options.connections);
-    return { generation, dispatcher, http1: options.allowH2 ? undefined : dispatcher, makeHttp1: () => make(false, options.connections), sockets };
+    // Without HTTP/2 the shared agent is the HTTP/1.1 one too.
+    const built: BuiltDispatcher = {
+      generation,
+      dispatcher: undefined,
+      makeDispatcher: () => make(options.allowH2, options.connections),
+      http1: undefined,
+      makeHttp1: () => (options.allowH2 ? make(false, options.connections) : agentOf(built)),
+      sockets,
+    };
+    return built;
   }
 
   #track(connectOptions: BuildConnector.Options, socket: Socket, sockets: Set<Socket>): void {
@@ -203,7 +223,7 @@ export class Transport {
     });
     const target = this.#current;
     const wantsHttp1 = route === 'http1' || (route === 'uploads' && this.#config.uploadsOverHttp1);
-    const dispatcher = wantsHttp1 ? (target.http1 ??= target.makeHttp1()) : target.dispatcher;
+    const dispatcher = wantsHttp1 ? (target.http1 ??= target.makeHttp1()) : agentOf(target);
     if (!this.#hooks.request.isUsed()) return dispatcher.dispatch(opts, tracked);
     const outgoing: OutgoingRequest = {
       origin: url.origin,
@@ -291,7 +311,7 @@ export class Transport {
       discard: async () => {
         if (settled) return;
         settled = true;
-        await Promise.all([next.dispatcher.destroy().catch(() => undefined)]);
+        await next.dispatcher?.destroy().catch(() => undefined);
       },
     };
   }
@@ -343,8 +363,25 @@ export interface PreparedTransport {
   discard(): Promise<void>;
 }
 
+/**
+ * undici's Dispatcher without loading undici: an EventEmitter whose request, stream, pipeline,
+ * connect, upgrade and compose are undici's own (they only call `this.dispatch`), taken from its
+ * prototype on first call.
+ */
+class LazyDispatcher extends EventEmitter {}
+for (const method of ['request', 'stream', 'pipeline', 'connect', 'upgrade', 'compose'] as const) {
+  Object.defineProperty(LazyDispatcher.prototype, method, {
+    value(this: unknown, ...args: unknown[]): unknown {
+      return (undici().Dispatcher.prototype[method] as (...a: unknown[]) => unknown).apply(this, args);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+const DispatcherBase = LazyDispatcher as unknown as typeof DispatcherType;
+
 /** The shared client as plugins see it: an undici Dispatcher they can `request()` through. */
-export class KotoHttp extends Dispatcher {
+export class KotoHttp extends DispatcherBase {
   readonly #transport: Transport;
   readonly #route: Route;
 
@@ -382,12 +419,12 @@ export class KotoHttp extends Dispatcher {
    * client: counted, proxied and TLS-configured like every other request, and its handshake
    * decorated by the `request` hook. `wss:` only, except on loopback.
    */
-  websocket(url: string, options: { headers?: Record<string, string>; protocols?: string | string[] } = {}): InstanceType<typeof WebSocket> {
+  websocket(url: string, options: { headers?: Record<string, string>; protocols?: string | string[] } = {}): WebSocket {
     const target = new URL(url);
     if (target.protocol === 'ws:' && !isLoopbackHost(target.hostname)) {
       throw kotoError('KOTO_ERR_INSECURE_ENDPOINT', { url: target.origin });
     }
-    return new WebSocket(url, {
+    return new (undici().WebSocket)(url, {
       dispatcher: this.#transport.http1,
       ...(options.headers ? { headers: options.headers } : {}),
       ...(options.protocols ? { protocols: options.protocols } : {}),

@@ -19,7 +19,7 @@ export interface X11Connection {
 }
 
 /** Why a connection failed, for the caller's own error and remedy. */
-export type X11ConnectFailure = 'cookie' | 'display' | 'refused' | 'timeout' | 'aborted';
+export type X11ConnectFailure = 'missing' | 'cookie' | 'display' | 'refused' | 'timeout' | 'aborted';
 
 export class X11ConnectError extends Error {
   readonly reason: X11ConnectFailure;
@@ -45,7 +45,7 @@ export async function connectX11(display: string, options: ConnectX11Options = {
   if (signal?.aborted) throw new X11ConnectError('stopped before connecting', 'aborted');
   const cookieProblem = await xauthorityProblem();
   if (cookieProblem) throw new X11ConnectError(cookieProblem, 'cookie');
-  const { createClient } = await import('x11');
+  const { createClient } = await loadX11();
   return new Promise((resolve, reject) => {
     let settled = false;
     let client: XClient | undefined;
@@ -86,6 +86,19 @@ export async function connectX11(display: string, options: ConnectX11Options = {
     // callback; with no listener it would be thrown from the socket's data handler.
     client.on('error', fail);
   });
+}
+
+/** The `x11` package is an optional dependency of koto-voice (`npm install --omit=optional` leaves it out). */
+async function loadX11(): Promise<typeof import('x11')> {
+  try {
+    return await import('x11');
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes("'x11'")) {
+      throw new X11ConnectError('the x11 package is not installed (an optional dependency of koto-voice: `npm install x11`)', 'missing', { cause: err });
+    }
+    throw err;
+  }
 }
 
 /** A request with a reply, as a promise; the callback returns true so the client does not also emit the error. */

@@ -3,7 +3,7 @@ import type { BackendName } from '../options.ts';
 import type { BackendDevice } from '../devices.ts';
 import { ProcessBackend } from './process.ts';
 import { pulseServer, pulseServerProblem } from './pulse.ts';
-import { PvRecorderBackend } from './pvrecorder.ts';
+import { pvrecorderMissing, PvRecorderBackend } from './pvrecorder.ts';
 import type { Backend, DeviceCapture, OpenRequest } from './types.ts';
 
 export type { Backend, DeviceCapture, OpenRequest } from './types.ts';
@@ -46,6 +46,14 @@ export async function audioServerProblem(env: NodeJS.ProcessEnv = process.env): 
   return problem ? `the audio server ${server.label} is gone: ${problem}` : undefined;
 }
 
+/**
+ * The pvrecorder backend asked for by name needs its addon (an optional dependency): say which
+ * package to install, before anything else is tried. `auto` just moves on to the next backend.
+ */
+async function requireInstalled(choice: 'auto' | BackendName): Promise<void> {
+  if (choice === 'pvrecorder' && !(await new PvRecorderBackend().available())) throw pvrecorderMissing();
+}
+
 export interface OpenOutcome {
   readonly capture: DeviceCapture;
   /** Backends tried before this one, with why they failed. */
@@ -62,6 +70,7 @@ export async function openDevice(
   log?: (msg: string) => void,
   candidates?: readonly Backend[],
 ): Promise<OpenOutcome> {
+  if (!candidates) await requireInstalled(choice);
   await checkAudioServer();
   const backends = candidates ?? (choice === 'auto' ? autoOrder() : [choice]).map(backendNamed);
   const skipped: string[] = [];
@@ -89,6 +98,7 @@ export async function openDevice(
 
 /** The input devices of the chosen backend (or the first in `auto` order that can list them). */
 export async function listDevices(choice: 'auto' | BackendName): Promise<{ backend: BackendName; devices: BackendDevice[] }> {
+  await requireInstalled(choice);
   await checkAudioServer();
   const names = choice === 'auto' ? autoOrder() : [choice];
   const skipped: string[] = [];

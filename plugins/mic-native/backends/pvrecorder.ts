@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { KotoError } from 'koto-voice';
+import type { Worker } from 'node:worker_threads';
 import { isNullDeviceName, kindOfName, selectDevice, type BackendDevice } from '../devices.ts';
 import { micError } from '../errors.ts';
+import { missingPackage } from '../missing-package.ts';
 import type { Backend, DeviceCapture, OpenRequest } from './types.ts';
 
 type WorkerMessage =
@@ -14,10 +16,17 @@ type WorkerMessage =
 /** Where the addon's package is, or undefined when it is not installed. */
 export function pvrecorderModulePath(): string | undefined {
   try {
-    return createRequire(import.meta.url).resolve('@picovoice/pvrecorder-node');
+    return createRequire(import.meta.url).resolve(PVRECORDER);
   } catch {
     return undefined;
   }
+}
+
+export const PVRECORDER = '@picovoice/pvrecorder-node';
+
+/** `backend: pvrecorder` without the addon (an optional dependency). `auto` just moves on to the next backend. */
+export function pvrecorderMissing(): KotoError {
+  return missingPackage('mic-native', PVRECORDER, 'the microphone backend `pvrecorder` (`pluginOptions.mic-native.backend`)', 'set `pluginOptions.mic-native.backend` to `auto` to record with parec, arecord, ffmpeg or sox');
 }
 
 // The worker is a sibling file: .ts when running from source (Node strips the types), .js when built.
@@ -54,6 +63,8 @@ function startWorker(mode: 'list' | 'record', frameLength: number): { worker: Wo
   if (!modulePath) throw micError('open-failed', { device: '', backend: 'pvrecorder', detail: '@picovoice/pvrecorder-node is not installed' });
   const shared = new SharedArrayBuffer(8);
   // 64 frames of 512 samples ≈ 2 s of buffer inside the addon before it drops audio.
+  // Loaded here: a daemon that never opens the addon never loads worker threads (~3 MiB resident).
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(WORKER_URL, {
     workerData: { modulePath, frameLength, bufferedFrames: 64, control: shared, mode },
     stdout: false,

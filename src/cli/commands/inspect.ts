@@ -63,7 +63,7 @@ export async function configCheckCommand(ctx: CliContext): Promise<number> {
 }
 
 export async function pluginsCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
-  const kernel = await ctx.kernel();
+  const kernel = await ctx.kernel({ everyBuiltin: true });
   const plugins = kernel.plugins();
   if (flags.json) {
     await printLine(JSON.stringify(plugins));
@@ -88,7 +88,7 @@ export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }):
   const checks: { check: string; ok: boolean; detail: string }[] = [];
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
   checks.push({ check: 'node', ok: major > 22 || (major === 22 && minor >= 19), detail: `Node ${process.versions.node}, koto-voice ${KOTO_VERSION}` });
-  const kernel = await ctx.kernel();
+  const kernel = await ctx.kernel({ everyBuiltin: true });
   checks.push({ check: 'config', ok: true, detail: `${kernel.config.resolved.file ?? 'no file (defaults and environment)'} is valid` });
   if (kernel.config.resolved.origin.skipped) checks.push({ check: 'trust', ok: false, detail: skippedLine(kernel.config.resolved.origin) });
   checks.push({ check: 'plugins', ok: true, detail: kernel.plugins().map((p) => p.name).join(', ') });
