@@ -23,6 +23,8 @@ typecheck=ok
 npx tsc -p tsconfig.json --noEmit || { status=1; typecheck=failed; }
 lint=ok
 npx eslint . || { status=1; lint=failed; }
+# One format for every file (`npm run format` rewrites them): a diff in review is never about style.
+npx prettier --check --log-level warn . || { status=1; lint=failed; }
 npx vitest run --exclude 'test/audio/**' --reporter=default --reporter=json --outputFile.json="$reports/main.json" "$@" || status=$?
 if [[ $# -eq 0 ]]; then
   npx vitest run test/audio --no-file-parallelism --reporter=default --reporter=json --outputFile.json="$reports/audio.json" || status=$?
