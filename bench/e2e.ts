@@ -123,7 +123,9 @@ async function session(kernel: Kernel, wav: Uint8Array): Promise<{ firstChar: nu
   );
   const full = performance.now() - t;
   if (result.state !== 'done' || result.fallback || result.text !== CORRECTION) {
-    throw new Error(`session did not deliver the correction: ${JSON.stringify({ state: result.state, error: result.error, warnings: result.warnings })}`);
+    throw new Error(
+      `session did not deliver the correction: ${JSON.stringify({ state: result.state, error: result.error, warnings: result.warnings })}`,
+    );
   }
   return { firstChar: first ?? full, fullText: full };
 }
@@ -185,7 +187,14 @@ export async function runE2eBench(options: E2eOptions): Promise<E2eResult> {
     const nonStreamed = { firstChar: roundSummary(summarize(p.firstChar), 1), fullText: roundSummary(summarize(p.fullText), 1) };
     return {
       bench: 'e2e',
-      options: { rttMs: options.rttMs, thinkMs: options.thinkMs, tokenMs: options.tokenMs, n: options.n, warmup: options.warmup, gapMs: options.gapMs },
+      options: {
+        rttMs: options.rttMs,
+        thinkMs: options.thinkMs,
+        tokenMs: options.tokenMs,
+        n: options.n,
+        warmup: options.warmup,
+        gapMs: options.gapMs,
+      },
       machine: machineInfo(),
       startedAt,
       correctionWords: words,
@@ -216,7 +225,10 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveResult> {
   const wsProxy = await startDelayProxy({ target: { port: realtime.port }, rttMs: options.rttMs, maxLifetimeMs: 30 * 60_000 });
   let seconds = options.seconds[0] ?? 5;
   const pcms = new Map(options.seconds.map((s) => [s, tonePcm({ seconds: s, frequency: 440, amplitude: 0.4, sampleRate: LIVE_RATE })]));
-  const mics = { upload: pacedMicPlugin({ pcm: () => pcms.get(seconds)!, sampleRate: LIVE_RATE, speed: options.speed }), streaming: pacedMicPlugin({ pcm: () => pcms.get(seconds)!, sampleRate: LIVE_RATE, speed: options.speed }) };
+  const mics = {
+    upload: pacedMicPlugin({ pcm: () => pcms.get(seconds)!, sampleRate: LIVE_RATE, speed: options.speed }),
+    streaming: pacedMicPlugin({ pcm: () => pcms.get(seconds)!, sampleRate: LIVE_RATE, speed: options.speed }),
+  };
   const kernelFor = (mode: 'upload' | 'streaming') =>
     createKernel({
       search: false,
@@ -251,12 +263,16 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveResult> {
     const result = await recording.stop();
     const ms = performance.now() - t;
     if (result.state !== 'done' || result.text !== LIVE_TRANSCRIPT) {
-      throw new Error(`live ${mode} session did not deliver the transcript: ${JSON.stringify({ state: result.state, text: result.text, error: result.error, warnings: result.warnings })}`);
+      throw new Error(
+        `live ${mode} session did not deliver the transcript: ${JSON.stringify({ state: result.state, text: result.text, error: result.error, warnings: result.warnings })}`,
+      );
     }
     const viaUpload = uploads() - before.uploads;
     const viaSocket = realtime.stats.connections - before.sockets;
     if (mode === 'upload' ? viaUpload !== 1 || viaSocket !== 0 : viaUpload !== 0 || viaSocket !== 1) {
-      throw new Error(`live ${mode} session took the wrong path: ${viaUpload} upload(s), ${viaSocket} socket(s), warnings ${JSON.stringify(result.warnings)}`);
+      throw new Error(
+        `live ${mode} session took the wrong path: ${viaUpload} upload(s), ${viaSocket} socket(s), warnings ${JSON.stringify(result.warnings)}`,
+      );
     }
     return ms;
   }
@@ -276,7 +292,13 @@ export async function runLiveBench(options: LiveOptions): Promise<LiveResult> {
       }
       const upload = roundSummary(summarize(samples.upload), 1);
       const streaming = roundSummary(summarize(samples.streaming), 1);
-      rows.push({ seconds: s, upload, streaming, ratioP50: round(upload.p50 / streaming.p50, 2), ratioP90: round(upload.p90 / streaming.p90, 2) });
+      rows.push({
+        seconds: s,
+        upload,
+        streaming,
+        ratioP50: round(upload.p50 / streaming.p50, 2),
+        ratioP90: round(upload.p90 / streaming.p90, 2),
+      });
     }
     if (realtime.stats.problems.length > 0) throw new Error(`realtime protocol problems: ${realtime.stats.problems.join('; ')}`);
     const { log: _log, ...rest } = options;
@@ -304,7 +326,10 @@ export function formatLive(live: LiveResult): string {
     '',
     '| dictation | upload P50 | P90 | streaming P50 | P90 | upload / streaming P50 | P90 |',
     '|---|---:|---:|---:|---:|---:|---:|',
-    ...live.rows.map((r) => `| ${r.seconds} s | ${f(r.upload.p50)} | ${f(r.upload.p90)} | ${f(r.streaming.p50)} | ${f(r.streaming.p90)} | ${r.ratioP50.toFixed(2)}× | ${r.ratioP90.toFixed(2)}× |`),
+    ...live.rows.map(
+      (r) =>
+        `| ${r.seconds} s | ${f(r.upload.p50)} | ${f(r.upload.p90)} | ${f(r.streaming.p50)} | ${f(r.streaming.p90)} | ${r.ratioP50.toFixed(2)}× | ${r.ratioP90.toFixed(2)}× |`,
+    ),
   ].join('\n');
 }
 
@@ -359,21 +384,22 @@ async function main(): Promise<void> {
     log: (line) => process.stderr.write(`${line}\n`),
   });
   const liveN = Number(values['live-n']);
-  const result: E2eResult = liveN > 0
-    ? {
-        ...base,
-        live: await runLiveBench({
-          rttMs: Number(values.rtt),
-          asrThinkMs: Number(values['asr-think'] ?? values.think),
-          seconds: values['live-seconds'].split(',').map(Number),
-          speed: Number(values['live-speed']),
-          n: liveN,
-          warmup: Number(values['live-warmup']),
-          gapMs: Number(values.gap),
-          log: (line) => process.stderr.write(`${line}\n`),
-        }),
-      }
-    : base;
+  const result: E2eResult =
+    liveN > 0
+      ? {
+          ...base,
+          live: await runLiveBench({
+            rttMs: Number(values.rtt),
+            asrThinkMs: Number(values['asr-think'] ?? values.think),
+            seconds: values['live-seconds'].split(',').map(Number),
+            speed: Number(values['live-speed']),
+            n: liveN,
+            warmup: Number(values['live-warmup']),
+            gapMs: Number(values.gap),
+            log: (line) => process.stderr.write(`${line}\n`),
+          }),
+        }
+      : base;
   if (values.out) await writeFile(values.out, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatE2e(result)}\n`);
 }

@@ -135,7 +135,11 @@ correction:
 
 /** Starts `koto daemon` in the foreground, waits until it listens, settles, samples its RSS, stops it. */
 async function idleDaemon(settleMs: number, home: string, env: NodeJS.ProcessEnv, config?: string): Promise<{ rssMiB: number }> {
-  const child = spawn(process.execPath, [BIN, ...(config ? ['--config', config] : []), 'daemon'], { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...(config ? ['--config', config] : []), 'daemon'], {
+    cwd: home,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const exited = once(child, 'exit');
   try {
@@ -203,11 +207,15 @@ export async function runFootprintBench(options: FootprintOptions): Promise<Foot
     const openaiHome = await mkdtemp(path.join(home, 'daemon-openai-'));
     const configFile = path.join(openaiHome, 'config.yaml');
     await writeFile(configFile, OPENAI_ONLY_CONFIG, { mode: 0o600 });
-    const daemonOpenAI = await idleDaemon(options.settleMs, openaiHome, { ...env, KOTO_HOME: openaiHome }, configFile).catch((err: unknown) => ({
-      error: err instanceof Error ? err.message : String(err),
-    }));
+    const daemonOpenAI = await idleDaemon(options.settleMs, openaiHome, { ...env, KOTO_HOME: openaiHome }, configFile).catch(
+      (err: unknown) => ({
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
     log('footprint: idle kernel process');
-    const kernel = JSON.parse((await run(['--input-type=module', '-e', idleScript(true, options.settleMs, home)], env)).stdout) as Memory & { plugins: string[] };
+    const kernel = JSON.parse(
+      (await run(['--input-type=module', '-e', idleScript(true, options.settleMs, home)], env)).stdout,
+    ) as Memory & { plugins: string[] };
     const bare = JSON.parse((await run(['--input-type=module', '-e', idleScript(false, options.settleMs, home)], env)).stdout) as Memory;
     const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
     return {
@@ -276,7 +284,11 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  const result = await runFootprintBench({ n: Number(values.n), settleMs: Number(values.settle), log: (line) => process.stderr.write(`${line}\n`) });
+  const result = await runFootprintBench({
+    n: Number(values.n),
+    settleMs: Number(values.settle),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
   if (values.out) await writeFile(values.out, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatFootprint(result)}\n`);
 }

@@ -83,15 +83,24 @@ async function startup(env: NodeJS.ProcessEnv): Promise<Record<string, Summary>>
 
 async function main(): Promise<void> {
   const home = mkdtempSync(path.join(os.tmpdir(), 'koto-bench-loop-'));
-  const server = await startOpenAIServer({ thinkMs: Number(flags.think), transcribe: () => 'hello from the bench', complete: () => 'Hello from the bench.' });
+  const server = await startOpenAIServer({
+    thinkMs: Number(flags.think),
+    transcribe: () => 'hello from the bench',
+    complete: () => 'Hello from the bench.',
+  });
   writeFileSync(path.join(home, 'ca.pem'), server.ca);
   execFileSync('bash', [path.join(ROOT, 'test/support/virtual-mic.sh'), 'start'], { stdio: 'ignore' });
   const pulse = Object.fromEntries(
-    [...execFileSync('bash', [path.join(ROOT, 'test/support/virtual-mic.sh'), 'env'], { encoding: 'utf8' }).matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
+    [
+      ...execFileSync('bash', [path.join(ROOT, 'test/support/virtual-mic.sh'), 'env'], { encoding: 'utf8' }).matchAll(
+        /^export (\w+)=(.*)$/gm,
+      ),
+    ].map((m) => [m[1]!, m[2]!]),
   );
   const xvfb = await startXvfb().catch((err: Error) => (log(`no hotkey trigger: ${err.message}`), undefined));
   // `xdotool version` needs a display too.
-  const hasXdotool = xvfb !== undefined && (await run('xdotool', ['version'], { ...process.env, DISPLAY: xvfb.display }).catch(() => 1)) === 0;
+  const hasXdotool =
+    xvfb !== undefined && (await run('xdotool', ['version'], { ...process.env, DISPLAY: xvfb.display }).catch(() => 1)) === 0;
   const output = path.join(home, 'dictations.txt');
   writeFileSync(
     path.join(home, 'config.yaml'),

@@ -85,7 +85,11 @@ export async function runOverheadBench(options: OverheadOptions): Promise<Overhe
   const log = options.log ?? (() => undefined);
   const startedAt = new Date().toISOString();
   const home = await mkdtemp(path.join(os.tmpdir(), 'koto-bench-overhead-'));
-  const server = await startOpenAIServer({ apiKey: API_KEY, transcribe: () => 'hello world this is a test', complete: () => 'Hello world, this is a test.' });
+  const server = await startOpenAIServer({
+    apiKey: API_KEY,
+    transcribe: () => 'hello world this is a test',
+    complete: () => 'Hello world, this is a test.',
+  });
   const kernel = await createKernel({
     search: false,
     builtins: ['openai-compatible'],
@@ -114,7 +118,8 @@ export async function runOverheadBench(options: OverheadOptions): Promise<Overhe
     // Capture the exact requests of one session, to replay them.
     server.reset();
     const first = await kernel.run({ data: wav, name: 'a.wav' });
-    if (first.state !== 'done' || first.fallback) throw new Error(`the Koto session did not complete: ${JSON.stringify(first.error ?? first.warnings)}`);
+    if (first.state !== 'done' || first.fallback)
+      throw new Error(`the Koto session did not complete: ${JSON.stringify(first.error ?? first.warnings)}`);
     const asrReq = server.requests.find((r) => r.path.endsWith('/audio/transcriptions'));
     const chatReq = server.requests.find((r) => r.path.endsWith('/chat/completions'));
     if (!asrReq || !chatReq) throw new Error('could not capture the session requests');
@@ -122,7 +127,13 @@ export async function runOverheadBench(options: OverheadOptions): Promise<Overhe
     const chatJson = chatReq.json;
     const chat = { path: chatReq.path, headers: replayHeaders(chatReq) };
 
-    const replay = async (request: (opts: { path: string; headers: Record<string, string>; body: Buffer | string }) => Promise<{ statusCode: number; body: { text(): Promise<string> } }>) => {
+    const replay = async (
+      request: (opts: {
+        path: string;
+        headers: Record<string, string>;
+        body: Buffer | string;
+      }) => Promise<{ statusCode: number; body: { text(): Promise<string> } }>,
+    ) => {
       const a = await request({ path: asr.path, headers: asr.headers, body: asr.body });
       const transcript = JSON.parse(await a.body.text()) as { text?: string };
       if (a.statusCode !== 200 || typeof transcript.text !== 'string') throw new Error(`transcription: HTTP ${a.statusCode}`);
@@ -134,8 +145,10 @@ export async function runOverheadBench(options: OverheadOptions): Promise<Overhe
     const http = kernel.http as unknown as { prewarm: unknown };
     const timings: Record<string, number[]> = {};
     const run: Record<OverheadVariant, () => Promise<void>> = {
-      bare: () => replay((o) => undici.request(`${server.origin}${o.path}`, { dispatcher: agent, method: 'POST', headers: o.headers, body: o.body })),
-      http: () => replay((o) => kernel.http.request({ origin: server.origin, path: o.path, method: 'POST', headers: o.headers, body: o.body })),
+      bare: () =>
+        replay((o) => undici.request(`${server.origin}${o.path}`, { dispatcher: agent, method: 'POST', headers: o.headers, body: o.body })),
+      http: () =>
+        replay((o) => kernel.http.request({ origin: server.origin, path: o.path, method: 'POST', headers: o.headers, body: o.body })),
       core: async () => {
         // Stubs the shared client's pre-warm for this session only (an own property shadows the method).
         http.prewarm = noPrewarm;
@@ -195,7 +208,13 @@ export async function runOverheadBench(options: OverheadOptions): Promise<Overhe
       };
     }
     const sessionTimings = Object.fromEntries(
-      Object.entries(timings).map(([k, v]) => [k, quantile([...v].sort((a, b) => a - b), 0.5)]),
+      Object.entries(timings).map(([k, v]) => [
+        k,
+        quantile(
+          [...v].sort((a, b) => a - b),
+          0.5,
+        ),
+      ]),
     );
     const value = variants.session.addedP50;
     return {
@@ -234,7 +253,11 @@ export function formatOverhead(r: OverheadResult): string {
     );
   }
   lines.push('');
-  lines.push(`Kernel stage timings of the whole sessions (median, whole ms as the kernel rounds them): ${Object.entries(r.sessionTimings).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
+  lines.push(
+    `Kernel stage timings of the whole sessions (median, whole ms as the kernel rounds them): ${Object.entries(r.sessionTimings)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+  );
   lines.push('');
   lines.push(`Target: ${r.target.what} ≤ ${r.target.bound}: ${f(r.target.value)} — ${r.target.met ? 'met' : 'NOT met'}.`);
   return lines.join('\n');

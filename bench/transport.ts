@@ -232,7 +232,12 @@ async function kernelVariant(ep: Endpoint, home: string, prewarm: boolean): Prom
     ...(prewarm ? { prewarm: () => void kernel.http.prewarm(ep.origin, PREWARM_PATH) } : {}),
     clientStats() {
       const s = kernel.http.stats().origins[ep.origin];
-      return { connections: s?.connections ?? 0, tlsHandshakes: s?.tlsHandshakes ?? 0, tlsResumed: s?.tlsResumed ?? 0, prewarms: s?.prewarms ?? 0 };
+      return {
+        connections: s?.connections ?? 0,
+        tlsHandshakes: s?.tlsHandshakes ?? 0,
+        tlsResumed: s?.tlsResumed ?? 0,
+        prewarms: s?.prewarms ?? 0,
+      };
     },
     close: () => kernel.close(),
   };
@@ -290,13 +295,17 @@ interface PatternPlan {
 export function patternPlan(pattern: PatternName, opts: Pick<TransportBenchOptions, 'quick' | 'idleMs' | 'leadMs'>): PatternPlan {
   switch (pattern) {
     case 'back-to-back':
-      return { gapMs: null, idleMs: null, description: 'each variant sends its next request as soon as the previous one is done; variants run at the same time' };
+      return {
+        gapMs: null,
+        idleMs: null,
+        description: 'each variant sends its next request as soon as the previous one is done; variants run at the same time',
+      };
     case 'spaced': {
       const gap: [number, number] = opts.quick ? [500, 1500] : [2000, 5000];
       return {
         gapMs: gap,
         idleMs: null,
-        description: `requests ${gap[0] / 1000}–${gap[1] / 1000} s apart${opts.quick ? ' (quick mode: shorter than dictation\'s 2–5 s)' : ', like dictation'}`,
+        description: `requests ${gap[0] / 1000}–${gap[1] / 1000} s apart${opts.quick ? " (quick mode: shorter than dictation's 2–5 s)" : ', like dictation'}`,
       };
     }
     case 'idle': {
@@ -479,7 +488,8 @@ function targetsOf(patterns: TransportBenchResult['patterns']): Target[] {
   }
   const spaced = patterns.spaced;
   const ad = spaced?.ratios['a/d'];
-  if (ad !== undefined) out.push({ pattern: 'spaced', what: 'P50 speed-up of Koto (d) over (a), ×', value: ad, bound: 1.35, met: ad >= 1.35 });
+  if (ad !== undefined)
+    out.push({ pattern: 'spaced', what: 'P50 speed-up of Koto (d) over (a), ×', value: ad, bound: 1.35, met: ad >= 1.35 });
   return out;
 }
 
@@ -524,7 +534,9 @@ export function formatTransport(result: TransportBenchResult): string {
   lines.push(`# Transport: RTT ${o.rttMs} ms, think ${o.thinkMs} ms, n ${o.n}${o.quick ? ' (quick)' : ''}`);
   lines.push('');
   lines.push(`Machine: ${machineLine(result.machine)}. Built-in fetch: undici ${result.nodeFetchUndici ?? '?'}.`);
-  lines.push(`Pre-warm lead ${o.leadMs} ms; seed ${o.seed}; scheduling priority (nice) ${result.priority}; total ${(result.durationMs / 1000).toFixed(0)} s.`);
+  lines.push(
+    `Pre-warm lead ${o.leadMs} ms; seed ${o.seed}; scheduling priority (nice) ${result.priority}; total ${(result.durationMs / 1000).toFixed(0)} s.`,
+  );
   for (const p of Object.values(result.patterns)) {
     if (!p) continue;
     lines.push('');
@@ -550,7 +562,8 @@ export function formatTransport(result: TransportBenchResult): string {
     lines.push('');
     lines.push(`P50 ratios: ${parts.join(', ')}.`);
     const late = Object.entries(p.variants).filter(([, v]) => v && v.lateStarts > 0);
-    if (late.length) lines.push(`Late starts (previous request overran its slot): ${late.map(([k, v]) => `${k} ${v!.lateStarts}`).join(', ')}.`);
+    if (late.length)
+      lines.push(`Late starts (previous request overran its slot): ${late.map(([k, v]) => `${k} ${v!.lateStarts}`).join(', ')}.`);
   }
   if (result.targets.length) {
     lines.push('');
@@ -568,7 +581,10 @@ export function formatTransport(result: TransportBenchResult): string {
 
 function listOf<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] {
   if (!value) return [...all];
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const item of items) if (!all.includes(item as T)) throw new Error(`unknown ${what} "${item}" (known: ${all.join(', ')})`);
   return items as T[];
 }

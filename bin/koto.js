@@ -20,9 +20,17 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
 // semi-space during start-up and keeps it) saves about 10 MiB of resident memory, and its
 // allocations (control messages, audio frames of a few KiB) never need more. Node reads heap
 // sizes only at start, so the process replaces itself (same pid, same stdio) once.
-if (commandOf(args) === 'daemon' && typeof process.execve === 'function' && !process.env.KOTO_DAEMON_TUNED && !/semi-space/.test(`${process.execArgv} ${process.env.NODE_OPTIONS ?? ''}`)) {
+if (
+  commandOf(args) === 'daemon' &&
+  typeof process.execve === 'function' &&
+  !process.env.KOTO_DAEMON_TUNED &&
+  !/semi-space/.test(`${process.execArgv} ${process.env.NODE_OPTIONS ?? ''}`)
+) {
   try {
-    process.execve(process.execPath, [process.execPath, '--max-semi-space-size=2', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, KOTO_DAEMON_TUNED: '1' });
+    process.execve(process.execPath, [process.execPath, '--max-semi-space-size=2', ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      KOTO_DAEMON_TUNED: '1',
+    });
   } catch {
     // Not replaced (a sandbox refusing exec): the daemon runs as it is, with V8's default heap.
   }

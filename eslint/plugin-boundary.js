@@ -15,7 +15,13 @@ function packageOf(specifier) {
 export function pluginBoundary(root, dependencies) {
   const declared = new Set(dependencies);
   return {
-    meta: { type: 'problem', messages: { outside: '{{what}}: plugins import only koto-voice (and its public subpaths), node: built-ins, declared dependencies and their own folder' } },
+    meta: {
+      type: 'problem',
+      messages: {
+        outside:
+          '{{what}}: plugins import only koto-voice (and its public subpaths), node: built-ins, declared dependencies and their own folder',
+      },
+    },
     create(context) {
       const file = context.filename;
       const rel = path.relative(path.join(root, 'plugins'), file);
@@ -46,4 +52,3 @@ export function pluginBoundary(root, dependencies) {
     },
   };
 }
-

@@ -40,5 +40,8 @@ for (const name of readdirSync(pluginsDir).sort()) {
 
 let doc = readFileSync(file, 'utf8');
 doc = doc.replace(/<!-- table:start -->[\s\S]*<!-- table:end -->/, `<!-- table:start -->\n${kernel}\n<!-- table:end -->`);
-doc = doc.replace(/<!-- plugins:start -->[\s\S]*<!-- plugins:end -->/, `<!-- plugins:start -->\n${groups.join('\n\n')}\n<!-- plugins:end -->`);
+doc = doc.replace(
+  /<!-- plugins:start -->[\s\S]*<!-- plugins:end -->/,
+  `<!-- plugins:start -->\n${groups.join('\n\n')}\n<!-- plugins:end -->`,
+);
 writeFileSync(file, doc);

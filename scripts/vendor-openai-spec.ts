@@ -58,7 +58,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const text = await load(source);
-  const doc = parse(text, { maxAliasCount: -1 }) as { openapi: string; info: { title: string; version: string; license?: unknown }; components: { schemas: Record<string, Schema> } };
+  const doc = parse(text, { maxAliasCount: -1 }) as {
+    openapi: string;
+    info: { title: string; version: string; license?: unknown };
+    components: { schemas: Record<string, Schema> };
+  };
   const all = doc.components.schemas;
   const keep = new Set<string>();
   const queue = [...ROOTS, ...extra];
@@ -84,11 +88,17 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   const body = stringify(
-    { openapi: doc.openapi, info: { title: doc.info.title, version: doc.info.version, license: doc.info.license }, components: { schemas } },
+    {
+      openapi: doc.openapi,
+      info: { title: doc.info.title, version: doc.info.version, license: doc.info.license },
+      components: { schemas },
+    },
     { lineWidth: 0, aliasDuplicateObjects: false },
   );
   writeFileSync(OUT, header + body);
-  console.log(`wrote ${OUT}: ${keep.size} of ${Object.keys(all).length} schemas, ${(Buffer.byteLength(header + body) / 1024).toFixed(0)} KiB`);
+  console.log(
+    `wrote ${OUT}: ${keep.size} of ${Object.keys(all).length} schemas, ${(Buffer.byteLength(header + body) / 1024).toFixed(0)} KiB`,
+  );
 }
 
 await main();

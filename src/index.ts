@@ -12,7 +12,16 @@ export type { KotoPlugin, AnyKotoPlugin, PluginDefinition, PluginApi, OutputSche
 export { PROVIDER_SPEC_VERSIONS } from './kernel/provider-spec.ts';
 export type { AsrProviderV1, CorrectionProviderV1, OutputV1, AudioSourceV1, ProvideApi } from './kernel/provider-spec.ts';
 export { STAGE } from './kernel/hooks.ts';
-export type { KernelHooks, PluginHooks, TapOnly, AudioSourceRequest, AudioSourceHandle, AudioFrame, AudioDevice, AudioDevicesRequest } from './kernel/hooks.ts';
+export type {
+  KernelHooks,
+  PluginHooks,
+  TapOnly,
+  AudioSourceRequest,
+  AudioSourceHandle,
+  AudioFrame,
+  AudioDevice,
+  AudioDevicesRequest,
+} from './kernel/hooks.ts';
 export { parseWav, encodeWav } from './audio/wav.ts';
 export { fitUpload, formatBytes, type FitUploadOptions, type UploadPart, type UploadPlan } from './audio/fit-upload.ts';
 export { resample, StreamingResampler, type ResamplerOptions } from './audio/resample.ts';

@@ -16,10 +16,14 @@ const current = doc.replace(renamedSection, '');
 const pluginsDir = new URL('../plugins/', import.meta.url);
 const builtins: { name: string; errors: Readonly<Record<string, PluginErrorSpec>> }[] = [];
 for (const dir of readdirSync(pluginsDir).sort()) {
-  const plugin = ((await import(new URL(`${dir}/index.ts`, pluginsDir).href)) as { default: { name: string; errors?: Record<string, PluginErrorSpec> } }).default;
+  const plugin = (
+    (await import(new URL(`${dir}/index.ts`, pluginsDir).href)) as { default: { name: string; errors?: Record<string, PluginErrorSpec> } }
+  ).default;
   builtins.push({ name: plugin.name, errors: plugin.errors ?? {} });
 }
-const pluginCodes = new Map(builtins.flatMap(({ name, errors }) => Object.entries(errors).map(([code, spec]) => [code, { plugin: name, spec }] as const)));
+const pluginCodes = new Map(
+  builtins.flatMap(({ name, errors }) => Object.entries(errors).map(([code, spec]) => [code, { plugin: name, spec }] as const)),
+);
 
 /** Old kernel codes → the plugin codes that replaced them, with the old exit code and failover (history: they must not change). */
 const RENAMED: Record<string, { to: string; exit: number; failedOver: boolean }> = {
@@ -56,13 +60,16 @@ describe('the error catalogue', () => {
     }
   });
 
-  it('documents every built-in plugin\'s own codes under the plugin, with message, fix and exit code', () => {
+  it("documents every built-in plugin's own codes under the plugin, with message, fix and exit code", () => {
     expect(pluginCodes.size).toBeGreaterThan(0);
     const groups = section('<!-- plugins:start -->', '<!-- plugins:end -->');
     for (const [code, { plugin, spec }] of pluginCodes) {
       expect(code.startsWith(`${errorPrefixOf(plugin)}_ERR_`), `${code} carries ${plugin}'s prefix`).toBe(true);
       const group = groups.slice(groups.indexOf(`### ${plugin}\n`));
-      const row = group.split('\n### ')[0]!.split('\n').find((line) => line.startsWith(`| \`${code}\` |`));
+      const row = group
+        .split('\n### ')[0]!
+        .split('\n')
+        .find((line) => line.startsWith(`| \`${code}\` |`));
       expect(row, `${code} is missing under "### ${plugin}" in docs/errors.md (run: npx node scripts/errors-doc.ts)`).toBeDefined();
       expect(row).toContain(`| ${spec.exit ?? 1} |`);
       expect(row).toContain(spec.message.replace(/\|/g, '\\|'));
@@ -70,7 +77,7 @@ describe('the error catalogue', () => {
     }
   });
 
-  it('no kernel fix names a provider\'s own setting or program (the owning plugin words those)', () => {
+  it("no kernel fix names a provider's own setting or program (the owning plugin words those)", () => {
     for (const [code, spec] of Object.entries(ERRORS)) {
       expect(`${spec.message} ${spec.fix}`, code).not.toMatch(/OPENAI_|AZURE_|pocketsphinx|parec|pulseaudio|deepgram/i);
     }

@@ -6,5 +6,8 @@
 declare module 'x11' {
   import type { XClient, XDisplay } from 'koto-voice/x11';
   export type * from 'koto-voice/x11';
-  export function createClient(options: { display?: string; disableBigRequests?: boolean }, cb: (err: Error | undefined, display: XDisplay) => void): XClient;
+  export function createClient(
+    options: { display?: string; disableBigRequests?: boolean },
+    cb: (err: Error | undefined, display: XDisplay) => void,
+  ): XClient;
 }

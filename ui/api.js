@@ -44,7 +44,17 @@ export function subscribe(on, onOpen, onError) {
   return () => source.close();
 }
 
-export const STATE_LABEL = { idle: 'idle', recording: 'recording', transcribing: 'transcribing', correcting: 'correcting', output: 'delivering', done: 'done', failed: 'failed', cancelled: 'cancelled', interrupted: 'interrupted' };
+export const STATE_LABEL = {
+  idle: 'idle',
+  recording: 'recording',
+  transcribing: 'transcribing',
+  correcting: 'correcting',
+  output: 'delivering',
+  done: 'done',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  interrupted: 'interrupted',
+};
 
 export function copy(text) {
   return navigator.clipboard.writeText(text ?? '');

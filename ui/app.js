@@ -19,7 +19,15 @@ function tabOf(hash) {
 
 /** Live state, fed by the event stream: sessions not ended yet, the last result, warnings. */
 function useLive() {
-  const [live, setLive] = useState({ connected: false, sessions: {}, level: 0, last: undefined, warnings: [], generation: undefined, status: undefined });
+  const [live, setLive] = useState({
+    connected: false,
+    sessions: {},
+    level: 0,
+    last: undefined,
+    warnings: [],
+    generation: undefined,
+    status: undefined,
+  });
   useEffect(
     () =>
       subscribe(
@@ -32,7 +40,10 @@ function useLive() {
                 return { ...s, connected: true, sessions, last: data.last, status: data.status, generation: data.status?.configGeneration };
               }
               case 'session':
-                return { ...s, sessions: { ...s.sessions, [data.id]: { id: data.id, mode: data.mode, state: data.state, level: 0, interim: '' } } };
+                return {
+                  ...s,
+                  sessions: { ...s.sessions, [data.id]: { id: data.id, mode: data.mode, state: data.state, level: 0, interim: '' } },
+                };
               case 'state': {
                 const current = s.sessions[data.id];
                 if (!current || ['done', 'failed', 'cancelled'].includes(data.state)) return s;
@@ -44,11 +55,17 @@ function useLive() {
               }
               case 'interim': {
                 const current = s.sessions[data.id];
-                return current ? { ...s, sessions: { ...s.sessions, [data.id]: { ...current, interim: data.text, interimStage: data.stage } } } : s;
+                return current
+                  ? { ...s, sessions: { ...s.sessions, [data.id]: { ...current, interim: data.text, interimStage: data.stage } } }
+                  : s;
               }
               case 'final': {
                 const { [data.id]: _ended, ...rest } = s.sessions;
-                const notes = [...(data.warnings ?? []), ...(data.error ? [data.error.message] : [])].map((text) => ({ id: data.id, text, at: Date.now() }));
+                const notes = [...(data.warnings ?? []), ...(data.error ? [data.error.message] : [])].map((text) => ({
+                  id: data.id,
+                  text,
+                  at: Date.now(),
+                }));
                 return { ...s, sessions: rest, last: data, level: 0, warnings: [...notes, ...s.warnings].slice(0, 20) };
               }
               case 'config':

@@ -40,8 +40,9 @@ export function Devices() {
       <h3>Input devices ${devices && html`<span class="muted">(source ${devices.source})</span>`}</h3>
       ${!devices && html`<p class="muted">Loading…</p>`}
       ${devices?.error && html`<p class="error">${devices.error.message}${devices.error.fix ? ` — ${devices.error.fix}` : ''}</p>`}
-      ${devices?.devices?.length > 0 &&
-      html`<table data-testid="device-list"><thead><tr><th>device</th><th>backend</th><th></th></tr></thead><tbody>
+      ${
+        devices?.devices?.length > 0 &&
+        html`<table data-testid="device-list"><thead><tr><th>device</th><th>backend</th><th></th></tr></thead><tbody>
         ${devices.devices.map(
           (d) => html`<tr>
             <td><b>${d.name}</b>${d.description ? html` <span class="muted">${d.description}</span>` : ''}${d.isDefault ? html` <span class="badge">system default</span>` : ''}</td>
@@ -49,16 +50,20 @@ export function Devices() {
             <td class="num">${devices.device === d.name ? html`<span class="badge ok">in use</span>` : html`<button class="small" onClick=${() => pick(d.name)}>Use</button>`}</td>
           </tr>`,
         )}
-      </tbody></table>`}
+      </tbody></table>`
+      }
       ${message && html`<p class=${message.ok ? 'ok' : 'error'} role="status">${message.text}</p>`}
       <h3>Doctor</h3>
       <div class="buttons"><button onClick=${runDoctor} disabled=${running} data-testid="doctor">${running ? 'Checking…' : 'Run the checks'}</button></div>
-      ${doctor &&
-      html`<ul class="checks" data-testid="checks">
+      ${
+        doctor &&
+        html`<ul class="checks" data-testid="checks">
         ${doctor.checks.map((c) => html`<li class=${c.ok ? 'ok' : 'error'}><b>${c.ok ? 'ok' : 'FAIL'}</b> ${c.check}: <span>${c.detail}</span></li>`)}
-      </ul>`}
-      ${status &&
-      html`<h3>Daemon</h3>
+      </ul>`
+      }
+      ${
+        status &&
+        html`<h3>Daemon</h3>
         <dl>
           <dt>pid</dt><dd>${status.pid}</dd>
           <dt>config</dt><dd><code>${status.configFile ?? 'none'}</code> (generation ${status.configGeneration})</dd>
@@ -67,11 +72,14 @@ export function Devices() {
           ${Object.entries(status.plugins ?? {}).map(([name, r]) => html`<dt>${name}</dt><dd>${r.summary ?? JSON.stringify(r)}</dd>`)}
         </dl>
         <h3>Connections</h3>
-        ${origins.length === 0
-          ? html`<p class="muted">No provider contacted yet.</p>`
-          : html`<table><thead><tr><th>origin</th><th>protocol</th><th class="num">TLS handshakes</th><th class="num">requests</th></tr></thead><tbody>
+        ${
+          origins.length === 0
+            ? html`<p class="muted">No provider contacted yet.</p>`
+            : html`<table><thead><tr><th>origin</th><th>protocol</th><th class="num">TLS handshakes</th><th class="num">requests</th></tr></thead><tbody>
               ${origins.map(([o, s]) => html`<tr><td>${o}</td><td>${s.lastProtocol ?? '-'}</td><td class="num">${s.tlsHandshakes}</td><td class="num">${s.requests}</td></tr>`)}
-            </tbody></table>`}`}
+            </tbody></table>`
+        }`
+      }
     </section>
   `;
 }

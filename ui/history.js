@@ -79,13 +79,15 @@ function Details({ entry, templates, onChanged }) {
         <button disabled=${busy || !entry.hasAudio} data-testid="retry" onClick=${() => run('retry', () => api(`/history/${encodeURIComponent(entry.id)}/retry`, { method: 'POST', body: {} }))}>Retry</button>
         <button disabled=${busy || !(entry.text ?? entry.raw)} onClick=${() => run('deliver', () => api(`/history/${encodeURIComponent(entry.id)}/deliver`, { method: 'POST', body: {} }))}>Paste again</button>
         <button disabled=${!(entry.text ?? entry.raw)} onClick=${() => copy(entry.text ?? entry.raw).then(() => setMessage({ ok: true, text: 'copied' }))}>Copy</button>
-        ${templates.length > 0 &&
-        html`<span class="group">
+        ${
+          templates.length > 0 &&
+          html`<span class="group">
           <select value=${template} onChange=${(e) => setTemplate(e.target.value)} aria-label="rewrite template">
             ${templates.map((t) => html`<option value=${t}>${t}</option>`)}
           </select>
           <button disabled=${busy || !(entry.text ?? entry.raw)} onClick=${() => run(`rewrite (${template})`, () => api(`/history/${encodeURIComponent(entry.id)}/rewrite`, { method: 'POST', body: { template } }))}>Rewrite</button>
-        </span>`}
+        </span>`
+        }
         <button
           class="danger"
           data-testid="delete"
@@ -121,13 +123,10 @@ export function History({ live }) {
       if (filters.from) q.set('from', new Date(`${filters.from}T00:00:00`).toISOString());
       if (filters.to) q.set('to', new Date(new Date(`${filters.to}T00:00:00`).getTime() + 86_400_000).toISOString());
       q.set('limit', String(limit));
-      api(`/history?${q}`).then(
-        (d) => {
-          setData(d);
-          setError(undefined);
-        },
-        setError,
-      );
+      api(`/history?${q}`).then((d) => {
+        setData(d);
+        setError(undefined);
+      }, setError);
     }, 150);
     return () => clearTimeout(timer.current);
     // A finished session (live.last) refreshes the table.
@@ -170,9 +169,11 @@ export function History({ live }) {
         </tbody>
       </table>
       ${data.entries.length === 0 && html`<p class="muted">No sessions match.</p>`}
-      ${data.entries.length < data.total &&
-      html`<div class="buttons"><button data-testid="more" onClick=${() => setLimit(Math.min(limit + PAGE, 500))} disabled=${limit >= 500}>
-        Show more (${data.total - data.entries.length} older)</button>${limit >= 500 ? html`<span class="muted">narrow the search to see older sessions</span>` : ''}</div>`}
+      ${
+        data.entries.length < data.total &&
+        html`<div class="buttons"><button data-testid="more" onClick=${() => setLimit(Math.min(limit + PAGE, 500))} disabled=${limit >= 500}>
+        Show more (${data.total - data.entries.length} older)</button>${limit >= 500 ? html`<span class="muted">narrow the search to see older sessions</span>` : ''}</div>`
+      }
     </section>
   `;
 }

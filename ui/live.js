@@ -39,16 +39,19 @@ export function Live({ live }) {
         <button class="danger" data-testid="cancel" disabled=${busy || !session} onClick=${() => act('cancel')}>Cancel</button>
       </div>
       ${error && html`<p class="error" role="alert">${error.message}${error.fix ? html` — ${error.fix}` : ''}</p>`}
-      ${Object.keys(live.sessions).length > 1 &&
-      html`<p class="muted">${Object.keys(live.sessions).length - 1} more session(s) finishing, in order: ${Object.values(live.sessions)
-        .filter((s) => s !== session)
-        .map((s) => `${s.id} (${STATE_LABEL[s.state] ?? s.state})`)
-        .join(', ')}</p>`}
+      ${
+        Object.keys(live.sessions).length > 1 &&
+        html`<p class="muted">${Object.keys(live.sessions).length - 1} more session(s) finishing, in order: ${Object.values(live.sessions)
+          .filter((s) => s !== session)
+          .map((s) => `${s.id} (${STATE_LABEL[s.state] ?? s.state})`)
+          .join(', ')}</p>`
+      }
       <h3>Hearing</h3>
       <p class="interim" data-testid="interim">${session?.interim || html`<span class="muted">${session ? '…' : 'Nothing yet: press Start or your hotkey.'}</span>`}</p>
       <h3>Last result</h3>
-      ${last
-        ? html`<div class="final">
+      ${
+        last
+          ? html`<div class="final">
             <p data-testid="final" class=${last.state === 'done' ? '' : 'muted'}>${last.text ?? last.raw ?? html`<em>${last.error?.message ?? last.state}</em>`}</p>
             <div class="meta">
               <span class=${`state state-${last.state}`}>${STATE_LABEL[last.state] ?? last.state}</span>
@@ -58,12 +61,15 @@ export function Live({ live }) {
             </div>
             <${Waterfall} timings=${last.timings} />
           </div>`
-        : html`<p class="muted">No dictation since the panel opened.</p>`}
-      ${live.warnings.length > 0 &&
-      html`<h3>Warnings</h3>
+          : html`<p class="muted">No dictation since the panel opened.</p>`
+      }
+      ${
+        live.warnings.length > 0 &&
+        html`<h3>Warnings</h3>
         <ul class="warnings" data-testid="warnings">
           ${live.warnings.map((w) => html`<li><code>${w.id}</code> ${w.text}</li>`)}
-        </ul>`}
+        </ul>`
+      }
     </section>
   `;
 }

@@ -27,7 +27,8 @@ export function Settings({ live }) {
     return refresh();
   };
   useEffect(() => void refresh(), []);
-  if (!settings) return html`<section>${message ? html`<p class="error">${message.text}</p>` : html`<p class="muted">Loading…</p>`}</section>`;
+  if (!settings)
+    return html`<section>${message ? html`<p class="error">${message.text}</p>` : html`<p class="muted">Loading…</p>`}</section>`;
   const values = settings.values ?? {};
   const key = (path) => path.join('.');
   const current = (path) => (key(path) in draft ? draft[key(path)].value : get(values, path));
@@ -64,11 +65,13 @@ export function Settings({ live }) {
     const state = get(values, path)?.$hidden ?? 'not set';
     return html`<label class="field">
       <span>${label} <span class=${`badge ${state === 'set' ? 'ok' : ''}`}>${state}</span></span>
-      <input type="password" autocomplete="off" name=${key(path)} placeholder=${state === 'set' ? 'enter a new value to replace it' : 'enter a value'} onInput=${(e) => {
-          // Empty: leave the secret as it is (never a way to erase a key by accident).
-          const { [key(path)]: _old, ...rest } = draft;
-          setDraft(e.target.value ? { ...rest, [key(path)]: { path, value: e.target.value } } : rest);
-        }} />
+      <input type="password" autocomplete="off" name=${key(path)} placeholder=${state === 'set' ? 'enter a new value to replace it' : 'enter a value'} onInput=${(
+        e,
+      ) => {
+        // Empty: leave the secret as it is (never a way to erase a key by accident).
+        const { [key(path)]: _old, ...rest } = draft;
+        setDraft(e.target.value ? { ...rest, [key(path)]: { path, value: e.target.value } } : rest);
+      }} />
       ${fieldError(path)}
     </label>`;
   };
@@ -123,7 +126,10 @@ export function Settings({ live }) {
     try {
       const changes = Object.values(sent).map(({ path, value }) => ({ path, value: value ?? null }));
       const result = await api('/settings', { method: 'PUT', body: { hash: settings.hash, changes, files: sentFiles } });
-      setMessage({ ok: true, text: result.changed || Object.keys(sentFiles).length ? 'Saved to the config file; the daemon reloads it.' : 'Nothing changed.' });
+      setMessage({
+        ok: true,
+        text: result.changed || Object.keys(sentFiles).length ? 'Saved to the config file; the daemon reloads it.' : 'Nothing changed.',
+      });
       await refresh();
       setDraft((now) => Object.fromEntries(Object.entries(now).filter(([k, v]) => sent[k] !== v)));
       setFiles((now) => Object.fromEntries(Object.entries(now).filter(([k, v]) => sentFiles[k] !== v)));

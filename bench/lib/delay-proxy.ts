@@ -150,10 +150,13 @@ class DelayedPipe {
     // so each hop is accurate to ~0.1 ms instead of adding a millisecond of our own.
     const wait = head.at - performance.now();
     if (wait > SPIN_MS) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#release();
-      }, Math.floor(wait - SPIN_MS));
+      this.#timer = setTimeout(
+        () => {
+          this.#timer = undefined;
+          this.#release();
+        },
+        Math.floor(wait - SPIN_MS),
+      );
     } else {
       this.#immediate = setImmediate(() => {
         this.#immediate = undefined;
@@ -201,7 +204,8 @@ export async function startDelayProxy(options: DelayProxyOptions): Promise<Delay
   const listenHost = loopbackHost(options.host, 'host');
   const targetHost = loopbackHost(options.target.host, 'target.host');
   const targetPort = options.target.port;
-  if (!Number.isInteger(targetPort) || targetPort <= 0 || targetPort > 65_535) throw new RangeError(`delay proxy: bad target port ${targetPort}`);
+  if (!Number.isInteger(targetPort) || targetPort <= 0 || targetPort > 65_535)
+    throw new RangeError(`delay proxy: bad target port ${targetPort}`);
   const handshakeMs = (options.handshakeRtts ?? 1) * rttMs;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER;

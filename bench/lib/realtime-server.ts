@@ -52,7 +52,10 @@ export async function startBenchRealtimeServer(options: { transcript: string }):
       }
       switch (event.type) {
         case 'session.update':
-          send({ type: 'session.updated', session: { ...(event.session as object), object: 'realtime.transcription_session', id: 'sess_bench' } });
+          send({
+            type: 'session.updated',
+            session: { ...(event.session as object), object: 'realtime.transcription_session', id: 'sess_bench' },
+          });
           return;
         case 'input_audio_buffer.append': {
           const n = typeof event.audio === 'string' ? Buffer.from(event.audio, 'base64').length : 0;

@@ -8,7 +8,9 @@ export interface Xvfb {
 
 export function startXvfb(): Promise<Xvfb> {
   return new Promise((resolve, reject) => {
-    const child = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1024x768x24', '-nolisten', 'tcp'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+    const child = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1024x768x24', '-nolisten', 'tcp'], {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error('Xvfb did not start within 10 s'));

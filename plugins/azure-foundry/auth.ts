@@ -90,12 +90,17 @@ export function parseTokenOutput(output: string, now = Date.now()): AccessToken 
     if (!TOKEN_CHARS.test(token)) throw new Error('the token contains spaces or control characters');
     const expiresIn = typeof value.expires_in === 'number' ? now + value.expires_in * 1000 : undefined;
     const expiresAt =
-      parseExpiry(value.expires_on) ?? parseExpiry(value.expiresOnTimestamp) ?? parseExpiry(value.expiresOn) ?? expiresIn ?? jwtExpiry(token);
+      parseExpiry(value.expires_on) ??
+      parseExpiry(value.expiresOnTimestamp) ??
+      parseExpiry(value.expiresOn) ??
+      expiresIn ??
+      jwtExpiry(token);
     return { token, expiresAt };
   }
   const lines = text.split(/\r?\n/);
   const token = lines.at(-1)!.trim();
-  if (lines.length > 1 || !TOKEN_CHARS.test(token)) throw new Error('it printed more than one token-like line (print JSON or only the token)');
+  if (lines.length > 1 || !TOKEN_CHARS.test(token))
+    throw new Error('it printed more than one token-like line (print JSON or only the token)');
   return { token, expiresAt: jwtExpiry(token) };
 }
 
@@ -197,7 +202,10 @@ function runCommand(command: string | readonly string[], timeoutMs: number, runn
     const done = (err: (Error & { code?: unknown; killed?: boolean; signal?: unknown }) | null, stdout: string, stderr: string) => {
       running.delete(child);
       if (!err) return resolve(stdout);
-      const said = (stderr || stdout).split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '');
+      const said = (stderr || stdout)
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .find((l) => l !== '');
       if (err.killed || err.signal === 'SIGTERM') return reject(new Error(`it did not finish within ${timeoutMs} ms`));
       if (err.code === 'ENOENT') return reject(new Error(`${Array.isArray(command) ? command[0] : command} was not found`));
       const status = typeof err.code === 'number' ? `exit ${err.code}` : describeError(err);
@@ -238,7 +246,10 @@ export function identityLoader(searchFrom: () => readonly string[]): IdentityLoa
 }
 
 interface IdentityCredentialInstance {
-  getToken(scopes: string | string[], options?: { abortSignal?: AbortSignal }): Promise<{ token: string; expiresOnTimestamp: number } | null>;
+  getToken(
+    scopes: string | string[],
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<{ token: string; expiresOnTimestamp: number } | null>;
 }
 
 export interface SourceDeps {
@@ -304,8 +315,7 @@ export function tokenSource(auth: EntraAuth, deps: SourceDeps): TokenSource {
         const mod = await deps.loadIdentity();
         if (!mod) throw new Error('@azure/identity is not installed');
         const Credential = (mod[className] ?? (mod.default as Record<string, unknown> | undefined)?.[className]) as
-          | (new (options?: Record<string, unknown>) => IdentityCredentialInstance)
-          | undefined;
+          (new (options?: Record<string, unknown>) => IdentityCredentialInstance) | undefined;
         if (typeof Credential !== 'function') throw new Error(`@azure/identity has no ${className} (is it version 4 or newer?)`);
         const options: Record<string, unknown> = {};
         if (auth.tenantId) options.tenantId = auth.tenantId;
@@ -361,7 +371,14 @@ export class Authenticator {
   /** Other origins the instance's configuration sends these credentials to (`realtime.endpoint`). */
   readonly #extraOrigins: ReadonlySet<string>;
 
-  constructor(id: string, provider: string, origin: string, auth: AuthOptions, cache: TokenCache | undefined, extraOrigins: readonly string[] = []) {
+  constructor(
+    id: string,
+    provider: string,
+    origin: string,
+    auth: AuthOptions,
+    cache: TokenCache | undefined,
+    extraOrigins: readonly string[] = [],
+  ) {
     this.id = id;
     this.provider = provider;
     this.origin = origin;

@@ -12,7 +12,11 @@ type AzureRef = ProviderRef<ProviderOptions>;
 
 /** How one Azure instance is called: its wire target, a call with Azure's error wording, its deployments. */
 export interface AzureCalls {
-  targetFor(ref: AzureRef, config: KotoConfig, notes?: ResponseNotes): { target: WireTarget; endpoint: ResolvedEndpoint; auth: Authenticator };
+  targetFor(
+    ref: AzureRef,
+    config: KotoConfig,
+    notes?: ResponseNotes,
+  ): { target: WireTarget; endpoint: ResolvedEndpoint; auth: Authenticator };
   call<T>(
     ref: AzureRef,
     config: KotoConfig,
@@ -22,16 +26,26 @@ export interface AzureCalls {
   deploymentFor(ref: AzureRef, capability: Capability, requested: string | undefined): string;
 }
 
-export function azureCalls(api: PluginApi<ProviderOptions>, authFor: (ref: AzureRef, endpoint: ResolvedEndpoint) => Authenticator): AzureCalls {
+export function azureCalls(
+  api: PluginApi<ProviderOptions>,
+  authFor: (ref: AzureRef, endpoint: ResolvedEndpoint) => Authenticator,
+): AzureCalls {
   const warnOnce = (key: string, message: string) => api.log.warnOnce(key, message);
 
   /** One instance's wire target, as a config snapshot sees it; `notes` observes the answers. */
-  const targetFor = (ref: AzureRef, config: KotoConfig, notes?: ResponseNotes): { target: WireTarget; endpoint: ResolvedEndpoint; auth: Authenticator } => {
+  const targetFor = (
+    ref: AzureRef,
+    config: KotoConfig,
+    notes?: ResponseNotes,
+  ): { target: WireTarget; endpoint: ResolvedEndpoint; auth: Authenticator } => {
     const options = ref.options;
     const endpoint = resolveEndpoint(options);
     const dropped = droppedApiVersion(options, endpoint);
     if (dropped) {
-      warnOnce(`v1-version:${ref.name}:${dropped}`, `provider "${ref.name}": the v1 API takes no dated api-version; "${dropped}" is not sent (use apiShape: deployments to send it)`);
+      warnOnce(
+        `v1-version:${ref.name}:${dropped}`,
+        `provider "${ref.name}": the v1 API takes no dated api-version; "${dropped}" is not sent (use apiShape: deployments to send it)`,
+      );
     }
     const auth = authFor(ref, endpoint);
     const observe = (client: PluginApi['http']) => (notes ? client.compose(noteResponses(notes)) : client);
@@ -78,7 +92,12 @@ export function azureCalls(api: PluginApi<ProviderOptions>, authFor: (ref: Azure
         const waitMs = notes.retryAfterMs ?? (typeof err.details.retryAfter === 'number' ? err.details.retryAfter * 1000 : undefined);
         throw azureError(
           'rate-limited',
-          { provider: ref.name, deployment: ctx.deployment, attempts: '', retry: waitMs === undefined ? '' : `; Azure asks to wait ${formatWait(waitMs)}` },
+          {
+            provider: ref.name,
+            deployment: ctx.deployment,
+            attempts: '',
+            retry: waitMs === undefined ? '' : `; Azure asks to wait ${formatWait(waitMs)}`,
+          },
           {
             cause: err,
             secrets: auth?.secrets,

@@ -15,7 +15,9 @@ export const AUTH_MARKER = 'x-koto-azure-auth';
  * The instances' credentials: their secrets registered (now and on reload), token caches kept
  * across sessions, and the `request` tap that puts them on marked requests.
  */
-export function installCredentials(api: PluginApi<ProviderOptions>): { authFor: (ref: ProviderRef<ProviderOptions>, endpoint: ResolvedEndpoint) => Authenticator } {
+export function installCredentials(api: PluginApi<ProviderOptions>): {
+  authFor: (ref: ProviderRef<ProviderOptions>, endpoint: ResolvedEndpoint) => Authenticator;
+} {
   const NAME = api.name;
   const warnOnce = (key: string, message: string) => api.log.warnOnce(key, message);
 
@@ -49,7 +51,10 @@ export function installCredentials(api: PluginApi<ProviderOptions>): { authFor: 
           api.log.debug(`provider "${ref.name}": new Entra ID token from ${source.description}`);
         },
         onStaleUse: (err) =>
-          warnOnce(`stale:${id}`, `provider "${ref.name}": refreshing the Entra ID token failed (${describeError(err)}); using the current one until it expires`),
+          warnOnce(
+            `stale:${id}`,
+            `provider "${ref.name}": refreshing the Entra ID token failed (${describeError(err)}); using the current one until it expires`,
+          ),
       });
     }
     const auth = new Authenticator(id, ref.name, endpoint.origin, options.auth, cache, extraOrigins);

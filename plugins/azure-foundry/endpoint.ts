@@ -61,7 +61,13 @@ export function parseEndpoint(endpoint: string): ParsedEndpoint {
         deployment: { name: decodeURIComponent(dep[1] ?? ''), capability },
       };
     }
-    return { origin: url.origin, prefix, shape: rest.startsWith('deployments') ? 'deployments' : undefined, apiVersion, deployment: undefined };
+    return {
+      origin: url.origin,
+      prefix,
+      shape: rest.startsWith('deployments') ? 'deployments' : undefined,
+      apiVersion,
+      deployment: undefined,
+    };
   }
   // A Foundry project endpoint: the OpenAI routes live at the resource's root.
   const project = /^(.*?)\/api\/projects(?:\/.*)?$/.exec(path);
@@ -88,12 +94,12 @@ export interface ResolvedEndpoint {
 const cache = new WeakMap<object, ResolvedEndpoint>();
 
 /** The endpoint of an instance (memoised per frozen options object). */
-export function resolveEndpoint(options: Pick<ProviderOptions, 'resource' | 'domain' | 'endpoint' | 'apiVersion' | 'apiShape' | 'deployments'>): ResolvedEndpoint {
+export function resolveEndpoint(
+  options: Pick<ProviderOptions, 'resource' | 'domain' | 'endpoint' | 'apiVersion' | 'apiShape' | 'deployments'>,
+): ResolvedEndpoint {
   const cached = cache.get(options);
   if (cached) return cached;
-  const parsed = options.endpoint
-    ? parseEndpoint(options.endpoint)
-    : parseEndpoint(`https://${options.resource ?? ''}.${options.domain}`);
+  const parsed = options.endpoint ? parseEndpoint(options.endpoint) : parseEndpoint(`https://${options.resource ?? ''}.${options.domain}`);
   const configuredVersion = options.apiVersion ?? parsed.apiVersion;
   const shape: ApiShape =
     options.apiShape ?? parsed.shape ?? (configuredVersion !== undefined && V1_VERSIONS.has(configuredVersion) ? 'v1' : 'deployments');
@@ -102,7 +108,8 @@ export function resolveEndpoint(options: Pick<ProviderOptions, 'resource' | 'dom
     apiVersion = configuredVersion === undefined || V1_VERSIONS.has(configuredVersion) ? DEFAULT_API_VERSION : configuredVersion;
   } else {
     // The v1 API takes no dated version: only `preview` / `latest` (opt-in preview features).
-    apiVersion = configuredVersion === undefined || configuredVersion === 'v1' || !V1_VERSIONS.has(configuredVersion) ? undefined : configuredVersion;
+    apiVersion =
+      configuredVersion === undefined || configuredVersion === 'v1' || !V1_VERSIONS.has(configuredVersion) ? undefined : configuredVersion;
   }
   const fromUrl = parsed.deployment;
   const resolved: ResolvedEndpoint = {
@@ -121,7 +128,10 @@ export function resolveEndpoint(options: Pick<ProviderOptions, 'resource' | 'dom
 }
 
 /** Whether a dated v1-incompatible version was configured for the v1 shape (it is dropped; worth a warning). */
-export function droppedApiVersion(options: Pick<ProviderOptions, 'endpoint' | 'apiVersion'>, endpoint: ResolvedEndpoint): string | undefined {
+export function droppedApiVersion(
+  options: Pick<ProviderOptions, 'endpoint' | 'apiVersion'>,
+  endpoint: ResolvedEndpoint,
+): string | undefined {
   const configured = options.apiVersion ?? (options.endpoint ? parseEndpoint(options.endpoint).apiVersion : undefined);
   if (endpoint.shape !== 'v1' || configured === undefined || V1_VERSIONS.has(configured)) return undefined;
   return configured;

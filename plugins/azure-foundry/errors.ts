@@ -30,7 +30,7 @@ export const AZURE_ERRORS = {
     code: 'KOTO_ERR_RATE_LIMITED',
     message: 'provider "{provider}" is rate limiting deployment "{deployment}" (HTTP 429{attempts}){retry}',
     fix:
-      'the deployment\'s tokens- or requests-per-minute quota is used up: wait and retry, or raise its rate limit ' +
+      "the deployment's tokens- or requests-per-minute quota is used up: wait and retry, or raise its rate limit " +
       '(Azure AI Foundry → Deployments → Edit; more quota: https://aka.ms/oai/quotaincrease)',
   },
 } as const satisfies Record<string, { code: ErrorCode | PluginErrorCode; message: string; fix: string }>;
@@ -51,7 +51,8 @@ export interface AzureErrorOptions {
 export function azureError(reason: AzureErrorReason, params: Record<string, unknown>, options: AzureErrorOptions = {}): KotoError {
   const spec = AZURE_ERRORS[reason];
   const safe: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(params)) safe[key] = typeof value === 'string' ? scrubSecrets(value, options.secrets ?? []) : value;
+  for (const [key, value] of Object.entries(params))
+    safe[key] = typeof value === 'string' ? scrubSecrets(value, options.secrets ?? []) : value;
   return new KotoError(spec.code, {
     params: safe,
     details: { ...options.details, reason },

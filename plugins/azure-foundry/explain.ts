@@ -22,7 +22,13 @@ function resourceName(options: ProviderOptions, endpoint: ResolvedEndpoint): str
 export function explain(
   err: unknown,
   ref: ProviderRef<ProviderOptions>,
-  ctx: { endpoint: ResolvedEndpoint; auth: Authenticator; operation: WireOperation; deployment: string | undefined; capability: Capability | undefined },
+  ctx: {
+    endpoint: ResolvedEndpoint;
+    auth: Authenticator;
+    operation: WireOperation;
+    deployment: string | undefined;
+    capability: Capability | undefined;
+  },
 ): unknown {
   if (!KotoError.is(err)) return err;
   const options = ref.options;

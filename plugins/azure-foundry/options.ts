@@ -1,5 +1,12 @@
 import { z } from 'koto-voice';
-import { envUrlError, isInsecureRemote, MIN_MAX_UPLOAD_BYTES, realtimeSettingsSchema, urlProblem, type UrlRules } from 'koto-voice/openai-wire';
+import {
+  envUrlError,
+  isInsecureRemote,
+  MIN_MAX_UPLOAD_BYTES,
+  realtimeSettingsSchema,
+  urlProblem,
+  type UrlRules,
+} from 'koto-voice/openai-wire';
 
 /** The GA data-plane version used when none is configured (deployments shape). */
 export const DEFAULT_API_VERSION = '2024-10-21';
@@ -27,7 +34,11 @@ export const IDENTITY_CREDENTIALS = {
 export type IdentityCredential = keyof typeof IDENTITY_CREDENTIALS;
 
 const ENDPOINT_RULES: UrlRules = { schemes: ['https', 'http'], example: 'https://myres.openai.azure.com', credentialsGoTo: '`auth`' };
-const REALTIME_ENDPOINT_RULES: UrlRules = { schemes: ['https', 'wss', 'http', 'ws'], example: 'wss://myres.openai.azure.com', credentialsGoTo: '`auth`' };
+const REALTIME_ENDPOINT_RULES: UrlRules = {
+  schemes: ['https', 'wss', 'http', 'ws'],
+  example: 'wss://myres.openai.azure.com',
+  credentialsGoTo: '`auth`',
+};
 
 /** A URL option checked by {@link urlProblem}: a clear issue for anything that is not a usable URL. */
 function urlOption(rules: UrlRules) {
@@ -114,12 +125,19 @@ export const realtimeSchema = realtimeSettingsSchema
      */
     endpoint: urlOption(REALTIME_ENDPOINT_RULES).optional(),
     /** `api-version` on the socket URL; none by default (the v1 API takes none; `preview` opts in). */
-    apiVersion: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must look like preview').optional(),
+    apiVersion: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, 'must look like preview')
+      .optional(),
   })
   .superRefine((value, ctx) => {
     if (value.endpoint === undefined || urlProblem(value.endpoint, REALTIME_ENDPOINT_RULES) !== undefined) return;
     if (isInsecureRemote(value.endpoint)) {
-      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must be https:// or wss:// (plain http/ws only for a loopback host): keys and audio travel in it' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['endpoint'],
+        message: 'must be https:// or wss:// (plain http/ws only for a loopback host): keys and audio travel in it',
+      });
     }
   });
 
@@ -152,14 +170,15 @@ export const providerSchema = z
      */
     endpoint: urlOption(ENDPOINT_RULES).optional(),
     /** Data-plane version (`api-version`); default 2024-10-21 for deployments, none for v1. */
-    apiVersion: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must look like 2024-10-21, 2025-04-01-preview or preview').optional(),
+    apiVersion: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, 'must look like 2024-10-21, 2025-04-01-preview or preview')
+      .optional(),
     /** URL scheme; default from the endpoint path and apiVersion, else `deployments`. */
     apiShape: z.enum(['deployments', 'v1']).optional(),
     auth: authSchema,
     /** Deployment names per capability (the model of the v1 shape). */
-    deployments: z
-      .strictObject({ asr: z.string().min(1).optional(), correction: z.string().min(1).optional() })
-      .default({}),
+    deployments: z.strictObject({ asr: z.string().min(1).optional(), correction: z.string().min(1).optional() }).default({}),
     /** Ask for SSE transcription: `auto` = gpt-4o(-mini)-transcribe deployments on v1 or a preview version. */
     streamAsr: z.union([z.literal('auto'), z.boolean()]).default('auto'),
     /** Send dictionary terms as `keywords` (`auto`: deployment names of models known to accept it). */
@@ -188,7 +207,11 @@ export const providerSchema = z
       ctx.addIssue({ code: 'custom', path: ['resource'], message: 'give `resource` or `endpoint`, not both' });
     }
     if (value.endpoint !== undefined && urlProblem(value.endpoint, ENDPOINT_RULES) === undefined && isInsecureRemote(value.endpoint)) {
-      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'must be https (plain http only for a loopback host): keys and audio travel in it' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['endpoint'],
+        message: 'must be https (plain http only for a loopback host): keys and audio travel in it',
+      });
     }
   });
 
@@ -205,10 +228,16 @@ export function defaultProviders(env: NodeJS.ProcessEnv): Record<string, Record<
   const adToken = env.AZURE_OPENAI_AD_TOKEN?.trim();
   if (!endpoint || (!apiKey && !adToken)) return {};
   // No config file holds this value, so the error must name the variable, not providers.azure.endpoint.
-  const fix = 'correct AZURE_OPENAI_ENDPOINT: the "Endpoint" of the resource (Azure portal → the resource → Keys and Endpoint), e.g. export AZURE_OPENAI_ENDPOINT=https://myres.openai.azure.com';
+  const fix =
+    'correct AZURE_OPENAI_ENDPOINT: the "Endpoint" of the resource (Azure portal → the resource → Keys and Endpoint), e.g. export AZURE_OPENAI_ENDPOINT=https://myres.openai.azure.com';
   const problem = urlProblem(endpoint, ENDPOINT_RULES);
   if (problem) throw envUrlError('AZURE_OPENAI_ENDPOINT', problem, fix);
-  if (isInsecureRemote(endpoint)) throw envUrlError('AZURE_OPENAI_ENDPOINT', 'is plain http to a host that is not this machine: audio and the key would travel unencrypted', fix);
+  if (isInsecureRemote(endpoint))
+    throw envUrlError(
+      'AZURE_OPENAI_ENDPOINT',
+      'is plain http to a host that is not this machine: audio and the key would travel unencrypted',
+      fix,
+    );
   const apiVersion = env.OPENAI_API_VERSION?.trim();
   return {
     azure: {

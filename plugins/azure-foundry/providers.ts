@@ -1,4 +1,11 @@
-import { describeError, type AsrProviderV1, type CorrectionProviderV1, type PluginApi, type ProbeRequest, type ProbeResult } from 'koto-voice';
+import {
+  describeError,
+  type AsrProviderV1,
+  type CorrectionProviderV1,
+  type PluginApi,
+  type ProbeRequest,
+  type ProbeResult,
+} from 'koto-voice';
 import {
   complete,
   completionParams,
@@ -18,7 +25,11 @@ import type { ProviderOptions } from './options.ts';
 type AzureApi = PluginApi<ProviderOptions>;
 
 /** Transcription by the instance's `asr` deployment (or the realtime stream of a live recording). */
-export function asrProvider(api: AzureApi, { call, deploymentFor, targetFor }: AzureCalls, realtime: RealtimeStreams): AsrProviderV1<ProviderOptions> {
+export function asrProvider(
+  api: AzureApi,
+  { call, deploymentFor, targetFor }: AzureCalls,
+  realtime: RealtimeStreams,
+): AsrProviderV1<ProviderOptions> {
   const warnOnce = (key: string, message: string) => api.log.warnOnce(key, message);
   return {
     specificationVersion: 'v1',
@@ -43,17 +54,37 @@ export function asrProvider(api: AzureApi, { call, deploymentFor, targetFor }: A
         streaming: streamsTranscription(options.streamAsr, endpoint, deployment),
         keywords: sendsKeywords({ keywords: options.keywords }, deployment),
       });
-      const result = await call(ref, request.session.config, { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal }, (target) =>
-        transcribeWithinLimit(target, params, request.audio, { signal: request.signal, onInterim }, {
-          maxBytes: options.maxUploadBytes,
-          option: `providers.${ref.name}.maxUploadBytes`,
-          onPlan: (plan) => {
-            if (plan.how !== 'whole') api.log.info(`provider "${ref.name}": ${describePlan(plan, options.maxUploadBytes)}`);
-          },
-        }),
+      const result = await call(
+        ref,
+        request.session.config,
+        { operation: 'transcriptions', deployment, capability: 'asr', signal: request.signal },
+        (target) =>
+          transcribeWithinLimit(
+            target,
+            params,
+            request.audio,
+            { signal: request.signal, onInterim },
+            {
+              maxBytes: options.maxUploadBytes,
+              option: `providers.${ref.name}.maxUploadBytes`,
+              onPlan: (plan) => {
+                if (plan.how !== 'whole') api.log.info(`provider "${ref.name}": ${describePlan(plan, options.maxUploadBytes)}`);
+              },
+            },
+          ),
       );
-      const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
-      return { text: result.text, model: deployment, language: result.language, durationSec: result.durationSec, warnings, usage: result.usage };
+      const warnings =
+        result.how === 'split'
+          ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`]
+          : undefined;
+      return {
+        text: result.text,
+        model: deployment,
+        language: result.language,
+        durationSec: result.durationSec,
+        warnings,
+        usage: result.usage,
+      };
     },
   };
 }
@@ -83,8 +114,11 @@ export function correctionProvider(api: AzureApi, { call, deploymentFor }: Azure
       };
       let result;
       try {
-        result = await call(ref, request.session.config, { operation, deployment, capability: 'correction', signal: request.signal }, (target) =>
-          complete(target, params, { signal: request.signal, onDelta }),
+        result = await call(
+          ref,
+          request.session.config,
+          { operation, deployment, capability: 'correction', signal: request.signal },
+          (target) => complete(target, params, { signal: request.signal, onDelta }),
         );
       } catch (err) {
         if (isContentFilter(err)) return filtered();

@@ -43,7 +43,10 @@ export function azureRealtimeUrl(endpoint: AzureRealtimeEndpoint): URL {
 }
 
 /** The origin and prefix of the socket: `realtime.endpoint` when given, else the instance's resource. */
-export function realtimeOrigin(endpoint: Pick<ResolvedEndpoint, 'origin' | 'prefix'>, settings: Pick<RealtimeSettings, 'endpoint'>): { origin: string; prefix: string } {
+export function realtimeOrigin(
+  endpoint: Pick<ResolvedEndpoint, 'origin' | 'prefix'>,
+  settings: Pick<RealtimeSettings, 'endpoint'>,
+): { origin: string; prefix: string } {
   if (!settings.endpoint) return { origin: endpoint.origin, prefix: endpoint.prefix };
   // `wss://host/prefix` is read as `https://host/prefix` (the handshake's origin, and what the credentials are bound to).
   const parsed = parseEndpoint(settings.endpoint.replace(/^ws(s?):/i, 'http$1:'));
@@ -51,7 +54,10 @@ export function realtimeOrigin(endpoint: Pick<ResolvedEndpoint, 'origin' | 'pref
 }
 
 /** `wss://{origin}{prefix}/openai/v1/realtime?intent=transcription[&api-version=…]`. */
-export function realtimeSocketUrl(endpoint: Pick<ResolvedEndpoint, 'origin' | 'prefix'>, settings: Pick<RealtimeSettings, 'endpoint' | 'apiVersion'>): URL {
+export function realtimeSocketUrl(
+  endpoint: Pick<ResolvedEndpoint, 'origin' | 'prefix'>,
+  settings: Pick<RealtimeSettings, 'endpoint' | 'apiVersion'>,
+): URL {
   const { origin, prefix } = realtimeOrigin(endpoint, settings);
   return azureRealtimeUrl({ origin, prefix, apiVersion: settings.apiVersion });
 }

@@ -42,7 +42,11 @@ export function sessionNotice(record: SessionRecord, scrub: (text: string) => st
   if (record.state === 'failed') {
     const what = record.error ? clean(record.error.message) : '';
     const kept = record.audioPath ? ` The recording is kept: koto retry ${clean(record.id)}` : '';
-    return { title: 'Dictation failed', body: oneLine(`${sentence(what || 'the session failed')}${kept}`, MAX_TEXT * 2), urgency: 'critical' };
+    return {
+      title: 'Dictation failed',
+      body: oneLine(`${sentence(what || 'the session failed')}${kept}`, MAX_TEXT * 2),
+      urgency: 'critical',
+    };
   }
   if (record.state !== 'done' || (!record.fallback && record.warnings.length === 0)) return undefined;
   const first = record.warnings[0];
@@ -67,7 +71,17 @@ export function escapeMarkup(text: string): string {
 
 export function notifySendArgs(notice: Notice): string[] {
   // `--`: a body beginning with "-" is text, never an option.
-  return ['-a', 'Koto', '-u', notice.urgency, '-t', String(EXPIRE_MS[notice.urgency]), '--', `Koto: ${notice.title}`, escapeMarkup(notice.body)];
+  return [
+    '-a',
+    'Koto',
+    '-u',
+    notice.urgency,
+    '-t',
+    String(EXPIRE_MS[notice.urgency]),
+    '--',
+    `Koto: ${notice.title}`,
+    escapeMarkup(notice.body),
+  ];
 }
 
 export function osascriptArgs(notice: Notice): string[] {

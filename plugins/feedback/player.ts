@@ -131,7 +131,10 @@ export class Sounds {
     try {
       await access(file, constants.R_OK);
     } catch (err) {
-      this.#report(`file:${file}`, `feedback.sounds.${kind}: ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the path (relative to the config file) or remove the entry`);
+      this.#report(
+        `file:${file}`,
+        `feedback.sounds.${kind}: ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the path (relative to the config file) or remove the entry`,
+      );
     }
   }
 }

@@ -99,7 +99,8 @@ export class ProcessSlot {
     });
     child.once('exit', (code, signal) => {
       if (killed) end({ message: `${name} was still running after ${this.#options.maxMs} ms and was stopped`, reason: 'failed' });
-      else if (code !== 0) end({ message: `${name} ${code === null ? `was killed (${signal ?? 'signal'})` : `exited with code ${code}`}`, reason: 'failed' });
+      else if (code !== 0)
+        end({ message: `${name} ${code === null ? `was killed (${signal ?? 'signal'})` : `exited with code ${code}`}`, reason: 'failed' });
       else end();
     });
     child.unref();

@@ -75,7 +75,8 @@ async function ensurePrivateFolder(dir: string): Promise<void> {
   if (info.isSymbolicLink() || !info.isDirectory()) throw new Error(`${dir} is not a folder`);
   if (uid === undefined) return;
   if (info.uid !== uid) throw new Error(`${dir} is owned by uid ${info.uid}, not by you (uid ${uid}); remove it`);
-  if ((info.mode & 0o077) !== 0) throw new Error(`${dir} can be entered by other users (mode ${(info.mode & 0o777).toString(8)}); run chmod 700 ${dir}`);
+  if ((info.mode & 0o077) !== 0)
+    throw new Error(`${dir} can be entered by other users (mode ${(info.mode & 0o777).toString(8)}); run chmod 700 ${dir}`);
 }
 
 async function isCurrent(file: string, bytes: Uint8Array): Promise<boolean> {

@@ -85,8 +85,14 @@ export async function viaKdotool(env: Readonly<NodeJS.ProcessEnv>, signal: Abort
   if (!id) return undefined;
   const [app, title, pid] = await Promise.all([
     ask(kdotool, ['getwindowclassname', id], env, signal).then((s) => s.trim()),
-    ask(kdotool, ['getwindowname', id], env, signal).then((s) => s.replace(/\n$/, ''), () => ''),
-    ask(kdotool, ['getwindowpid', id], env, signal).then((s) => Number.parseInt(s.trim(), 10), () => Number.NaN),
+    ask(kdotool, ['getwindowname', id], env, signal).then(
+      (s) => s.replace(/\n$/, ''),
+      () => '',
+    ),
+    ask(kdotool, ['getwindowpid', id], env, signal).then(
+      (s) => Number.parseInt(s.trim(), 10),
+      () => Number.NaN,
+    ),
   ]);
   if (!app) return undefined;
   return { app, title, pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, id, desktop: 'kde' };

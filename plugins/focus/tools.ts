@@ -28,8 +28,11 @@ const MAX_OUTPUT = 8 * 1024 * 1024;
 /** stdout of `file args`; rejects on a non-zero exit, the signal, or too much output. */
 export function ask(file: string, args: readonly string[], env: Readonly<NodeJS.ProcessEnv>, signal: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { env: env as NodeJS.ProcessEnv, signal, maxBuffer: MAX_OUTPUT, encoding: 'utf8', windowsHide: true }, (err, stdout) =>
-      err ? reject(err) : resolve(stdout),
+    execFile(
+      file,
+      args,
+      { env: env as NodeJS.ProcessEnv, signal, maxBuffer: MAX_OUTPUT, encoding: 'utf8', windowsHide: true },
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
     );
   });
 }

@@ -100,14 +100,19 @@ export interface InputSources {
 export const SYSTEM_INPUT: InputSources = Object.freeze({ procDevices: '/proc/bus/input/devices', inputDir: '/dev/input' });
 
 export type Discovery =
-  | { readonly ok: true; readonly paths: readonly string[]; readonly how: string }
-  | { readonly ok: false; readonly detail: string };
+  { readonly ok: true; readonly paths: readonly string[]; readonly how: string } | { readonly ok: false; readonly detail: string };
 
 /** The keyboards to read for `combo`; never throws. */
 export async function discoverKeyboards(combo: KeyCombo, sources: InputSources = SYSTEM_INPUT): Promise<Discovery> {
-  const inputExists = await fsp.stat(sources.inputDir).then((s) => s.isDirectory(), () => false);
+  const inputExists = await fsp.stat(sources.inputDir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   if (!inputExists) {
-    return { ok: false, detail: `${sources.inputDir} does not exist: no input devices are visible here (a container, a remote session, or not Linux)` };
+    return {
+      ok: false,
+      detail: `${sources.inputDir} does not exist: no input devices are visible here (a container, a remote session, or not Linux)`,
+    };
   }
   let procText: string | undefined;
   try {

@@ -54,7 +54,8 @@ export class RecordDecoder {
   }
 
   push(chunk: Uint8Array): InputEvent[] {
-    const data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const data =
+      this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const { size, littleEndian } = this.layout;
     const head = size - 8;
     const whole = data.length - (data.length % size);

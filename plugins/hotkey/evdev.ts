@@ -43,7 +43,7 @@ const EVDEV_FIRST_MINOR = 64n;
 const MAX_NAMED = 6;
 
 const REMEDY =
-  'set `hotkey.devices` to your keyboard\'s event file (`ls -l /dev/input/by-id/` lists them as *-event-kbd), ' +
+  "set `hotkey.devices` to your keyboard's event file (`ls -l /dev/input/by-id/` lists them as *-event-kbd), " +
   'or use `hotkey.backend: x11` on X11, or bind `koto toggle` in your compositor (docs/daemon.md)';
 const LOST_REMEDY =
   'reconnect the keyboard; if `koto status` does not show the hotkey back, restart the daemon, or set `hotkey.devices` to a keyboard that stays connected';
@@ -90,7 +90,13 @@ interface FailedDevice {
   readonly denied: boolean;
 }
 
-function listen(combo: KeyCombo, onKey: (event: KeyEvent) => void, options: BackendOptions, opened: readonly OpenedDevice[], pollMs: number): HotkeyGrab {
+function listen(
+  combo: KeyCombo,
+  onKey: (event: KeyEvent) => void,
+  options: BackendOptions,
+  opened: readonly OpenedDevice[],
+  pollMs: number,
+): HotkeyGrab {
   const layout = recordLayout();
   const buffer = Buffer.alloc(layout.size * RECORDS_PER_READ);
   const live = new Map<string, { handle: FileHandle; decoder: RecordDecoder }>();
@@ -190,7 +196,8 @@ async function openDevice(path: string): Promise<OpenedDevice | FailedDevice> {
       if (!stat.isCharacterDevice()) return 'is not a device (hotkey.devices takes /dev/input/eventN files)';
       const major = ((stat.rdev >> 8n) & 0xfffn) | ((stat.rdev >> 32n) & ~0xfffn);
       const minor = (stat.rdev & 0xffn) | ((stat.rdev >> 12n) & ~0xffn);
-      if (major !== INPUT_MAJOR) return `is not an input device (character device ${major}:${minor}; hotkey.devices takes /dev/input/eventN files)`;
+      if (major !== INPUT_MAJOR)
+        return `is not an input device (character device ${major}:${minor}; hotkey.devices takes /dev/input/eventN files)`;
       if (minor < EVDEV_FIRST_MINOR) return 'is a joystick or mouse interface, not an event device (use /dev/input/eventN)';
       return undefined;
     },
@@ -271,7 +278,10 @@ async function permissionDetail(failed: readonly FailedDevice[]): Promise<string
       : `you are not in the input group (your groups: ${mine.join(', ') || 'none'})`;
   } else {
     const other = [...new Set([...stats.values()].map((s) => groups.get(s.gid)?.name ?? String(s.gid)))].filter((g) => g !== 'input');
-    who = other.length > 0 ? `you are in the input group, but the files belong to group ${other.join(', ')}` : 'you are in the input group, yet access is denied';
+    who =
+      other.length > 0
+        ? `you are in the input group, but the files belong to group ${other.join(', ')}`
+        : 'you are in the input group, yet access is denied';
   }
   return `${files}; ${who}`;
 }

@@ -74,7 +74,8 @@ class HotkeyController {
     if (!config.keys) return this.#host.report('hotkey', undefined);
     const parsed = parseKeyCombo(config.keys);
     // The config schema checked it already; a Node API caller may pass anything.
-    if (!parsed.ok) return this.#failed(config, kotoError('KOTO_ERR_CONFIG_INVALID', { file: 'config', detail: `hotkey.keys ${parsed.problem}` }));
+    if (!parsed.ok)
+      return this.#failed(config, kotoError('KOTO_ERR_CONFIG_INVALID', { file: 'config', detail: `hotkey.keys ${parsed.problem}` }));
     const backend = this.#backendFor(config);
     try {
       const open = await loadBackend(backend);

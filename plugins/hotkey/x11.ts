@@ -10,7 +10,17 @@
  * (setxkbmap, xmodmap, a new keyboard) the grab moves to the keys that now carry the combo.
  */
 import { describeError, KotoError, kotoError, type KeyCombo, type Modifier } from 'koto-voice';
-import { connectX11, isXError, X11ConnectError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension } from 'koto-voice/x11';
+import {
+  connectX11,
+  isXError,
+  X11ConnectError,
+  x11Request as request,
+  type XClient,
+  type XDisplay,
+  type XError,
+  type XEvent,
+  type XkbExtension,
+} from 'koto-voice/x11';
 import { missingPackage } from './missing-package.ts';
 import { now, type BackendOptions, type HotkeyGrab, type KeyEvent, type OpenBackend } from './backend.ts';
 
@@ -50,7 +60,10 @@ const KEYSYM = {
 
 /** Each modifier's keysyms, best first: Alt is looked for before Meta (both usually sit on Mod1). */
 const MODIFIER_KEYSYMS: Readonly<Record<'alt' | 'super', readonly (readonly number[])[]>> = {
-  alt: [[KEYSYM.Alt_L, KEYSYM.Alt_R], [KEYSYM.Meta_L, KEYSYM.Meta_R]],
+  alt: [
+    [KEYSYM.Alt_L, KEYSYM.Alt_R],
+    [KEYSYM.Meta_L, KEYSYM.Meta_R],
+  ],
   super: [[KEYSYM.Super_L, KEYSYM.Super_R]],
 };
 
@@ -87,7 +100,12 @@ const ALTERNATE_KEYSYMS: Readonly<Record<string, readonly number[]>> = {
  * that carry the keysym unshifted (column 0) are preferred; a key that exists only as a shifted
  * symbol is grabbed on the key that carries it.
  */
-export function planGrab(combo: KeyCombo, firstKeycode: number, keysyms: readonly (readonly number[])[], modifierMap: readonly (readonly number[])[]): GrabPlan | { problem: string } {
+export function planGrab(
+  combo: KeyCombo,
+  firstKeycode: number,
+  keysyms: readonly (readonly number[])[],
+  modifierMap: readonly (readonly number[])[],
+): GrabPlan | { problem: string } {
   let keycodes: number[] = [];
   for (const wanted of [combo.key.keysym, ...(ALTERNATE_KEYSYMS[combo.key.name] ?? [])]) {
     const unshifted: number[] = [];
@@ -116,7 +134,10 @@ export function planGrab(combo: KeyCombo, firstKeycode: number, keysyms: readonl
   let modifiers = 0;
   for (const modifier of combo.modifiers) {
     const mask = maskOf(modifier, modBitFor);
-    if (!mask) return { problem: `no modifier of the keyboard map holds ${modifier === 'alt' ? 'Alt (Alt_L, Alt_R, Meta_L, Meta_R)' : 'Super (Super_L, Super_R)'}` };
+    if (!mask)
+      return {
+        problem: `no modifier of the keyboard map holds ${modifier === 'alt' ? 'Alt (Alt_L, Alt_R, Meta_L, Meta_R)' : 'Super (Super_L, Super_R)'}`,
+      };
     modifiers |= mask;
   }
 
@@ -163,16 +184,26 @@ export function openX11With(tuning: X11Tuning): OpenBackend {
     if (!display) {
       const wayland = options.env.WAYLAND_DISPLAY?.trim();
       throw unavailable(
-        wayland ? `DISPLAY is not set (this is a Wayland session, ${wayland}, without XWayland in the environment)` : 'DISPLAY is not set (no X session in this environment)',
+        wayland
+          ? `DISPLAY is not set (this is a Wayland session, ${wayland}, without XWayland in the environment)`
+          : 'DISPLAY is not set (no X session in this environment)',
         wayland ? 'use `hotkey.backend: evdev`, or bind `koto toggle` in your compositor (docs/daemon.md)' : CONNECT_REMEDY,
       );
     }
     const { client, info } = await connectX11(display, { timeoutMs: OPEN_TIMEOUT_MS }).catch((err: unknown) => {
       if (err instanceof X11ConnectError && err.reason === 'missing') {
-        throw missingPackage('hotkey', 'x11', 'the X11 hotkey (`hotkey.backend: x11`, or `auto` on X11)', 'use `hotkey.backend: evdev`, or bind `koto toggle` in your desktop settings');
+        throw missingPackage(
+          'hotkey',
+          'x11',
+          'the X11 hotkey (`hotkey.backend: x11`, or `auto` on X11)',
+          'use `hotkey.backend: evdev`, or bind `koto toggle` in your desktop settings',
+        );
       }
       if (err instanceof X11ConnectError && err.reason === 'cookie') {
-        throw unavailable(err.message, 'point XAUTHORITY at your X session\'s cookie file (or unset it to use ~/.Xauthority), or use `hotkey.backend: evdev`');
+        throw unavailable(
+          err.message,
+          "point XAUTHORITY at your X session's cookie file (or unset it to use ~/.Xauthority), or use `hotkey.backend: evdev`",
+        );
       }
       throw unavailable(`cannot connect to display ${display} (${describeError(err)})`, CONNECT_REMEDY);
     });
@@ -209,7 +240,14 @@ class X11Hotkey {
   private readonly onKey: (event: KeyEvent) => void;
   private readonly options: BackendOptions;
 
-  constructor(client: XClient, info: XDisplay, display: string, combo: KeyCombo, onKey: (event: KeyEvent) => void, options: BackendOptions) {
+  constructor(
+    client: XClient,
+    info: XDisplay,
+    display: string,
+    combo: KeyCombo,
+    onKey: (event: KeyEvent) => void,
+    options: BackendOptions,
+  ) {
     this.client = client;
     this.info = info;
     this.display = display;
@@ -228,7 +266,10 @@ class X11Hotkey {
 
   async start(tuning: X11Tuning): Promise<void> {
     const aborted = new Promise<never>((_, reject) => (this.abortOpen = reject));
-    const timer = setTimeout(() => this.abortOpen?.(new Error(`display ${this.display} did not answer within ${OPEN_TIMEOUT_MS / 1000} s`)), OPEN_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => this.abortOpen?.(new Error(`display ${this.display} did not answer within ${OPEN_TIMEOUT_MS / 1000} s`)),
+      OPEN_TIMEOUT_MS,
+    );
     try {
       const plan = await Promise.race([this.readPlan(), aborted]);
       const detectable = tuning.detectableAutoRepeat ? await Promise.race([this.useXkb(), aborted]) : false;
@@ -257,7 +298,10 @@ class X11Hotkey {
     ]);
     const plan = planGrab(this.combo, first, keysyms, modifierMap);
     if ('problem' in plan) {
-      throw unavailable(`${plan.problem} on display ${this.display}`, 'choose another key in `hotkey.keys`, or map it on your keyboard (setxkbmap, xmodmap)');
+      throw unavailable(
+        `${plan.problem} on display ${this.display}`,
+        'choose another key in `hotkey.keys`, or map it on your keyboard (setxkbmap, xmodmap)',
+      );
     }
     return plan;
   }
@@ -303,7 +347,9 @@ class X11Hotkey {
       });
       return (value & XKB_PCF_DETECTABLE_AUTO_REPEAT) !== 0;
     } catch (err) {
-      this.options.log.debug(`x11 hotkey: no detectable auto-repeat on ${this.display} (${describeError(err)}); filtering release/press pairs`);
+      this.options.log.debug(
+        `x11 hotkey: no detectable auto-repeat on ${this.display} (${describeError(err)}); filtering release/press pairs`,
+      );
       return false;
     }
   }
@@ -330,7 +376,10 @@ class X11Hotkey {
     if (errors.some((err) => err.error === BAD_ACCESS)) {
       throw kotoError('HOTKEY_ERR_TAKEN', { keys: this.combo.text, display: this.display });
     }
-    throw unavailable(`the X server refused the grab of ${this.combo.text} on display ${this.display} (${first.message ?? `X error ${first.error}`})`, 'choose another combination in `hotkey.keys`');
+    throw unavailable(
+      `the X server refused the grab of ${this.combo.text} on display ${this.display} (${first.message ?? `X error ${first.error}`})`,
+      'choose another combination in `hotkey.keys`',
+    );
   }
 
   /** Releases every variant of `plan` (grabs this client does not hold are left alone by the server). */
@@ -440,12 +489,21 @@ class X11Hotkey {
         if (this.plan && samePlan(plan, this.plan)) continue;
         if (this.plan) this.ungrab(this.plan);
         await this.grab(plan);
-        this.options.log.debug(`x11 hotkey: keyboard map changed; ${this.combo.text} grabbed again (keycodes ${plan.keycodes.join(', ')}, modifiers 0x${plan.modifiers.toString(16)})`);
+        this.options.log.debug(
+          `x11 hotkey: keyboard map changed; ${this.combo.text} grabbed again (keycodes ${plan.keycodes.join(', ')}, modifiers 0x${plan.modifiers.toString(16)})`,
+        );
       } while (this.remapAgain && this.state === 'open');
     })()
       .catch((err: unknown) => {
         if (this.state !== 'open') return;
-        this.fail(KotoError.is(err) ? err : unavailable(`the keyboard map changed and the hotkey could not follow (${describeError(err)})`, 'check `hotkey.keys` against the new keyboard layout'));
+        this.fail(
+          KotoError.is(err)
+            ? err
+            : unavailable(
+                `the keyboard map changed and the hotkey could not follow (${describeError(err)})`,
+                'check `hotkey.keys` against the new keyboard layout',
+              ),
+        );
       })
       .finally(() => {
         this.remapping = null;
@@ -459,7 +517,10 @@ class X11Hotkey {
     }
     if (this.state !== 'open') return;
     this.fail(
-      unavailable(`lost the connection to display ${this.display} (${reason})`, `check that the X session on ${this.display} is still running; Koto grabs the hotkey again once it can reconnect`),
+      unavailable(
+        `lost the connection to display ${this.display} (${reason})`,
+        `check that the X session on ${this.display} is still running; Koto grabs the hotkey again once it can reconnect`,
+      ),
       false,
     );
   }

@@ -150,13 +150,26 @@ function applySpokenPunctuation(tokens: Token[], marks: readonly SpokenMark[]): 
 }
 
 function startsClause(t: Token | undefined): boolean {
-  return t === undefined || t.kind === 'newline' || (t.kind === 'mark' && (TERMINAL.has(t.text) || t.text === ',' || t.text === ';' || t.text === ':' || OPENERS.has(t.text)));
+  return (
+    t === undefined ||
+    t.kind === 'newline' ||
+    (t.kind === 'mark' && (TERMINAL.has(t.text) || t.text === ',' || t.text === ';' || t.text === ':' || OPENERS.has(t.text)))
+  );
 }
 function endsClause(t: Token | undefined): boolean {
-  return t === undefined || t.kind === 'newline' || (t.kind === 'mark' && (TERMINAL.has(t.text) || t.text === ',' || t.text === ';' || CLOSERS.has(t.text)));
+  return (
+    t === undefined ||
+    t.kind === 'newline' ||
+    (t.kind === 'mark' && (TERMINAL.has(t.text) || t.text === ',' || t.text === ';' || CLOSERS.has(t.text)))
+  );
 }
 
-function removeFillers(tokens: Token[], words: readonly string[][], phrases: readonly string[][], protectedWords: ReadonlySet<string>): Token[] {
+function removeFillers(
+  tokens: Token[],
+  words: readonly string[][],
+  phrases: readonly string[][],
+  protectedWords: ReadonlySet<string>,
+): Token[] {
   const out: Token[] = [];
   let markNext = false;
   for (let i = 0; i < tokens.length; i++) {
@@ -189,7 +202,13 @@ function tidy(tokens: readonly Token[]): Token[] {
     const prev = out.at(-1);
     const touched = token.spoken || token.afterRemoval || prev?.spoken;
     if (token.kind === 'mark' && touched) {
-      if (token.text === ',' && (prev === undefined || prev.kind === 'newline' || (prev.kind === 'mark' && (TERMINAL.has(prev.text) || prev.text === ',' || OPENERS.has(prev.text))))) continue;
+      if (
+        token.text === ',' &&
+        (prev === undefined ||
+          prev.kind === 'newline' ||
+          (prev.kind === 'mark' && (TERMINAL.has(prev.text) || prev.text === ',' || OPENERS.has(prev.text))))
+      )
+        continue;
       if (TERMINAL.has(token.text) && prev?.kind === 'mark') {
         if (TERMINAL.has(prev.text)) continue;
         if (prev.text === ',' || prev.text === ';' || prev.text === ':') out.pop();
@@ -278,7 +297,8 @@ export function termPattern(term: string): string {
       } else {
         const before = chars[i - 1];
         const camel = before !== undefined && /\p{Ll}/u.test(before) && /\p{Lu}/u.test(ch) && chunk.length >= 2;
-        const digitEdge = before !== undefined && /\p{L}/u.test(before) !== /\p{L}/u.test(ch) && /[\p{L}\p{N}]/u.test(before) && chunk.length >= 2;
+        const digitEdge =
+          before !== undefined && /\p{L}/u.test(before) !== /\p{L}/u.test(ch) && /[\p{L}\p{N}]/u.test(before) && chunk.length >= 2;
         if (camel || digitEdge) {
           out += '[\\s-]?';
           chunk = '';
@@ -399,23 +419,37 @@ export function capitalize(text: string, lowerStarts: readonly string[] = []): s
 
 const WH = new Set(['what', 'who', 'whom', 'whose', 'where', 'when', 'why', 'how', 'which']);
 const AUX = new Set(
-  "is are was were am do does did can could will would should shall may might must have has had isn't aren't wasn't weren't don't doesn't didn't can't couldn't won't wouldn't shouldn't haven't hasn't".split(' '),
+  "is are was were am do does did can could will would should shall may might must have has had isn't aren't wasn't weren't don't doesn't didn't can't couldn't won't wouldn't shouldn't haven't hasn't".split(
+    ' ',
+  ),
 );
-const SUBJECTS = new Set('i you we they he she it there this that these those anyone anybody someone somebody everyone everybody your my our their his her its'.split(' '));
+const SUBJECTS = new Set(
+  'i you we they he she it there this that these those anyone anybody someone somebody everyone everybody your my our their his her its'.split(
+    ' ',
+  ),
+);
 
 /**
  * Whether a sentence reads like a question: "what is…", "who…", "how many…", "what time is it",
  * "can you…", "is it…". A heuristic: "do the dishes" stays a statement, and so may some questions.
  */
 export function looksLikeQuestion(sentence: string): boolean {
-  const words = sentence.toLowerCase().replace(/’/g, "'").match(/[\p{L}']+/gu) ?? [];
+  const words =
+    sentence
+      .toLowerCase()
+      .replace(/’/g, "'")
+      .match(/[\p{L}']+/gu) ?? [];
   const [first = '', second = ''] = words;
   if (/^(what|who|where|when|why|how)'s$/.test(first)) return true;
   if (first === 'who') return true;
   if (WH.has(first) && (AUX.has(second) || second === 'about' || second === 'if')) return true;
   if (first === 'how' && ['many', 'much', 'long', 'far', 'often', 'old', 'come'].includes(second)) return true;
   // "what time is it", "which train does the…": an auxiliary before its subject, later on.
-  if (WH.has(first) && words.some((w, i) => i > 0 && AUX.has(w) && (SUBJECTS.has(words[i + 1] ?? '') || ['the', 'a', 'an'].includes(words[i + 1] ?? '')))) return true;
+  if (
+    WH.has(first) &&
+    words.some((w, i) => i > 0 && AUX.has(w) && (SUBJECTS.has(words[i + 1] ?? '') || ['the', 'a', 'an'].includes(words[i + 1] ?? '')))
+  )
+    return true;
   return AUX.has(first) && SUBJECTS.has(second);
 }
 
@@ -444,7 +478,10 @@ export function correctText(text: string, dictionary: readonly string[], options
     }
     result = render(tidy(tokens));
   }
-  result = result.replace(/[ \t]+/g, ' ').replace(/ *\n */g, '\n').trim();
+  result = result
+    .replace(/[ \t]+/g, ' ')
+    .replace(/ *\n */g, '\n')
+    .trim();
   if (options.capitalize) result = capitalize(result, matcher?.lowerStarts);
   if (options.finalPunctuation) result = finalPunctuation(result, options.questions);
   return result;

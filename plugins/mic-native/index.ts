@@ -91,7 +91,9 @@ export default definePlugin({
     const preopened = new Map<string, PreOpened>();
     let standby: Standby | undefined;
     const standbySettings = (config: KotoConfig) =>
-      config.audio.preRollMs > 0 && config.audio.source === 'mic-native' ? { device: config.audio.device, preRollMs: config.audio.preRollMs } : undefined;
+      config.audio.preRollMs > 0 && config.audio.source === 'mic-native'
+        ? { device: config.audio.device, preRollMs: config.audio.preRollMs }
+        : undefined;
 
     // Only a long-running host keeps the microphone open (audio.preRollMs): a one-shot command
     // or a Node API kernel never calls the `daemon` hook.

@@ -233,7 +233,10 @@ export class Microphone {
     if (this.#state === 'done' || this.#state === 'stopping' || this.#checking) return;
     const error = this.#recording?.writeError;
     if (error !== undefined) {
-      void this.#fail(micError('write-failed', { path: this.#recording?.path, detail: error instanceof Error ? error.message : String(error) }, error), 'stop');
+      void this.#fail(
+        micError('write-failed', { path: this.#recording?.path, detail: error instanceof Error ? error.message : String(error) }, error),
+        'stop',
+      );
       return;
     }
     if (!this.#capture) return;
@@ -273,7 +276,10 @@ export class Microphone {
     const server = await audioServerProblem();
     const detail = server ?? (cause instanceof Error ? cause.message : String(cause));
     const atMs = Math.round(((this.#recording?.samples ?? this.#ringSamples) * 1000) / SAMPLE_RATE);
-    await this.#fail(micError('device-lost', { device: this.device, atMs, detail, path: this.#recording?.path ?? '(not saved)' }, cause), 'kill');
+    await this.#fail(
+      micError('device-lost', { device: this.device, atMs, detail, path: this.#recording?.path ?? '(not saved)' }, cause),
+      'kill',
+    );
   }
 
   async #fail(err: unknown, how: 'stop' | 'kill'): Promise<void> {
@@ -326,7 +332,12 @@ export class Recording implements AudioSourceHandle {
   /** When the recording's first sample was captured (ms since the epoch), if known. */
   readonly firstSampleAt: number | undefined;
 
-  constructor(mic: Microphone, wav: WavWriter | undefined, maxDurationMs: number | undefined, timing: { preRollMs: number; firstSampleAt: number | undefined }) {
+  constructor(
+    mic: Microphone,
+    wav: WavWriter | undefined,
+    maxDurationMs: number | undefined,
+    timing: { preRollMs: number; firstSampleAt: number | undefined },
+  ) {
     this.preRollMs = timing.preRollMs;
     this.firstSampleAt = timing.firstSampleAt;
     this.#mic = mic;

@@ -17,5 +17,9 @@ function specOf(pkg: string): string {
 
 /** KOTO_ERR_DEPENDENCY_MISSING: what needs the package, the exact install command, and what works without it. */
 export function missingPackage(plugin: string, pkg: string, feature: string, alternative?: string): KotoError {
-  return kotoError('KOTO_ERR_DEPENDENCY_MISSING', { feature, package: pkg, spec: specOf(pkg), alternative: alternative ? `; or ${alternative}` : '' }, { plugin });
+  return kotoError(
+    'KOTO_ERR_DEPENDENCY_MISSING',
+    { feature, package: pkg, spec: specOf(pkg), alternative: alternative ? `; or ${alternative}` : '' },
+    { plugin },
+  );
 }

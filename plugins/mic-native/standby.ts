@@ -113,7 +113,8 @@ export class Standby {
       },
       (err: unknown) => {
         const message = isMicError(err) ? err.message : String(err);
-        if (message !== this.#error) this.#log.warn(`the microphone cannot be kept open for pre-roll: ${message}; trying again every ${RETRY_MS / 1000} s`);
+        if (message !== this.#error)
+          this.#log.warn(`the microphone cannot be kept open for pre-roll: ${message}; trying again every ${RETRY_MS / 1000} s`);
         this.#error = message;
         this.#publish();
         this.#retry = setTimeout(() => {
@@ -146,9 +147,7 @@ export class Standby {
       device: settings.device,
       preRollMs: settings.preRollMs,
       ...(this.#error ? { error: this.#error } : {}),
-      summary: this.#error
-        ? `pre-roll microphone not open (${this.#error})`
-        : `microphone kept open (pre-roll ${settings.preRollMs} ms)`,
+      summary: this.#error ? `pre-roll microphone not open (${this.#error})` : `microphone kept open (pre-roll ${settings.preRollMs} ms)`,
     });
   }
 }

@@ -108,7 +108,12 @@ export function transcriptionText(
   if (typeof value === 'string') return { text: value.trim() };
   if (isRecord(value) && typeof value.text === 'string') {
     const usage = isRecord(value.usage) ? value.usage : undefined;
-    const seconds = typeof value.duration === 'number' ? value.duration : usage?.type === 'duration' && typeof usage.seconds === 'number' ? usage.seconds : undefined;
+    const seconds =
+      typeof value.duration === 'number'
+        ? value.duration
+        : usage?.type === 'duration' && typeof usage.seconds === 'number'
+          ? usage.seconds
+          : undefined;
     const billed = usageOf(usage);
     return {
       text: value.text.trim(),
@@ -125,7 +130,11 @@ export function transcriptionText(
  * events accumulated into `onInterim`, the final text from `transcript.text.done`) or one
  * JSON / plain-text answer.
  */
-export async function transcribe(target: WireTarget, params: TranscriptionParams, callbacks: TranscribeCallbacks): Promise<TranscriptionResult> {
+export async function transcribe(
+  target: WireTarget,
+  params: TranscriptionParams,
+  callbacks: TranscribeCallbacks,
+): Promise<TranscriptionResult> {
   const { signal } = callbacks;
   const form = transcriptionForm(params);
   const what = 'the transcription';

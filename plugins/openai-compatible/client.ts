@@ -1,5 +1,14 @@
 import type { Dispatcher } from 'undici';
-import { describeError, isLoopbackHost, isSecretName, KOTO_VERSION, KotoError, kotoError, scrubSecrets, type ProviderUsage } from 'koto-voice';
+import {
+  describeError,
+  isLoopbackHost,
+  isSecretName,
+  KOTO_VERSION,
+  KotoError,
+  kotoError,
+  scrubSecrets,
+  type ProviderUsage,
+} from 'koto-voice';
 
 /** The REST operations this plugin performs. */
 export type WireOperation = 'transcriptions' | 'chat' | 'responses' | 'models';
@@ -61,7 +70,6 @@ export function baseUrlBuilder(baseUrl: string, query: Readonly<Record<string, s
 export function bearerHeaders(apiKey: string | undefined, extra: Readonly<Record<string, string>> = {}): Record<string, string> {
   return { ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}), ...lowerCaseKeys(extra) };
 }
-
 
 /** The credential values of an instance: the key, secret-looking headers and query parameters. */
 export function secretValues(
@@ -195,7 +203,8 @@ export function parseJson(target: WireTarget, text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    const detail = text.trim() === '' ? 'an empty body where JSON was expected' : `invalid or truncated JSON (${Buffer.byteLength(text)} bytes)`;
+    const detail =
+      text.trim() === '' ? 'an empty body where JSON was expected' : `invalid or truncated JSON (${Buffer.byteLength(text)} bytes)`;
     throw badResponse(target, detail);
   }
 }
@@ -234,7 +243,8 @@ export function usageOf(value: unknown): ProviderUsage | undefined {
 /** Usage of several calls (the parts of a split upload) as one; a field unknown in one part is unknown. */
 export function sumUsage(parts: readonly (ProviderUsage | undefined)[]): ProviderUsage | undefined {
   if (parts.length === 0 || parts.some((u) => u === undefined)) return undefined;
-  const sum = (key: keyof ProviderUsage) => (parts.every((u) => u?.[key] !== undefined) ? parts.reduce((n, u) => n + (u?.[key] ?? 0), 0) : undefined);
+  const sum = (key: keyof ProviderUsage) =>
+    parts.every((u) => u?.[key] !== undefined) ? parts.reduce((n, u) => n + (u?.[key] ?? 0), 0) : undefined;
   const out = { inputTokens: sum('inputTokens'), outputTokens: sum('outputTokens'), audioSeconds: sum('audioSeconds') };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as ProviderUsage;
 }
@@ -315,7 +325,11 @@ export async function httpError(
     return kotoError('KOTO_ERR_AUTH', { provider, status }, { details });
   }
   if (status === 404) {
-    return kotoError('KOTO_ERR_ENDPOINT_NOT_FOUND', { provider, url: scrub(displayUrl(url), target.secrets) }, { details, fix: NOT_FOUND_FIX });
+    return kotoError(
+      'KOTO_ERR_ENDPOINT_NOT_FOUND',
+      { provider, url: scrub(displayUrl(url), target.secrets) },
+      { details, fix: NOT_FOUND_FIX },
+    );
   }
   if (status === 429) {
     const retryAfter = retryAfterSeconds(headerValue(headers['retry-after']));
@@ -377,7 +391,10 @@ export function transportError(
     const ms = headersPhase ? target.timeouts?.headersMs : target.timeouts?.bodyMs;
     return kotoError(
       'KOTO_ERR_TIMEOUT',
-      { what: `waiting for the ${headersPhase ? 'response headers' : 'response body'} of ${what} from provider "${provider}"`, ms: ms ?? '?' },
+      {
+        what: `waiting for the ${headersPhase ? 'response headers' : 'response body'} of ${what} from provider "${provider}"`,
+        ms: ms ?? '?',
+      },
       { cause: err, details: { provider, retryable: true, code } },
     );
   }
@@ -385,7 +402,10 @@ export function transportError(
   const permanent = code === 'ENOTFOUND' || (code !== undefined && /CERT|SELF_SIGNED|VERIFY|ISSUER|HOSTNAME/i.test(code));
   return kotoError(
     'KOTO_ERR_NETWORK',
-    { origin: url.origin, detail: `${phase === 'response' ? 'the connection broke mid-response: ' : ''}${scrub(describeError(err), target.secrets)}` },
+    {
+      origin: url.origin,
+      detail: `${phase === 'response' ? 'the connection broke mid-response: ' : ''}${scrub(describeError(err), target.secrets)}`,
+    },
     { cause: err, details: { provider, retryable: !permanent, ...(code ? { code } : {}) } },
   );
 }

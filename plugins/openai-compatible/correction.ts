@@ -193,7 +193,12 @@ function responseAnswer(target: WireTarget, response: Record<string, unknown>, s
   return { text: text !== '' || streamed === undefined ? text : streamed, usage };
 }
 
-async function readChatStream(target: WireTarget, response: Parameters<typeof sseEvents>[1], callbacks: CompleteCallbacks, what: string): Promise<RawAnswer> {
+async function readChatStream(
+  target: WireTarget,
+  response: Parameters<typeof sseEvents>[1],
+  callbacks: CompleteCallbacks,
+  what: string,
+): Promise<RawAnswer> {
   let accumulated = '';
   let shown = '';
   let finishReason: string | undefined;
@@ -229,7 +234,12 @@ async function readChatStream(target: WireTarget, response: Parameters<typeof ss
   };
 }
 
-async function readResponsesStream(target: WireTarget, response: Parameters<typeof sseEvents>[1], callbacks: CompleteCallbacks, what: string): Promise<RawAnswer> {
+async function readResponsesStream(
+  target: WireTarget,
+  response: Parameters<typeof sseEvents>[1],
+  callbacks: CompleteCallbacks,
+  what: string,
+): Promise<RawAnswer> {
   let accumulated = '';
   let shown = '';
   for await (const event of sseEvents(target, response, callbacks.signal, what)) {

@@ -127,7 +127,11 @@ export function defaultProviders(env: NodeJS.ProcessEnv): Record<string, Record<
   const problem = urlProblem(baseUrl, BASE_URL_RULES);
   if (problem) throw envUrlError('OPENAI_BASE_URL', problem, fix);
   if (isInsecureRemote(baseUrl)) {
-    throw envUrlError('OPENAI_BASE_URL', `is plain http to a host that is not this machine: audio and the API key would travel unencrypted`, `${fix}; for a trusted plain-http server configure a provider with allowInsecureHttp: true`);
+    throw envUrlError(
+      'OPENAI_BASE_URL',
+      `is plain http to a host that is not this machine: audio and the API key would travel unencrypted`,
+      `${fix}; for a trusted plain-http server configure a provider with allowInsecureHttp: true`,
+    );
   }
   return { openai: { baseUrl, apiKey } };
 }

@@ -1,4 +1,12 @@
-import { describeError, type AsrProviderV1, type CorrectionProviderV1, type ProbeRequest, type ProbeResult, type ProviderRef, type SessionContext } from 'koto-voice';
+import {
+  describeError,
+  type AsrProviderV1,
+  type CorrectionProviderV1,
+  type ProbeRequest,
+  type ProbeResult,
+  type ProviderRef,
+  type SessionContext,
+} from 'koto-voice';
 import { transcriptionParams } from './asr.ts';
 import { displayUrl, send, type WireTarget } from './client.ts';
 import { complete, completionParams } from './correction.ts';
@@ -48,15 +56,31 @@ export function asrProvider(api: OpenAiApi, targetFor: TargetFor, realtime: Real
         streaming: isStreamingAsrModel(options, model),
         keywords: sendsKeywords(options, model),
       });
-      const result = await transcribeWithinLimit(target, params, request.audio, { signal: request.signal, onInterim }, {
-        maxBytes: options.maxUploadBytes,
-        option: `providers.${ref.name}.maxUploadBytes`,
-        onPlan: (plan) => {
-          if (plan.how !== 'whole') api.log.info(`provider "${ref.name}": ${describePlan(plan, options.maxUploadBytes)}`);
+      const result = await transcribeWithinLimit(
+        target,
+        params,
+        request.audio,
+        { signal: request.signal, onInterim },
+        {
+          maxBytes: options.maxUploadBytes,
+          option: `providers.${ref.name}.maxUploadBytes`,
+          onPlan: (plan) => {
+            if (plan.how !== 'whole') api.log.info(`provider "${ref.name}": ${describePlan(plan, options.maxUploadBytes)}`);
+          },
         },
-      });
-      const warnings = result.how === 'split' ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`] : undefined;
-      return { text: result.text, model: result.model, language: result.language, durationSec: result.durationSec, warnings, usage: result.usage };
+      );
+      const warnings =
+        result.how === 'split'
+          ? [`the recording was over provider "${ref.name}"'s upload limit: transcribed in ${result.parts} parts cut at pauses`]
+          : undefined;
+      return {
+        text: result.text,
+        model: result.model,
+        language: result.language,
+        durationSec: result.durationSec,
+        warnings,
+        usage: result.usage,
+      };
     },
     probe: probe(api, targetFor),
   };

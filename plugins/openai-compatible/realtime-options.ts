@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { isInsecureRemote, urlProblem, type UrlRules } from './url.ts';
 
-const SOCKET_URL_RULES: UrlRules = { schemes: ['wss', 'ws'], example: 'wss://api.openai.com/v1/realtime', credentialsGoTo: 'apiKey or headers' };
+const SOCKET_URL_RULES: UrlRules = {
+  schemes: ['wss', 'ws'],
+  example: 'wss://api.openai.com/v1/realtime',
+  credentialsGoTo: 'apiKey or headers',
+};
 
 /** Server voice-activity detection (hands-free): the server commits a segment at each pause. */
 export const serverVadSchema = z.strictObject({
@@ -33,7 +37,8 @@ export const realtimeSettingsSchema = z.strictObject({
       const problem = urlProblem(value, SOCKET_URL_RULES);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
       // The kernel refuses such a socket when it opens; better said when the config loads.
-      else if (isInsecureRemote(value)) ctx.addIssue({ code: 'custom', message: 'must be wss:// (plain ws:// only for a loopback host): the key and audio travel in it' });
+      else if (isInsecureRemote(value))
+        ctx.addIssue({ code: 'custom', message: 'must be wss:// (plain ws:// only for a loopback host): the key and audio travel in it' });
     })
     .optional(),
   /** `off` (push-to-talk: one segment, committed at stop) or server VAD (hands-free). */

@@ -15,7 +15,16 @@
  * kernel's `interim` hook and the caller's listener), and is kept for `{{interim_history}}`.
  */
 
-import type { AsrRequest, AsrResult, AudioFrame, KotoHttp, PluginApi, ProviderOptionsRecord, ProviderRef, SessionContext } from 'koto-voice';
+import type {
+  AsrRequest,
+  AsrResult,
+  AudioFrame,
+  KotoHttp,
+  PluginApi,
+  ProviderOptionsRecord,
+  ProviderRef,
+  SessionContext,
+} from 'koto-voice';
 import { describeError } from 'koto-voice';
 import type { WireTarget } from './client.ts';
 import type { ProviderOptions } from './options.ts';
@@ -69,7 +78,10 @@ export interface RealtimeStreams {
    * The final transcript of the session's stream, or undefined when the session has none or
    * it failed (the reason is logged): the caller then uploads the recording.
    */
-  finish(request: AsrRequest, onInterim: (text: string) => void): Promise<(AsrResult & { readonly interimHistory: readonly string[] }) | undefined>;
+  finish(
+    request: AsrRequest,
+    onInterim: (text: string) => void,
+  ): Promise<(AsrResult & { readonly interimHistory: readonly string[] }) | undefined>;
   /** Open streams (for diagnostics and tests). */
   readonly open: number;
 }
@@ -137,7 +149,9 @@ export function installRealtime<Options>(api: PluginApi<Options>, options: Realt
       entry.rateChecked = true;
       const measured = (entry.samples * 1000) / frame.timestamp;
       if (Math.abs(measured / rate - 1) > 0.05) {
-        api.log.warn(`provider "${entry.provider}": the recording does not look like ${rate} Hz audio (about ${Math.round(measured)} Hz); it will be uploaded instead of streamed`);
+        api.log.warn(
+          `provider "${entry.provider}": the recording does not look like ${rate} Hz audio (about ${Math.round(measured)} Hz); it will be uploaded instead of streamed`,
+        );
         drop(session.id);
         return;
       }
@@ -166,7 +180,9 @@ export function installRealtime<Options>(api: PluginApi<Options>, options: Realt
       const recorded = request.audio.trimmed?.captured ?? request.audio.pcm?.samples.length;
       if (recorded !== undefined && recorded !== entry.samples) {
         // The stream missed part of the recording (it started late, or stopped streaming): the upload has it all.
-        api.log.warn(`provider "${entry.provider}": ${entry.samples} of ${recorded} recorded samples were streamed; uploading the recording instead`);
+        api.log.warn(
+          `provider "${entry.provider}": ${entry.samples} of ${recorded} recorded samples were streamed; uploading the recording instead`,
+        );
         feed.close();
         return undefined;
       }

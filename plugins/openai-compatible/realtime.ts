@@ -29,7 +29,13 @@ import { displayUrl, joinUrl, scrub, sumUsage, usageOf, USER_AGENT } from './cli
 import type { serverVadSchema } from './realtime-options.ts';
 import type { z } from 'zod';
 
-export { realtimeOptionSchema, realtimeSettings, realtimeSettingsSchema, type RealtimeOption, type RealtimeSettings } from './realtime-options.ts';
+export {
+  realtimeOptionSchema,
+  realtimeSettings,
+  realtimeSettingsSchema,
+  type RealtimeOption,
+  type RealtimeSettings,
+} from './realtime-options.ts';
 
 /** The only PCM rate the Realtime API accepts (`RealtimeAudioFormats`: `audio/pcm`, rate 24000). */
 export const REALTIME_SAMPLE_RATE = 24_000;
@@ -403,8 +409,10 @@ export class RealtimeTranscription implements RealtimeFeed {
   #closed(code: number | undefined, reason: string | undefined): void {
     clearTimeout(this.#errorTimer);
     if (this.#state === 'done' || this.#state === 'closed' || this.#state === 'failed') return;
-    const how = [code === undefined ? undefined : `code ${code}`, reason || undefined, this.#socketError].filter(Boolean).join(', ') || 'no detail';
-    const what = this.#state === 'connecting' ? 'the realtime socket did not open' : 'the realtime socket closed before the transcript was complete';
+    const how =
+      [code === undefined ? undefined : `code ${code}`, reason || undefined, this.#socketError].filter(Boolean).join(', ') || 'no detail';
+    const what =
+      this.#state === 'connecting' ? 'the realtime socket did not open' : 'the realtime socket closed before the transcript was complete';
     this.#fail(this.#network(`${what} (${how})`, this.#socketErrorCause));
   }
 
@@ -491,7 +499,9 @@ export class RealtimeTranscription implements RealtimeFeed {
     const timeoutMs = this.#options.finalTimeoutMs ?? 15_000;
     return await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#fail(kotoError('KOTO_ERR_TIMEOUT', { what: `the final realtime transcript from provider "${this.target.provider}"`, ms: timeoutMs }));
+        this.#fail(
+          kotoError('KOTO_ERR_TIMEOUT', { what: `the final realtime transcript from provider "${this.target.provider}"`, ms: timeoutMs }),
+        );
       }, timeoutMs);
       timer.unref?.();
       const onAbort = () => this.#fail(kotoError('KOTO_ERR_ABORTED', { what: 'the realtime transcription' }, { cause: signal?.reason }));
@@ -622,7 +632,9 @@ export class RealtimeTranscription implements RealtimeFeed {
 
   #done(): void {
     this.#state = 'done';
-    this.#options.onDebug?.(`realtime transcription done: ${this.#items.length} segment(s), ${this.#appended} samples at 24 kHz from ${this.#samplesIn} captured, ${this.#events} server events`);
+    this.#options.onDebug?.(
+      `realtime transcription done: ${this.#items.length} segment(s), ${this.#appended} samples at 24 kHz from ${this.#samplesIn} captured, ${this.#events} server events`,
+    );
     try {
       this.#socket?.close(1000, 'done');
     } catch {
@@ -669,12 +681,17 @@ export class RealtimeTranscription implements RealtimeFeed {
   }
 
   #error(detail: string): KotoError {
-    return kotoError('KOTO_ERR_BAD_RESPONSE', { provider: this.target.provider, detail: scrub(detail, this.target.secrets) }, { details: { provider: this.target.provider, retryable: true } });
+    return kotoError(
+      'KOTO_ERR_BAD_RESPONSE',
+      { provider: this.target.provider, detail: scrub(detail, this.target.secrets) },
+      { details: { provider: this.target.provider, retryable: true } },
+    );
   }
 }
 
 function describeUpstream(error: Record<string, unknown>): string {
-  const message = typeof error.message === 'string' && error.message.trim() ? error.message.trim().replace(/\s+/g, ' ').slice(0, 300) : 'no detail';
+  const message =
+    typeof error.message === 'string' && error.message.trim() ? error.message.trim().replace(/\s+/g, ' ').slice(0, 300) : 'no detail';
   const code = typeof error.code === 'string' && error.code ? ` (${error.code})` : '';
   return `${message}${code}`;
 }

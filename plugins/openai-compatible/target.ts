@@ -27,7 +27,8 @@ export function targetResolver(api: OpenAiApi): (ref: ProviderRef<ProviderOption
     const secrets = registerSecrets(api, options);
     const transport = session.config.transport;
     // A provider may opt its uploads onto the kernel's HTTP/1.1 client (servers with small HTTP/2 windows).
-    const uploadHttp = options.uploadsOverHttp1 === true ? api.http.http1 : options.uploadsOverHttp1 === false ? api.http : api.http.uploads;
+    const uploadHttp =
+      options.uploadsOverHttp1 === true ? api.http.http1 : options.uploadsOverHttp1 === false ? api.http : api.http.uploads;
     const url = baseUrlBuilder(options.baseUrl, options.query);
     return {
       provider: ref.name,

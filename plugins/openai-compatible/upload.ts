@@ -91,7 +91,9 @@ export async function transcribeWithinLimit(
     const bytes = transcriptionRequestBytes(partParams);
     // The plan guarantees this; checked anyway, since a request over the limit is never sent.
     if (bytes > limit.maxBytes) {
-      throw kotoError('KOTO_ERR_INTERNAL', { detail: `an upload part of ${bytes} bytes exceeds the ${limit.maxBytes}-byte limit of provider "${target.provider}"` });
+      throw kotoError('KOTO_ERR_INTERNAL', {
+        detail: `an upload part of ${bytes} bytes exceeds the ${limit.maxBytes}-byte limit of provider "${target.provider}"`,
+      });
     }
     const onInterim = callbacks.onInterim;
     const result = await transcribe(target, partParams, {

@@ -30,12 +30,28 @@ import type { KotoHttp, ProviderRef, SessionContext } from 'koto-voice';
 import { USER_AGENT, type WireTarget } from './client.ts';
 
 // The target, one request, and the mapping of failures to catalogue errors.
-export { httpError, retryAfterSeconds, send, transportError, type SendOptions, type SentResponse, type WireOperation, type WireTarget } from './client.ts';
+export {
+  httpError,
+  retryAfterSeconds,
+  send,
+  transportError,
+  type SendOptions,
+  type SentResponse,
+  type WireOperation,
+  type WireTarget,
+} from './client.ts';
 // Request and response bodies.
 export { encodeMultipart, type MultipartFile, type MultipartValue } from './multipart.ts';
 export { eventJson, sseEvents } from './sse.ts';
 // Transcription (one upload, or a recording over the upload limit in parts).
-export { transcribe, transcriptionParams, type TranscribeCallbacks, type TranscriptionParams, type TranscriptionPolicy, type TranscriptionResult } from './asr.ts';
+export {
+  transcribe,
+  transcriptionParams,
+  type TranscribeCallbacks,
+  type TranscriptionParams,
+  type TranscriptionPolicy,
+  type TranscriptionResult,
+} from './asr.ts';
 export { describePlan, transcribeWithinLimit, type LimitedTranscriptionResult, type UploadLimit } from './upload.ts';
 export { isStreamingAsrModel, MIN_MAX_UPLOAD_BYTES, sendsKeywords } from './options.ts';
 // Completion (correction) over chat completions or responses.

@@ -20,6 +20,10 @@ export async function pressAfter(req: OutputRequest, log: Logger, via: 'paste' |
     log.debug(`after the ${via}: ${key} pressed with ${tool}`);
   } catch (err) {
     if (wasCancelled(err, req)) throw cancelled(req);
-    warn(req, log, `the text was delivered, but ${key === 'enter' ? 'Enter' : 'Tab'} (\`after\`) could not be pressed: ${(err as Error).message}`);
+    warn(
+      req,
+      log,
+      `the text was delivered, but ${key === 'enter' ? 'Enter' : 'Tab'} (\`after\`) could not be pressed: ${(err as Error).message}`,
+    );
   }
 }

@@ -31,11 +31,20 @@ export async function giveUp(
   desktop: Desktop,
   failures: ReadonlyArray<{ readonly what: string; readonly error: unknown }>,
 ): Promise<never> {
-  if (await notify(`Koto could not paste or copy dictation ${req.session.id}. Its text is kept: \`koto paste ${req.session.id}\` delivers it again.`, log)) {
+  if (
+    await notify(
+      `Koto could not paste or copy dictation ${req.session.id}. Its text is kept: \`koto paste ${req.session.id}\` delivers it again.`,
+      log,
+    )
+  ) {
     log.debug(`output "${req.name}": a desktop notification said the text is in the history`);
   }
   const failed = failures.map(({ what, error }) => `${what} (${describeError(error)})`);
-  const fix = unreachableDisplayFix(desktop, failures.map(({ error }) => error)) ?? installHint(desktop);
+  const fix =
+    unreachableDisplayFix(
+      desktop,
+      failures.map(({ error }) => error),
+    ) ?? installHint(desktop);
   // The message carries the fix too: the session record (history) keeps messages only.
   throw kotoError(
     'KOTO_ERR_OUTPUT',

@@ -2,7 +2,19 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { describeError, kotoError, type Logger, type OutputRequest } from 'koto-voice';
-import { clipboardHint, DesktopError, detectDesktop, findTool, hide, NO_DISPLAY, runTool, sleep, unreachableDisplayFix, utf8Env, type Desktop } from './desktop.ts';
+import {
+  clipboardHint,
+  DesktopError,
+  detectDesktop,
+  findTool,
+  hide,
+  NO_DISPLAY,
+  runTool,
+  sleep,
+  unreachableDisplayFix,
+  utf8Env,
+  type Desktop,
+} from './desktop.ts';
 
 /**
  * CLIPBOARD is what Ctrl+V pastes; PRIMARY is the X11 (and Wayland primary-selection) "last
@@ -73,10 +85,16 @@ function isWsl(): boolean {
 }
 
 /** clipboardy (macOS, Windows, WSL), with a deadline: it must never hang a session. */
-async function viaClipboardy<T>(use: (clipboard: { write(text: string): Promise<void>; read(): Promise<string> }) => Promise<T>, timeoutMs = TIMEOUT_MS): Promise<T> {
+async function viaClipboardy<T>(
+  use: (clipboard: { write(text: string): Promise<void>; read(): Promise<string> }) => Promise<T>,
+  timeoutMs = TIMEOUT_MS,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DesktopError(`the clipboard did not answer within ${timeoutMs} ms`, undefined, 'timeout')), timeoutMs);
+    timer = setTimeout(
+      () => reject(new DesktopError(`the clipboard did not answer within ${timeoutMs} ms`, undefined, 'timeout')),
+      timeoutMs,
+    );
   });
   try {
     // Loaded on first use: clipboardy spawns platform tools and is not needed by most runs.
@@ -173,7 +191,12 @@ async function served(text: string, signal: AbortSignal | undefined, selection: 
  * The clipboard's (or, on X11, PRIMARY's) text, or undefined when it cannot be read within
  * `timeoutMs` (or holds no text).
  */
-export async function readText(signal?: AbortSignal, desktop: Desktop = detectDesktop(), selection: Selection = 'clipboard', timeoutMs = TIMEOUT_MS): Promise<string | undefined> {
+export async function readText(
+  signal?: AbortSignal,
+  desktop: Desktop = detectDesktop(),
+  selection: Selection = 'clipboard',
+  timeoutMs = TIMEOUT_MS,
+): Promise<string | undefined> {
   try {
     if (desktop === 'wayland') return await readWayland(signal, selection, timeoutMs);
     if (selection === 'primary' && desktop !== 'x11') return undefined;
@@ -299,7 +322,9 @@ async function restore(previous: string, ours: string, log: Logger, desktop: Des
 export async function writeClipboard(req: OutputRequest, log: Logger, restores: ClipboardRestores): Promise<void> {
   const options = clipboardOptions.parse(req.options);
   const desktop = detectDesktop();
-  const previous = await restores.begin(options.restoreAfterMs ? () => readText(req.signal, desktop, 'clipboard', PREVIOUS_TIMEOUT_MS) : undefined);
+  const previous = await restores.begin(
+    options.restoreAfterMs ? () => readText(req.signal, desktop, 'clipboard', PREVIOUS_TIMEOUT_MS) : undefined,
+  );
   try {
     await copyText(req.text, req.signal, desktop);
   } catch (err) {

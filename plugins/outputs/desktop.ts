@@ -109,7 +109,13 @@ export interface ToolResult {
 const MAX_OUTPUT = 16 * 1024 * 1024;
 
 function firstLine(text: string): string {
-  return text.split('\n').map((line) => line.trim()).find(Boolean)?.slice(0, 300) ?? '';
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim())
+      .find(Boolean)
+      ?.slice(0, 300) ?? ''
+  );
 }
 
 /** Removes the dictated text from a message (privacy: messages end up in logs and history). */
@@ -177,9 +183,12 @@ export function runTool(file: string, args: readonly string[], options: RunToolO
       child.stdout?.destroy();
       child.stderr?.destroy();
       if (error) return reject(error);
-      const said = hide(firstLine(stderr) || firstLine(stdout), options.secret).split(file).join(name);
+      const said = hide(firstLine(stderr) || firstLine(stdout), options.secret)
+        .split(file)
+        .join(name);
       if (ending === 'aborted') return reject(new DesktopError(`${name} was stopped: the session was cancelled`, undefined, 'aborted'));
-      if (ending === 'timeout') return reject(new DesktopError(`${name} did not finish within ${options.timeoutMs} ms`, undefined, 'timeout'));
+      if (ending === 'timeout')
+        return reject(new DesktopError(`${name} did not finish within ${options.timeoutMs} ms`, undefined, 'timeout'));
       const code = exit?.code ?? null;
       if (code !== 0 && options.check !== false) {
         const how = code === null ? `was killed (${exit?.signal ?? 'signal'})` : `exited with code ${code}`;

@@ -27,7 +27,7 @@ export async function appendToFile(req: OutputRequest, configDir: string): Promi
     throw kotoError(
       'KOTO_ERR_OUTPUT',
       { output: 'file', detail: `cannot append to ${target}: ${describeError(err)}` },
-      { fix: 'point the file output\'s path at a file in a folder you can write to', cause: err },
+      { fix: "point the file output's path at a file in a folder you can write to", cause: err },
     );
   }
 }

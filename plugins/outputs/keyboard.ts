@@ -24,10 +24,7 @@ const MODIFIERS: Readonly<Record<string, Modifier>> = {
   logo: 'super',
 };
 
-const SHORTCUT_PATTERN = new RegExp(
-  `^(?:(?:${Object.keys(MODIFIERS).join('|')})\\+)*(?:[a-z0-9]|insert|enter|return|tab|space)$`,
-  'i',
-);
+const SHORTCUT_PATTERN = new RegExp(`^(?:(?:${Object.keys(MODIFIERS).join('|')})\\+)*(?:[a-z0-9]|insert|enter|return|tab|space)$`, 'i');
 
 /** A key combination such as `ctrl+v`, `ctrl+shift+v` (terminals) or `shift+insert`. */
 export const shortcutSchema = z
@@ -69,11 +66,50 @@ export function wtypeKeyArgs(shortcut: Shortcut): string[] {
 
 /** Linux input event codes (linux/input-event-codes.h, US layout), as ydotool 1.x takes them. */
 const EVDEV: Readonly<Record<string, number>> = {
-  ctrl: 29, shift: 42, alt: 56, super: 125, enter: 28, tab: 15, space: 57, insert: 110,
-  '1': 2, '2': 3, '3': 4, '4': 5, '5': 6, '6': 7, '7': 8, '8': 9, '9': 10, '0': 11,
-  q: 16, w: 17, e: 18, r: 19, t: 20, y: 21, u: 22, i: 23, o: 24, p: 25,
-  a: 30, s: 31, d: 32, f: 33, g: 34, h: 35, j: 36, k: 37, l: 38,
-  z: 44, x: 45, c: 46, v: 47, b: 48, n: 49, m: 50,
+  ctrl: 29,
+  shift: 42,
+  alt: 56,
+  super: 125,
+  enter: 28,
+  tab: 15,
+  space: 57,
+  insert: 110,
+  '1': 2,
+  '2': 3,
+  '3': 4,
+  '4': 5,
+  '5': 6,
+  '6': 7,
+  '7': 8,
+  '8': 9,
+  '9': 10,
+  '0': 11,
+  q: 16,
+  w: 17,
+  e: 18,
+  r: 19,
+  t: 20,
+  y: 21,
+  u: 22,
+  i: 23,
+  o: 24,
+  p: 25,
+  a: 30,
+  s: 31,
+  d: 32,
+  f: 33,
+  g: 34,
+  h: 35,
+  j: 36,
+  k: 37,
+  l: 38,
+  z: 44,
+  x: 45,
+  c: 46,
+  v: 47,
+  b: 48,
+  n: 49,
+  m: 50,
 };
 
 /**
@@ -86,7 +122,12 @@ export function ydotoolKeyArgs(shortcut: Shortcut, modern: boolean): string[] {
   return ['key', ...codes.map((c) => `${c}:1`), ...[...codes].reverse().map((c) => `${c}:0`)];
 }
 
-const APPLE_MODIFIERS: Readonly<Record<Modifier, string>> = { ctrl: 'control down', shift: 'shift down', alt: 'option down', super: 'command down' };
+const APPLE_MODIFIERS: Readonly<Record<Modifier, string>> = {
+  ctrl: 'control down',
+  shift: 'shift down',
+  alt: 'option down',
+  super: 'command down',
+};
 const APPLE_KEY_CODES: Readonly<Record<string, number>> = { enter: 36, tab: 48, space: 49, insert: 114 };
 
 export function appleShortcutScript(shortcut: Shortcut): string {
@@ -171,7 +212,9 @@ export function pressShortcut(desktop: Desktop, shortcut: Shortcut, options: Key
         { tool: 'ydotool', run: async (file) => runTool(file, ydotoolKeyArgs(shortcut, await isModernYdotool(file)), run) },
       ]);
     case 'macos':
-      return firstThatWorks(desktop, [{ tool: 'osascript', run: (file) => runTool(file, [], { ...run, input: appleShortcutScript(shortcut) }) }]);
+      return firstThatWorks(desktop, [
+        { tool: 'osascript', run: (file) => runTool(file, [], { ...run, input: appleShortcutScript(shortcut) }) },
+      ]);
     default:
       return Promise.reject(unsupported(desktop));
   }
@@ -197,7 +240,13 @@ export interface TypeOptions extends KeystrokeOptions {
 export function wtypeTypeArgs(options: Pick<TypeOptions, 'keyDelayMs' | 'waylandStartDelayMs'>): string[] {
   const start = options.waylandStartDelayMs ?? 150;
   // wtype rejects 0 for both -s and -d.
-  return [...(start > 0 ? ['-s', String(start)] : []), ...(options.keyDelayMs > 0 ? ['-d', String(options.keyDelayMs)] : []), '-k', 'Shift_L', '-'];
+  return [
+    ...(start > 0 ? ['-s', String(start)] : []),
+    ...(options.keyDelayMs > 0 ? ['-d', String(options.keyDelayMs)] : []),
+    '-k',
+    'Shift_L',
+    '-',
+  ];
 }
 
 /**
@@ -213,7 +262,8 @@ export function typeText(desktop: Desktop, text: string, options: TypeOptions): 
         firstThatWorks(desktop, [
           {
             tool: 'xdotool',
-            run: (file) => runTool(file, ['type', '--clearmodifiers', '--delay', String(options.keyDelayMs), '--file', '-'], { ...run, input: text }),
+            run: (file) =>
+              runTool(file, ['type', '--clearmodifiers', '--delay', String(options.keyDelayMs), '--file', '-'], { ...run, input: text }),
           },
         ]);
       return options.x11 === 'xdotool' ? xdotool() : typeOnX11(text, options, xdotool);

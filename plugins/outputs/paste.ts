@@ -51,7 +51,11 @@ export interface PasteTarget {
  * The paste key for the focused window, in this order: `shortcuts` for the application, the
  * terminal list (built in + `terminals`), `shortcut`, the platform's default.
  */
-export function pasteTarget(window: FocusedWindow | undefined, options: Pick<PasteOptions, 'shortcut' | 'shortcuts' | 'terminals'>, desktop: Desktop): PasteTarget {
+export function pasteTarget(
+  window: FocusedWindow | undefined,
+  options: Pick<PasteOptions, 'shortcut' | 'shortcuts' | 'terminals'>,
+  desktop: Desktop,
+): PasteTarget {
   if (window) {
     const byName = new Map(Object.entries(options.shortcuts).map(([name, combo]) => [name.toLowerCase(), { name, combo }]));
     for (const name of windowNames(window)) {
@@ -76,8 +80,14 @@ function keyLabel(shortcut: string): string {
 /** Why the focused window is unknown, in the words of this desktop. */
 function unknownWindow(desktop: Desktop, env: NodeJS.ProcessEnv): string {
   if (desktop === 'x11') return `no focused window was found on display ${env.DISPLAY}`;
-  if (env.SWAYSOCK) return findTool('swaymsg', env) ? 'sway names no focused window' : 'swaymsg (part of sway) is not on PATH to ask sway which window has the focus';
-  if (env.HYPRLAND_INSTANCE_SIGNATURE) return findTool('hyprctl', env) ? 'Hyprland names no focused window' : 'hyprctl (part of Hyprland) is not on PATH to ask Hyprland which window has the focus';
+  if (env.SWAYSOCK)
+    return findTool('swaymsg', env)
+      ? 'sway names no focused window'
+      : 'swaymsg (part of sway) is not on PATH to ask sway which window has the focus';
+  if (env.HYPRLAND_INSTANCE_SIGNATURE)
+    return findTool('hyprctl', env)
+      ? 'Hyprland names no focused window'
+      : 'hyprctl (part of Hyprland) is not on PATH to ask Hyprland which window has the focus';
   return 'this Wayland compositor does not tell which window has the focus (sway and Hyprland do)';
 }
 
@@ -108,7 +118,10 @@ export async function pasteText(
   ]);
   if (req.signal.aborted) throw cancelled(req);
   const target = pasteTarget(window, options, desktop);
-  if (window) log.debug(`paste: the focused window is ${window.app}${window.instance ? ` (${window.instance})` : ''} (${window.desktop}); ${keyLabel(target.shortcut)}, as ${target.because}`);
+  if (window)
+    log.debug(
+      `paste: the focused window is ${window.app}${window.instance ? ` (${window.instance})` : ''} (${window.desktop}); ${keyLabel(target.shortcut)}, as ${target.because}`,
+    );
 
   // Both selections, always: Shift+Insert (xterm, rxvt, st) and a middle click paste PRIMARY.
   const [clipboard, primary] = await Promise.allSettled([
@@ -126,7 +139,12 @@ export async function pasteText(
     if (wasCancelled(err, req)) throw cancelled(req);
     if (target.shortcut === SHIFT_INSERT) {
       // Shift+Insert would paste the old PRIMARY into the terminal.
-      onClipboardOnly(req, log, 'paste', new DesktopError(`the PRIMARY selection could not be set for ${window?.app ?? 'the terminal'} (${(err as Error).message})`));
+      onClipboardOnly(
+        req,
+        log,
+        'paste',
+        new DesktopError(`the PRIMARY selection could not be set for ${window?.app ?? 'the terminal'} (${(err as Error).message})`),
+      );
       return false;
     }
     log.debug(`paste: the PRIMARY selection could not be set: ${(err as Error).message}`);

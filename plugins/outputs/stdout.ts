@@ -18,7 +18,14 @@ export function writeStdout(req: OutputRequest): Promise<void> {
     process.stdout.write(`${text}\n`, (err) => {
       req.signal.removeEventListener('abort', onAbort);
       if (!err) resolve();
-      else reject(kotoError('KOTO_ERR_OUTPUT', { output: 'stdout', detail: describeError(err) }, { fix: 'stdout was closed: keep the program reading Koto\'s output running, or choose another output', cause: err }));
+      else
+        reject(
+          kotoError(
+            'KOTO_ERR_OUTPUT',
+            { output: 'stdout', detail: describeError(err) },
+            { fix: "stdout was closed: keep the program reading Koto's output running, or choose another output", cause: err },
+          ),
+        );
     });
   });
 }

@@ -161,7 +161,9 @@ export function planTyping(text: string, layout: KeyboardLayout): TypingPlan | {
 }
 
 /** Runs of consecutive keycodes (one ChangeKeyboardMapping request each), two keysyms per keycode, in keycode order. */
-export function contiguousRuns(rows: ReadonlyArray<{ readonly keycode: number; readonly keysyms: readonly [number, number] }>): Array<{ first: number; keysyms: number[] }> {
+export function contiguousRuns(
+  rows: ReadonlyArray<{ readonly keycode: number; readonly keysyms: readonly [number, number] }>,
+): Array<{ first: number; keysyms: number[] }> {
   const sorted = [...rows].sort((a, b) => a.keycode - b.keycode);
   const runs: Array<{ first: number; keysyms: number[] }> = [];
   for (const { keycode, keysyms } of sorted) {

@@ -19,7 +19,18 @@
  *   go meanwhile): press it again to use it.
  */
 import { describeError } from 'koto-voice';
-import { connectX11, isXError, X11ConnectError, x11Request as request, type XClient, type XDisplay, type XError, type XEvent, type XkbExtension, type XTestExtension } from 'koto-voice/x11';
+import {
+  connectX11,
+  isXError,
+  X11ConnectError,
+  x11Request as request,
+  type XClient,
+  type XDisplay,
+  type XError,
+  type XEvent,
+  type XkbExtension,
+  type XTestExtension,
+} from 'koto-voice/x11';
 import { DesktopError, sleep } from './desktop.ts';
 import { contiguousRuns, KEYSYM, planTyping, type Batch, type Stroke, type TypingPlan } from './x11-typer-plan.ts';
 
@@ -215,7 +226,9 @@ class XTestSession {
         await this.typeStrokes(batch.strokes, plan.shiftKeycode);
         // The next batch's mapping, or the restore, only once the application has read these keys.
         if (batch.remap.length > 0) {
-          await this.applicationTime(async () => this.wait((await this.focusedAppCaughtUp()) ? X11_TYPING.afterPingMs : X11_TYPING.restoreDelayMs));
+          await this.applicationTime(async () =>
+            this.wait((await this.focusedAppCaughtUp()) ? X11_TYPING.afterPingMs : X11_TYPING.restoreDelayMs),
+          );
         }
       }
       await this.unmap();
@@ -236,8 +249,13 @@ class XTestSession {
     for (const keycode of held) this.xtest!.FakeInput(KEY_RELEASE, keycode, 0, 0, 0, 0);
     if (held.length > 0) this.options.debug?.(`xtest: released the modifier keys held down (keycodes ${held.join(', ')})`);
     if (!this.xkb) return;
-    const state = await this.step(request<{ lockedMods: number; latchedMods: number; lockedGroup: number }>((cb) => this.xkb!.GetState(XKB_USE_CORE_KBD, cb)));
-    const numLock = modifierMap.reduce((mask, row, index) => (row.some((k) => k !== 0 && rows[k - first]?.[0] === KEYSYM.Num_Lock) ? mask | (1 << index) : mask), 0);
+    const state = await this.step(
+      request<{ lockedMods: number; latchedMods: number; lockedGroup: number }>((cb) => this.xkb!.GetState(XKB_USE_CORE_KBD, cb)),
+    );
+    const numLock = modifierMap.reduce(
+      (mask, row, index) => (row.some((k) => k !== 0 && rows[k - first]?.[0] === KEYSYM.Num_Lock) ? mask | (1 << index) : mask),
+      0,
+    );
     const mods = state.lockedMods & ~numLock;
     if (mods === 0 && state.lockedGroup === 0 && state.latchedMods === 0) return;
     this.locks = { mods, group: state.lockedGroup };
@@ -272,7 +290,11 @@ class XTestSession {
     try {
       this.client.SendClientMessage(window, window, this.atoms.protocols, 32, [this.atoms.ping, token, window, 0, 0], 0, () => true);
       const caughtUp = await this.step(answer);
-      this.options.debug?.(caughtUp ? 'xtest: the focused application answered a ping: it has read the keys' : `xtest: the focused application did not answer a ping within ${X11_TYPING.pingTimeoutMs} ms`);
+      this.options.debug?.(
+        caughtUp
+          ? 'xtest: the focused application answered a ping: it has read the keys'
+          : `xtest: the focused application did not answer a ping within ${X11_TYPING.pingTimeoutMs} ms`,
+      );
       return caughtUp;
     } finally {
       clearTimeout(timer);
@@ -285,7 +307,10 @@ class XTestSession {
     if (this.pingWindow !== undefined) return this.pingWindow;
     this.pingWindow = null;
     const [protocols, ping] = await this.step(
-      Promise.all([request<number>((cb) => this.client.InternAtom(false, 'WM_PROTOCOLS', cb)), request<number>((cb) => this.client.InternAtom(false, '_NET_WM_PING', cb))]),
+      Promise.all([
+        request<number>((cb) => this.client.InternAtom(false, 'WM_PROTOCOLS', cb)),
+        request<number>((cb) => this.client.InternAtom(false, '_NET_WM_PING', cb)),
+      ]),
     );
     this.atoms = { protocols, ping };
     const root = (this.info.screen[Number(this.client.screenNum)] ?? this.info.screen[0])!.root;
@@ -397,11 +422,7 @@ class XTestSession {
  * Types with XTEST; when that cannot start (no connection, no XTEST), with `xdotool` instead.
  * Never both: once a key went out, a failure is reported, not typed again by another tool.
  */
-export async function typeOnX11(
-  text: string,
-  options: Omit<XTestTypeOptions, 'display'>,
-  xdotool: () => Promise<string>,
-): Promise<string> {
+export async function typeOnX11(text: string, options: Omit<XTestTypeOptions, 'display'>, xdotool: () => Promise<string>): Promise<string> {
   try {
     await typeWithXTest(text, { ...options, display: process.env.DISPLAY ?? '' });
     return 'xtest';

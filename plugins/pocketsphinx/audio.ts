@@ -17,7 +17,8 @@ export interface EngineAudio {
  * here; compressed formats go through ffmpeg, which must then be installed.
  */
 export async function toEngineAudio(audio: AudioData, rate: number, signal: AbortSignal): Promise<EngineAudio> {
-  if (audio.pcm) return { samples: await resampleAsync(audio.pcm.samples, audio.pcm.sampleRate, rate, signal), sourceRate: audio.pcm.sampleRate };
+  if (audio.pcm)
+    return { samples: await resampleAsync(audio.pcm.samples, audio.pcm.sampleRate, rate, signal), sourceRate: audio.pcm.sampleRate };
   if (audio.mimeType === 'audio/wav') {
     const decoded = decodeWav(audio.data);
     if (decoded) return { samples: await resampleAsync(decoded.samples, decoded.sampleRate, rate, signal), sourceRate: decoded.sampleRate };
@@ -94,10 +95,14 @@ const FORMAT_NAMES: Readonly<Record<string, string>> = {
 export function ffmpegDecode(audio: AudioData, rate: number, signal: AbortSignal, ffmpeg = 'ffmpeg'): Promise<Int16Array> {
   const input = audio.path ?? audio.filename;
   return new Promise((resolve, reject) => {
-    const child = spawn(ffmpeg, ['-hide_banner', '-loglevel', 'error', '-i', 'pipe:0', '-f', 's16le', '-ac', '1', '-ar', String(rate), 'pipe:1'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      signal,
-    });
+    const child = spawn(
+      ffmpeg,
+      ['-hide_banner', '-loglevel', 'error', '-i', 'pipe:0', '-f', 's16le', '-ac', '1', '-ar', String(rate), 'pipe:1'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        signal,
+      },
+    );
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -114,7 +119,13 @@ export function ffmpegDecode(audio: AudioData, rate: number, signal: AbortSignal
     });
     child.on('close', (code) => {
       if (code !== 0) {
-        if (!signal.aborted) reject(kotoError('KOTO_ERR_AUDIO_INPUT', { input, detail: `ffmpeg could not decode it: ${err.trim().split('\n').pop() ?? `exit ${code}`}` }));
+        if (!signal.aborted)
+          reject(
+            kotoError('KOTO_ERR_AUDIO_INPUT', {
+              input,
+              detail: `ffmpeg could not decode it: ${err.trim().split('\n').pop() ?? `exit ${code}`}`,
+            }),
+          );
         return;
       }
       const bytes = Buffer.concat(out);

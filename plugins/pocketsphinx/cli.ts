@@ -54,7 +54,13 @@ interface Spawned {
 }
 
 /** Runs a program in its own process group so an abort ends it and everything it started. */
-function run(command: string, args: readonly string[], input: Buffer | undefined, signal: AbortSignal, onLine?: (line: string) => void): Promise<Spawned> {
+function run(
+  command: string,
+  args: readonly string[],
+  input: Buffer | undefined,
+  signal: AbortSignal,
+  onLine?: (line: string) => void,
+): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new AbortedError());
     const child = spawn(command, [...args], { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'ignore'], detached: true });
@@ -107,12 +113,18 @@ export async function runContinuous(options: CliRun): Promise<string> {
     // The text so far grows by appending: reporting it after each utterance stays linear.
     let text = '';
     // `"$0" "$@"` runs the program with its arguments untouched by the shell.
-    const result = await run('/bin/sh', ['-c', 'cat | "$0" "$@"', options.program, '-infile', '/dev/stdin', '-logfn', log, ...options.args], int16ToLE(options.samples), options.signal, (line) => {
-      const heard = line.trim();
-      if (!heard) return;
-      text = text ? `${text} ${heard}` : heard;
-      options.onText?.(text);
-    });
+    const result = await run(
+      '/bin/sh',
+      ['-c', 'cat | "$0" "$@"', options.program, '-infile', '/dev/stdin', '-logfn', log, ...options.args],
+      int16ToLE(options.samples),
+      options.signal,
+      (line) => {
+        const heard = line.trim();
+        if (!heard) return;
+        text = text ? `${text} ${heard}` : heard;
+        options.onText?.(text);
+      },
+    );
     if (result.code !== 0) throw new Error(`${path.basename(options.program)} exited with code ${result.code}: ${await lastLogLines(log)}`);
     return text;
   } finally {
@@ -149,14 +161,25 @@ export async function runBatch(options: CliRun & { readonly maxUtteranceSamples?
     }
     if (ids.length === 0) return '';
     await writeFile(path.join(dir, 'ctl.txt'), `${ids.join('\n')}\n`);
-    const args = ['-adcin', 'yes', '-cepdir', dir, '-cepext', '.raw', '-ctl', path.join(dir, 'ctl.txt'), '-hyp', hyp, '-logfn', log, ...options.args];
+    const args = [
+      '-adcin',
+      'yes',
+      '-cepdir',
+      dir,
+      '-cepext',
+      '.raw',
+      '-ctl',
+      path.join(dir, 'ctl.txt'),
+      '-hyp',
+      hyp,
+      '-logfn',
+      log,
+      ...options.args,
+    ];
     const result = await run(options.program, args, undefined, options.signal);
     if (result.code !== 0) throw new Error(`${path.basename(options.program)} exited with code ${result.code}: ${await lastLogLines(log)}`);
     const lines = (await readFile(hyp, 'utf8').catch(() => '')).split('\n');
-    const text = lines
-      .map(hypText)
-      .filter(Boolean)
-      .join(' ');
+    const text = lines.map(hypText).filter(Boolean).join(' ');
     if (text) options.onText?.(text);
     return text;
   } finally {

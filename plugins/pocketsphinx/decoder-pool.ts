@@ -30,7 +30,11 @@ export function decoderPool(log: Logger): DecoderPool {
   const close = async () => {
     const pending = [...decoders.values()];
     decoders.clear();
-    for (const decoder of pending) await decoder.then((d) => d.close(), () => undefined);
+    for (const decoder of pending)
+      await decoder.then(
+        (d) => d.close(),
+        () => undefined,
+      );
   };
   return { decoderFor, close };
 }

@@ -207,36 +207,39 @@ export class LibraryDecoder {
   /** Runs one job; resolves with its final reply. On abort: rejects at once and retires the worker. */
   #job<R extends WorkerReply>(job: WorkerJob & { id: number }, signal: AbortSignal, onReply?: (reply: WorkerReply) => void): Promise<R> {
     // A job still queued behind another rejects at its deadline too (and is skipped when its turn comes).
-    return untilAborted(this.#exclusive(async () => {
-      if (signal.aborted) throw new AbortedError();
-      const worker = await this.#ready(signal);
-      if (this.#closed) throw new Error('the pocketsphinx decoder was closed');
-      if (signal.aborted) throw new AbortedError();
-      const release = worker.hold();
-      const onAbort = () => {
-        if (this.#worker === worker) this.#worker = undefined;
-        worker.retire(new AbortedError());
-      };
-      let finish = () => {};
-      try {
-        return await new Promise<R>((resolve, reject) => {
-          signal.addEventListener('abort', onAbort, { once: true });
-          finish = worker.start(job, (reply) => {
-            if (reply instanceof Error) {
-              // A worker that died (not one retired on purpose) is replaced by the next job.
-              if (this.#worker === worker) this.#worker = undefined;
-              reject(reply);
-            } else if (reply.type === 'failed') reject(new Error(reply.message));
-            else if (reply.type === 'text' || reply.type === 'plan') onReply?.(reply);
-            else resolve(reply as R);
+    return untilAborted(
+      this.#exclusive(async () => {
+        if (signal.aborted) throw new AbortedError();
+        const worker = await this.#ready(signal);
+        if (this.#closed) throw new Error('the pocketsphinx decoder was closed');
+        if (signal.aborted) throw new AbortedError();
+        const release = worker.hold();
+        const onAbort = () => {
+          if (this.#worker === worker) this.#worker = undefined;
+          worker.retire(new AbortedError());
+        };
+        let finish = () => {};
+        try {
+          return await new Promise<R>((resolve, reject) => {
+            signal.addEventListener('abort', onAbort, { once: true });
+            finish = worker.start(job, (reply) => {
+              if (reply instanceof Error) {
+                // A worker that died (not one retired on purpose) is replaced by the next job.
+                if (this.#worker === worker) this.#worker = undefined;
+                reject(reply);
+              } else if (reply.type === 'failed') reject(new Error(reply.message));
+              else if (reply.type === 'text' || reply.type === 'plan') onReply?.(reply);
+              else resolve(reply as R);
+            });
           });
-        });
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-        finish();
-        release();
-      }
-    }), signal);
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+          finish();
+          release();
+        }
+      }),
+      signal,
+    );
   }
 
   /** Decodes 16 kHz 16-bit mono audio; resolves with the text (empty when nothing was heard). */

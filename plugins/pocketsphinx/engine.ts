@@ -41,7 +41,11 @@ export function installAdvice(platform: NodeJS.Platform = process.platform): { c
 /** The one error for "the engine or its model is not there", naming what was looked for and the install command. */
 export function engineMissing(what: string): KotoError {
   const advice = installAdvice();
-  return kotoError('POCKETSPHINX_ERR_ENGINE_MISSING', { engine: 'pocketsphinx', detail: what, install: advice.text }, { plugin: NAME, details: { install: advice.command } });
+  return kotoError(
+    'POCKETSPHINX_ERR_ENGINE_MISSING',
+    { engine: 'pocketsphinx', detail: what, install: advice.text },
+    { plugin: NAME, details: { install: advice.command } },
+  );
 }
 
 /** Model files from the options, with Debian's layout as the default. Throws engineMissing when absent. */
@@ -87,7 +91,12 @@ export async function chooseEngine(options: ProviderOptions): Promise<Engine> {
       libraryReason = err instanceof LibraryUnavailable ? err.reason : String(err);
       if (options.engine === 'library') {
         if (err instanceof LibraryUnavailable && err.missingPackage) {
-          throw missingPackage(NAME, err.missingPackage, 'the in-process pocketsphinx engine (`engine: library`)', 'set `engine: auto` or `cli` to use the pocketsphinx programs');
+          throw missingPackage(
+            NAME,
+            err.missingPackage,
+            'the in-process pocketsphinx engine (`engine: library`)',
+            'set `engine: auto` or `cli` to use the pocketsphinx programs',
+          );
         }
         throw engineMissing(libraryReason);
       }

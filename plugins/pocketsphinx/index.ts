@@ -29,7 +29,9 @@ function apply(api: PluginApi<ProviderOptions>): void {
     try {
       const model = resolveModel(options);
       void chooseEngine(options)
-        .then((engine) => (engine.kind === 'library' ? decoderFor(options.library, libraryArgs(model, options)).then((d) => d.warm()) : undefined))
+        .then((engine) =>
+          engine.kind === 'library' ? decoderFor(options.library, libraryArgs(model, options)).then((d) => d.warm()) : undefined,
+        )
         .catch(() => undefined);
     } catch {
       // The asr call reports it.
@@ -55,4 +57,3 @@ export default definePlugin({
   defaultPriority: 100,
   apply,
 });
-

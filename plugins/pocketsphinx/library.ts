@@ -116,7 +116,10 @@ async function bind(library: string | undefined): Promise<Binding> {
       getHyp: fn('const char *ps_get_hyp(void *ps, _Out_ int32_t *out_best_score)'),
       startStream: fn('int ps_start_stream(void *ps)'),
       addWord: fn('int ps_add_word(void *ps, const char *word, const char *phones, int update)'),
-      lookupWord: lib.func('ps_lookup_word', heapStr, ['void *', 'const char *']) as unknown as NativeFunction<[Pointer, string], string | null>,
+      lookupWord: lib.func('ps_lookup_word', heapStr, ['void *', 'const char *']) as unknown as NativeFunction<
+        [Pointer, string],
+        string | null
+      >,
       getSearch: fn('const char *ps_get_search(void *ps)'),
       getLm: fn('void *ps_get_lm(void *ps, const char *name)'),
       ngramAddWord: fn('int ngram_model_add_word(void *model, const char *word, float weight)'),
@@ -160,7 +163,9 @@ export class NativeDecoder {
     const ps = b.init(config);
     if (!ps) {
       b.cmdLnFree(config);
-      throw new Error('pocketsphinx could not load its model (check the hmm, lm and dict paths; add "-logfn": "/tmp/ps.log" to `args` to see its log)');
+      throw new Error(
+        'pocketsphinx could not load its model (check the hmm, lm and dict paths; add "-logfn": "/tmp/ps.log" to `args` to see its log)',
+      );
     }
     return new NativeDecoder(b, ps, config);
   }

@@ -1,6 +1,15 @@
 import os from 'node:os';
 import path from 'node:path';
-import { kotoError, KotoError, type AsrProviderV1, type AsrRequest, type AsrResult, type PluginApi, type ProbeRequest, type ProbeResult } from 'koto-voice';
+import {
+  kotoError,
+  KotoError,
+  type AsrProviderV1,
+  type AsrRequest,
+  type AsrResult,
+  type PluginApi,
+  type ProbeRequest,
+  type ProbeResult,
+} from 'koto-voice';
 import { toEngineAudio } from './audio.ts';
 import { runBatch, runContinuous } from './cli.ts';
 import type { LibraryDecoder } from './decoder.ts';
@@ -21,7 +30,11 @@ export function libraryArgs(model: ModelPaths, options: ProviderOptions): string
 const modelName = (model: ModelPaths) => `pocketsphinx/${path.basename(model.dir)}`;
 
 /** The offline ASR provider: the library decoder (models kept by the decoder pool) or the pocketsphinx programs. */
-export function asrProvider(api: PluginApi<ProviderOptions>, { decoderFor }: Pick<DecoderPool, 'decoderFor'>, infoOnce: (key: string, message: string) => void): AsrProviderV1<ProviderOptions> {
+export function asrProvider(
+  api: PluginApi<ProviderOptions>,
+  { decoderFor }: Pick<DecoderPool, 'decoderFor'>,
+  infoOnce: (key: string, message: string) => void,
+): AsrProviderV1<ProviderOptions> {
   /** Dictionary words the decoder does not know, with pronunciations where one can be made (made in the worker). */
   const addCustomWords = async (decoder: LibraryDecoder, request: AsrRequest<ProviderOptions>, options: ProviderOptions): Promise<void> => {
     const { added, skipped, refused } = await decoder.addWords({
@@ -31,7 +44,8 @@ export function asrProvider(api: PluginApi<ProviderOptions>, { decoderFor }: Pic
       max: MAX_CUSTOM_WORDS,
       signal: request.signal,
     });
-    if (added.length) api.log.debug(`pocketsphinx: added ${added.length} dictionary word(s): ${added.map((p) => `${p.word} [${p.phones}]`).join(', ')}`);
+    if (added.length)
+      api.log.debug(`pocketsphinx: added ${added.length} dictionary word(s): ${added.map((p) => `${p.word} [${p.phones}]`).join(', ')}`);
     const left = [...skipped, ...refused];
     if (left.length) {
       infoOnce(
@@ -69,7 +83,10 @@ export function asrProvider(api: PluginApi<ProviderOptions>, { decoderFor }: Pic
       } else {
         if (engine.why) infoOnce(`cli:${engine.why}`, `pocketsphinx: using ${path.basename(engine.program)} (${engine.why})`);
         if (options.customWords && request.dictionary.length) {
-          infoOnce('cli-words', 'pocketsphinx: dictionary words reach the engine only through its library (engine: library); with the programs they are fixed by the corrector only');
+          infoOnce(
+            'cli-words',
+            'pocketsphinx: dictionary words reach the engine only through its library (engine: library); with the programs they are fixed by the corrector only',
+          );
         }
         const run = { program: engine.program, args, samples: audio.samples, signal: request.signal, onText };
         text = options.mode === 'batch' ? await runBatch(run) : await runContinuous(run);

@@ -17,7 +17,7 @@ function alaw(byte: number): number {
   const a = byte ^ 0x55;
   const exponent = (a & 0x70) >> 4;
   let magnitude = (a & 0x0f) << 4;
-  magnitude = exponent === 0 ? magnitude + 8 : ((magnitude + 0x108) << (exponent - 1));
+  magnitude = exponent === 0 ? magnitude + 8 : (magnitude + 0x108) << (exponent - 1);
   return a & 0x80 ? magnitude : -magnitude;
 }
 
@@ -43,7 +43,7 @@ export function decodeWavFast(data: Uint8Array): DecodedWav | undefined {
   if (tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return undefined;
   let format: { code: number; channels: number; rate: number; bits: number } | undefined;
   let body: { start: number; length: number } | undefined;
-  for (let at = 12; at + 8 <= data.length && !(format && body); ) {
+  for (let at = 12; at + 8 <= data.length && !(format && body);) {
     const id = tag(at);
     const size = view.getUint32(at + 4, true);
     const start = at + 8;
@@ -51,7 +51,12 @@ export function decodeWavFast(data: Uint8Array): DecodedWav | undefined {
       let code = view.getUint16(start, true);
       // WAVE_FORMAT_EXTENSIBLE: the real format is the first two bytes of the sub-format GUID.
       if (code === EXTENSIBLE && size >= 40 && start + 26 <= data.length) code = view.getUint16(start + 24, true);
-      format = { code, channels: view.getUint16(start + 2, true), rate: view.getUint32(start + 4, true), bits: view.getUint16(start + 14, true) };
+      format = {
+        code,
+        channels: view.getUint16(start + 2, true),
+        rate: view.getUint32(start + 4, true),
+        bits: view.getUint16(start + 14, true),
+      };
     } else if (id === 'data') {
       // A streamed WAV may leave the size unset (0 or 0xFFFFFFFF): the data runs to the end.
       const left = data.length - start;
@@ -62,11 +67,12 @@ export function decodeWavFast(data: Uint8Array): DecodedWav | undefined {
   if (!format || !body || format.channels < 1 || format.rate < 1) return undefined;
   const { code, channels, bits } = format;
   let read: ((at: number) => number) | undefined;
-  if (code === PCM && bits === 8) read = (at) => trunc16(data[at]! - 128 > 0 ? ((data[at]! - 128) / 127) * 32767 : ((data[at]! - 128) / 128) * 32768);
+  if (code === PCM && bits === 8)
+    read = (at) => trunc16(data[at]! - 128 > 0 ? ((data[at]! - 128) / 127) * 32767 : ((data[at]! - 128) / 128) * 32768);
   else if (code === PCM && bits === 16) read = (at) => view.getInt16(at, true);
   else if (code === PCM && bits === 24) {
     read = (at) => {
-      const v = (data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16)) << 8 >> 8;
+      const v = ((data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16)) << 8) >> 8;
       return trunc16(v > 0 ? (v / 8388607) * 32767 : (v / 8388608) * 32768);
     };
   } else if (code === PCM && bits === 32) {

@@ -16,21 +16,67 @@ export const PHONES = new Set(
 );
 
 const LETTERS: Readonly<Record<string, string>> = {
-  a: 'EY', b: 'B IY', c: 'S IY', d: 'D IY', e: 'IY', f: 'EH F', g: 'JH IY', h: 'EY CH', i: 'AY',
-  j: 'JH EY', k: 'K EY', l: 'EH L', m: 'EH M', n: 'EH N', o: 'OW', p: 'P IY', q: 'K Y UW', r: 'AA R',
-  s: 'EH S', t: 'T IY', u: 'Y UW', v: 'V IY', w: 'D AH B AH L Y UW', x: 'EH K S', y: 'W AY', z: 'Z IY',
+  a: 'EY',
+  b: 'B IY',
+  c: 'S IY',
+  d: 'D IY',
+  e: 'IY',
+  f: 'EH F',
+  g: 'JH IY',
+  h: 'EY CH',
+  i: 'AY',
+  j: 'JH EY',
+  k: 'K EY',
+  l: 'EH L',
+  m: 'EH M',
+  n: 'EH N',
+  o: 'OW',
+  p: 'P IY',
+  q: 'K Y UW',
+  r: 'AA R',
+  s: 'EH S',
+  t: 'T IY',
+  u: 'Y UW',
+  v: 'V IY',
+  w: 'D AH B AH L Y UW',
+  x: 'EH K S',
+  y: 'W AY',
+  z: 'Z IY',
 };
 
 /** Symbols inside a word that are read aloud; others (`.`, `-`, `_`, `'`) are silent. */
 const SYMBOLS: Readonly<Record<string, string>> = { '+': 'plus', '#': 'sharp', '&': 'and', '@': 'at', '/': 'slash' };
 
-const ONES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen', 'seventeen', 'eighteen', 'nineteen'];
+const ONES = [
+  'zero',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'six',
+  'seven',
+  'eight',
+  'nine',
+  'ten',
+  'eleven',
+  'twelve',
+  'thirteen',
+  'fourteen',
+  'fifteen',
+  'sixteen',
+  'seventeen',
+  'eighteen',
+  'nineteen',
+];
 const TENS = ['', '', 'twenty', 'thirty', 'forty', 'fifty', 'sixty', 'seventy', 'eighty', 'ninety'];
 
 /** English words for a number as it is usually read (1999: nineteen ninety nine; 2023: two thousand twenty three); over 9999, digit by digit. */
 export function numberWords(digits: string): string[] {
-  const upTo99 = (v: number): string[] => (v < 20 ? [ONES[v]!] : v % 10 === 0 ? [TENS[Math.floor(v / 10)]!] : [TENS[Math.floor(v / 10)]!, ONES[v % 10]!]);
-  const upTo999 = (v: number): string[] => (v < 100 ? upTo99(v) : [ONES[Math.floor(v / 100)]!, 'hundred', ...(v % 100 ? upTo99(v % 100) : [])]);
+  const upTo99 = (v: number): string[] =>
+    v < 20 ? [ONES[v]!] : v % 10 === 0 ? [TENS[Math.floor(v / 10)]!] : [TENS[Math.floor(v / 10)]!, ONES[v % 10]!];
+  const upTo999 = (v: number): string[] =>
+    v < 100 ? upTo99(v) : [ONES[Math.floor(v / 100)]!, 'hundred', ...(v % 100 ? upTo99(v % 100) : [])];
   const n = Number(digits);
   if ((digits.length > 1 && digits.startsWith('0')) || n > 9999) return [...digits].map((d) => ONES[Number(d)]!);
   if (n < 1000) return upTo999(n);
@@ -63,7 +109,9 @@ export function splitParts(original: string): string[] {
   return original
     .replace(/([\p{Ll}])([\p{Lu}])/gu, '$1 $2')
     .replace(/([\p{Lu}]+)([\p{Lu}][\p{Ll}])/gu, '$1 $2')
-    .replace(/([\p{L}])([\p{N}])|([\p{N}])([\p{L}])/gu, (_m, a?: string, b?: string, c?: string, d?: string) => (a ? `${a} ${b}` : `${c} ${d}`))
+    .replace(/([\p{L}])([\p{N}])|([\p{N}])([\p{L}])/gu, (_m, a?: string, b?: string, c?: string, d?: string) =>
+      a ? `${a} ${b}` : `${c} ${d}`,
+    )
     .replace(/[+#&@/]/g, (s) => ` ${s} `)
     .split(/[\s.\-_'’]+/)
     .filter(Boolean);
@@ -93,7 +141,9 @@ export function flitePhones(flite: string, word: string): Promise<string | undef
   let pending = fliteCache.get(key);
   if (!pending) {
     pending = new Promise((resolve) => {
-      execFile(flite, ['-ps', '-t', word, '-o', 'none'], { timeout: 5000 }, (err, stdout) => resolve(err ? undefined : fliteToModel(String(stdout))));
+      execFile(flite, ['-ps', '-t', word, '-o', 'none'], { timeout: 5000 }, (err, stdout) =>
+        resolve(err ? undefined : fliteToModel(String(stdout))),
+      );
     });
     fliteCache.set(key, pending);
   }

@@ -102,7 +102,13 @@ export async function runFfmpeg(run: FfmpegRun): Promise<Uint8Array> {
     const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', input, ...run.args, '-y', output];
     const stderr = await spawnFfmpeg(executable, args, run.signal);
     if (stderr.code !== 0) {
-      throw new FfmpegError(ffmpegReason(stderr.text, [[input, run.label], [output, 'the output'], [dir, '']]));
+      throw new FfmpegError(
+        ffmpegReason(stderr.text, [
+          [input, run.label],
+          [output, 'the output'],
+          [dir, ''],
+        ]),
+      );
     }
     return await readFile(output);
   } finally {
@@ -110,7 +116,11 @@ export async function runFfmpeg(run: FfmpegRun): Promise<Uint8Array> {
   }
 }
 
-function spawnFfmpeg(executable: string, args: readonly string[], signal: AbortSignal | undefined): Promise<{ code: number | null; text: string }> {
+function spawnFfmpeg(
+  executable: string,
+  args: readonly string[],
+  signal: AbortSignal | undefined,
+): Promise<{ code: number | null; text: string }> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
     const child = spawn(executable, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
@@ -122,7 +132,13 @@ function spawnFfmpeg(executable: string, args: readonly string[], signal: AbortS
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
       if (err.name === 'AbortError') return reject(signal?.reason ?? err);
-      reject(new FfmpegError(err.code === 'ENOENT' || err.code === 'EACCES' ? 'ffmpeg is not installed (not found on PATH)' : `ffmpeg could not start (${err.message})`));
+      reject(
+        new FfmpegError(
+          err.code === 'ENOENT' || err.code === 'EACCES'
+            ? 'ffmpeg is not installed (not found on PATH)'
+            : `ffmpeg could not start (${err.message})`,
+        ),
+      );
     });
     child.on('close', (code) => {
       if (signal?.aborted) return reject(signal.reason ?? new DOMException('aborted', 'AbortError'));

@@ -94,14 +94,20 @@ export async function fitUpload(audio: AudioData, options: FitUploadOptions): Pr
 
   const label = options.label ?? audio.path ?? audio.filename;
   const refuse = (reason: string) =>
-    kotoError('KOTO_ERR_UPLOAD_TOO_LARGE', {
-      input: label,
-      size: formatBytes(originalBytes),
-      provider: options.provider,
-      limit: formatBytes(options.limitBytes ?? options.maxBytes),
-      reason,
-      option: options.limitOption ?? `providers.${options.provider}.maxUploadBytes`,
-    }, { details: { provider: options.provider, bytes: originalBytes, limitBytes: options.limitBytes ?? options.maxBytes, retryable: false } });
+    kotoError(
+      'KOTO_ERR_UPLOAD_TOO_LARGE',
+      {
+        input: label,
+        size: formatBytes(originalBytes),
+        provider: options.provider,
+        limit: formatBytes(options.limitBytes ?? options.maxBytes),
+        reason,
+        option: options.limitOption ?? `providers.${options.provider}.maxUploadBytes`,
+      },
+      {
+        details: { provider: options.provider, bytes: originalBytes, limitBytes: options.limitBytes ?? options.maxBytes, retryable: false },
+      },
+    );
 
   if (options.maxBytes < MIN_UPLOAD_BYTES) {
     throw refuse(`a limit this small leaves no room to split it (at least ${formatBytes(MIN_UPLOAD_BYTES)} of audio per request)`);
@@ -126,7 +132,10 @@ export async function fitUpload(audio: AudioData, options: FitUploadOptions): Pr
   } catch (err) {
     // A broken ffmpeg (no FLAC encoder, a crash) must not stop a WAV that splits without it.
     if (!wavPcm || options.signal?.aborted || !KotoError.is(err) || err.code !== 'KOTO_ERR_AUDIO_INPUT') throw err;
-    return splitWav(wavPcm, `ffmpeg failed (${err.message.replace(/^.*?ffmpeg could not convert it for upload: /, '')}), so WAV parts were sent`);
+    return splitWav(
+      wavPcm,
+      `ffmpeg failed (${err.message.replace(/^.*?ffmpeg could not convert it for upload: /, '')}), so WAV parts were sent`,
+    );
   }
 }
 
@@ -151,18 +160,30 @@ async function withFfmpeg(
     slots(async () => {
       try {
         const bytes = typeof input === 'function' ? input() : input;
-        return await runFfmpeg({ input: bytes, args, outputExtension: extension, label: path.basename(label), signal: options.signal, ffmpeg });
+        return await runFfmpeg({
+          input: bytes,
+          args,
+          outputExtension: extension,
+          label: path.basename(label),
+          signal: options.signal,
+          ffmpeg,
+        });
       } catch (err) {
         if (!(err instanceof FfmpegError)) throw err;
-        throw kotoError('KOTO_ERR_AUDIO_INPUT', { input: label, detail: `ffmpeg could not convert it for upload: ${err.reason}` }, { cause: err });
+        throw kotoError(
+          'KOTO_ERR_AUDIO_INPUT',
+          { input: label, detail: `ffmpeg could not convert it for upload: ${err.reason}` },
+          { cause: err },
+        );
       }
     });
   const toFlac = (wav: Uint8Array | (() => Uint8Array)) => convert(wav, ['-c:a', 'flac', '-f', 'flac'], 'flac');
 
   // One signal for everything below: 16-bit mono at (at most) 16 kHz.
-  const pcm = wavPcm && wavPcm.sampleRate <= UPLOAD_SAMPLE_RATE
-    ? wavPcm
-    : pcm16Mono(await convert(audio.data, ['-vn', '-ac', '1', '-ar', String(rate), '-sample_fmt', 's16', '-f', 'wav'], 'wav'));
+  const pcm =
+    wavPcm && wavPcm.sampleRate <= UPLOAD_SAMPLE_RATE
+      ? wavPcm
+      : pcm16Mono(await convert(audio.data, ['-vn', '-ac', '1', '-ar', String(rate), '-sample_fmt', 's16', '-f', 'wav'], 'wav'));
   if (!pcm) throw refuse('ffmpeg did not decode it to 16-bit PCM');
   const { samples, sampleRate } = pcm;
   const pcmBytes = samples.length * 2;
@@ -176,7 +197,17 @@ async function withFfmpeg(
       return {
         how: 'compressed',
         originalBytes,
-        parts: [{ index: 0, filename: `${base}.flac`, mimeType: 'audio/flac', bytes: flac.length, startSec: 0, durationSec: samples.length / sampleRate, data: () => flac }],
+        parts: [
+          {
+            index: 0,
+            filename: `${base}.flac`,
+            mimeType: 'audio/flac',
+            bytes: flac.length,
+            startSec: 0,
+            durationSec: samples.length / sampleRate,
+            data: () => flac,
+          },
+        ],
       };
     }
   }
@@ -196,7 +227,9 @@ async function withFfmpeg(
     const again = plan(start, end, Math.floor(((end - start) * options.maxBytes * FLAC_MARGIN) / flac.length));
     return (await Promise.all(again.map(encode))).flat();
   };
-  const pieces = (await Promise.all(plan(0, samples.length, Math.floor((options.maxBytes * FLAC_MARGIN) / (2 * ratio))).map(encode))).flat();
+  const pieces = (
+    await Promise.all(plan(0, samples.length, Math.floor((options.maxBytes * FLAC_MARGIN) / (2 * ratio))).map(encode))
+  ).flat();
   const parts = pieces.map(({ start, end, flac }, index): UploadPart =>
     flac
       ? part(index, `${base}.part${index + 1}.flac`, 'audio/flac', start, end, sampleRate, () => flac, flac.length)
@@ -255,7 +288,16 @@ function part(
 }
 
 function wavPart(index: number, base: string, slice: Int16Array, start: number, sampleRate: number): UploadPart {
-  return part(index, `${base}.part${index + 1}.wav`, 'audio/wav', start, start + slice.length, sampleRate, () => encodeWav(slice, sampleRate), WAV_HEADER_BYTES + slice.length * 2);
+  return part(
+    index,
+    `${base}.part${index + 1}.wav`,
+    'audio/wav',
+    start,
+    start + slice.length,
+    sampleRate,
+    () => encodeWav(slice, sampleRate),
+    WAV_HEADER_BYTES + slice.length * 2,
+  );
 }
 
 function wavParts(pcm: { sampleRate: number; samples: Int16Array }, points: readonly number[], base: string): UploadPart[] {

@@ -38,7 +38,12 @@ export function sniffFormat(bytes: Uint8Array): AudioFormat | undefined {
 /** Converts anything ffmpeg reads into 16 kHz mono 16-bit WAV. */
 async function convertWithFfmpeg(data: Uint8Array, label: string): Promise<Uint8Array> {
   try {
-    return await runFfmpeg({ input: data, label: path.basename(label), args: ['-ac', '1', '-ar', '16000', '-sample_fmt', 's16', '-f', 'wav'], outputExtension: 'wav' });
+    return await runFfmpeg({
+      input: data,
+      label: path.basename(label),
+      args: ['-ac', '1', '-ar', '16000', '-sample_fmt', 's16', '-f', 'wav'],
+      outputExtension: 'wav',
+    });
   } catch (err) {
     // ffmpeg's own reason ("Invalid data found when processing input", "moov atom not found") is what the user can act on.
     const reason = err instanceof FfmpegError ? err.reason : describe(err);
@@ -55,7 +60,10 @@ export async function audioFromBytes(data: Uint8Array, label: string, savedPath:
   let format = sniffFormat(data);
   if (!format) {
     if (!(await findFfmpeg())) {
-      throw kotoError('KOTO_ERR_AUDIO_FORMAT', { input: label, format: 'not a format Koto reads natively (WAV, FLAC, MP3, Ogg, WebM, M4A)' });
+      throw kotoError('KOTO_ERR_AUDIO_FORMAT', {
+        input: label,
+        format: 'not a format Koto reads natively (WAV, FLAC, MP3, Ogg, WebM, M4A)',
+      });
     }
     data = await convertWithFfmpeg(data, label);
     format = FORMATS.wav;

@@ -27,7 +27,7 @@ function pcm16Layout(data: Uint8Array): Pcm16Layout | undefined {
   const tag = (at: number) => String.fromCharCode(data[at]!, data[at + 1]!, data[at + 2]!, data[at + 3]!);
   if (tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return undefined;
   let format: { channels: number; sampleRate: number; extensible: boolean } | undefined;
-  for (let at = 12; at + 8 <= data.length; ) {
+  for (let at = 12; at + 8 <= data.length;) {
     const id = tag(at);
     const size = view.getUint32(at + 4, true);
     const body = at + 8;

@@ -19,7 +19,10 @@ export function controlLine(result: ControlAnswer, flags: { wait?: boolean | und
  * A `stop --wait` / `toggle --wait` whose session failed at the last mile carries its record: the
  * text goes to stdout all the same (JSON: the record), with a hint to deliver it again.
  */
-export function undeliveredText(err: unknown, flags: { wait?: boolean | undefined; json?: boolean | undefined }): { line: string; hint: string } | undefined {
+export function undeliveredText(
+  err: unknown,
+  flags: { wait?: boolean | undefined; json?: boolean | undefined },
+): { line: string; hint: string } | undefined {
   const record = (err as { record?: Partial<RunResult> } | undefined)?.record;
   if (!flags.wait || !record || typeof record.text !== 'string') return undefined;
   return {
@@ -38,7 +41,10 @@ export function statusLine(status: DaemonStatus): string {
     `config generation ${status.configGeneration}${status.lastConfigError ? ` (last reload failed: ${status.lastConfigError.message})` : ''}`,
     `transport generation ${status.transportGeneration}`,
   ];
-  if (status.restartNeeded?.length) parts.push(`restart needed: ${status.restartNeeded.join(' and ')} changed since start (restart the daemon to apply: e.g. systemctl --user restart koto)`);
+  if (status.restartNeeded?.length)
+    parts.push(
+      `restart needed: ${status.restartNeeded.join(' and ')} changed since start (restart the daemon to apply: e.g. systemctl --user restart koto)`,
+    );
   const last = status.lastSession;
   // A delivery Koto could not verify (a paste aimed at no window) is said here, not only in the log.
   if (last) {

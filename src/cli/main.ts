@@ -40,7 +40,11 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .command('transcribe')
       .description('speech to text (ASR only); FILE... or - for stdin')
       .argument('<inputs...>', 'audio files (WAV natively; others via ffmpeg), or - for stdin'),
-  ).action(bind(async (ctx, inputs: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).transcribeCommand(ctx, inputs, flags)));
+  ).action(
+    bind(async (ctx, inputs: string[], flags: PipelineFlags) =>
+      (await import('./commands/pipeline.ts')).transcribeCommand(ctx, inputs, flags),
+    ),
+  );
 
   pipelineOptions(
     program
@@ -49,7 +53,9 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .argument('<inputs...>', 'audio files, or - for stdin')
       .option('--no-correct', 'skip the correction step')
       .option('--profile <name>', 'use this profile (`profiles` in the config) for every input'),
-  ).action(bind(async (ctx, inputs: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).runCommand(ctx, inputs, flags)));
+  ).action(
+    bind(async (ctx, inputs: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).runCommand(ctx, inputs, flags)),
+  );
 
   program
     .command('correct')
@@ -57,7 +63,11 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .argument('[text...]', 'the text to correct')
     .option('--json', 'print a JSON object')
     .option('-p, --provider <name>', 'use this provider (a key of `providers`)')
-    .action(bind(async (ctx, words: string[], flags: PipelineFlags) => (await import('./commands/pipeline.ts')).correctCommand(ctx, words, flags)));
+    .action(
+      bind(async (ctx, words: string[], flags: PipelineFlags) =>
+        (await import('./commands/pipeline.ts')).correctCommand(ctx, words, flags),
+      ),
+    );
 
   const config = program.command('config').description('inspect the configuration');
   config
@@ -77,7 +87,11 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('--list', 'list trusted files, and whether they changed since')
     .option('--remove <path>', 'stop trusting a file')
     .option('--json', 'print NDJSON (with --list)')
-    .action(bind(async (ctx, target: string | undefined, flags: TrustFlags) => (await import('./commands/trust.ts')).trustCommand(ctx, target, flags)));
+    .action(
+      bind(async (ctx, target: string | undefined, flags: TrustFlags) =>
+        (await import('./commands/trust.ts')).trustCommand(ctx, target, flags),
+      ),
+    );
 
   program
     .command('plugins')
@@ -95,7 +109,11 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('the window focused now, and the profile a dictation started now would use')
     .option('--json', 'print JSON')
     // `--json` after `test` is taken by the parent command (its own option): read it from there too.
-    .action(bind(async (ctx, flags: { json?: boolean }) => (await import('./commands/profiles.ts')).profilesTestCommand(ctx, { json: flags.json ?? profiles.opts<{ json?: boolean }>().json })));
+    .action(
+      bind(async (ctx, flags: { json?: boolean }) =>
+        (await import('./commands/profiles.ts')).profilesTestCommand(ctx, { json: flags.json ?? profiles.opts<{ json?: boolean }>().json }),
+      ),
+    );
 
   program
     .command('daemon')
@@ -113,7 +131,11 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
       .option('--wait', 'wait for the session and print its text (stop/toggle)')
       .option('--vad', 'hands-free (start/toggle): the recording ends after audio.silenceMs of silence')
       .option('--json', 'print JSON')
-      .action(bind(async (ctx, flags: { wait?: boolean; json?: boolean; vad?: boolean }) => (await import('./commands/daemon.ts')).controlCommand(ctx, name, flags)));
+      .action(
+        bind(async (ctx, flags: { wait?: boolean; json?: boolean; vad?: boolean }) =>
+          (await import('./commands/daemon.ts')).controlCommand(ctx, name, flags),
+        ),
+      );
   }
   program
     .command('status')
@@ -135,27 +157,39 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('--json', 'print NDJSON')
     .option('-n <count>', 'how many', '20')
     .option('--clear', 'delete the history and its recordings')
-    .action(bind(async (ctx, flags: { json?: boolean; n?: string; clear?: boolean }) => (await import('./commands/daemon.ts')).historyCommand(ctx, flags)));
+    .action(
+      bind(async (ctx, flags: { json?: boolean; n?: string; clear?: boolean }) =>
+        (await import('./commands/daemon.ts')).historyCommand(ctx, flags),
+      ),
+    );
   program
     .command('usage')
     .description('provider calls and their estimated cost: audio sent, tokens, $ (from `pricing`)')
     .option('--since <when>', 'a duration (7d, 24h, 2w) or a date (2026-12-01)', '30d')
     .option('--by <what>', 'group by provider, model or day', 'provider')
     .option('--json', 'print JSON')
-    .action(bind(async (ctx, flags: { since?: string; by?: string; json?: boolean }) => (await import('./commands/usage.ts')).usageCommand(ctx, flags)));
+    .action(
+      bind(async (ctx, flags: { since?: string; by?: string; json?: boolean }) =>
+        (await import('./commands/usage.ts')).usageCommand(ctx, flags),
+      ),
+    );
   program
     .command('retry')
     .description('re-run a kept recording through the pipeline')
     .argument('<id>', 'a session id from `koto history`')
     .option('--json', 'print JSON')
-    .action(bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).retryCommand(ctx, id, flags)));
+    .action(
+      bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).retryCommand(ctx, id, flags)),
+    );
 
   program
     .command('paste')
     .description('deliver the text of a session again through the outputs (no new transcription)')
     .argument('<id>', 'a session id from `koto history`')
     .option('--json', 'print JSON')
-    .action(bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).pasteCommand(ctx, id, flags)));
+    .action(
+      bind(async (ctx, id: string, flags: { json?: boolean }) => (await import('./commands/daemon.ts')).pasteCommand(ctx, id, flags)),
+    );
 
   program
     .command('devices')
@@ -178,7 +212,9 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .option('--json', 'print NDJSON: one object per file, provider and mode, then a summary object')
     .option('--no-correct', 'measure raw transcripts only (default: raw and corrected)')
     .addOption(new Option('-j, --concurrency <n>', 'files in flight at once over the shared connection').default('4'))
-    .action(bind(async (ctx, dir: string, flags: BenchFlags) => (await import('./commands/quality.ts')).benchAccuracyCommand(ctx, dir, flags)));
+    .action(
+      bind(async (ctx, dir: string, flags: BenchFlags) => (await import('./commands/quality.ts')).benchAccuracyCommand(ctx, dir, flags)),
+    );
 
   program
     .command('rewrite')
@@ -186,7 +222,9 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .requiredOption('-t, --template <name>', 'a key of `rewrite.templates`')
     .argument('[input...]', 'a session id from `koto history`, the text, or - for stdin (default: the last result)')
     .option('--json', 'print a JSON object')
-    .action(bind(async (ctx, input: string[], flags: RewriteFlags) => (await import('./commands/quality.ts')).rewriteCommand(ctx, input, flags)));
+    .action(
+      bind(async (ctx, input: string[], flags: RewriteFlags) => (await import('./commands/quality.ts')).rewriteCommand(ctx, input, flags)),
+    );
 
   const dict = program.command('dict').description('the dictionary of names and terms (`dictionary` in the config)');
   dict
@@ -200,7 +238,9 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     .description('append terms to the dictionary file, after confirming')
     .argument('<terms...>', 'the terms, one argument each (quote terms with spaces)')
     .option('-y, --yes', 'add without asking (required when there is no terminal)')
-    .action(bind(async (ctx, terms: string[], flags: DictAddFlags) => (await import('./commands/quality.ts')).dictAddCommand(ctx, terms, flags)));
+    .action(
+      bind(async (ctx, terms: string[], flags: DictAddFlags) => (await import('./commands/quality.ts')).dictAddCommand(ctx, terms, flags)),
+    );
 
   return program;
 }

@@ -45,13 +45,20 @@ export async function daemonAnswers(socketPath: string, timeoutMs = DAEMON_PING_
  * 0600 file in the (private) runtime folder and the daemon reads them from there. The daemon
  * then saves them to the recordings folder like inline audio, so history and retry are the same.
  */
-export async function sendCommand(socketPath: string, cmd: DaemonCommand, args: Record<string, unknown> = {}, timeoutMs = 10_000): Promise<unknown> {
+export async function sendCommand(
+  socketPath: string,
+  cmd: DaemonCommand,
+  args: Record<string, unknown> = {},
+  timeoutMs = 10_000,
+): Promise<unknown> {
   if (checkClientSocket(socketPath) === 'missing') throw kotoError('KOTO_ERR_NO_DAEMON', { socket: socketPath });
   let line = encodeRequest(1, cmd, args);
   let upload: string | undefined;
   if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) {
     if ((cmd !== 'transcribe' && cmd !== 'run') || typeof args.data !== 'string') {
-      throw controlError(`the "${cmd}" request is ${Buffer.byteLength(line)} bytes; a control message is at most ${MAX_REQUEST_BYTES} bytes`);
+      throw controlError(
+        `the "${cmd}" request is ${Buffer.byteLength(line)} bytes; a control message is at most ${MAX_REQUEST_BYTES} bytes`,
+      );
     }
     upload = path.join(path.dirname(socketPath), `upload-${process.pid}-${randomBytes(8).toString('hex')}.audio`);
     await writeFile(upload, Buffer.from(args.data, 'base64'), { mode: 0o600, flag: 'wx' });
@@ -83,7 +90,13 @@ function exchange(socketPath: string, cmd: DaemonCommand, line: string, timeoutM
     );
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const noDaemon = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK';
-      done(() => reject(noDaemon ? kotoError('KOTO_ERR_NO_DAEMON', { socket: socketPath }) : kotoError('KOTO_ERR_INTERNAL', { detail: `control socket: ${describe(err)}` }, { cause: err })));
+      done(() =>
+        reject(
+          noDaemon
+            ? kotoError('KOTO_ERR_NO_DAEMON', { socket: socketPath })
+            : kotoError('KOTO_ERR_INTERNAL', { detail: `control socket: ${describe(err)}` }, { cause: err }),
+        ),
+      );
     });
     socket.on(
       'data',
@@ -102,16 +115,25 @@ function settle(message: unknown, resolve: (value: unknown) => void, reject: (er
   const response = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>;
   if (response.ok === true) return resolve(response.result);
   const error = response.error as Record<string, unknown> | undefined;
-  if (response.ok === false && typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.message === 'string') {
+  if (
+    response.ok === false &&
+    typeof error === 'object' &&
+    error !== null &&
+    typeof error.code === 'string' &&
+    typeof error.message === 'string'
+  ) {
     const record = typeof error.record === 'object' && error.record !== null ? { record: error.record } : {};
     return reject(
-      Object.assign(KotoError.revive({
-        // Only codes of our catalogue (`"toString" in ERRORS` is true, too).
-        code: Object.hasOwn(ERRORS, error.code) ? error.code : 'KOTO_ERR_INTERNAL',
-        message: error.message,
-        ...(typeof error.fix === 'string' ? { fix: error.fix } : {}),
-        ...(typeof error.exitCode === 'number' ? { exitCode: error.exitCode } : {}),
-      }), record),
+      Object.assign(
+        KotoError.revive({
+          // Only codes of our catalogue (`"toString" in ERRORS` is true, too).
+          code: Object.hasOwn(ERRORS, error.code) ? error.code : 'KOTO_ERR_INTERNAL',
+          message: error.message,
+          ...(typeof error.fix === 'string' ? { fix: error.fix } : {}),
+          ...(typeof error.exitCode === 'number' ? { exitCode: error.exitCode } : {}),
+        }),
+        record,
+      ),
     );
   }
   reject(unreadable('not a Koto response'));

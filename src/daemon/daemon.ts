@@ -10,7 +10,16 @@ import { createKernel, type Kernel, type KernelOptions } from '../kernel/kernel.
 import type { Recording, RunResult } from '../kernel/session.ts';
 import type { TriggerEvent } from '../kernel/types.ts';
 import { sendCommand } from './client.ts';
-import { controlError, encodeResponse, lineParser, parseArgs, parseRequest, type DaemonArgs, type DaemonRequest, type DaemonResponse } from './protocol.ts';
+import {
+  controlError,
+  encodeResponse,
+  lineParser,
+  parseArgs,
+  parseRequest,
+  type DaemonArgs,
+  type DaemonRequest,
+  type DaemonResponse,
+} from './protocol.ts';
 import { pruneRecordings } from '../kernel/retention.ts';
 import { rewriteRequest } from '../quality/rewrite.ts';
 import { lstat, readFile, rm } from 'node:fs/promises';
@@ -31,9 +40,19 @@ export interface DaemonOptions extends KernelOptions {
 
 export interface DaemonStatus {
   readonly state: 'idle' | 'recording' | 'busy';
-  readonly recording: { id: string; device: string | undefined; level: number; audioPath: string | undefined; profile: string | undefined } | undefined;
+  readonly recording:
+    { id: string; device: string | undefined; level: number; audioPath: string | undefined; profile: string | undefined } | undefined;
   readonly pending: number;
-  readonly lastSession: { id: string; state: string; text: string | undefined; error: string | undefined; profile: string | undefined; warnings?: readonly string[] } | undefined;
+  readonly lastSession:
+    | {
+        id: string;
+        state: string;
+        text: string | undefined;
+        error: string | undefined;
+        profile: string | undefined;
+        warnings?: readonly string[];
+      }
+    | undefined;
   readonly configFile: string | undefined;
   readonly configGeneration: number;
   readonly lastConfigError: { code: string; message: string } | undefined;
@@ -153,7 +172,8 @@ export class Daemon {
     // user's own file as its audio.
     this.kernel.hooks.sessionEnd.tapPromise('daemon', async (record) => {
       if (this.kernel.config.daemon.keepAudio || record.state !== 'done' || !record.audioPath) return;
-      if (await deleteIfOwned(record.audioPath, this.kernel.paths.recordings).catch(() => false)) this.history.clearAudio([record.audioPath]);
+      if (await deleteIfOwned(record.audioPath, this.kernel.paths.recordings).catch(() => false))
+        this.history.clearAudio([record.audioPath]);
     });
   }
 
@@ -195,7 +215,9 @@ export class Daemon {
       this.#ui = await UiServer.start(this, settings);
       this.kernel.log.info(`control panel on ${this.#ui.url} (open it with \`koto ui\`)`);
     } catch (err) {
-      this.#uiError = KotoError.is(err) ? err : kotoError('KOTO_ERR_UI_UNAVAILABLE', { reason: describe(err), remedy: 'run the daemon with --debug and report it' });
+      this.#uiError = KotoError.is(err)
+        ? err
+        : kotoError('KOTO_ERR_UI_UNAVAILABLE', { reason: describe(err), remedy: 'run the daemon with --debug and report it' });
       this.kernel.log.error(describe(this.#uiError));
     }
   }
@@ -364,7 +386,9 @@ export class Daemon {
         // A delegated run returns its text to the caller's stdout: it never types into a window.
         // A forced profile (`koto run --profile`) is checked before the audio is queued.
         if (a.profile !== undefined) profileNamed(this.kernel.config, a.profile);
-        return this.#enqueue(() => this.kernel.run(input, { provider, correct: a.correct, profile: a.profile, excludeOutputs: this.#allOutputs() }));
+        return this.#enqueue(() =>
+          this.kernel.run(input, { provider, correct: a.correct, profile: a.profile, excludeOutputs: this.#allOutputs() }),
+        );
       }
       case 'correct': {
         const a = checked as DaemonArgs<'correct'>;
@@ -505,16 +529,28 @@ export class Daemon {
     this.#recording = undefined;
     // The device is released now; the session waits its turn to be finished, so texts land in order.
     void recording.stopCapture();
-    const finished = this.#dictation(recording.id, `session ${recording.id}`, () => recording.cancel(), () => recording.stop());
+    const finished = this.#dictation(
+      recording.id,
+      `session ${recording.id}`,
+      () => recording.cancel(),
+      () => recording.stop(),
+    );
     finished.then(
-      (record) => this.kernel.log.info(`session ${record.id} done: ${record.text?.length ?? 0} characters${record.fallback ? ' (raw text: correction failed)' : ''}`),
+      (record) =>
+        this.kernel.log.info(
+          `session ${record.id} done: ${record.text?.length ?? 0} characters${record.fallback ? ' (raw text: correction failed)' : ''}`,
+        ),
       (err: unknown) =>
         KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED'
           ? this.kernel.log.info(`session ${recording.id} cancelled; the recording is kept, retry with \`koto retry ${recording.id}\``)
           : (err as { record?: RunResult }).record?.text !== undefined
             ? // Transcribed and corrected, then no output took it: the text is kept, not the ASR to redo.
-              this.kernel.log.error(`session ${recording.id}: ${describe(err)}; the text is in the history, deliver it again with \`koto paste ${recording.id}\``)
-            : this.kernel.log.error(`session ${recording.id} failed: ${describe(err)}; the recording is kept, retry with \`koto retry ${recording.id}\``),
+              this.kernel.log.error(
+                `session ${recording.id}: ${describe(err)}; the text is in the history, deliver it again with \`koto paste ${recording.id}\``,
+              )
+            : this.kernel.log.error(
+                `session ${recording.id} failed: ${describe(err)}; the recording is kept, retry with \`koto retry ${recording.id}\``,
+              ),
     );
     if (wait) return finished;
     return { state: 'transcribing', id: recording.id, message: `stopped; transcribing (${recording.id})` };
@@ -580,7 +616,8 @@ export class Daemon {
   async retry(id: string): Promise<RunResult> {
     const entry = this.history.get(id);
     if (!entry) throw kotoError('KOTO_ERR_HISTORY_NOT_FOUND', { id });
-    if (!entry.audioPath || !existsSync(entry.audioPath)) throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: entry.audioPath ? ' (the file was removed)' : '' });
+    if (!entry.audioPath || !existsSync(entry.audioPath))
+      throw kotoError('KOTO_ERR_NO_RECORDING', { id, reason: entry.audioPath ? ' (the file was removed)' : '' });
     const audioPath = entry.audioPath;
     const controller = new AbortController();
     let finished: Promise<RunResult> | undefined;
@@ -590,7 +627,13 @@ export class Daemon {
     };
     finished = this.#dictation(id, `the retry of ${id}`, cancel, () =>
       // The dictation was for the application of its profile: the retry is too.
-      this.kernel.run(audioPath, { defaultOutputs: ['paste'], excludeOutputs: ['stdout'], retryOf: id, signal: controller.signal, profile: retryProfile(this.kernel.config, entry.profile) }),
+      this.kernel.run(audioPath, {
+        defaultOutputs: ['paste'],
+        excludeOutputs: ['stdout'],
+        retryOf: id,
+        signal: controller.signal,
+        profile: retryProfile(this.kernel.config, entry.profile),
+      }),
     );
     return finished;
   }
@@ -601,10 +644,18 @@ export class Daemon {
     return {
       state: this.#recording ? 'recording' : this.#pending > 0 ? 'busy' : 'idle',
       recording: this.#recording
-        ? { id: this.#recording.id, device: this.#recording.device, level: this.#recording.level, audioPath: this.#recording.audioPath, profile: this.#recording.profile }
+        ? {
+            id: this.#recording.id,
+            device: this.#recording.device,
+            level: this.#recording.level,
+            audioPath: this.#recording.audioPath,
+            profile: this.#recording.profile,
+          }
         : undefined,
       pending: this.#pending,
-      lastSession: last ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, profile: last.profile, warnings: last.warnings } : undefined,
+      lastSession: last
+        ? { id: last.id, state: last.state, text: last.text, error: last.error?.message, profile: last.profile, warnings: last.warnings }
+        : undefined,
       configFile: diagnostics.configFile,
       configGeneration: diagnostics.configGeneration,
       lastConfigError: diagnostics.lastConfigError,
@@ -655,8 +706,10 @@ export class Daemon {
   }
 }
 
-
-
 function trigger(args: Record<string, unknown>): TriggerEvent {
-  return { source: typeof args.source === 'string' ? args.source : 'socket', at: typeof args.at === 'number' ? args.at : undefined, vad: args.vad === true || undefined };
+  return {
+    source: typeof args.source === 'string' ? args.source : 'socket',
+    at: typeof args.at === 'number' ? args.at : undefined,
+    vad: args.vad === true || undefined,
+  };
 }

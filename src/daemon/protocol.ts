@@ -69,7 +69,11 @@ const oneSource = (a: { path?: string | undefined; data?: string | undefined; up
 const sourceMessage = { message: 'needs exactly one of "path", "data" or "upload"' };
 const none = z.object({});
 /** Who triggered it and when (ms since the epoch): the daemon measures trigger → first audio. */
-const trigger = { source: optional(z.string().regex(/^[a-z0-9-]{1,40}$/)), at: optional(z.number().finite().nonnegative()), vad: optional(z.boolean()) };
+const trigger = {
+  source: optional(z.string().regex(/^[a-z0-9-]{1,40}$/)),
+  at: optional(z.number().finite().nonnegative()),
+  vad: optional(z.boolean()),
+};
 const wait = z.object({ wait: optional(z.boolean()), ...trigger });
 
 export const ARGS = {
@@ -94,7 +98,8 @@ export type DaemonArgs<C extends DaemonCommand> = z.infer<(typeof ARGS)[C]>;
 /** Checks one command's args; unknown keys are dropped (a newer client may send more). */
 export function parseArgs<C extends DaemonCommand>(cmd: C, args: unknown): DaemonArgs<C> {
   if (!isCommand(cmd)) throw unknownCommand(cmd);
-  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw controlError(`${cmd}: "args" must be an object, got ${kindOf(args)}`);
+  if (typeof args !== 'object' || args === null || Array.isArray(args))
+    throw controlError(`${cmd}: "args" must be an object, got ${kindOf(args)}`);
   if (Object.hasOwn(args, '__proto__')) throw controlError(`${cmd}: the key "__proto__" is not allowed`);
   const checked = ARGS[cmd].safeParse(args);
   if (!checked.success) {

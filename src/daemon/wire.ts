@@ -8,7 +8,22 @@ import { describe, KotoError, kotoError } from '../kernel/errors.ts';
  * message gets an error reply (`KOTO_ERR_CONTROL_MESSAGE`), never a crash, and the daemon keeps
  * serving everyone else.
  */
-export const DAEMON_COMMANDS = ['ping', 'start', 'stop', 'toggle', 'cancel', 'status', 'reload', 'transcribe', 'run', 'correct', 'retry', 'rewrite', 'deliver', 'ui'] as const;
+export const DAEMON_COMMANDS = [
+  'ping',
+  'start',
+  'stop',
+  'toggle',
+  'cancel',
+  'status',
+  'reload',
+  'transcribe',
+  'run',
+  'correct',
+  'retry',
+  'rewrite',
+  'deliver',
+  'ui',
+] as const;
 
 export type DaemonCommand = (typeof DAEMON_COMMANDS)[number];
 
@@ -125,4 +140,3 @@ function noProtoKeys(key: string, value: unknown): unknown {
 export function encodeRequest(id: number, cmd: DaemonCommand, args: Record<string, unknown>): string {
   return `${JSON.stringify({ id, cmd, args })}\n`;
 }
-

@@ -220,10 +220,28 @@ export class HistoryStore {
     }
   }
 
-  begin(entry: { id: string; input: string; audioPath?: string | undefined; state?: SessionState; retryOf?: string | undefined; profile?: string | undefined }): void {
+  begin(entry: {
+    id: string;
+    input: string;
+    audioPath?: string | undefined;
+    state?: SessionState;
+    retryOf?: string | undefined;
+    profile?: string | undefined;
+  }): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(entry.id, new Date().toISOString(), entry.state ?? 'recording', entry.input, entry.audioPath ?? null, entry.retryOf ?? null, process.pid, entry.profile ?? null);
+      .prepare(
+        'INSERT OR REPLACE INTO sessions (id, started_at, state, input, audio_path, retry_of, owner_pid, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        entry.id,
+        new Date().toISOString(),
+        entry.state ?? 'recording',
+        entry.input,
+        entry.audioPath ?? null,
+        entry.retryOf ?? null,
+        process.pid,
+        entry.profile ?? null,
+      );
     live.add(entry.id);
   }
 
@@ -234,7 +252,15 @@ export class HistoryStore {
   finish(record: SessionRecord, retryOf?: string): void {
     try {
       const exists = this.#db.prepare('SELECT 1 FROM sessions WHERE id = ?').get(record.id);
-      if (!exists) this.begin({ id: record.id, input: record.input, audioPath: record.audioPath, state: record.state, retryOf, profile: record.profile });
+      if (!exists)
+        this.begin({
+          id: record.id,
+          input: record.input,
+          audioPath: record.audioPath,
+          state: record.state,
+          retryOf,
+          profile: record.profile,
+        });
       this.#db
         .prepare(
           `UPDATE sessions SET ended_at = ?, state = ?, raw = ?, text = ?, fallback = ?, asr_provider = ?, asr_model = ?,
@@ -273,7 +299,9 @@ export class HistoryStore {
   markInterrupted(): HistoryEntry[] {
     const now = new Date().toISOString();
     return this.#transaction(() => {
-      const rows = (this.#db.prepare(`SELECT * FROM sessions WHERE state IN ${UNFINISHED}`).all() as Row[]).filter((row) => !inProgress(row));
+      const rows = (this.#db.prepare(`SELECT * FROM sessions WHERE state IN ${UNFINISHED}`).all() as Row[]).filter(
+        (row) => !inProgress(row),
+      );
       const mark = this.#db.prepare(`UPDATE sessions SET state = 'interrupted', ended_at = ? WHERE id = ?`);
       for (const row of rows) mark.run(now, String(row.id));
       return rows.map((row) => ({ ...toEntry(row), state: 'interrupted' as const }));
@@ -323,7 +351,9 @@ export class HistoryStore {
       const removed = rows.filter((row) => !kept.has(String(row.id)));
       const del = this.#db.prepare('DELETE FROM sessions WHERE id = ?');
       for (const row of removed) del.run(String(row.id));
-      const audioPaths = new Set(removed.map((row) => row.audio_path).filter((p): p is string => typeof p === 'string' && !keptPaths.has(p)));
+      const audioPaths = new Set(
+        removed.map((row) => row.audio_path).filter((p): p is string => typeof p === 'string' && !keptPaths.has(p)),
+      );
       return { removed: removed.length, audioPaths: [...audioPaths] };
     });
   }
@@ -473,13 +503,19 @@ export class HistoryStore {
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
     const offset = Math.max(filter.offset ?? 0, 0);
     const total = Number((this.#db.prepare(`SELECT COUNT(*) AS n FROM sessions ${clause}`).get(...params) as Row).n);
-    const rows = this.#db.prepare(`SELECT * FROM sessions ${clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?`).all(...params, limit, offset) as Row[];
+    const rows = this.#db
+      .prepare(`SELECT * FROM sessions ${clause} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?`)
+      .all(...params, limit, offset) as Row[];
     return { entries: rows.map(toEntry), total };
   }
 
   /** Providers that appear in the history (for filters). */
   providers(): string[] {
-    const rows = this.#db.prepare('SELECT DISTINCT asr_provider AS p FROM sessions WHERE asr_provider IS NOT NULL UNION SELECT DISTINCT correction_provider FROM sessions WHERE correction_provider IS NOT NULL').all() as Row[];
+    const rows = this.#db
+      .prepare(
+        'SELECT DISTINCT asr_provider AS p FROM sessions WHERE asr_provider IS NOT NULL UNION SELECT DISTINCT correction_provider FROM sessions WHERE correction_provider IS NOT NULL',
+      )
+      .all() as Row[];
     return rows.map((r) => String(r.p)).sort();
   }
 

@@ -35,7 +35,8 @@ export function builtinManifest(name: string): BuiltinManifest | undefined {
   return byName.get(name);
 }
 
-const record = (value: unknown): Record<string, unknown> => (value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+const record = (value: unknown): Record<string, unknown> =>
+  value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 const outputName = (entry: unknown): unknown => (typeof entry === 'string' ? entry : record(entry).use);
 
@@ -52,7 +53,9 @@ export function neededBuiltins(data: Record<string, unknown>, available: readonl
   for (const section of sections) for (const entry of list(section.output)) outputs.add(outputName(entry));
   // A fallback may name a default a plugin offers without settings (`offline`, `local`).
   const namesDefault = sections.some((section) =>
-    ['asr', 'correction'].some((key) => list(record(section[key]).fallback).some((name) => typeof name !== 'string' || !Object.hasOwn(providers, name))),
+    ['asr', 'correction'].some((key) =>
+      list(record(section[key]).fallback).some((name) => typeof name !== 'string' || !Object.hasOwn(providers, name)),
+    ),
   );
   const wantsDefaults = Object.keys(providers).length === 0 || namesDefault;
   const audio = record(data.audio);

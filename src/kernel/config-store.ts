@@ -88,7 +88,12 @@ export class ConfigStore {
     const { file, dir, origin } = this.current.resolved;
     const source = fromData(data, file, dir, this.env, origin);
     const extra = await more?.(source);
-    return validateConfig(source, [...this.#plugins, ...(extra?.plugins ?? [])], this.env, new Map([...this.#aliases, ...(extra?.aliases ?? [])]));
+    return validateConfig(
+      source,
+      [...this.#plugins, ...(extra?.plugins ?? [])],
+      this.env,
+      new Map([...this.#aliases, ...(extra?.aliases ?? [])]),
+    );
   }
 
   /** Plugins applied after start (a reload needed them): later loads validate with them too. */
@@ -109,15 +114,31 @@ export class ConfigStore {
     try {
       const source = await this.readSource();
       extra = await more?.(source);
-      next = await validateConfig(source, [...this.#plugins, ...(extra?.plugins ?? [])], this.env, new Map([...this.#aliases, ...(extra?.aliases ?? [])]));
+      next = await validateConfig(
+        source,
+        [...this.#plugins, ...(extra?.plugins ?? [])],
+        this.env,
+        new Map([...this.#aliases, ...(extra?.aliases ?? [])]),
+      );
     } catch (err) {
-      const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
+      const error = KotoError.is(err)
+        ? err
+        : kotoError('KOTO_ERR_CONFIG_INVALID', { file: previous.resolved.file ?? '<config>', detail: describe(err) });
       return { ok: false, changed: [], transportChanged: false, generation: this.#generation, error: this.reject(error) };
     }
     const changed = changedSections(previous, next);
     if (changed.length === 0) this.#lastError = undefined;
     const transportChanged = changed.some((section) => reloadLevelOf(section) === 'transport');
-    return { ok: true, changed, transportChanged, generation: this.#generation, previous, next, added: extra?.plugins ?? [], aliases: extra?.aliases };
+    return {
+      ok: true,
+      changed,
+      transportChanged,
+      generation: this.#generation,
+      previous,
+      next,
+      added: extra?.plugins ?? [],
+      aliases: extra?.aliases,
+    };
   }
 
   /** Swaps in a prepared config; returns its generation. */

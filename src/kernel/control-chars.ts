@@ -22,4 +22,3 @@ export function escapeLine(text: string): string {
 export function escapeText(text: string): string {
   return text.replace(CONTROL, escapeChar);
 }
-

@@ -122,12 +122,12 @@ export const ERRORS = {
   },
   KOTO_ERR_PLUGIN_APPLY: {
     message: 'plugin "{plugin}" failed to start: {detail}',
-    fix: 'check the plugin\'s options; run with --debug for the stack',
+    fix: "check the plugin's options; run with --debug for the stack",
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_PLUGIN_TIMEOUT: {
     message: 'plugin "{plugin}" did not finish starting within {ms} ms',
-    fix: 'the plugin\'s apply() hangs; update or remove the plugin',
+    fix: "the plugin's apply() hangs; update or remove the plugin",
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_DEPENDENCY_MISSING: {
@@ -137,7 +137,7 @@ export const ERRORS = {
   },
   KOTO_ERR_HOOK_FAILED: {
     message: 'plugin "{plugin}" failed in hook {hook}: {detail}',
-    fix: 'run with --debug for the stack; report it to the plugin\'s author',
+    fix: "run with --debug for the stack; report it to the plugin's author",
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_PROVIDER_UNKNOWN: {
@@ -172,7 +172,7 @@ export const ERRORS = {
   },
   KOTO_ERR_RATE_LIMITED: {
     message: 'provider "{provider}" is rate limiting (HTTP 429){retry}',
-    fix: 'wait and retry, or check the account\'s quota',
+    fix: "wait and retry, or check the account's quota",
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_UPSTREAM: {
@@ -257,7 +257,7 @@ export const ERRORS = {
   },
   KOTO_ERR_OUTPUT: {
     message: 'output "{output}" failed: {detail}',
-    fix: 'check the output\'s options; the text is still in the session result',
+    fix: "check the output's options; the text is still in the session result",
     exit: EXIT.RUNTIME,
   },
   KOTO_ERR_PROFILE_UNKNOWN: {
@@ -396,15 +396,16 @@ export interface PluginErrorSpec {
 // One registry per process, shared by every copy of koto-voice in it (a plugin may bundle its own):
 // a code declared through one copy is known to kotoError of another.
 const REGISTRY = Symbol.for('koto-voice.plugin-errors');
-const pluginErrors: Map<string, PluginErrorSpec & { readonly plugin: string }> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Map()) as Map<
-  string,
-  PluginErrorSpec & { readonly plugin: string }
->;
+const pluginErrors: Map<string, PluginErrorSpec & { readonly plugin: string }> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??=
+  new Map()) as Map<string, PluginErrorSpec & { readonly plugin: string }>;
 
 /** The code prefix a plugin's own errors must carry: `ACME` for `koto-plugin-acme` or `@me/koto-plugin-acme`. */
 export function errorPrefixOf(plugin: string): string {
   const bare = plugin.replace(/^@[^/]+\//, '').replace(/^koto-plugin-/, '');
-  return bare.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return bare
+    .toUpperCase()
+    .replace(/[^A-Z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }
 
 /**
@@ -433,13 +434,24 @@ export function registerPluginErrors(plugin: string, errors: Readonly<Record<str
 
 /** The codes a plugin declared (for `koto plugins`). */
 export function pluginErrorCodes(plugin: string): string[] {
-  return [...pluginErrors].filter(([, spec]) => spec.plugin === plugin).map(([code]) => code).sort();
+  return [...pluginErrors]
+    .filter(([, spec]) => spec.plugin === plugin)
+    .map(([code]) => code)
+    .sort();
 }
 
 function specOf(code: string): (ErrorSpec & { readonly plugin?: string; readonly retryable?: boolean | undefined }) | undefined {
   if (Object.hasOwn(ERRORS, code)) return ERRORS[code as ErrorCode];
   const declared = pluginErrors.get(code);
-  return declared ? { message: declared.message, fix: declared.fix, exit: declared.exit ?? EXIT.RUNTIME, plugin: declared.plugin, retryable: declared.retryable } : undefined;
+  return declared
+    ? {
+        message: declared.message,
+        fix: declared.fix,
+        exit: declared.exit ?? EXIT.RUNTIME,
+        plugin: declared.plugin,
+        retryable: declared.retryable,
+      }
+    : undefined;
 }
 
 export interface KotoErrorOptions {
@@ -461,9 +473,7 @@ export interface KotoErrorOptions {
 const MARK = Symbol.for('koto-voice.error');
 
 function fill(template: string, params: Record<string, unknown>): string {
-  return template.replace(/\{(\w+)\}/g, (_, key: string) =>
-    params[key] === undefined ? '' : String(params[key]),
-  );
+  return template.replace(/\{(\w+)\}/g, (_, key: string) => (params[key] === undefined ? '' : String(params[key])));
 }
 
 export class KotoError extends Error {
@@ -479,7 +489,9 @@ export class KotoError extends Error {
     const declared = specOf(code);
     // An undeclared code is the plugin author's bug: say so (with the code) instead of crashing here.
     const spec = declared ?? ERRORS.KOTO_ERR_INTERNAL;
-    const params = declared ? (options.params ?? {}) : { detail: `error code ${code} is not declared: declare it in definePlugin({ errors: { ${code}: { message, fix } } })` };
+    const params = declared
+      ? (options.params ?? {})
+      : { detail: `error code ${code} is not declared: declare it in definePlugin({ errors: { ${code}: { message, fix } } })` };
     super(options.message ?? fill(spec.message, params), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KotoError';
     this.code = declared ? code : 'KOTO_ERR_INTERNAL';
@@ -494,7 +506,12 @@ export class KotoError extends Error {
   /** Rebuilds an error that crossed a process boundary (the daemon's control socket). */
   static revive(json: { code: string; message: string; fix?: string; exitCode?: number; plugin?: string; hook?: string }): KotoError {
     const known = Object.hasOwn(ERRORS, json.code);
-    const err = new KotoError(known ? (json.code as ErrorCode) : 'KOTO_ERR_INTERNAL', { plugin: json.plugin, hook: json.hook, message: json.message, fix: json.fix });
+    const err = new KotoError(known ? (json.code as ErrorCode) : 'KOTO_ERR_INTERNAL', {
+      plugin: json.plugin,
+      hook: json.hook,
+      message: json.message,
+      fix: json.fix,
+    });
     // A plugin's own code keeps its identity across the socket, though this process never loaded the plugin.
     if (!known && /^[A-Z][A-Z0-9_]*_ERR_[A-Z0-9_]+$/.test(json.code) && !json.code.startsWith('KOTO_ERR_')) {
       Object.defineProperty(err, 'code', { value: json.code });
@@ -527,7 +544,11 @@ export class KotoError extends Error {
 /** A code as written at a call site: the kernel's own codes must be real ones; others a plugin's. */
 export type CodeOf<C extends string> = C extends `KOTO_ERR_${string}` ? ErrorCode : C extends PluginErrorCode ? C : ErrorCode;
 
-export function kotoError<C extends string>(code: CodeOf<C> & C, params?: Record<string, unknown>, extra?: Omit<KotoErrorOptions, 'params'>): KotoError {
+export function kotoError<C extends string>(
+  code: CodeOf<C> & C,
+  params?: Record<string, unknown>,
+  extra?: Omit<KotoErrorOptions, 'params'>,
+): KotoError {
   return new KotoError(code as ErrorCode | PluginErrorCode, { ...extra, params: params ?? {} });
 }
 

@@ -87,7 +87,8 @@ export class ChainFailure<T> extends Error {
  */
 export function runChain<T>(options: ChainOptions<T>): Promise<ChainResult<T>> {
   const { providers, signal } = options;
-  if (providers.length === 0) return Promise.reject(new ChainFailure(kotoError('KOTO_ERR_INTERNAL', { detail: 'an empty provider chain' }), []));
+  if (providers.length === 0)
+    return Promise.reject(new ChainFailure(kotoError('KOTO_ERR_INTERNAL', { detail: 'an empty provider chain' }), []));
   return new Promise((resolve, reject) => {
     const attempts: ChainAttempt<T>[] = [];
     const running = new Map<number, { controller: AbortController; provider: ProviderRef; hedged: boolean; began: number }>();
@@ -135,8 +136,18 @@ export function runChain<T>(options: ChainOptions<T>): Promise<ChainResult<T>> {
             // The losers are noted now (they have no answer to wait for) and aborted.
             const now = performance.now();
             for (const [i, other] of running) {
-              attempts.push({ provider: other.provider, index: i, hedged: other.hedged, ms: Math.round(now - other.began), outcome: 'aborted' });
-              other.controller.abort(kotoError('KOTO_ERR_ABORTED', { what: `the request to provider "${other.provider.name}" (another provider answered first)` }));
+              attempts.push({
+                provider: other.provider,
+                index: i,
+                hedged: other.hedged,
+                ms: Math.round(now - other.began),
+                outcome: 'aborted',
+              });
+              other.controller.abort(
+                kotoError('KOTO_ERR_ABORTED', {
+                  what: `the request to provider "${other.provider.name}" (another provider answered first)`,
+                }),
+              );
             }
             finish(() => resolve({ result, provider, attempts }));
           },

@@ -126,25 +126,18 @@ export function createHooks() {
       'audioDevices',
     ),
     /** Transcription by provider plugin name (`use`); the first tap that returns a result wins. */
-    asr: new HookMap(
-      (key: string) => new AsyncSeriesBailHook<[AsrRequest], AsrResult | undefined>(['request'], `asr:${key}`),
-      'asr',
-    ),
+    asr: new HookMap((key: string) => new AsyncSeriesBailHook<[AsrRequest], AsrResult | undefined>(['request'], `asr:${key}`), 'asr'),
     /** Interim text from streaming ASR or correction, for live display. */
     interim: new SyncHook<[InterimEvent]>(['event'], 'interim'),
     /** Post-ASR transforms, text threaded through each tap (dictionary fixes, filters). */
     transcript: new AsyncSeriesWaterfallHook<[TranscriptValue]>(['value'], 'transcript'),
     /** LLM correction by provider plugin name (`use`); first result wins. */
     correction: new HookMap(
-      (key: string) =>
-        new AsyncSeriesBailHook<[CorrectionRequest], CorrectionResult | undefined>(['request'], `correction:${key}`),
+      (key: string) => new AsyncSeriesBailHook<[CorrectionRequest], CorrectionResult | undefined>(['request'], `correction:${key}`),
       'correction',
     ),
     /** Outputs by name; the kernel runs the selected outputs in parallel. */
-    output: new HookMap(
-      (key: string) => new AsyncSeriesHook<[OutputRequest]>(['request'], `output:${key}`),
-      'output',
-    ),
+    output: new HookMap((key: string) => new AsyncSeriesHook<[OutputRequest]>(['request'], `output:${key}`), 'output'),
     /** `koto doctor`: is this provider reachable and are its credentials accepted? By plugin name. */
     probe: new HookMap(
       (key: string) => new AsyncSeriesBailHook<[ProbeRequest], ProbeResult | undefined>(['request'], `probe:${key}`),

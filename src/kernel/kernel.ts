@@ -14,7 +14,18 @@ import { scrubError } from './secrets.ts';
 import { builtinManifest, neededBuiltins } from './builtins.ts';
 import type { ConfigSource } from './config/source.ts';
 import { builtinPluginNames, orderPlugins, resolvePlugin, type LoadedPlugin, type PluginSpec } from './plugin-loader.ts';
-import { Pipeline, type Recording, type RecordOptions, type AudioInput, type CorrectOptions, type RunOptions, type RunResult, type TranscribeOptions, type TranscribeResult, type CorrectResult } from './session.ts';
+import {
+  Pipeline,
+  type Recording,
+  type RecordOptions,
+  type AudioInput,
+  type CorrectOptions,
+  type RunOptions,
+  type RunResult,
+  type TranscribeOptions,
+  type TranscribeResult,
+  type CorrectResult,
+} from './session.ts';
 import { Transport, type KotoHttp, type PreparedTransport } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
 import type { FocusedWindow, ProbeResult, ProviderRef, SessionContext } from './types.ts';
@@ -179,7 +190,9 @@ export class Kernel {
     for (const [key, hook] of Object.entries(this.hooks)) {
       const h = hook as { intercept(i: unknown): void; name?: string };
       if ('for' in hook) {
-        h.intercept({ factory: (k: string, created: { intercept(i: unknown): void }) => (created.intercept(note(`${key}:${k}`)), created) });
+        h.intercept({
+          factory: (k: string, created: { intercept(i: unknown): void }) => (created.intercept(note(`${key}:${k}`)), created),
+        });
       } else {
         h.intercept(note(key));
       }
@@ -196,7 +209,12 @@ export class Kernel {
       .filter((u): u is string => typeof u === 'string');
     const builtins = this.#options.builtins ?? true;
     this.#lazy = builtins === true;
-    const builtinNames = builtins === true ? neededBuiltins(source.data, builtinPluginNames(), { daemon: this.#isDaemon }) : builtins === false ? [] : [...builtins];
+    const builtinNames =
+      builtins === true
+        ? neededBuiltins(source.data, builtinPluginNames(), { daemon: this.#isDaemon })
+        : builtins === false
+          ? []
+          : [...builtins];
 
     const specs: PluginSpec[] = [...builtinNames, ...(this.#options.plugins ?? []), ...(Array.isArray(rawPlugins) ? rawPlugins : [])];
     const loaded: LoadedPlugin[] = [];
@@ -260,7 +278,12 @@ export class Kernel {
   }
 
   /** Built-ins named in `dependencies` of the plugins loaded so far and not loaded yet, transitively. */
-  async #builtinDependencies(loaded: readonly LoadedPlugin[], seen: Set<string>, baseDir: string, secrets: readonly string[]): Promise<LoadedPlugin[]> {
+  async #builtinDependencies(
+    loaded: readonly LoadedPlugin[],
+    seen: Set<string>,
+    baseDir: string,
+    secrets: readonly string[],
+  ): Promise<LoadedPlugin[]> {
     const available = new Set(builtinPluginNames());
     const added: LoadedPlugin[] = [];
     const queue = [...loaded];
@@ -352,7 +375,11 @@ export class Kernel {
     try {
       await Promise.race([Promise.resolve().then(() => plugin.apply(api, options as never)), timeout]);
     } catch (err) {
-      if (KotoError.is(err) && (err.code === 'KOTO_ERR_PLUGIN_TIMEOUT' || err.code === 'KOTO_ERR_PLUGIN_INVALID' || err.code.startsWith('KOTO_ERR_CONFIG'))) throw err;
+      if (
+        KotoError.is(err) &&
+        (err.code === 'KOTO_ERR_PLUGIN_TIMEOUT' || err.code === 'KOTO_ERR_PLUGIN_INVALID' || err.code.startsWith('KOTO_ERR_CONFIG'))
+      )
+        throw err;
       throw kotoError('KOTO_ERR_PLUGIN_APPLY', { plugin: plugin.name, detail: describe(err) }, { plugin: plugin.name, cause: err });
     } finally {
       clearTimeout(timer);
@@ -366,7 +393,8 @@ export class Kernel {
       name: plugin.name,
       hooks,
       provide: provideApi(plugin, hooks),
-      instances: (config: KotoConfig = this.#store.current) => Object.values(config.resolved.providers).filter((ref) => ref.use === plugin.name),
+      instances: (config: KotoConfig = this.#store.current) =>
+        Object.values(config.resolved.providers).filter((ref) => ref.use === plugin.name),
       ownInstance: (ref: ProviderRef | undefined) => (ref?.use === plugin.name ? ref : undefined),
       http: transport.http,
       log: this.log.child(plugin.name),
@@ -412,7 +440,14 @@ export class Kernel {
     const entry = this.history.get(id);
     if (!entry) throw kotoError('KOTO_ERR_HISTORY_NOT_FOUND', { id });
     const text = entry.text ?? entry.raw;
-    if (!text) throw kotoError('KOTO_ERR_NOTHING_TO_DELIVER', { id, reason: entry.state === 'failed' ? ` (it failed before a transcript: ${entry.errorMessage ?? 'see koto history'})` : ` (state ${entry.state})` });
+    if (!text)
+      throw kotoError('KOTO_ERR_NOTHING_TO_DELIVER', {
+        id,
+        reason:
+          entry.state === 'failed'
+            ? ` (it failed before a transcript: ${entry.errorMessage ?? 'see koto history'})`
+            : ` (state ${entry.state})`,
+      });
     return this.#requirePipeline().deliver({ id, text, raw: entry.raw ?? undefined, audioPath: entry.audioPath ?? undefined }, options);
   }
 
@@ -433,7 +468,9 @@ export class Kernel {
         return await this.#reload();
       } catch (err) {
         // Nothing may escape a reload unseen (the file watcher has no one to tell): recorded and logged.
-        const error = this.#store.reject(KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) }, { cause: err }));
+        const error = this.#store.reject(
+          KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) }, { cause: err }),
+        );
         this.log.error(`config not reloaded: ${error.message}; the previous config stays in use`);
         return { ok: false, changed: [], transportChanged: false, generation: this.#store.generation, error };
       }
@@ -467,7 +504,9 @@ export class Kernel {
     } catch (err) {
       await transport?.discard();
       const error = this.#store.reject(
-        KotoError.is(err) ? err : kotoError('KOTO_ERR_CONFIG_INVALID', { file: next.resolved.file ?? '<config>', detail: describe(err) }, { cause: err }),
+        KotoError.is(err)
+          ? err
+          : kotoError('KOTO_ERR_CONFIG_INVALID', { file: next.resolved.file ?? '<config>', detail: describe(err) }, { cause: err }),
       );
       this.log.error(`config not reloaded: ${error.message}; the previous config and client stay in use`);
       return { ok: false, changed: [], transportChanged: false, generation: this.#store.generation, error };
@@ -475,7 +514,9 @@ export class Kernel {
     const generation = this.#store.commit(next);
     const restart = this.restartNeeded;
     if (restart.length > 0) {
-      this.log.warn(`${restart.map((s) => `\`${s}\``).join(' and ')} changed: plugins are loaded at start, so restart Koto to apply ${restart.length > 1 ? 'them' : 'it'}`);
+      this.log.warn(
+        `${restart.map((s) => `\`${s}\``).join(' and ')} changed: plugins are loaded at start, so restart Koto to apply ${restart.length > 1 ? 'them' : 'it'}`,
+      );
     }
     await transport?.commit();
     this.log.info(`config reloaded (generation ${generation}; changed: ${prepared.changed.join(', ')})`);
@@ -563,7 +604,9 @@ export class Kernel {
       try {
         await watcher.setFiles(this.#watchedFiles());
       } catch (err) {
-        this.log.error(`the config files are no longer watched for changes: ${describe(err)}; run \`koto reload\` after editing, or restart`);
+        this.log.error(
+          `the config files are no longer watched for changes: ${describe(err)}; run \`koto reload\` after editing, or restart`,
+        );
       }
     }, options);
     this.#watcher = watcher;
@@ -655,7 +698,9 @@ function warnIfSecretsExposed(config: KotoConfig, log: Logger): void {
     if ((mode & 0o077) === 0) return;
     const text = readFileSync(file, 'utf8');
     if (config.resolved.secrets.some((secret) => text.includes(secret))) {
-      log.warn(`${file} holds an API key and is readable by other users (mode ${mode.toString(8)}): run \`chmod 600 ${file}\`, or use \${ENV_VAR} references`);
+      log.warn(
+        `${file} holds an API key and is readable by other users (mode ${mode.toString(8)}): run \`chmod 600 ${file}\`, or use \${ENV_VAR} references`,
+      );
     }
   } catch {
     // unreadable now: the next load reports it
@@ -677,7 +722,21 @@ export async function createKernel(options: KernelOptions | Record<string, unkno
   }
 }
 
-const OPTION_KEYS = new Set(['config', 'configPath', 'cwd', 'env', 'search', 'plugins', 'builtins', 'host', 'logLevel', 'logSink', 'pluginTimeoutMs', 'watch', 'history']);
+const OPTION_KEYS = new Set([
+  'config',
+  'configPath',
+  'cwd',
+  'env',
+  'search',
+  'plugins',
+  'builtins',
+  'host',
+  'logLevel',
+  'logSink',
+  'pluginTimeoutMs',
+  'watch',
+  'history',
+]);
 function isKernelOptions(value: object): value is KernelOptions {
   const keys = Object.keys(value);
   // A bare config object (`createKernel({ providers: … })`) has none of the option keys,

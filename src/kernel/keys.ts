@@ -63,9 +63,32 @@ function key(name: string, keysym: number, evdev: number, extra: { modifier?: Mo
 
 // Letters: keysym = ASCII lower case; evdev codes follow the QWERTY rows.
 const LETTER_CODES: Record<string, number> = {
-  q: 16, w: 17, e: 18, r: 19, t: 20, y: 21, u: 22, i: 23, o: 24, p: 25,
-  a: 30, s: 31, d: 32, f: 33, g: 34, h: 35, j: 36, k: 37, l: 38,
-  z: 44, x: 45, c: 46, v: 47, b: 48, n: 49, m: 50,
+  q: 16,
+  w: 17,
+  e: 18,
+  r: 19,
+  t: 20,
+  y: 21,
+  u: 22,
+  i: 23,
+  o: 24,
+  p: 25,
+  a: 30,
+  s: 31,
+  d: 32,
+  f: 33,
+  g: 34,
+  h: 35,
+  j: 36,
+  k: 37,
+  l: 38,
+  z: 44,
+  x: 45,
+  c: 46,
+  v: 47,
+  b: 48,
+  n: 49,
+  m: 50,
 };
 for (const [letter, code] of Object.entries(LETTER_CODES)) key(letter, letter.charCodeAt(0), code);
 for (let d = 1; d <= 9; d += 1) key(String(d), 0x30 + d, 1 + d);
@@ -129,13 +152,17 @@ export function parseKeyCombo(text: string): { ok: true; combo: KeyCombo } | { o
   if (!trimmed) return { ok: false, problem: 'is empty; write a combination such as "ctrl+alt+space" or a single key such as "rightctrl"' };
   // "+" separates parts; a literal plus key is not supported (its keysym depends on the layout).
   const parts = trimmed.split('+').map((p) => p.trim());
-  if (parts.some((p) => !p)) return { ok: false, problem: `"${trimmed}" has an empty part (write keys joined by "+", e.g. "ctrl+alt+space")` };
+  if (parts.some((p) => !p))
+    return { ok: false, problem: `"${trimmed}" has an empty part (write keys joined by "+", e.g. "ctrl+alt+space")` };
   const last = parts.at(-1)!;
   const modifiers = new Set<Modifier>();
   for (const part of parts.slice(0, -1)) {
     const modifier = MODIFIER_ALIASES[part.toLowerCase()];
     if (!modifier) {
-      return { ok: false, problem: `"${part}" in "${trimmed}" is not a modifier (ctrl, alt, shift, super); only the last key may be another key` };
+      return {
+        ok: false,
+        problem: `"${part}" in "${trimmed}" is not a modifier (ctrl, alt, shift, super); only the last key may be another key`,
+      };
     }
     if (modifiers.has(modifier)) return { ok: false, problem: `"${trimmed}" names ${modifier} twice` };
     modifiers.add(modifier);
@@ -148,7 +175,10 @@ export function parseKeyCombo(text: string): { ok: true; combo: KeyCombo } | { o
         problem: `"${trimmed}" ends with a modifier; end it with a key (e.g. "${trimmed}+space"), or use one side of a modifier alone ("rightctrl", "rightalt")`,
       };
     }
-    return { ok: false, problem: `"${last}" is not a key Koto knows (letters, digits, f1–f24, space, enter, tab, escape, arrows, home/end, pageup/pagedown, insert/delete, pause, scrolllock, print, menu, punctuation names, leftctrl/rightctrl/leftalt/rightalt/leftshift/rightshift/leftsuper/rightsuper)` };
+    return {
+      ok: false,
+      problem: `"${last}" is not a key Koto knows (letters, digits, f1–f24, space, enter, tab, escape, arrows, home/end, pageup/pagedown, insert/delete, pause, scrolllock, print, menu, punctuation names, leftctrl/rightctrl/leftalt/rightalt/leftshift/rightshift/leftsuper/rightsuper)`,
+    };
   }
   if (found.modifier && modifiers.has(found.modifier)) {
     return { ok: false, problem: `"${trimmed}" holds ${found.modifier} as a modifier and as the key` };

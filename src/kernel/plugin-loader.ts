@@ -95,7 +95,14 @@ async function resolveUnscrubbed(spec: PluginSpec, baseDir: string): Promise<Loa
   if (/^[a-z0-9-]+$/.test(name)) {
     const builtin = entryOf(path.join(BUILTIN_DIR, name));
     tried.push(`built-in plugins/${name}`);
-    if (builtin) return { plugin: await importPlugin(pathToFileURL(builtin).href, name), source: 'builtin', specifier: name, options, location: builtin };
+    if (builtin)
+      return {
+        plugin: await importPlugin(pathToFileURL(builtin).href, name),
+        source: 'builtin',
+        specifier: name,
+        options,
+        location: builtin,
+      };
   }
 
   // npm packages: from the config's folder (where the user installed them), then Koto's own.
@@ -107,7 +114,13 @@ async function resolveUnscrubbed(spec: PluginSpec, baseDir: string): Promise<Loa
       tried.push(`${pkg} from ${from}`);
       try {
         const resolved = createRequire(path.join(from, 'noop.js')).resolve(pkg);
-        return { plugin: await importPlugin(pathToFileURL(resolved).href, pkg), source: 'package', specifier: pkg, options, location: resolved };
+        return {
+          plugin: await importPlugin(pathToFileURL(resolved).href, pkg),
+          source: 'package',
+          specifier: pkg,
+          options,
+          location: resolved,
+        };
       } catch (err) {
         if (KotoError.is(err)) throw err;
         const code = (err as { code?: string }).code;

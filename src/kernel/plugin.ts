@@ -67,7 +67,10 @@ export interface PluginDefinition<
    * An offline fallback uses a high number, so a configured cloud key wins.
    */
   readonly defaultPriority?: number | undefined;
-  readonly apply: (api: PluginApi<Readonly<z.output<Provider>>, OutputOptionsOf<Outputs>>, options: Readonly<z.output<Options>>) => void | Promise<void>;
+  readonly apply: (
+    api: PluginApi<Readonly<z.output<Provider>>, OutputOptionsOf<Outputs>>,
+    options: Readonly<z.output<Options>>,
+  ) => void | Promise<void>;
 }
 
 /**

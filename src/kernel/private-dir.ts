@@ -98,7 +98,12 @@ function checkParent(dir: string, role: PrivateRole, options: PrivateDirOptions)
   }
   const sticky = (info.mode & 0o1000) !== 0;
   if ((info.mode & 0o022) !== 0 && !sticky) {
-    throw unsafeParent(role, parent, `its mode is ${modeOf(info)}: other users may write into it and it has no sticky bit, so they could replace Koto's folder in it`, options);
+    throw unsafeParent(
+      role,
+      parent,
+      `its mode is ${modeOf(info)}: other users may write into it and it has no sticky bit, so they could replace Koto's folder in it`,
+      options,
+    );
   }
   return true;
 }

@@ -105,7 +105,11 @@ function checkSpec(plugin: string, kind: Kind, label: string, value: unknown): v
   }
   const version = (value as { specificationVersion?: unknown }).specificationVersion;
   if (version === undefined) {
-    throw invalid(plugin, `${what} without a specificationVersion`, `declare specificationVersion: 'v1' on it (the contract it implements)`);
+    throw invalid(
+      plugin,
+      `${what} without a specificationVersion`,
+      `declare specificationVersion: 'v1' on it (the contract it implements)`,
+    );
   }
   if (typeof version !== 'string' || !PROVIDER_SPEC_VERSIONS.includes(version)) {
     const shown = typeof version === 'string' ? version : JSON.stringify(version);
@@ -165,7 +169,11 @@ export function provideApi(plugin: ProvidingPlugin, hooks: PluginHooks): Provide
     output(output: string, served: OutputV1) {
       checkSpec(name, 'output', `the output "${output}"`, served);
       if (!plugin.outputs || !Object.hasOwn(plugin.outputs, output)) {
-        throw invalid(name, `plugin "${name}" registered the output "${output}" it does not declare`, `add "${output}" with its option schema to the plugin's outputs`);
+        throw invalid(
+          name,
+          `plugin "${name}" registered the output "${output}" it does not declare`,
+          `add "${output}" with its option schema to the plugin's outputs`,
+        );
       }
       once(`output:${output}`, `the output "${output}"`);
       hooks.output.for(output).tapPromise(name, (request) => served.deliver(request));
@@ -173,7 +181,11 @@ export function provideApi(plugin: ProvidingPlugin, hooks: PluginHooks): Provide
     audioSource(source: string, served: AudioSourceV1) {
       checkSpec(name, 'audioSource', `the audio source "${source}"`, served);
       if (!plugin.audioSources?.includes(source)) {
-        throw invalid(name, `plugin "${name}" registered the audio source "${source}" it does not declare`, `add "${source}" to the plugin's audioSources`);
+        throw invalid(
+          name,
+          `plugin "${name}" registered the audio source "${source}" it does not declare`,
+          `add "${source}" to the plugin's audioSources`,
+        );
       }
       once(`audioSource:${source}`, `the audio source "${source}"`);
       hooks.audioSource.for(source).tapPromise(name, (request) => served.open(request));

@@ -25,7 +25,8 @@ export async function withRetry<T>(call: () => Promise<T>, policy: RetryPolicy):
       return await call();
     } catch (err) {
       if (attempt >= policy.retries || policy.signal.aborted || !KotoError.is(err) || err.details.retryable !== true) throw err;
-      const retryAfter = typeof err.details.retryAfter === 'number' && err.details.retryAfter >= 0 ? err.details.retryAfter * 1000 : undefined;
+      const retryAfter =
+        typeof err.details.retryAfter === 'number' && err.details.retryAfter >= 0 ? err.details.retryAfter * 1000 : undefined;
       // The server's Retry-After is honoured as given (retrying sooner only earns another 429);
       // only our own backoff is capped.
       const delay = retryAfter ?? Math.min(MAX_DELAY_MS, Math.random() * BASE_DELAY_MS * 2 ** attempt);

@@ -30,7 +30,19 @@ const SECRET_WORDS = new Set([
   'signature',
 ]);
 // Glued lowercase names (`accesstoken`, `clientsecret`, `subscriptionkey`): the word's ending decides.
-const SECRET_ENDINGS = ['token', 'secret', 'password', 'passwd', 'apikey', 'accesskey', 'secretkey', 'privatekey', 'subscriptionkey', 'signature', 'credentials'];
+const SECRET_ENDINGS = [
+  'token',
+  'secret',
+  'password',
+  'passwd',
+  'apikey',
+  'accesskey',
+  'secretkey',
+  'privatekey',
+  'subscriptionkey',
+  'signature',
+  'credentials',
+];
 
 function words(name: string): string[] {
   return name
@@ -107,7 +119,8 @@ export function secretValuesIn(tree: unknown): string[] {
  */
 export function secretsFromEnv(env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
-  for (const [name, value] of Object.entries(env)) if (value && value.length >= 8 && isSecretName(name) && isScrubbable(value)) out.push(value);
+  for (const [name, value] of Object.entries(env))
+    if (value && value.length >= 8 && isSecretName(name) && isScrubbable(value)) out.push(value);
   return out;
 }
 

@@ -32,11 +32,7 @@ import { matchProfile, profileNamed, type ResolvedProfile } from './profiles.ts'
 import { correctionProviderOptions, correctionSettings } from './correction-settings.ts';
 
 /** A file path, raw bytes (stdin, an upload), or audio already prepared. */
-export type AudioInput =
-  | string
-  | { readonly path: string }
-  | { readonly data: Uint8Array; readonly name?: string | undefined }
-  | AudioData;
+export type AudioInput = string | { readonly path: string } | { readonly data: Uint8Array; readonly name?: string | undefined } | AudioData;
 
 export interface StageOptions {
   /** Use this provider instance (a key of `providers`) instead of the configured one. */
@@ -224,7 +220,11 @@ class Session implements SessionContext {
 
 export function sessionId(): string {
   const now = new Date();
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '-');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '')
+    .replace('T', '-');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -362,7 +362,8 @@ export class Pipeline {
       open().finish(record, session.retryOf);
     } catch (err) {
       // An unsafe data folder was already the session's error; anything else is worth a line.
-      if (!(KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER')) this.#deps.log.warn(`history: session ${session.id} not recorded: ${describe(err)}`);
+      if (!(KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER'))
+        this.#deps.log.warn(`history: session ${session.id} not recorded: ${describe(err)}`);
     }
   }
 
@@ -387,7 +388,8 @@ export class Pipeline {
         );
       }
     } catch (err) {
-      if (!(KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER')) this.#deps.log.warn(`usage: session ${session.id} not recorded: ${describe(err)}`);
+      if (!(KotoError.is(err) && err.code === 'KOTO_ERR_UNSAFE_FOLDER'))
+        this.#deps.log.warn(`usage: session ${session.id} not recorded: ${describe(err)}`);
     }
   }
 
@@ -423,34 +425,58 @@ export class Pipeline {
       const hook = hooks.asr.get(provider.use);
       if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
       const signal = deadline(parent, timeoutMs);
-      const retry = { retries: config.asr.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, chain.length > 1 ? `transcription by "${provider.name}"` : 'transcription') };
+      const retry = {
+        retries: config.asr.retries,
+        signal,
+        deadline: Date.now() + timeoutMs,
+        onRetry: this.#onRetry(session, chain.length > 1 ? `transcription by "${provider.name}"` : 'transcription'),
+      };
       try {
-        const result = await withRetry(() => hook.promise({
-          session,
-          provider,
-          audio,
-          // `asr.model` belongs to the configured provider; a fallback uses its own default.
-          model: provider === primary ? config.asr.model : undefined,
-          language: config.asr.language,
-          prompt: config.asr.prompt,
-          temperature: config.asr.temperature,
-          stream: config.asr.stream,
-          dictionary: config.resolved.dictionary,
-          signal,
-          deadline: retry.deadline,
-          onInterim: (text) => {
-            if (interims.take(provider)) this.#interim(session, 'asr', text, options);
-          },
-        }), retry);
+        const result = await withRetry(
+          () =>
+            hook.promise({
+              session,
+              provider,
+              audio,
+              // `asr.model` belongs to the configured provider; a fallback uses its own default.
+              model: provider === primary ? config.asr.model : undefined,
+              language: config.asr.language,
+              prompt: config.asr.prompt,
+              temperature: config.asr.temperature,
+              stream: config.asr.stream,
+              dictionary: config.resolved.dictionary,
+              signal,
+              deadline: retry.deadline,
+              onInterim: (text) => {
+                if (interims.take(provider)) this.#interim(session, 'asr', text, options);
+              },
+            }),
+          retry,
+        );
         if (!result) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: provider.name, use: provider.use });
         return result;
       } catch (err) {
         interims.release(provider);
-        throw this.#attemptError(err, parent, signal, session, chain.length > 1 ? `transcription by provider "${provider.name}"` : 'transcription', timeoutMs);
+        throw this.#attemptError(
+          err,
+          parent,
+          signal,
+          session,
+          chain.length > 1 ? `transcription by provider "${provider.name}"` : 'transcription',
+          timeoutMs,
+        );
       }
     };
     const { result, provider } = await session.time('asr', () =>
-      this.#runChain(session, 'asr', chain, config.asr.hedgeAfterMs, call, (p, r) => r?.model ?? (p === primary ? config.asr.model : undefined), sentSeconds),
+      this.#runChain(
+        session,
+        'asr',
+        chain,
+        config.asr.hedgeAfterMs,
+        call,
+        (p, r) => r?.model ?? (p === primary ? config.asr.model : undefined),
+        sentSeconds,
+      ),
     );
     for (const warning of result.warnings ?? []) session.warnings.push(this.#deps.scrub(warning));
     const transformed = await session.time('transcript', () => hooks.transcript.promise({ session, text: result.text }));
@@ -486,10 +512,16 @@ export class Pipeline {
     sentSeconds: number | undefined,
   ): Promise<{ result: T; provider: ProviderRef }> {
     const note = (attempts: readonly ChainAttempt<T>[]) => {
-      for (const attempt of attempts) session.attempts.push(this.#attempt(session, stage, attempt, modelOf(attempt.provider, attempt.result), sentSeconds));
+      for (const attempt of attempts)
+        session.attempts.push(this.#attempt(session, stage, attempt, modelOf(attempt.provider, attempt.result), sentSeconds));
     };
     try {
-      const outcome = await runChain({ providers: chain, hedgeAfterMs, signal: session.signal, call: (provider, signal) => call(provider, signal) });
+      const outcome = await runChain({
+        providers: chain,
+        hedgeAfterMs,
+        signal: session.signal,
+        call: (provider, signal) => call(provider, signal),
+      });
       note(outcome.attempts);
       const failed = outcome.attempts.filter((a) => a.outcome === 'failed');
       if (failed.length > 0) {
@@ -522,11 +554,20 @@ export class Pipeline {
     sentSeconds: number | undefined,
   ): ProviderAttempt {
     const usage = attempt.result?.usage;
-    const audioSeconds = stage === 'asr' ? (sentSeconds ?? usage?.audioSeconds ?? (attempt.result as AsrResult | undefined)?.durationSec) : undefined;
+    const audioSeconds =
+      stage === 'asr' ? (sentSeconds ?? usage?.audioSeconds ?? (attempt.result as AsrResult | undefined)?.durationSec) : undefined;
     const price = priceFor(session.config.pricing, { provider: attempt.provider.name, use: attempt.provider.use, model });
     // A failed call is not billed; a hedge loser may be (the upload went out): its cost is what is known.
-    const cost = attempt.outcome === 'failed' ? 0 : costOf(price, usage, attempt.outcome === 'aborted' && !price?.perMinute ? undefined : audioSeconds);
-    const error = attempt.error === undefined ? undefined : KotoError.is(attempt.error) ? attempt.error : kotoError('KOTO_ERR_INTERNAL', { detail: describe(attempt.error) });
+    const cost =
+      attempt.outcome === 'failed'
+        ? 0
+        : costOf(price, usage, attempt.outcome === 'aborted' && !price?.perMinute ? undefined : audioSeconds);
+    const error =
+      attempt.error === undefined
+        ? undefined
+        : KotoError.is(attempt.error)
+          ? attempt.error
+          : kotoError('KOTO_ERR_INTERNAL', { detail: describe(attempt.error) });
     return {
       stage,
       provider: attempt.provider.name,
@@ -546,15 +587,19 @@ export class Pipeline {
    * cancel → KOTO_ERR_ABORTED; a lost hedge → KOTO_ERR_ABORTED (never reported); else as thrown.
    */
   #attemptError(err: unknown, parent: AbortSignal, signal: AbortSignal, session: Session, what: string, ms: number): unknown {
-    if (session.signal.aborted) return KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED' ? err : kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
+    if (session.signal.aborted)
+      return KotoError.is(err) && err.code === 'KOTO_ERR_ABORTED' ? err : kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
     if (parent.aborted) return kotoError('KOTO_ERR_ABORTED', { what }, { cause: err });
-    if (signal.aborted) return kotoError('KOTO_ERR_TIMEOUT', { what, ms }, { cause: err, details: { retryable: false, stageDeadline: true } });
+    if (signal.aborted)
+      return kotoError('KOTO_ERR_TIMEOUT', { what, ms }, { cause: err, details: { retryable: false, stageDeadline: true } });
     return err;
   }
 
   #onRetry(session: Session, what: string) {
     return (attempt: number, delayMs: number, err: KotoError) => {
-      this.#deps.log.info(`session ${session.id}: ${what} attempt ${attempt + 1} in ${Math.round(delayMs)} ms after: ${this.#deps.scrub(err.message)}`);
+      this.#deps.log.info(
+        `session ${session.id}: ${what} attempt ${attempt + 1} in ${Math.round(delayMs)} ms after: ${this.#deps.scrub(err.message)}`,
+      );
     };
   }
 
@@ -590,7 +635,10 @@ export class Pipeline {
     };
     if (!primary) return fallback('no correction provider is configured');
     // A rewrite names its own provider and prompt: the dictation's fallbacks are not its chain.
-    const chain = options.systemPrompt === undefined && options.fallback !== false ? this.#chain(config, primary, config.resolved.correctionFallback) : [primary];
+    const chain =
+      options.systemPrompt === undefined && options.fallback !== false
+        ? this.#chain(config, primary, config.resolved.correctionFallback)
+        : [primary];
     session.state = 'correcting';
     const timeoutMs = options.timeoutMs ?? config.correction.timeoutMs;
     const modelFor = (provider: ProviderRef) =>
@@ -600,33 +648,50 @@ export class Pipeline {
     const started = performance.now();
     const call = async (provider: ProviderRef, parent: AbortSignal): Promise<CorrectionResult> => {
       const hook = hooks.correction.get(provider.use);
-      if (!hook?.isUsed()) throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'correction', provider: provider.name, use: provider.use });
+      if (!hook?.isUsed())
+        throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'correction', provider: provider.name, use: provider.use });
       const signal = deadline(parent, timeoutMs);
-      const retry = { retries: config.correction.retries, signal, deadline: Date.now() + timeoutMs, onRetry: this.#onRetry(session, chain.length > 1 ? `correction by "${provider.name}"` : 'correction') };
+      const retry = {
+        retries: config.correction.retries,
+        signal,
+        deadline: Date.now() + timeoutMs,
+        onRetry: this.#onRetry(session, chain.length > 1 ? `correction by "${provider.name}"` : 'correction'),
+      };
       try {
-        const result = await withRetry(() => hook.promise({
-          session,
-          provider,
-          text: raw,
-          model: modelFor(provider),
-          dictionary: config.resolved.dictionary,
-          interimHistory: options.interimHistory ?? [],
-          settings: correctionSettings(config.correction, options.temperature),
-          providerOptions: correctionProviderOptions(config.correction),
-          systemPrompt: options.systemPrompt ?? config.resolved.systemPrompt,
-          userPrompt: options.userPrompt ?? config.resolved.userPrompt,
-          signal,
-          deadline: retry.deadline,
-          onDelta: (text) => {
-            // Time to first token (of whichever provider speaks first): when the user starts seeing the correction.
-            session.timings.correctionFirstToken ??= Math.round(performance.now() - started);
-            if (interims.take(provider)) this.#interim(session, 'correction', text, options);
-          },
-        }), retry);
+        const result = await withRetry(
+          () =>
+            hook.promise({
+              session,
+              provider,
+              text: raw,
+              model: modelFor(provider),
+              dictionary: config.resolved.dictionary,
+              interimHistory: options.interimHistory ?? [],
+              settings: correctionSettings(config.correction, options.temperature),
+              providerOptions: correctionProviderOptions(config.correction),
+              systemPrompt: options.systemPrompt ?? config.resolved.systemPrompt,
+              userPrompt: options.userPrompt ?? config.resolved.userPrompt,
+              signal,
+              deadline: retry.deadline,
+              onDelta: (text) => {
+                // Time to first token (of whichever provider speaks first): when the user starts seeing the correction.
+                session.timings.correctionFirstToken ??= Math.round(performance.now() - started);
+                if (interims.take(provider)) this.#interim(session, 'correction', text, options);
+              },
+            }),
+          retry,
+        );
         return result ?? { text: null, reason: `no plugin answered for provider "${provider.name}"` };
       } catch (err) {
         interims.release(provider);
-        const mapped = this.#attemptError(err, parent, signal, session, chain.length > 1 ? `the correction by provider "${provider.name}"` : 'the correction', timeoutMs);
+        const mapped = this.#attemptError(
+          err,
+          parent,
+          signal,
+          session,
+          chain.length > 1 ? `the correction by provider "${provider.name}"` : 'the correction',
+          timeoutMs,
+        );
         throw mapped;
       }
     };
@@ -639,14 +704,16 @@ export class Pipeline {
       return { text, fallback: false, provider, model: result.model ?? modelFor(provider) };
     } catch (err) {
       if (session.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what: 'correction' }, { cause: err });
-      if (KotoError.is(err) && err.details.stageDeadline === true && chain.length === 1) return fallback(`the correction took longer than ${timeoutMs} ms`);
+      if (KotoError.is(err) && err.details.stageDeadline === true && chain.length === 1)
+        return fallback(`the correction took longer than ${timeoutMs} ms`);
       const line = KotoError.is(err) ? err.message : describe(err);
       return fallback(line);
     }
   }
 
   #newSession(
-    options: StageOptions & Pick<RunOptions, 'correctionProvider' | 'correct' | 'profile' | 'window'> & { systemPrompt?: string | undefined },
+    options: StageOptions &
+      Pick<RunOptions, 'correctionProvider' | 'correct' | 'profile' | 'window'> & { systemPrompt?: string | undefined },
     needs: { asr: boolean; correction: boolean },
   ): Session {
     const base = this.#deps.config();
@@ -681,7 +748,8 @@ export class Pipeline {
       const hedges: ProviderRef[] = [];
       const { asr, correction } = session.providers;
       if (asr && config.asr.hedgeAfterMs !== undefined) hedges.push(...this.#chain(config, asr, config.resolved.asrFallback).slice(1, 2));
-      if (correction && config.correction.hedgeAfterMs !== undefined) hedges.push(...this.#chain(config, correction, config.resolved.correctionFallback).slice(1, 2));
+      if (correction && config.correction.hedgeAfterMs !== undefined)
+        hedges.push(...this.#chain(config, correction, config.resolved.correctionFallback).slice(1, 2));
       if (hedges.length) session.providers = { ...session.providers, hedges };
     }
     return session;
@@ -822,7 +890,12 @@ export class Pipeline {
           ? err
           : kotoError(
               'KOTO_ERR_AUDIO_DEVICE_LOST',
-              { device: source.device ?? sourceName, atMs: Math.round(performance.now() - total), detail: describe(err), path: source.path ?? 'memory' },
+              {
+                device: source.device ?? sourceName,
+                atMs: Math.round(performance.now() - total),
+                detail: describe(err),
+                path: source.path ?? 'memory',
+              },
               { cause: err, plugin: hook.taps[0]?.name },
             );
       }
@@ -863,7 +936,14 @@ export class Pipeline {
           return this.#end(session, audio.path ?? 'microphone', audio, total, {}, kotoError('KOTO_ERR_ABORTED', { what: 'the recording' }));
         }
         if (samples.length === 0) {
-          return this.#end(session, 'microphone', audio, total, {}, captureError ?? kotoError('KOTO_ERR_AUDIO_INPUT', { input: 'microphone', detail: 'no audio was captured' }));
+          return this.#end(
+            session,
+            'microphone',
+            audio,
+            total,
+            {},
+            captureError ?? kotoError('KOTO_ERR_AUDIO_INPUT', { input: 'microphone', detail: 'no audio was captured' }),
+          );
         }
         if (captureError) session.warnings.push(`the recording ended early: ${describe(captureError)}`);
         return this.#process(session, audio, audio.path ?? 'microphone', total, options);
@@ -875,7 +955,9 @@ export class Pipeline {
       if (!onMaxLength) return void finish(false).catch(() => undefined);
       halt()
         .then(onMaxLength)
-        .catch((err: unknown) => this.#deps.log.warn(`session ${session.id}: ending the recording at its maximum length: ${describe(err)}`));
+        .catch((err: unknown) =>
+          this.#deps.log.warn(`session ${session.id}: ending the recording at its maximum length: ${describe(err)}`),
+        );
     }, config.daemon.maxRecordingMs);
     limit.unref();
     return {
@@ -938,7 +1020,10 @@ export class Pipeline {
    * Delivers a finished session's text again through the outputs only (`koto paste ID`): no ASR,
    * no correction. A new history row (retry of the old one) records whether it landed.
    */
-  async deliver(previous: { id: string; text: string; raw?: string | undefined; audioPath?: string | undefined }, options: RunOptions): Promise<RunResult> {
+  async deliver(
+    previous: { id: string; text: string; raw?: string | undefined; audioPath?: string | undefined },
+    options: RunOptions,
+  ): Promise<RunResult> {
     const session = this.#newSession(options, { asr: false, correction: false });
     session.retryOf = previous.id;
     const total = performance.now();
@@ -992,7 +1077,12 @@ export class Pipeline {
     outcome: Partial<{ raw: string; text: string; fallback: boolean; asrModel: string; correctionModel: string }>,
     failure: unknown,
   ): Promise<RunResult> {
-    const error = failure === undefined ? undefined : KotoError.is(failure) ? failure : kotoError('KOTO_ERR_INTERNAL', { detail: describe(failure) }, { cause: failure });
+    const error =
+      failure === undefined
+        ? undefined
+        : KotoError.is(failure)
+          ? failure
+          : kotoError('KOTO_ERR_INTERNAL', { detail: describe(failure) }, { cause: failure });
     if (error) session.state = session.signal.aborted ? 'cancelled' : 'failed';
     session.timings.total = Math.round(performance.now() - total);
     this.#recordUsage(session);
@@ -1066,7 +1156,11 @@ export class Pipeline {
       throw kotoError(
         'KOTO_ERR_OUTPUT',
         { output: selected.map((o) => o.name).join(', '), detail: 'every output failed' },
-        { message: failures.map((f) => f.message).join('; '), fix: only && only.code !== 'KOTO_ERR_OUTPUT_UNKNOWN' ? this.#deps.scrub(only.fix) : undefined, plugin: only?.plugin },
+        {
+          message: failures.map((f) => f.message).join('; '),
+          fix: only && only.code !== 'KOTO_ERR_OUTPUT_UNKNOWN' ? this.#deps.scrub(only.fix) : undefined,
+          plugin: only?.plugin,
+        },
       );
     }
     for (const failure of failures) session.warnings.push(failure.message);

@@ -483,9 +483,7 @@ class TrackingHandler implements Handler {
       if (target) {
         const next = safeUrl(target, this.#url);
         if (!next || next.origin !== this.#url.origin) {
-          controller.abort(
-            kotoError('KOTO_ERR_REDIRECT_REFUSED', { url: this.#url.origin, location: next?.origin ?? 'an invalid URL' }),
-          );
+          controller.abort(kotoError('KOTO_ERR_REDIRECT_REFUSED', { url: this.#url.origin, location: next?.origin ?? 'an invalid URL' }));
           return;
         }
       }

@@ -46,15 +46,7 @@ export interface ProviderRef<Options = ProviderOptionsRecord> {
   readonly options: Options;
 }
 
-export type SessionState =
-  | 'idle'
-  | 'recording'
-  | 'transcribing'
-  | 'correcting'
-  | 'output'
-  | 'done'
-  | 'failed'
-  | 'cancelled';
+export type SessionState = 'idle' | 'recording' | 'transcribing' | 'correcting' | 'output' | 'done' | 'failed' | 'cancelled';
 
 /**
  * The window that has the keyboard focus, as the desktop names it (`focusedWindow` hook). What

@@ -56,7 +56,8 @@ async function walk(dir: string, base: string, out: string[]): Promise<void> {
 export async function scanCorpus(dir: string): Promise<Corpus> {
   const root = path.resolve(dir);
   const info = await stat(root).catch(() => undefined);
-  if (!info?.isDirectory()) throw usageError(`${dir} is not a folder: \`koto bench accuracy\` takes a folder of audio files with .txt references`);
+  if (!info?.isDirectory())
+    throw usageError(`${dir} is not a folder: \`koto bench accuracy\` takes a folder of audio files with .txt references`);
   const found: string[] = [];
   await walk(root, root, found);
   found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -138,7 +139,10 @@ function errorJson(err: unknown, scrub: (text: string) => string): { code: strin
 }
 
 function measured(base: Omit<BenchRow, keyof ErrorCounts | 'rate' | 'edits' | 'metric'>, reference: string, hypothesis: string): BenchRow {
-  const { metric, substitutions, deletions, insertions, hits, referenceTokens, hypothesisTokens, edits, rate } = errorRate(reference, hypothesis);
+  const { metric, substitutions, deletions, insertions, hits, referenceTokens, hypothesisTokens, edits, rate } = errorRate(
+    reference,
+    hypothesis,
+  );
   return { ...base, metric, rate, edits, substitutions, deletions, insertions, hits, referenceTokens, hypothesisTokens };
 }
 
@@ -179,7 +183,17 @@ export async function benchFile(
   const asrMs = transcript.timings.asr ?? transcript.timings.total ?? 0;
   const rows: BenchRow[] = [
     measured(
-      { type: 'file', file: item.name, provider, model: transcript.model ?? null, mode: 'raw', latencyMs: asrMs, timings: { asr: asrMs }, reference: item.reference, hypothesis: transcript.text },
+      {
+        type: 'file',
+        file: item.name,
+        provider,
+        model: transcript.model ?? null,
+        mode: 'raw',
+        latencyMs: asrMs,
+        timings: { asr: asrMs },
+        reference: item.reference,
+        hypothesis: transcript.text,
+      },
       item.reference,
       transcript.text,
     ),
@@ -249,7 +263,12 @@ function median(values: readonly number[]): number | null {
 }
 
 /** Totals per provider × mode × metric (a corpus mixing languages gets a WER and a CER line). */
-export function summarize(corpus: Corpus, providers: readonly string[], modes: readonly BenchMode[], rows: readonly BenchRow[]): BenchSummary {
+export function summarize(
+  corpus: Corpus,
+  providers: readonly string[],
+  modes: readonly BenchMode[],
+  rows: readonly BenchRow[],
+): BenchSummary {
   const totals: BenchTotal[] = [];
   for (const provider of providers) {
     for (const mode of modes) {
@@ -325,6 +344,7 @@ export function formatTable(rows: readonly BenchRow[], summary: BenchSummary): s
   const out = lines.slice(0, totalsAt).map(render);
   out.push('');
   out.push(...lines.slice(totalsAt).map(render));
-  if (rows.some((r) => r.fallback)) out.push('', '* the correction failed for some files; their raw transcript was scored (what the pipeline delivers)');
+  if (rows.some((r) => r.fallback))
+    out.push('', '* the correction failed for some files; their raw transcript was scored (what the pipeline delivers)');
   return out.join('\n');
 }

@@ -105,9 +105,7 @@ export async function rewriteText(
     throw kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'correction' });
   }
   if (result.fallback) {
-    const why = result.warnings
-      .map((w) => w.replace(/^correction skipped, raw (transcript|text) delivered: /, ''))
-      .join('; ');
+    const why = result.warnings.map((w) => w.replace(/^correction skipped, raw (transcript|text) delivered: /, '')).join('; ');
     throw failed(why || 'the LLM gave no answer');
   }
   return {

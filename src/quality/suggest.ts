@@ -176,7 +176,12 @@ export function suggestTerms(entries: readonly HistoryLike[], options: SuggestOp
       const raw = span.raw.map((w) => w.core).join(' ');
       let stat = byTerm.get(term);
       if (!stat) {
-        stat = { sessions: new Set(), count: 0, example: { raw, corrected: span.corrected.map((w) => w.core).join(' '), id: entry.id }, heard: new Map() };
+        stat = {
+          sessions: new Set(),
+          count: 0,
+          example: { raw, corrected: span.corrected.map((w) => w.core).join(' '), id: entry.id },
+          heard: new Map(),
+        };
         byTerm.set(term, stat);
       }
       stat.sessions.add(session);

@@ -47,7 +47,15 @@ export function errorText(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    const e = current as { message?: unknown; fix?: unknown; stack?: unknown; details?: unknown; toLine?: () => string; toJSON?: () => unknown; cause?: unknown };
+    const e = current as {
+      message?: unknown;
+      fix?: unknown;
+      stack?: unknown;
+      details?: unknown;
+      toLine?: () => string;
+      toJSON?: () => unknown;
+      cause?: unknown;
+    };
     parts.push(String(current));
     if (typeof e.message === 'string') parts.push(e.message);
     if (typeof e.fix === 'string') parts.push(e.fix);

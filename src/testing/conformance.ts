@@ -179,17 +179,7 @@ export class ConformanceFailure extends Error {
 }
 
 export type ConformanceCheckId =
-  | 'shared-client'
-  | 'errors'
-  | 'failures'
-  | 'dropped'
-  | 'malformed'
-  | 'retry'
-  | 'retry-after'
-  | 'abort'
-  | 'timeout'
-  | 'secrets'
-  | 'close';
+  'shared-client' | 'errors' | 'failures' | 'dropped' | 'malformed' | 'retry' | 'retry-after' | 'abort' | 'timeout' | 'secrets' | 'close';
 
 export interface ConformanceCheck {
   readonly id: ConformanceCheckId;
@@ -262,13 +252,22 @@ export async function openAIConformanceServer(options: OpenAIConformanceServerOp
       server.inject({ path: paths[capability], delayMs: HOLD_MS });
     },
     rateLimitNext(capability, retryAfter) {
-      server.inject({ path: paths[capability], status: 429, ...(retryAfter === undefined ? {} : { headers: { 'retry-after': retryAfter } }) });
+      server.inject({
+        path: paths[capability],
+        status: 429,
+        ...(retryAfter === undefined ? {} : { headers: { 'retry-after': retryAfter } }),
+      });
     },
     dropNext(capability) {
       server.inject({ path: paths[capability], reset: 'before-response' });
     },
     malformedNext(capability) {
-      server.inject({ path: paths[capability], status: 200, body: '{"text": "cut off in the mid', headers: { 'content-type': 'application/json' } });
+      server.inject({
+        path: paths[capability],
+        status: 200,
+        body: '{"text": "cut off in the mid',
+        headers: { 'content-type': 'application/json' },
+      });
     },
     heldRequests: () => server.requests.filter((r) => r.fault?.delayMs === HOLD_MS).length,
     close: () => server.close(),
@@ -292,8 +291,7 @@ function merge(base: ConformanceConfig, extra: ConformanceConfig): ConformanceCo
   for (const [key, value] of Object.entries(extra)) {
     const current = out[key];
     const mergeable = ['asr', 'correction', 'transport'].includes(key);
-    out[key] =
-      mergeable && isPlainObject(current) && isPlainObject(value) ? { ...current, ...value } : value;
+    out[key] = mergeable && isPlainObject(current) && isPlainObject(value) ? { ...current, ...value } : value;
   }
   return out;
 }
@@ -397,7 +395,8 @@ function callCorrectionHook(kernel: Kernel, options: ProviderConformanceOptions,
   const provider = config.resolved.providers[CONFORMANCE_PROVIDER];
   if (!provider) throw new Error('the conformance provider is not configured');
   const hook = kernel.hooks.correction.get(provider.use);
-  if (!hook?.isUsed()) fail(`plugin "${provider.use}" declares the correction capability but taps no hooks.correction.for('${provider.use}')`);
+  if (!hook?.isUsed())
+    fail(`plugin "${provider.use}" declares the correction capability but taps no hooks.correction.for('${provider.use}')`);
   const session: SessionContext = {
     id: 'conformance',
     config,
@@ -501,25 +500,35 @@ async function checkRetry(options: ProviderConformanceOptions, capability: Confo
       if (!(err instanceof ConformanceFailure)) throw err;
       fail(
         `one HTTP 503 should be retried by the kernel, but ${err.message}. Mark 429 and 5xx errors (and connections dropped ` +
-          "before an answer) with `details: { retryable: true }`, plus `retryAfter` (seconds) from a Retry-After header",
+          'before an answer) with `details: { retryable: true }`, plus `retryAfter` (seconds) from a Retry-After header',
       );
     }
   });
 }
 
-
 /** The error of one failing call, checked against what the catalogue says of that status. */
-function expectMapped(err: unknown, what: string, name: string, capability: ConformanceCapability, expect: { codes?: readonly string[]; retryable: boolean }): KotoError {
+function expectMapped(
+  err: unknown,
+  what: string,
+  name: string,
+  capability: ConformanceCapability,
+  expect: { codes?: readonly string[]; retryable: boolean },
+): KotoError {
   if (!KotoError.is(err)) fail(`${what}: the error is not a KotoError: ${describeError(err)}`);
   if (err.code === 'KOTO_ERR_HOOK_FAILED' || err.code === 'KOTO_ERR_INTERNAL') {
-    fail(`${what}: the plugin threw ${err.code === 'KOTO_ERR_INTERNAL' ? 'an undeclared code' : 'a plain Error'} (${err.message}); map it to a catalogue code${expect.codes ? ` (${expect.codes.join(' or ')})` : ''} or one of your declared codes`);
+    fail(
+      `${what}: the plugin threw ${err.code === 'KOTO_ERR_INTERNAL' ? 'an undeclared code' : 'a plain Error'} (${err.message}); map it to a catalogue code${expect.codes ? ` (${expect.codes.join(' or ')})` : ''} or one of your declared codes`,
+    );
   }
   const ownCode = !err.code.startsWith('KOTO_ERR_');
-  if (expect.codes && !ownCode && !expect.codes.includes(err.code)) fail(`${what}: expected ${expect.codes.join(' or ')}, got ${summary(err)}`);
+  if (expect.codes && !ownCode && !expect.codes.includes(err.code))
+    fail(`${what}: expected ${expect.codes.join(' or ')}, got ${summary(err)}`);
   if ((err.details.retryable === true) !== expect.retryable) {
     fail(
       `${what}: details.retryable is ${String(err.details.retryable)}, expected ${String(expect.retryable)} ` +
-        (expect.retryable ? '(429, 5xx and dropped connections are worth another try: the kernel retries only what says so)' : '(another try would fail the same way: only 429, 5xx and dropped connections are retryable)'),
+        (expect.retryable
+          ? '(429, 5xx and dropped connections are worth another try: the kernel retries only what says so)'
+          : '(another try would fail the same way: only 429, 5xx and dropped connections are retryable)'),
     );
   }
   if (err.plugin !== name || err.hook !== `${capability}:${name}`) {
@@ -539,15 +548,25 @@ async function checkFailures(options: ProviderConformanceOptions, capability: Co
     h.server.failNext(capability, 404, 'Not found.');
     expectMapped(await failingCall(h, options, capability), 'HTTP 404', name, capability, { retryable: false });
     h.server.failNext(capability, 500, 'Internal error.');
-    expectMapped(await failingCall(h, options, capability), 'HTTP 500', name, capability, { codes: ['KOTO_ERR_UPSTREAM'], retryable: true });
+    expectMapped(await failingCall(h, options, capability), 'HTTP 500', name, capability, {
+      codes: ['KOTO_ERR_UPSTREAM'],
+      retryable: true,
+    });
     h.server.failNext(capability, 429, 'Slow down.');
-    expectMapped(await failingCall(h, options, capability), 'HTTP 429', name, capability, { codes: ['KOTO_ERR_RATE_LIMITED'], retryable: true });
+    expectMapped(await failingCall(h, options, capability), 'HTTP 429', name, capability, {
+      codes: ['KOTO_ERR_RATE_LIMITED'],
+      retryable: true,
+    });
     await serve(h, options, capability);
   });
 }
 
 /** A connection dropped before the answer (retryable), and an answer that cannot be read (not). */
-async function checkBrokenAnswers(options: ProviderConformanceOptions, capability: ConformanceCapability, kind: 'dropped' | 'malformed'): Promise<void | { skipped: string }> {
+async function checkBrokenAnswers(
+  options: ProviderConformanceOptions,
+  capability: ConformanceCapability,
+  kind: 'dropped' | 'malformed',
+): Promise<void | { skipped: string }> {
   const name = options.plugin.name;
   let skipped: string | undefined;
   await withHarness(options, { [capability]: { retries: 0 } }, async (h) => {
@@ -559,9 +578,15 @@ async function checkBrokenAnswers(options: ProviderConformanceOptions, capabilit
     await h.start();
     inject.call(h.server, capability);
     if (kind === 'dropped') {
-      expectMapped(await failingCall(h, options, capability), 'a connection dropped before the answer', name, capability, { codes: ['KOTO_ERR_NETWORK', 'KOTO_ERR_UPSTREAM'], retryable: true });
+      expectMapped(await failingCall(h, options, capability), 'a connection dropped before the answer', name, capability, {
+        codes: ['KOTO_ERR_NETWORK', 'KOTO_ERR_UPSTREAM'],
+        retryable: true,
+      });
     } else {
-      expectMapped(await failingCall(h, options, capability), 'an answer that cannot be read', name, capability, { codes: ['KOTO_ERR_BAD_RESPONSE'], retryable: false });
+      expectMapped(await failingCall(h, options, capability), 'an answer that cannot be read', name, capability, {
+        codes: ['KOTO_ERR_BAD_RESPONSE'],
+        retryable: false,
+      });
     }
     // Nothing poisoned: the next call works.
     await serve(h, options, capability);
@@ -570,7 +595,10 @@ async function checkBrokenAnswers(options: ProviderConformanceOptions, capabilit
 }
 
 /** A 429 with Retry-After (seconds, then an HTTP date): `details.retryAfter` set, and the kernel's retry waits it out. */
-async function checkRetryAfter(options: ProviderConformanceOptions, capability: ConformanceCapability): Promise<void | { skipped: string }> {
+async function checkRetryAfter(
+  options: ProviderConformanceOptions,
+  capability: ConformanceCapability,
+): Promise<void | { skipped: string }> {
   const name = options.plugin.name;
   let skipped: string | undefined;
   await withHarness(options, { [capability]: { retries: 0 } }, async (h) => {
@@ -580,14 +608,23 @@ async function checkRetryAfter(options: ProviderConformanceOptions, capability: 
     }
     await h.start();
     h.server.rateLimitNext(capability, '1');
-    const seconds = expectMapped(await failingCall(h, options, capability), 'HTTP 429 with Retry-After: 1', name, capability, { retryable: true });
-    if (seconds.details.retryAfter !== 1) fail(`HTTP 429 with Retry-After: 1: details.retryAfter is ${String(seconds.details.retryAfter)}, expected 1 (seconds, from the header)`);
+    const seconds = expectMapped(await failingCall(h, options, capability), 'HTTP 429 with Retry-After: 1', name, capability, {
+      retryable: true,
+    });
+    if (seconds.details.retryAfter !== 1)
+      fail(
+        `HTTP 429 with Retry-After: 1: details.retryAfter is ${String(seconds.details.retryAfter)}, expected 1 (seconds, from the header)`,
+      );
     // HTTP dates have whole seconds: three ahead is at least two from now.
     h.server.rateLimitNext(capability, new Date(Date.now() + 3000).toUTCString());
-    const date = expectMapped(await failingCall(h, options, capability), 'HTTP 429 with Retry-After as an HTTP date', name, capability, { retryable: true });
+    const date = expectMapped(await failingCall(h, options, capability), 'HTTP 429 with Retry-After as an HTTP date', name, capability, {
+      retryable: true,
+    });
     const after = date.details.retryAfter;
     if (typeof after !== 'number' || after < 1 || after > 4) {
-      fail(`HTTP 429 with Retry-After as an HTTP date 3 s ahead: details.retryAfter is ${String(after)}, expected the seconds until then (about 2–3)`);
+      fail(
+        `HTTP 429 with Retry-After as an HTTP date 3 s ahead: details.retryAfter is ${String(after)}, expected the seconds until then (about 2–3)`,
+      );
     }
   });
   if (skipped) return { skipped: `not checked: ${skipped}` };
@@ -599,7 +636,10 @@ async function checkRetryAfter(options: ProviderConformanceOptions, capability: 
     await serve(h, options, capability);
     const waited = performance.now() - started;
     // A lower bound only: a slow machine makes it longer, never shorter.
-    if (waited < 950) fail(`after a 429 with Retry-After: 1 the call succeeded ${Math.round(waited)} ms later: set details.retryAfter (seconds) so the kernel waits before retrying`);
+    if (waited < 950)
+      fail(
+        `after a 429 with Retry-After: 1 the call succeeded ${Math.round(waited)} ms later: set details.retryAfter (seconds) so the kernel waits before retrying`,
+      );
   });
   return undefined;
 }
@@ -625,7 +665,9 @@ async function checkAbort(options: ProviderConformanceOptions, capability: Confo
     controller.abort();
     const outcome = await settleWithin(call, budget);
     if (outcome.ok === 'pending') {
-      fail(`the ${capability} call was still pending ${budget} ms after the session was cancelled: pass request.signal to api.http.request() and to every wait`);
+      fail(
+        `the ${capability} call was still pending ${budget} ms after the session was cancelled: pass request.signal to api.http.request() and to every wait`,
+      );
     }
     if (outcome.ok) fail(`the ${capability} call succeeded after the session was cancelled`);
     if (!KotoError.is(outcome.error) || outcome.error.code !== 'KOTO_ERR_ABORTED') {
@@ -660,7 +702,8 @@ async function checkTimeout(options: ProviderConformanceOptions, capability: Con
       }
     } else {
       if (!outcome.ok) fail(`a correction past its deadline should fall back to the raw text, but it failed: ${summary(outcome.error)}`);
-      if (!('fallback' in outcome.value) || !outcome.value.fallback) fail('a correction past its deadline should fall back to the raw text');
+      if (!('fallback' in outcome.value) || !outcome.value.fallback)
+        fail('a correction past its deadline should fall back to the raw text');
     }
   });
 }

@@ -234,9 +234,11 @@ export function fakeAudioSourcePlugin(options: FakeAudioSourcePluginOptions = {}
         options.onOpen?.(handle, request.device);
         return handle;
       });
-      api.hooks.audioDevices.for(source).tapPromise(name, async () => [
-        { name: options.device ?? 'fake', description: 'fake audio source (koto-voice/testing)', isDefault: true, backend: 'fake' },
-      ]);
+      api.hooks.audioDevices
+        .for(source)
+        .tapPromise(name, async () => [
+          { name: options.device ?? 'fake', description: 'fake audio source (koto-voice/testing)', isDefault: true, backend: 'fake' },
+        ]);
     },
   });
 }

@@ -41,13 +41,7 @@ import type { TLSSocket } from 'node:tls';
 import { getTestCertificate, type TestCertificate } from './tls.ts';
 
 // The TLS helpers are part of the same public surface (`koto-voice/testing`).
-export {
-  createTestCertificate,
-  DEFAULT_TEST_HOSTS,
-  getTestCertificate,
-  type TestCertificate,
-  type TestCertificateOptions,
-} from './tls.ts';
+export { createTestCertificate, DEFAULT_TEST_HOSTS, getTestCertificate, type TestCertificate, type TestCertificateOptions } from './tls.ts';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -316,17 +310,9 @@ export function defaultErrorFor(status: number): OpenAIErrorBody {
     case 409:
       return openAIError('Conflict.', 'invalid_request_error');
     case 429:
-      return openAIError(
-        'Rate limit reached for requests. Please try again in 1s.',
-        'requests',
-        null,
-        'rate_limit_exceeded',
-      );
+      return openAIError('Rate limit reached for requests. Please try again in 1s.', 'requests', null, 'rate_limit_exceeded');
     case 500:
-      return openAIError(
-        'The server had an error while processing your request. Sorry about that!',
-        'server_error',
-      );
+      return openAIError('The server had an error while processing your request. Sorry about that!', 'server_error');
     case 502:
       return openAIError('Bad gateway.', 'server_error');
     case 503:
@@ -469,7 +455,13 @@ function sseReply(events: string[]): Reply {
   };
 }
 
-function errorReply(status: number, message: string, param: string | null = null, code: string | null = null, type = 'invalid_request_error'): Reply {
+function errorReply(
+  status: number,
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+  type = 'invalid_request_error',
+): Reply {
   return jsonReply(status, openAIError(message, type, param, code));
 }
 
@@ -482,7 +474,12 @@ function faultReply(fault: Fault): Reply {
   const headers = Object.fromEntries(Object.entries(fault.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   if (fault.body === undefined) return jsonReply(status, status >= 400 ? defaultErrorFor(status) : {});
   if (typeof fault.body === 'string') {
-    return { kind: 'body', status, headers: { 'content-type': headers['content-type'] ?? 'text/plain; charset=utf-8' }, body: Buffer.from(fault.body) };
+    return {
+      kind: 'body',
+      status,
+      headers: { 'content-type': headers['content-type'] ?? 'text/plain; charset=utf-8' },
+      body: Buffer.from(fault.body),
+    };
   }
   if (Buffer.isBuffer(fault.body)) {
     return { kind: 'body', status, headers: { 'content-type': headers['content-type'] ?? 'application/octet-stream' }, body: fault.body };
@@ -1301,10 +1298,20 @@ class FakeOpenAIServer implements OpenAIServer {
     if (!('messages' in body)) return missingParam('messages');
     const messages = body['messages'];
     if (!Array.isArray(messages)) {
-      return errorReply(400, `Invalid type for 'messages': expected an array of objects, but got ${typeof messages} instead.`, 'messages', 'invalid_type');
+      return errorReply(
+        400,
+        `Invalid type for 'messages': expected an array of objects, but got ${typeof messages} instead.`,
+        'messages',
+        'invalid_type',
+      );
     }
     if (messages.length === 0) {
-      return errorReply(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", 'messages', 'empty_array');
+      return errorReply(
+        400,
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        'messages',
+        'empty_array',
+      );
     }
     const text = await (this.options.complete ?? (() => DEFAULT_COMPLETION))(req);
     const id = randomId('chatcmpl-');
@@ -1441,9 +1448,7 @@ class FakeOpenAIServer implements OpenAIServer {
       event('response.content_part.added', { item_id: itemId, output_index: 0, content_index: 0, part: part('') }),
     ];
     for (const delta of splitIntoDeltas(text)) {
-      events.push(
-        event('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta, logprobs: [] }),
-      );
+      events.push(event('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta, logprobs: [] }));
     }
     events.push(
       event('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text, logprobs: [] }),

@@ -277,7 +277,8 @@ async function withOutputHarness(
       plugins: [...(options.plugins ?? []), options.plugin, textPlugin(text)],
       env: { KOTO_HOME: path.join(root, 'home') },
       logLevel: 'debug',
-      logSink: (entry) => logs.push(`${entry.level} [${entry.scope}] ${entry.message}${entry.fields ? ` ${JSON.stringify(entry.fields)}` : ''}`),
+      logSink: (entry) =>
+        logs.push(`${entry.level} [${entry.scope}] ${entry.message}${entry.fields ? ` ${JSON.stringify(entry.fields)}` : ''}`),
     }).catch((err: unknown) => {
       if (setup.rawStartError) throw err;
       fail(`the kernel did not start with output "${name}" and the sink's options: ${summary(err)}`);
@@ -295,11 +296,21 @@ function settleBudget(options: OutputConformanceOptions): number {
 }
 
 /** One dictation through the whole pipeline (text provider → transcript → output), bounded so a hanging output fails the check instead of the test runner. */
-async function dictate(h: OutputHarness, options: OutputConformanceOptions, text: string, signal?: AbortSignal): Promise<Exclude<Settled<RunResult>, { ok: 'pending' }>> {
+async function dictate(
+  h: OutputHarness,
+  options: OutputConformanceOptions,
+  text: string,
+  signal?: AbortSignal,
+): Promise<Exclude<Settled<RunResult>, { ok: 'pending' }>> {
   h.text.next = text;
-  const outcome = await settleWithin(h.kernel.run({ data: toneWav({ seconds: 0.2 }), name: 'conformance.wav' }, { signal }), 30_000 + settleBudget(options));
+  const outcome = await settleWithin(
+    h.kernel.run({ data: toneWav({ seconds: 0.2 }), name: 'conformance.wav' }, { signal }),
+    30_000 + settleBudget(options),
+  );
   if (outcome.ok === 'pending') {
-    fail(`a session was still delivering to output "${h.name}" ${30_000 + settleBudget(options)} ms after it started: resolve when the text is delivered, and pass request.signal to every wait`);
+    fail(
+      `a session was still delivering to output "${h.name}" ${30_000 + settleBudget(options)} ms after it started: resolve when the text is delivered, and pass request.signal to every wait`,
+    );
   }
   return outcome;
 }
@@ -327,7 +338,15 @@ function callOutput(h: OutputHarness, text: string, signal: AbortSignal, warning
     timings: {},
     providers: {},
   };
-  const request: OutputRequest = { session, name: h.name, text, raw: text, options: entry?.options ?? {}, signal, warn: (m) => void warnings.push(m) };
+  const request: OutputRequest = {
+    session,
+    name: h.name,
+    text,
+    raw: text,
+    options: entry?.options ?? {},
+    signal,
+    warn: (m) => void warnings.push(m),
+  };
   return hook.promise(request);
 }
 
@@ -362,7 +381,10 @@ function outputError(err: unknown, h: OutputHarness, what: string): KotoError {
         '(or a code your plugin declares) so the user reads what failed and how to fix it',
     );
   }
-  if (err.code === 'KOTO_ERR_INTERNAL') fail(`${what}: the output threw a code nobody declared (${err.message}): declare it in definePlugin({ errors }) or use KOTO_ERR_OUTPUT`);
+  if (err.code === 'KOTO_ERR_INTERNAL')
+    fail(
+      `${what}: the output threw a code nobody declared (${err.message}): declare it in definePlugin({ errors }) or use KOTO_ERR_OUTPUT`,
+    );
   if (err.plugin !== plugin || err.hook !== `output:${h.name}`) {
     fail(`${what}: the error is tagged [${String(err.plugin)} ${String(err.hook)}], expected [${plugin} output:${h.name}]`);
   }
@@ -381,8 +403,20 @@ async function checkDelivery(options: OutputConformanceOptions): Promise<void> {
         // A history entry, delivered again as `koto paste ID` does: nothing trims it on the way.
         const id = `conformance-${randomBytes(4).toString('hex')}`;
         h.kernel.history.finish({
-          id, state: 'done', input: 'conformance', raw: text, text, fallback: false, asrProvider: TEXT_PROVIDER, asrModel: undefined,
-          correctionProvider: undefined, correctionModel: undefined, audioPath: undefined, timings: {}, error: undefined, warnings: [],
+          id,
+          state: 'done',
+          input: 'conformance',
+          raw: text,
+          text,
+          fallback: false,
+          asrProvider: TEXT_PROVIDER,
+          asrModel: undefined,
+          correctionProvider: undefined,
+          correctionModel: undefined,
+          audioPath: undefined,
+          timings: {},
+          error: undefined,
+          warnings: [],
         });
         const outcome = await settleWithin(h.kernel.deliver(id), 30_000 + settleBudget(options));
         if (outcome.ok === 'pending') fail(`delivering a history entry again to output "${h.name}" did not finish`);
@@ -391,7 +425,8 @@ async function checkDelivery(options: OutputConformanceOptions): Promise<void> {
         const result = await dictateOk(h, options, text);
         // The pipeline trims a transcript; anything else it changed would be the kernel's bug, not the output's.
         sent = text.trim();
-        if (result.text !== sent) throw new Error(`the kernel delivered ${JSON.stringify(result.text?.slice(0, 80))}, not the text provider's answer`);
+        if (result.text !== sent)
+          throw new Error(`the kernel delivered ${JSON.stringify(result.text?.slice(0, 80))}, not the text provider's answer`);
       }
       const arrived = await readSink(h);
       if (arrived !== sent) {
@@ -405,13 +440,22 @@ async function checkDelivery(options: OutputConformanceOptions): Promise<void> {
   }
 }
 
-async function expectConfigInvalid(options: OutputConformanceOptions, entry: (sink: OutputSink) => Record<string, unknown>, keyPath: string, refusal: string): Promise<void> {
-  const outcome = await settleWithin(withOutputHarness(options, async () => undefined, { entry, rawStartError: true }), 30_000);
+async function expectConfigInvalid(
+  options: OutputConformanceOptions,
+  entry: (sink: OutputSink) => Record<string, unknown>,
+  keyPath: string,
+  refusal: string,
+): Promise<void> {
+  const outcome = await settleWithin(
+    withOutputHarness(options, async () => undefined, { entry, rawStartError: true }),
+    30_000,
+  );
   if (outcome.ok === 'pending') fail('the kernel did not start or fail within 30 s');
   if (outcome.ok) fail(refusal);
   const err = outcome.error;
   if (err instanceof ConformanceFailure) throw err;
-  if (!KotoError.is(err) || err.code !== 'KOTO_ERR_CONFIG_INVALID') fail(`a wrong option (${keyPath}) should fail config validation with KOTO_ERR_CONFIG_INVALID, got ${summary(err)}`);
+  if (!KotoError.is(err) || err.code !== 'KOTO_ERR_CONFIG_INVALID')
+    fail(`a wrong option (${keyPath}) should fail config validation with KOTO_ERR_CONFIG_INVALID, got ${summary(err)}`);
   const where = `output.0.${keyPath}`;
   if (!err.message.includes(where)) fail(`the config error should name the wrong key ${where}, but says: ${err.message}`);
 }
@@ -419,7 +463,8 @@ async function expectConfigInvalid(options: OutputConformanceOptions, entry: (si
 async function checkOptions(options: OutputConformanceOptions): Promise<void> {
   const name = outputName(options);
   const outputs = options.plugin.outputs ?? {};
-  if (!(name in outputs)) fail(`plugin "${options.plugin.name}" does not declare the output "${name}": add it to \`outputs\` in definePlugin`);
+  if (!(name in outputs))
+    fail(`plugin "${options.plugin.name}" does not declare the output "${name}": add it to \`outputs\` in definePlugin`);
   // No schema means no options: the kernel then refuses every key, so the checks below still hold.
   await expectConfigInvalid(
     options,
@@ -448,20 +493,31 @@ async function checkFailure(options: OutputConformanceOptions): Promise<void | {
     h.sink.failNext('the sink refused the text');
     const direct = await settleWithin(callOutput(h, 'refused text', AbortSignal.timeout(60_000)), 30_000 + settleBudget(options));
     if (direct.ok === 'pending') fail(`output "${h.name}" did not settle after its sink refused the text`);
-    if (direct.ok) fail(`output "${h.name}" resolved although its sink refused the text: throw when the text did not arrive, so the session does not report it delivered`);
+    if (direct.ok)
+      fail(
+        `output "${h.name}" resolved although its sink refused the text: throw when the text did not arrive, so the session does not report it delivered`,
+      );
     outputError(direct.error, h, 'a sink that refused the text');
     // The session: every output failed, so it fails, and the text is kept.
     const text = 'the text must survive a failed output';
     h.sink.failNext('the sink refused the text');
     const outcome = await dictate(h, options, text);
-    if (outcome.ok) fail(`the session succeeded although output "${h.name}", its only output, failed: throw when the sink refuses the text`);
+    if (outcome.ok)
+      fail(`the session succeeded although output "${h.name}", its only output, failed: throw when the sink refuses the text`);
     const err = outcome.error;
-    if (!KotoError.is(err) || err.code !== 'KOTO_ERR_OUTPUT') fail(`a session whose only output failed should end with KOTO_ERR_OUTPUT, got ${summary(err)}`);
+    if (!KotoError.is(err) || err.code !== 'KOTO_ERR_OUTPUT')
+      fail(`a session whose only output failed should end with KOTO_ERR_OUTPUT, got ${summary(err)}`);
     if (err.exitCode === 0) fail('a session whose only output failed should exit non-zero');
     const record = (err as KotoError & { record?: RunResult }).record;
-    if (record?.text !== text || record.state !== 'failed') fail(`the failed session's result should keep the text and say failed, it has ${JSON.stringify({ state: record?.state, text: record?.text })}`);
+    if (record?.text !== text || record.state !== 'failed')
+      fail(
+        `the failed session's result should keep the text and say failed, it has ${JSON.stringify({ state: record?.state, text: record?.text })}`,
+      );
     const entry = h.kernel.history.get(record.id);
-    if (entry?.text !== text || entry.state !== 'failed') fail(`the history entry of a session whose output failed should keep the text (for koto paste), it has ${JSON.stringify({ state: entry?.state, text: entry?.text })}`);
+    if (entry?.text !== text || entry.state !== 'failed')
+      fail(
+        `the history entry of a session whose output failed should keep the text (for koto paste), it has ${JSON.stringify({ state: entry?.state, text: entry?.text })}`,
+      );
   });
   return skipped ? { skipped } : undefined;
 }
@@ -475,9 +531,14 @@ async function checkPartial(options: OutputConformanceOptions): Promise<void | {
     }
     h.sink.partialNext();
     const outcome = await dictate(h, options, 'only part of this arrives');
-    if (!outcome.ok) fail(`a partial delivery failed the session (${summary(outcome.error)}): report it with request.warn(message) and resolve; throw only when nothing arrived`);
+    if (!outcome.ok)
+      fail(
+        `a partial delivery failed the session (${summary(outcome.error)}): report it with request.warn(message) and resolve; throw only when nothing arrived`,
+      );
     if (outcome.value.warnings.length === 0) {
-      fail(`the sink received only part of the delivery, but the session reports no warning: call request.warn('…') saying what did not arrive (the session record and \`koto history\` show it)`);
+      fail(
+        `the sink received only part of the delivery, but the session reports no warning: call request.warn('…') saying what did not arrive (the session record and \`koto history\` show it)`,
+      );
     }
   });
   return skipped ? { skipped } : undefined;
@@ -506,9 +567,12 @@ async function checkAbort(options: OutputConformanceOptions): Promise<void> {
     const controller = new AbortController();
     controller.abort();
     const outcome = await settleWithin(callOutput(h, 'this delivery was cancelled', controller.signal), 30_000);
-    if (outcome.ok === 'pending') fail(`output "${h.name}", called with an aborted signal, did not settle: check request.signal before and while delivering`);
+    if (outcome.ok === 'pending')
+      fail(`output "${h.name}", called with an aborted signal, did not settle: check request.signal before and while delivering`);
     if ((await readSink(h)) !== '') {
-      fail(`output "${h.name}", called with an already aborted signal, delivered the text: check request.signal.aborted first and throw kotoError('KOTO_ERR_ABORTED', { what: 'the delivery' })`);
+      fail(
+        `output "${h.name}", called with an already aborted signal, delivered the text: check request.signal.aborted first and throw kotoError('KOTO_ERR_ABORTED', { what: 'the delivery' })`,
+      );
     }
   });
 }
@@ -529,15 +593,21 @@ async function checkHang(options: OutputConformanceOptions): Promise<void | { sk
     call.catch(() => undefined);
     if (!(await waitUntil(() => heldDeliveries.call(h.sink) > 0, 30_000))) {
       const early = await settleWithin(call, 0);
-      fail(`the delivery never reached the sink's held route${early.ok === false ? ` (the session failed first: ${summary(early.error)})` : ''}`);
+      fail(
+        `the delivery never reached the sink's held route${early.ok === false ? ` (the session failed first: ${summary(early.error)})` : ''}`,
+      );
     }
     controller.abort();
     const outcome = await settleWithin(call, budget);
     if (outcome.ok === 'pending') {
-      fail(`the session was still delivering ${budget} ms after it was cancelled, with the sink not answering: pass request.signal to every wait of output "${h.name}" (requests, child processes, timers)`);
+      fail(
+        `the session was still delivering ${budget} ms after it was cancelled, with the sink not answering: pass request.signal to every wait of output "${h.name}" (requests, child processes, timers)`,
+      );
     }
     if (outcome.ok) {
-      fail(`output "${h.name}" resolved when the session was cancelled mid-delivery, so the text counts as delivered: reject with kotoError('KOTO_ERR_ABORTED', { what: 'the delivery' }) when request.signal aborts`);
+      fail(
+        `output "${h.name}" resolved when the session was cancelled mid-delivery, so the text counts as delivered: reject with kotoError('KOTO_ERR_ABORTED', { what: 'the delivery' }) when request.signal aborts`,
+      );
     }
     const record = (outcome.error as { record?: RunResult }).record;
     if (record?.state !== 'cancelled') fail(`a session cancelled mid-delivery should end cancelled, got ${summary(outcome.error)}`);
@@ -549,12 +619,13 @@ async function checkSecrets(options: OutputConformanceOptions): Promise<void | {
   let skipped: string | undefined;
   await withOutputHarness(options, async (h) => {
     if (!JSON.stringify(h.sink.options).includes(h.secret)) {
-      skipped = "not checked: the sink's options carry no credential (configure context.secret as the output's token or key, if it takes one)";
+      skipped =
+        "not checked: the sink's options carry no credential (configure context.secret as the output's token or key, if it takes one)";
       return;
     }
     if (h.kernel.scrub(`key=${h.secret}`).includes(h.secret)) {
       fail(
-        'the kernel does not know the credential in the output\'s options: call api.registerSecret(value) (in apply() and on configChanged), ' +
+        "the kernel does not know the credential in the output's options: call api.registerSecret(value) (in apply() and on configChanged), " +
           'or name the option token / apiKey / secret so the kernel finds it',
       );
     }
@@ -615,11 +686,19 @@ async function checkClose(options: OutputConformanceOptions): Promise<void> {
 /** Every check for these options, in the order the suite runs them. */
 export function outputConformanceChecks(options: OutputConformanceOptions): OutputConformanceCheck[] {
   const name = outputName(options);
-  const check = (id: OutputConformanceCheckId, title: string, run: () => Promise<void | { skipped: string }>): OutputConformanceCheck => ({ id, title, run });
+  const check = (id: OutputConformanceCheckId, title: string, run: () => Promise<void | { skipped: string }>): OutputConformanceCheck => ({
+    id,
+    title,
+    run,
+  });
   return [
-    check('delivery', `output "${name}": the text arrives exactly (Unicode, newlines, a long text, spaces at both ends)`, () => checkDelivery(options)),
+    check('delivery', `output "${name}": the text arrives exactly (Unicode, newlines, a long text, spaces at both ends)`, () =>
+      checkDelivery(options),
+    ),
     check('options', `output "${name}": its options are validated by its schema before anything runs`, () => checkOptions(options)),
-    check('failure', `output "${name}": a failing sink is a KotoError, and the session fails keeping the text`, () => checkFailure(options)),
+    check('failure', `output "${name}": a failing sink is a KotoError, and the session fails keeping the text`, () =>
+      checkFailure(options),
+    ),
     check('partial', `output "${name}": a partial delivery is reported with request.warn`, () => checkPartial(options)),
     check('abort', `output "${name}": a cancelled session delivers nothing`, () => checkAbort(options)),
     check('hang', `output "${name}": a sink that never answers is abandoned when the session is cancelled`, () => checkHang(options)),

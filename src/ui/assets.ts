@@ -38,7 +38,18 @@ function packageRoot(): string {
 }
 
 // The page's own modules; kept as an explicit list so nothing else in the folder is ever served.
-const PAGE_FILES = ['index.html', 'login.js', 'app.js', 'api.js', 'live.js', 'history.js', 'settings.js', 'devices.js', 'style.css', 'icon.svg'];
+const PAGE_FILES = [
+  'index.html',
+  'login.js',
+  'app.js',
+  'api.js',
+  'live.js',
+  'history.js',
+  'settings.js',
+  'devices.js',
+  'style.css',
+  'icon.svg',
+];
 
 let cache: Map<string, Asset> | undefined;
 

@@ -83,12 +83,14 @@ export class UiGuard {
   /** Host first (a rebinding page must not even learn whether it is logged in), then the cookie, then the origin. */
   check(req: IncomingMessage, opts: { login?: boolean; api?: boolean } = {}): Verdict {
     const host = req.headers.host ?? '';
-    if (!this.#hosts.has(host.toLowerCase())) return { ok: false, status: 403, reason: 'this address is not the control panel (Host header refused)' };
+    if (!this.#hosts.has(host.toLowerCase()))
+      return { ok: false, status: 403, reason: 'this address is not the control panel (Host header refused)' };
     const method = req.method ?? 'GET';
     const changes = !(method === 'GET' || method === 'HEAD');
     if (changes) {
       const origin = req.headers.origin;
-      if (!origin || !this.#origins.has(origin.toLowerCase())) return { ok: false, status: 403, reason: 'cross-site request refused (Origin)' };
+      if (!origin || !this.#origins.has(origin.toLowerCase()))
+        return { ok: false, status: 403, reason: 'cross-site request refused (Origin)' };
     }
     const site = req.headers['sec-fetch-site'];
     if (typeof site === 'string' && site === 'cross-site' && (changes || !opts.login)) {
@@ -96,13 +98,14 @@ export class UiGuard {
     }
     if (opts.login) return { ok: true };
     if (!this.hasSession(req)) return { ok: false, status: 401, reason: 'not logged in: open the panel with `koto ui`' };
-    if (opts.api && !this.hasKey(req)) return { ok: false, status: 401, reason: 'this page has no key for this daemon: open the panel with `koto ui`' };
+    if (opts.api && !this.hasKey(req))
+      return { ok: false, status: 401, reason: 'this page has no key for this daemon: open the panel with `koto ui`' };
     return { ok: true };
   }
 
   hasKey(req: IncomingMessage): boolean {
     const header = req.headers['x-koto-key'];
-    const value = typeof header === 'string' ? header : new URL(req.url ?? '/', 'http://panel').searchParams.get('key') ?? '';
+    const value = typeof header === 'string' ? header : (new URL(req.url ?? '/', 'http://panel').searchParams.get('key') ?? '');
     return equal(value, this.key);
   }
 
@@ -134,7 +137,12 @@ export function refuse(res: ServerResponse, status: number, reason: string): voi
     ? `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Koto</title></head><body><h1>Koto control panel</h1><p>${escapeHtml(reason)}</p></body></html>`
     : JSON.stringify({ error: { status, message: reason } });
   const type = wantsPage ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8';
-  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'content-type': type,
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 

@@ -38,7 +38,14 @@ export class LiveFeed {
     this.#scrub = (text) => kernel.scrub(text);
     const hooks = kernel.hooks;
     hooks.sessionBegin.tap('ui', (session) => {
-      this.#active.set(session.id, { id: session.id, mode: session.mode, state: session.state, level: 0, interim: '', interimStage: undefined });
+      this.#active.set(session.id, {
+        id: session.id,
+        mode: session.mode,
+        state: session.state,
+        level: 0,
+        interim: '',
+        interimStage: undefined,
+      });
       this.#send('session', { id: session.id, mode: session.mode, state: session.state });
     });
     hooks.sessionState.tap('ui', (session, state) => {

@@ -70,8 +70,14 @@ export class UiServer {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw kotoError('KOTO_ERR_UI_UNAVAILABLE', {
-        reason: code === 'EADDRINUSE' ? `port ${options.port} on ${options.host} is in use` : `cannot listen on ${options.host}:${options.port} (${describe(err)})`,
-        remedy: code === 'EADDRINUSE' ? 'set daemon.ui.port to a free port, or 0 for any free port, and restart the daemon' : 'check daemon.ui in the config and restart the daemon',
+        reason:
+          code === 'EADDRINUSE'
+            ? `port ${options.port} on ${options.host} is in use`
+            : `cannot listen on ${options.host}:${options.port} (${describe(err)})`,
+        remedy:
+          code === 'EADDRINUSE'
+            ? 'set daemon.ui.port to a free port, or 0 for any free port, and restart the daemon'
+            : 'check daemon.ui in the config and restart the daemon',
       });
     }
     ui.#port = (server.address() as AddressInfo).port;
@@ -126,7 +132,12 @@ export class UiServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'method not allowed');
     const asset = loadAssets().get(pathname);
     if (!asset) return refuse(res, 404, 'not found');
-    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': asset.type, 'content-length': asset.body.length, 'cache-control': 'no-cache' });
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': asset.type,
+      'content-length': asset.body.length,
+      'cache-control': 'no-cache',
+    });
     res.end(req.method === 'HEAD' ? undefined : asset.body);
   }
 
@@ -141,7 +152,13 @@ export class UiServer {
       // (only this answer carries it, to the holder of the token) and replaces this entry in the
       // browser's history, so neither the token nor the key stays in the address bar.
       const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="koto-key" content="${this.#guard.key}"><title>Koto</title><script type="module" src="/login.js"></script></head><body><p>Opening the Koto control panel…</p></body></html>`;
-      res.writeHead(200, { ...SECURITY_HEADERS, 'set-cookie': this.#guard.cookieHeader(), 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(200, {
+        ...SECURITY_HEADERS,
+        'set-cookie': this.#guard.cookieHeader(),
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
       return;
     }
@@ -231,12 +248,27 @@ export class UiServer {
     const { resolved } = kernel.config;
     const checks: { check: string; ok: boolean; detail: string }[] = [];
     const lastError = kernel.lastConfigError;
-    checks.push({ check: 'config', ok: !lastError, detail: lastError ? `the last edit was not applied: ${lastError.message}` : `${resolved.file ?? 'no file (defaults and environment)'} is valid (generation ${kernel.configGeneration})` });
-    checks.push({ check: 'active', ok: Boolean(resolved.asrProvider), detail: `asr ${resolved.asrProvider ?? 'none'}, correction ${resolved.correctionProvider ?? 'none'}` });
+    checks.push({
+      check: 'config',
+      ok: !lastError,
+      detail: lastError
+        ? `the last edit was not applied: ${lastError.message}`
+        : `${resolved.file ?? 'no file (defaults and environment)'} is valid (generation ${kernel.configGeneration})`,
+    });
+    checks.push({
+      check: 'active',
+      ok: Boolean(resolved.asrProvider),
+      detail: `asr ${resolved.asrProvider ?? 'none'}, correction ${resolved.correctionProvider ?? 'none'}`,
+    });
     const probes = await Promise.all(Object.keys(resolved.providers).map(async (name) => ({ name, result: await kernel.probe(name) })));
     for (const { name, result } of probes) checks.push({ check: `provider ${name}`, ok: result.ok, detail: result.detail });
     for (const [origin, s] of Object.entries(kernel.http.stats().origins)) {
-      if (s.connections > 0) checks.push({ check: 'transport', ok: true, detail: `${origin}: ${s.lastProtocol ?? '-'}, ${s.tlsHandshakes} TLS handshake(s), ${s.requests} request(s)` });
+      if (s.connections > 0)
+        checks.push({
+          check: 'transport',
+          ok: true,
+          detail: `${origin}: ${s.lastProtocol ?? '-'}, ${s.tlsHandshakes} TLS handshake(s), ${s.requests} request(s)`,
+        });
     }
     return { checks };
   }
@@ -268,9 +300,18 @@ export class UiServer {
   /** The recording of that session only, and only from the recordings folder (not a user's own input file). */
   async #audio(req: IncomingMessage, res: ServerResponse, entry: HistoryEntry): Promise<void> {
     const file = entry.audioPath;
-    if (!file || !(await isKotoOwned(file, this.#host.kernel.paths.recordings))) return refuse(res, 404, 'this session has no recording in the recordings folder');
+    if (!file || !(await isKotoOwned(file, this.#host.kernel.paths.recordings)))
+      return refuse(res, 404, 'this session has no recording in the recordings folder');
     const size = (await stat(file)).size;
-    const type = file.endsWith('.wav') ? 'audio/wav' : file.endsWith('.flac') ? 'audio/flac' : file.endsWith('.mp3') ? 'audio/mpeg' : file.endsWith('.ogg') ? 'audio/ogg' : 'application/octet-stream';
+    const type = file.endsWith('.wav')
+      ? 'audio/wav'
+      : file.endsWith('.flac')
+        ? 'audio/flac'
+        : file.endsWith('.mp3')
+          ? 'audio/mpeg'
+          : file.endsWith('.ogg')
+            ? 'audio/ogg'
+            : 'application/octet-stream';
     const headers = { ...SECURITY_HEADERS, 'content-type': type, 'accept-ranges': 'bytes', 'cache-control': 'no-store' };
     const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
     let start = 0;
@@ -287,7 +328,9 @@ export class UiServer {
       res.writeHead(200, { ...headers, 'content-length': size });
     }
     if (req.method === 'HEAD' || size === 0) return void res.end();
-    createReadStream(file, { start, end }).on('error', () => res.destroy()).pipe(res);
+    createReadStream(file, { start, end })
+      .on('error', () => res.destroy())
+      .pipe(res);
   }
 
   async #delete(entry: HistoryEntry): Promise<unknown> {
@@ -323,7 +366,12 @@ export class UiServer {
   #json(res: ServerResponse, value: unknown, status = 200): void {
     // Scrubbed like every daemon answer: a key that slipped into a text never leaves.
     const body = this.#host.kernel.scrub(JSON.stringify(value ?? null));
-    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(status, {
+      ...SECURITY_HEADERS,
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   }
 
@@ -333,7 +381,14 @@ export class UiServer {
       return this.#json(res, { error: { status: err.status, message: err.message, fields: err.errors } }, err.status);
     }
     const error = KotoError.is(err) ? err : kotoError('KOTO_ERR_INTERNAL', { detail: describe(err) });
-    const status = error.code === 'KOTO_ERR_HISTORY_NOT_FOUND' ? 404 : error.code === 'KOTO_ERR_CONTROL_MESSAGE' || error.code === 'KOTO_ERR_USAGE' ? 400 : KotoError.is(err) ? 409 : 500;
+    const status =
+      error.code === 'KOTO_ERR_HISTORY_NOT_FOUND'
+        ? 404
+        : error.code === 'KOTO_ERR_CONTROL_MESSAGE' || error.code === 'KOTO_ERR_USAGE'
+          ? 400
+          : KotoError.is(err)
+            ? 409
+            : 500;
     const record = (err as { record?: unknown }).record;
     this.#json(res, { error: { status, code: error.code, message: error.message, fix: error.fix, ...(record ? { record } : {}) } }, status);
   }

@@ -109,8 +109,10 @@ export async function writeSettings(
 
 function editableFile(kernel: Kernel): string {
   const { file, origin } = kernel.config.resolved;
-  if (!file) throw new SettingsError(409, 'the daemon runs without a config file: create one (e.g. ~/.config/koto/config.yaml) and restart it');
-  if (!/\.ya?ml$/i.test(file)) throw new SettingsError(409, `${path.basename(file)} is not YAML: the panel edits YAML configs only (edit this one in an editor)`);
+  if (!file)
+    throw new SettingsError(409, 'the daemon runs without a config file: create one (e.g. ~/.config/koto/config.yaml) and restart it');
+  if (!/\.ya?ml$/i.test(file))
+    throw new SettingsError(409, `${path.basename(file)} is not YAML: the panel edits YAML configs only (edit this one in an editor)`);
   if (origin.kind === 'project') {
     // A project config is trusted by its hash: an edit here would make the daemon refuse it.
     throw new SettingsError(409, `${file} is a project config, trusted by its content: edit it in an editor and run \`koto trust\``);
@@ -127,18 +129,28 @@ function parseChanges(value: unknown): SettingsChange[] {
   if (!Array.isArray(value) || value.length > 200) throw new SettingsError(400, '"changes" must be a list of { path, value }');
   return value.map((change: unknown, i) => {
     const c = change as { path?: unknown; value?: unknown } | null;
-    if (!c || !Array.isArray(c.path) || c.path.length === 0 || c.path.length > 8) throw new SettingsError(400, `changes[${i}].path must be a non-empty key path`);
+    if (!c || !Array.isArray(c.path) || c.path.length === 0 || c.path.length > 8)
+      throw new SettingsError(400, `changes[${i}].path must be a non-empty key path`);
     const keyPath = c.path as unknown[];
     for (const key of keyPath) {
-      if (!(typeof key === 'string' || (typeof key === 'number' && Number.isInteger(key) && key >= 0))) throw new SettingsError(400, `changes[${i}].path holds a key that is not a name or index`);
-      if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new SettingsError(400, `changes[${i}].path: "${key}" is not a key`);
+      if (!(typeof key === 'string' || (typeof key === 'number' && Number.isInteger(key) && key >= 0)))
+        throw new SettingsError(400, `changes[${i}].path holds a key that is not a name or index`);
+      if (key === '__proto__' || key === 'constructor' || key === 'prototype')
+        throw new SettingsError(400, `changes[${i}].path: "${key}" is not a key`);
     }
     const top = String(keyPath[0]);
     const where = keyPath.join('.');
-    if (!EDITABLE.has(top)) throw new SettingsError(403, `${where}: the panel does not change "${top}" (edit the file: it needs a restart or concerns security)`, [{ path: where, message: 'not editable here' }]);
+    if (!EDITABLE.has(top))
+      throw new SettingsError(
+        403,
+        `${where}: the panel does not change "${top}" (edit the file: it needs a restart or concerns security)`,
+        [{ path: where, message: 'not editable here' }],
+      );
     // `use` chooses which code serves a provider: never from a browser.
     if (top === 'providers' && keyPath.length >= 2 && (keyPath.length === 2 || keyPath[2] === 'use')) {
-      throw new SettingsError(403, `${where}: providers are added, removed and pointed at plugins in the file`, [{ path: where, message: 'not editable here' }]);
+      throw new SettingsError(403, `${where}: providers are added, removed and pointed at plugins in the file`, [
+        { path: where, message: 'not editable here' },
+      ]);
     }
     return { path: keyPath as KeyPath, value: c.value ?? undefined };
   });
@@ -150,7 +162,8 @@ function parseFiles(value: unknown): [string, string][] {
   const allowed = new Set(TEXT_FILES.map((k) => k.join('.')));
   return Object.entries(value).map(([key, text]) => {
     if (!allowed.has(key)) throw new SettingsError(403, `"${key}" is not a file the panel edits`);
-    if (typeof text !== 'string' || Buffer.byteLength(text) > MAX_TEXT_FILE) throw new SettingsError(400, `${key}: text of at most ${MAX_TEXT_FILE} bytes`);
+    if (typeof text !== 'string' || Buffer.byteLength(text) > MAX_TEXT_FILE)
+      throw new SettingsError(400, `${key}: text of at most ${MAX_TEXT_FILE} bytes`);
     return [key, text];
   });
 }
@@ -172,7 +185,13 @@ function patchOf(doc: Document, change: SettingsChange): Patch | undefined {
   if (!isScalar(node) || !node.range) return undefined;
   const value = change.value;
   // A one-line JSON-compatible scalar: YAML reads JSON strings, numbers, booleans and null as such.
-  const textOf = typeof value === 'string' ? (/^[A-Za-z0-9_./@+:-][\w ./@+:,-]*$/.test(value) && !/[ :]$|: | #|^(?:true|false|null|yes|no|on|off|~|[-+]?[\d.]+(?:e[-+]?\d+)?)$/i.test(value) ? value : JSON.stringify(value)) : JSON.stringify(value);
+  const textOf =
+    typeof value === 'string'
+      ? /^[A-Za-z0-9_./@+:-][\w ./@+:,-]*$/.test(value) &&
+        !/[ :]$|: | #|^(?:true|false|null|yes|no|on|off|~|[-+]?[\d.]+(?:e[-+]?\d+)?)$/i.test(value)
+        ? value
+        : JSON.stringify(value)
+      : JSON.stringify(value);
   if (textOf === undefined || textOf.includes('\n')) return undefined;
   return { start: node.range[0], end: node.range[1], text: textOf };
 }
@@ -181,7 +200,8 @@ function patchOf(doc: Document, change: SettingsChange): Patch | undefined {
 function render(text: string, doc: Document, patches: readonly (Patch | undefined)[], expected: unknown): string {
   if (patches.length > 0 && patches.every((p): p is Patch => p !== undefined)) {
     let next = text;
-    for (const patch of [...patches].sort((a, b) => b.start - a.start)) next = next.slice(0, patch.start) + patch.text + next.slice(patch.end);
+    for (const patch of [...patches].sort((a, b) => b.start - a.start))
+      next = next.slice(0, patch.start) + patch.text + next.slice(patch.end);
     const check = parseDocument(next);
     if (check.errors.length === 0 && JSON.stringify(check.toJS()) === JSON.stringify(expected)) return next;
   }
@@ -250,7 +270,9 @@ function unmask(value: unknown, current: unknown): unknown {
 }
 
 function toPlain(node: unknown): unknown {
-  return node && typeof node === 'object' && 'toJSON' in node && typeof (node as { toJSON: unknown }).toJSON === 'function' ? (node as { toJSON(): unknown }).toJSON() : node;
+  return node && typeof node === 'object' && 'toJSON' in node && typeof (node as { toJSON: unknown }).toJSON === 'function'
+    ? (node as { toJSON(): unknown }).toJSON()
+    : node;
 }
 
 /** Secret values become { $hidden: set|not set }: the page can say whether a key is there, never what it is. */
@@ -266,7 +288,10 @@ function mask(value: unknown, secret: boolean): unknown {
 async function atomicWrite(file: string, text: string): Promise<void> {
   // Same mode as before (a 0600 file with a key in it stays 0600); rename: no half-written file
   // for the watcher to read.
-  const mode = await stat(file).then((s) => s.mode & 0o777, () => 0o600);
+  const mode = await stat(file).then(
+    (s) => s.mode & 0o777,
+    () => 0o600,
+  );
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.koto-ui-${process.pid}.tmp`);
   await writeFile(temp, text, { mode });
   await rename(temp, file);

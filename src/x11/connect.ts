@@ -95,7 +95,9 @@ async function loadX11(): Promise<typeof import('x11')> {
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes("'x11'")) {
-      throw new X11ConnectError('the x11 package is not installed (an optional dependency of koto-voice: `npm install x11`)', 'missing', { cause: err });
+      throw new X11ConnectError('the x11 package is not installed (an optional dependency of koto-voice: `npm install x11`)', 'missing', {
+        cause: err,
+      });
     }
     throw err;
   }

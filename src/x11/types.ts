@@ -100,7 +100,15 @@ export interface XClient extends EventEmitter {
   atoms: Record<string, number>;
 
   InternAtom(onlyIfExists: boolean, name: string, cb: XCallback<number>): void;
-  GetProperty(deleteProperty: number, window: number, property: number, type: number, longOffset: number, longLength: number, cb: XCallback<XProperty>): void;
+  GetProperty(
+    deleteProperty: number,
+    window: number,
+    property: number,
+    type: number,
+    longOffset: number,
+    longLength: number,
+    cb: XCallback<XProperty>,
+  ): void;
   GetInputFocus(cb: XCallback<{ focus: number; revertTo: number }>): void;
   QueryTree(window: number, cb: XCallback<{ root: number; parent: number; children: number[] }>): void;
   QueryPointer(window: number, cb: XCallback<{ root: number; child: number }>): void;
@@ -108,11 +116,27 @@ export interface XClient extends EventEmitter {
   QueryKeymap(cb: XCallback<Buffer>): void;
   ChangeWindowAttributes(window: number, values: { eventMask?: number }, cb?: (err: XError | null) => unknown): void;
   /** eventMask 0 delivers to the window's owner (WM_PROTOCOLS messages). */
-  SendClientMessage(destination: number, window: number, messageType: number, format: 32, data: number[], eventMask: number, cb?: (err: XError | null) => unknown): void;
+  SendClientMessage(
+    destination: number,
+    window: number,
+    messageType: number,
+    format: 32,
+    data: number[],
+    eventMask: number,
+    cb?: (err: XError | null) => unknown,
+  ): void;
 
   GetKeyboardMapping(firstKeycode: number, count: number, cb: XCallback<number[][]>): void;
   GetModifierMapping(cb: XCallback<number[][]>): void;
-  GrabKey(window: number, ownerEvents: number, modifiers: number, keycode: number, pointerMode: number, keyboardMode: number, cb?: (err: XError | null) => unknown): void;
+  GrabKey(
+    window: number,
+    ownerEvents: number,
+    modifiers: number,
+    keycode: number,
+    pointerMode: number,
+    keyboardMode: number,
+    cb?: (err: XError | null) => unknown,
+  ): void;
   UngrabKey(window: number, keycode: number, modifiers: number, cb?: (err: XError | null) => unknown): void;
   ChangeKeyboardMapping(firstKeycode: number, keysymsPerKeycode: number, keysyms: number[], cb?: (err: XError | null) => unknown): void;
   GetKeyboardControl(cb: XCallback<{ globalAutoRepeat: number }>): void;

@@ -144,7 +144,11 @@ describe('koto daemon with the virtual microphone', () => {
     const stop = await koto(['stop', '--wait'], { env, timeoutMs: 60_000 });
     expect(stop.code).toBe(1);
     expect(stop.stderr).toContain('KOTO_ERR_UPSTREAM');
-    const row = JSON.parse((await koto(['history', '--json', '-n', '1'], { env })).stdout.trim()) as { id: string; state: string; audioPath: string };
+    const row = JSON.parse((await koto(['history', '--json', '-n', '1'], { env })).stdout.trim()) as {
+      id: string;
+      state: string;
+      audioPath: string;
+    };
     expect(row.state).toBe('failed');
     expect(existsSync(row.audioPath)).toBe(true);
 
@@ -161,7 +165,11 @@ describe('koto daemon with the virtual microphone', () => {
     daemon = await startDaemon();
     const status = JSON.parse((await koto(['status', '--json'], { env })).stdout) as { interrupted: string[] };
     expect(status.interrupted).toContain(id);
-    const row = JSON.parse((await koto(['history', '--json', '-n', '1'], { env })).stdout.trim()) as { id: string; state: string; audioPath: string };
+    const row = JSON.parse((await koto(['history', '--json', '-n', '1'], { env })).stdout.trim()) as {
+      id: string;
+      state: string;
+      audioPath: string;
+    };
     expect(row).toMatchObject({ id, state: 'interrupted' });
     // mic-native wrote the WAV as it captured: playable although the process died.
     const kept = parseWav(readFileSync(row.audioPath));

@@ -94,7 +94,10 @@ beforeAll(async () => {
   // Auto-repeat on and fast: a held key produces repeat events while the phrase plays.
   await x('xset', ['r', 'on'], {});
   await x('xset', ['r', 'rate', '200', '30'], {});
-  daemon = spawn(process.execPath, [BIN, 'daemon'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  daemon = spawn(process.execPath, [BIN, 'daemon'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   daemon.stdout!.on('data', (d: Buffer) => (daemonLog += d.toString()));
   daemon.stderr!.on('data', (d: Buffer) => (daemonLog += d.toString()));
   await until('the daemon to grab its hotkey and open the microphone', async () => {

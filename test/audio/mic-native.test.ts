@@ -11,7 +11,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel, definePlugin, KotoError, parseWav, z, type AudioFrame, type AudioSourceHandle, type Kernel, type SessionContext } from 'koto-voice';
+import {
+  createKernel,
+  definePlugin,
+  KotoError,
+  parseWav,
+  z,
+  type AudioFrame,
+  type AudioSourceHandle,
+  type Kernel,
+  type SessionContext,
+} from 'koto-voice';
 import {
   FrameQueue,
   Framer,
@@ -236,7 +246,11 @@ function fakeSession(kernel: Kernel, id: string, signal = new AbortController().
   return { id, config: kernel.config, signal, startedAt: Date.now(), mode: 'live', state: 'recording', timings: {}, providers: {} };
 }
 
-async function kernelWith(options: Record<string, unknown> = {}, config: Record<string, unknown> = {}, home = path.join(tmp, 'home')): Promise<Kernel> {
+async function kernelWith(
+  options: Record<string, unknown> = {},
+  config: Record<string, unknown> = {},
+  home = path.join(tmp, 'home'),
+): Promise<Kernel> {
   const kernel = await createKernel({
     search: false,
     builtins: ['mic-native'],
@@ -247,7 +261,12 @@ async function kernelWith(options: Record<string, unknown> = {}, config: Record<
   return kernel;
 }
 
-function source(kernel: Kernel, device = 'default', id = `s${Math.random().toString(36).slice(2, 8)}`, signal?: AbortSignal): Promise<AudioSourceHandle> {
+function source(
+  kernel: Kernel,
+  device = 'default',
+  id = `s${Math.random().toString(36).slice(2, 8)}`,
+  signal?: AbortSignal,
+): Promise<AudioSourceHandle> {
   const hook = kernel.hooks.audioSource.get('mic-native');
   expect(hook).toBeDefined();
   const session = fakeSession(kernel, id, signal);
@@ -441,7 +460,9 @@ describe('mic-native on a virtual microphone', () => {
     const captured = concat(frames);
     const { corr, median } = expectCaptured(captured, readWav(chirp));
     expect(readWav(handle.path!).length).toBe(captured.length);
-    console.info(`parec: first audio ${(handle as unknown as { firstAudioMs: number }).firstAudioMs} ms, chirp correlation ${corr.toFixed(3)} (median per 100 ms ${median.toFixed(3)})`);
+    console.info(
+      `parec: first audio ${(handle as unknown as { firstAudioMs: number }).firstAudioMs} ms, chirp correlation ${corr.toFixed(3)} (median per 100 ms ${median.toFixed(3)})`,
+    );
   });
 
   it('fails at once with a clear error when no audio server listens', async () => {
@@ -520,18 +541,35 @@ describe('mic-native on a virtual microphone', () => {
   });
 
   it('falls back to the next backend when one cannot open the device (but not for a wrong name)', async () => {
-    const missing: Backend = { name: 'sox', available: async () => false, list: async () => undefined, open: () => Promise.reject(new Error('unreachable')) };
+    const missing: Backend = {
+      name: 'sox',
+      available: async () => false,
+      list: async () => undefined,
+      open: () => Promise.reject(new Error('unreachable')),
+    };
     const broken: Backend = {
       name: 'pvrecorder',
       available: async () => true,
       list: async () => [],
-      open: () => Promise.reject(micError('open-failed', { device: 'default', backend: 'pvrecorder', detail: 'simulated: the addon cannot open it' })),
+      open: () =>
+        Promise.reject(
+          micError('open-failed', { device: 'default', backend: 'pvrecorder', detail: 'simulated: the addon cannot open it' }),
+        ),
     };
     const chunks: Int16Array[] = [];
-    const request = { device: 'default', frameLength: 512, openTimeoutMs: 3000, onData: (s: Int16Array) => chunks.push(s), onError: () => undefined };
+    const request = {
+      device: 'default',
+      frameLength: 512,
+      openTimeoutMs: 3000,
+      onData: (s: Int16Array) => chunks.push(s),
+      onError: () => undefined,
+    };
     const { capture, skipped } = await openDevice('auto', request, undefined, [missing, broken, backendNamed('parec')]);
     expect(capture.backend).toBe('parec');
-    expect(skipped).toEqual(['sox: not installed', expect.stringContaining('pvrecorder: cannot open the microphone "default" with pvrecorder: simulated')]);
+    expect(skipped).toEqual([
+      'sox: not installed',
+      expect.stringContaining('pvrecorder: cannot open the microphone "default" with pvrecorder: simulated'),
+    ]);
     await capture.stop();
     expect(chunks.length).toBeGreaterThan(0);
 
@@ -660,7 +698,13 @@ describe('mic-native units', () => {
   it('sorts PvRecorder, PulseAudio, ALSA and ffmpeg device lists', () => {
     expect(
       pvrecorderDevices(
-        ['Monitor of Virtual_Speaker', 'Virtual_Microphone', 'Discard all samples (playback) or generate zero samples (capture)', 'Rate Converter Plugin Using Speex Resampler', 'Null Input'],
+        [
+          'Monitor of Virtual_Speaker',
+          'Virtual_Microphone',
+          'Discard all samples (playback) or generate zero samples (capture)',
+          'Rate Converter Plugin Using Speex Resampler',
+          'Null Input',
+        ],
         'Virtual_Microphone',
       ).map((d) => [d.name, d.kind, d.isDefault]),
     ).toEqual([
@@ -672,7 +716,12 @@ describe('mic-native units', () => {
     ]);
     const pulse = pulseDevices(
       [
-        { name: 'virt_speaker.monitor', description: 'Monitor of Virtual_Speaker', driver: 'module-null-sink.c', properties: { 'device.class': 'monitor' } },
+        {
+          name: 'virt_speaker.monitor',
+          description: 'Monitor of Virtual_Speaker',
+          driver: 'module-null-sink.c',
+          properties: { 'device.class': 'monitor' },
+        },
         { name: 'virt_mic', description: 'Virtual_Microphone', driver: 'module-remap-source.c' },
         { name: 'null_in', description: 'Null Input', driver: 'module-null-source.c' },
       ],
@@ -701,14 +750,25 @@ describe('mic-native units', () => {
         '    Hardware device with all software conversions',
       ].join('\n'),
     );
-    expect(alsa.filter((d) => d.kind === 'input').map((d) => d.name)).toEqual(['pulse', 'default', 'sysdefault:CARD=PCH', 'plughw:CARD=PCH,DEV=0']);
+    expect(alsa.filter((d) => d.kind === 'input').map((d) => d.name)).toEqual([
+      'pulse',
+      'default',
+      'sysdefault:CARD=PCH',
+      'plughw:CARD=PCH,DEV=0',
+    ]);
     expect(alsa.find((d) => d.name === 'null')?.kind).toBe('null');
     const mac = parseFfmpegList(
       '[AVFoundation indev @ 0x1] AVFoundation video devices:\n[AVFoundation indev @ 0x1] [0] FaceTime HD Camera\n[AVFoundation indev @ 0x1] AVFoundation audio devices:\n[AVFoundation indev @ 0x1] [0] MacBook Pro Microphone\n[AVFoundation indev @ 0x1] [1] USB Audio\n',
       'darwin',
     );
-    expect(mac.map((d) => [d.name, d.id])).toEqual([['MacBook Pro Microphone', '0'], ['USB Audio', '1']]);
-    const win = parseFfmpegList('[dshow @ 0x1] "Integrated Camera" (video)\n[dshow @ 0x1] "Microphone (Realtek(R) Audio)" (audio)\n', 'win32');
+    expect(mac.map((d) => [d.name, d.id])).toEqual([
+      ['MacBook Pro Microphone', '0'],
+      ['USB Audio', '1'],
+    ]);
+    const win = parseFfmpegList(
+      '[dshow @ 0x1] "Integrated Camera" (video)\n[dshow @ 0x1] "Microphone (Realtek(R) Audio)" (audio)\n',
+      'win32',
+    );
     expect(win.map((d) => d.name)).toEqual(['Microphone (Realtek(R) Audio)']);
   });
 

@@ -29,7 +29,10 @@ let speech: string;
 
 beforeAll(async () => {
   const pulse = startVirtualMic();
-  server = await startOpenAIServer({ transcribe: () => 'hello from the panel microphone', complete: () => 'Hello from the panel microphone.' });
+  server = await startOpenAIServer({
+    transcribe: () => 'hello from the panel microphone',
+    complete: () => 'Hello from the panel microphone.',
+  });
   writeFileSync(path.join(home.dir, 'ca.pem'), server.ca);
   speech = path.join(home.dir, 'speech.wav');
   execFileSync('flite', ['-voice', 'kal16', '-t', 'hello from the panel microphone, this is a test of the control panel', '-o', speech]);
@@ -52,7 +55,13 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
-  env = { PATH: process.env.PATH, HOME: process.env.HOME, KOTO_HOME: home.dir, NODE_EXTRA_CA_CERTS: path.join(home.dir, 'ca.pem'), ...pulse };
+  env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    KOTO_HOME: home.dir,
+    NODE_EXTRA_CA_CERTS: path.join(home.dir, 'ca.pem'),
+    ...pulse,
+  };
   daemon = spawn(process.execPath, [BIN, 'daemon'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   daemon.stdout!.on('data', (d: Buffer) => (log += d.toString()));
@@ -87,12 +96,23 @@ describe('control panel with the virtual microphone', () => {
     // Before any speech the meter is (near) still: the microphone plays silence.
     await page.waitForTimeout(400);
     expect(await page.evaluate(() => parseFloat(document.querySelector('[data-testid="level"]')?.style.width ?? '0'))).toBeLessThan(5);
-    const speaking = playIntoMic(speech, Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('PULSE')).map(([k, v]) => [k, String(v)])));
+    const speaking = playIntoMic(
+      speech,
+      Object.fromEntries(
+        Object.entries(env)
+          .filter(([k]) => k.startsWith('PULSE'))
+          .map(([k, v]) => [k, String(v)]),
+      ),
+    );
     // The speech moves the meter (silence from the virtual microphone does not).
     await page.waitForFunction(() => parseFloat(document.querySelector('[data-testid="level"]')?.style.width ?? '0') > 5, null, WAIT);
     await speaking;
     await page.locator('[data-testid="stop"]:not([disabled])').click(WAIT);
-    await page.waitForFunction(() => document.querySelector('[data-testid="final"]')?.textContent === 'Hello from the panel microphone.', null, WAIT);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="final"]')?.textContent === 'Hello from the panel microphone.',
+      null,
+      WAIT,
+    );
     expect(readFileSync(path.join(home.dir, 'dictations.txt'), 'utf8')).toBe('Hello from the panel microphone.\n');
     const upload = server.requests.filter((r) => r.path.endsWith('/audio/transcriptions')).at(-1);
     // What was uploaded is at least as long as the speech played into the microphone.

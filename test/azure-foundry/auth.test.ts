@@ -1,7 +1,20 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { KotoError } from 'koto-voice';
 import { DEFAULT_COMPLETION, DEFAULT_TRANSCRIPT } from './azure-server.ts';
-import { API_KEY, audio, caught, everythingShown, harness, makeToken, sleep, tokenCommand, tokenNumber, until, type Harness, type TokenCommand } from './helpers.ts';
+import {
+  API_KEY,
+  audio,
+  caught,
+  everythingShown,
+  harness,
+  makeToken,
+  sleep,
+  tokenCommand,
+  tokenNumber,
+  until,
+  type Harness,
+  type TokenCommand,
+} from './helpers.ts';
 
 let h: Harness | undefined;
 afterEach(async () => {

@@ -94,7 +94,13 @@ export interface AzureServer {
   close(): Promise<void>;
 }
 
-export const DEFAULT_VERSIONS: readonly string[] = ['2024-06-01', '2024-10-21', '2025-01-01-preview', '2025-03-01-preview', '2025-04-01-preview'];
+export const DEFAULT_VERSIONS: readonly string[] = [
+  '2024-06-01',
+  '2024-10-21',
+  '2025-01-01-preview',
+  '2025-03-01-preview',
+  '2025-04-01-preview',
+];
 export const DEFAULT_DEPLOYMENTS: Readonly<Record<string, AzureDeployment>> = {
   whisper: { kind: 'transcription', model: 'whisper' },
   'gpt-4o-mini-transcribe': { kind: 'transcription', model: 'gpt-4o-mini-transcribe', streaming: true },
@@ -109,7 +115,8 @@ export const AZURE_BODIES = {
   deploymentNotFound: {
     error: {
       code: 'DeploymentNotFound',
-      message: 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.',
+      message:
+        'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.',
     },
   },
   invalidKey: {
@@ -120,12 +127,16 @@ export const AZURE_BODIES = {
     },
   },
   missingKey: {
-    error: { code: '401', message: 'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.' },
+    error: {
+      code: '401',
+      message: 'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.',
+    },
   },
   badToken: {
     error: {
       code: '401',
-      message: 'Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired.',
+      message:
+        'Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired.',
     },
   },
   permissionDenied: { error: { code: 'PermissionDenied', message: 'Principal does not have access to API/Operation.' } },
@@ -212,7 +223,11 @@ interface Match {
 function matchRoute(method: string, path: string): Match | undefined {
   const dep = /^\/openai\/deployments\/([^/]+)\/(audio\/transcriptions|chat\/completions)$/.exec(path);
   if (dep && method === 'POST') {
-    return { route: dep[2] === 'chat/completions' ? 'chat' : 'transcriptions', shape: 'deployments', deployment: decodeURIComponent(dep[1]!) };
+    return {
+      route: dep[2] === 'chat/completions' ? 'chat' : 'transcriptions',
+      shape: 'deployments',
+      deployment: decodeURIComponent(dep[1]!),
+    };
   }
   if (path === '/openai/models' && method === 'GET') return { route: 'models', shape: 'deployments', deployment: undefined };
   const v1 = /^\/openai\/v1\/(audio\/transcriptions|chat\/completions|models)$/.exec(path);
@@ -314,7 +329,8 @@ export async function startAzureServer(options: AzureServerOptions = {}): Promis
       protocol: req.httpVersionMajor === 2 ? 'h2' : 'http/1.1',
       route: match?.route,
       shape: match?.shape,
-      deployment: match?.deployment ?? (match?.shape === 'v1' ? ((parsedJson?.model as string | undefined) ?? form?.fields.model) : undefined),
+      deployment:
+        match?.deployment ?? (match?.shape === 'v1' ? ((parsedJson?.model as string | undefined) ?? form?.fields.model) : undefined),
       ...(parsedJson ? { json: parsedJson } : {}),
       ...(form ? { form } : {}),
       status: 0,
@@ -374,26 +390,37 @@ export async function startAzureServer(options: AzureServerOptions = {}): Promis
       return;
     }
     if (fault?.status !== undefined || fault?.body !== undefined) {
-      return answer(fault.status ?? 200, fault.body ?? { error: { code: String(fault.status), message: `HTTP ${fault.status}` } }, { ...fault.headers });
+      return answer(fault.status ?? 200, fault.body ?? { error: { code: String(fault.status), message: `HTTP ${fault.status}` } }, {
+        ...fault.headers,
+      });
     }
 
     if (match.route === 'models') {
       return answer(200, {
         object: 'list',
-        data: Object.entries(deployments).map(([id, d]) => ({ id: d.model ?? id, object: 'model', created_at: 1_700_000_000, status: 'succeeded' })),
+        data: Object.entries(deployments).map(([id, d]) => ({
+          id: d.model ?? id,
+          object: 'model',
+          created_at: 1_700_000_000,
+          status: 'succeeded',
+        })),
       });
     }
 
     // 4. The deployment.
     const name = record.deployment;
-    if (match.shape === 'v1' && !name) return answer(400, { error: { code: 'BadRequest', message: "Missing required parameter: 'model'." } });
+    if (match.shape === 'v1' && !name)
+      return answer(400, { error: { code: 'BadRequest', message: "Missing required parameter: 'model'." } });
     const deployment = name === undefined ? undefined : deployments[name];
     if (!deployment) return answer(404, AZURE_BODIES.deploymentNotFound);
     const wanted = match.route === 'chat' ? 'chat' : 'transcription';
     if (deployment.kind !== wanted) {
       const operation = match.route === 'chat' ? 'chatCompletion' : 'audio transcription';
       return answer(400, {
-        error: { code: 'OperationNotSupported', message: `The ${operation} operation does not work with the specified model, ${deployment.model ?? name}. Please choose different model and try again.` },
+        error: {
+          code: 'OperationNotSupported',
+          message: `The ${operation} operation does not work with the specified model, ${deployment.model ?? name}. Please choose different model and try again.`,
+        },
       });
     }
 
@@ -401,7 +428,8 @@ export async function startAzureServer(options: AzureServerOptions = {}): Promis
       if (!form?.file) return answer(400, { error: { code: 'BadRequest', message: "Missing required parameter: 'file'." } });
       const text = options.transcript?.(record) ?? DEFAULT_TRANSCRIPT;
       if (form.fields.stream === 'true') {
-        if (!deployment.streaming) return answer(400, { error: { code: 'BadRequest', message: 'stream is not supported for this model.' } });
+        if (!deployment.streaming)
+          return answer(400, { error: { code: 'BadRequest', message: 'stream is not supported for this model.' } });
         record.status = 200;
         void sse(res, [
           ...splitIntoDeltas(text).map((delta) => ({ type: 'transcript.text.delta', delta })),
@@ -425,8 +453,21 @@ export async function startAzureServer(options: AzureServerOptions = {}): Promis
       record.status = 200;
       void sse(res, [
         // Azure's first chunk: no choices, the prompt's filter results.
-        { id: '', object: '', created: 0, model: '', choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: FILTER_RESULTS }] },
-        { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
+        {
+          id: '',
+          object: '',
+          created: 0,
+          model: '',
+          choices: [],
+          prompt_filter_results: [{ prompt_index: 0, content_filter_results: FILTER_RESULTS }],
+        },
+        {
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model,
+          choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }],
+        },
         ...splitIntoDeltas(content).map((delta) => ({
           id,
           object: 'chat.completion.chunk',

@@ -19,7 +19,12 @@ async function conformanceServer(secret: string): Promise<ConformanceServer> {
       server.inject({ route: route[capability], hang: true });
     },
     rateLimitNext(capability, retryAfter) {
-      server.inject({ route: route[capability], status: 429, body: { error: { code: '429', message: 'Rate limit exceeded.' } }, headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter } });
+      server.inject({
+        route: route[capability],
+        status: 429,
+        body: { error: { code: '429', message: 'Rate limit exceeded.' } },
+        headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter },
+      });
     },
     dropNext(capability) {
       server.inject({ route: route[capability], drop: true });

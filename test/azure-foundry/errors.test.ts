@@ -28,14 +28,18 @@ describe('404', () => {
   });
 
   test('DeploymentNotFound on the v1 shape (model = deployment) and for correction: raw text with the reason', async () => {
-    h = await harness({}, ({ server }) => ({ provider: { endpoint: `${server.url}/openai/v1`, deployments: { correction: 'gpt-5-mini' } } }));
+    h = await harness({}, ({ server }) => ({
+      provider: { endpoint: `${server.url}/openai/v1`, deployments: { correction: 'gpt-5-mini' } },
+    }));
     const result = await h.kernel.correct('raw words');
     expect(result).toMatchObject({ text: 'raw words', fallback: true });
-    expect(result.warnings.join('\n')).toContain(`deployment "gpt-5-mini" does not exist on ${h.server.url} (Azure DeploymentNotFound, used for correction)`);
+    expect(result.warnings.join('\n')).toContain(
+      `deployment "gpt-5-mini" does not exist on ${h.server.url} (Azure DeploymentNotFound, used for correction)`,
+    );
     expect(h.server.to('chat')[0]).toMatchObject({ status: 404, deployment: 'gpt-5-mini' });
   });
 
-  test('a wrong URL shape gets Azure\'s 404 Resource not found, explained with shape and api-version', async () => {
+  test("a wrong URL shape gets Azure's 404 Resource not found, explained with shape and api-version", async () => {
     // The v1 API has no dated versions: forcing the deployments shape with an unsupported version.
     h = await harness({}, { provider: { apiVersion: '2023-01-01' } });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
@@ -50,7 +54,9 @@ describe('404', () => {
   test('a gateway prefix the service does not have: 404 Resource not found', async () => {
     h = await harness({}, ({ server }) => ({ provider: { endpoint: `${server.url}/not-azure` } }));
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
-    expect(err.message).toContain(`${h.server.url}/not-azure/openai/deployments/whisper/audio/transcriptions answered 404 Resource not found`);
+    expect(err.message).toContain(
+      `${h.server.url}/not-azure/openai/deployments/whisper/audio/transcriptions answered 404 Resource not found`,
+    );
   });
 
   test('no deployment configured for a capability: says which key to set', async () => {
@@ -75,7 +81,9 @@ describe('400 content filter on correction', () => {
     const result = await h.kernel.correct('some words the filter dislikes');
     expect(result).toMatchObject({ text: 'some words the filter dislikes', fallback: true });
     const warning = h.logs.find((l) => l.level === 'warn' && /content filter/.test(l.message));
-    expect(warning?.message).toMatch(/Azure's content filter blocked the correction by deployment "gpt-4o-mini" \(ResponsibleAIPolicyViolation\); the raw transcript is delivered/);
+    expect(warning?.message).toMatch(
+      /Azure's content filter blocked the correction by deployment "gpt-4o-mini" \(ResponsibleAIPolicyViolation\); the raw transcript is delivered/,
+    );
     expect(h.server.to('chat')).toHaveLength(1); // not retried
   });
 
@@ -111,19 +119,32 @@ describe('429', () => {
     h = await harness();
     // Retry-After alone (30 s, past maxRetryWaitMs) would end in KOTO_ERR_RATE_LIMITED: only the
     // ms header gives the success, and the log names the wait taken — no clock reading needed.
-    h.server.inject({ route: 'transcriptions', status: 429, body: AZURE_BODIES.rateLimited, headers: { 'retry-after-ms': '150', 'retry-after': '30' } });
+    h.server.inject({
+      route: 'transcriptions',
+      status: 429,
+      body: AZURE_BODIES.rateLimited,
+      headers: { 'retry-after-ms': '150', 'retry-after': '30' },
+    });
     const started = performance.now();
     const result = await h.kernel.transcribe({ data: audio(), name: 'a.wav' });
     const elapsed = performance.now() - started;
     expect(result.text).toBe(DEFAULT_TRANSCRIPT);
     expect(h.server.to('transcriptions').map((r) => r.status)).toEqual([429, 200]);
     expect(elapsed).toBeGreaterThanOrEqual(140); // it did wait (a timer never fires early)
-    expect(h.logs.some((l) => /transcription attempt 2 in 150 ms after: provider "az" is rate limiting deployment "whisper"/.test(l.message))).toBe(true);
+    expect(
+      h.logs.some((l) => /transcription attempt 2 in 150 ms after: provider "az" is rate limiting deployment "whisper"/.test(l.message)),
+    ).toBe(true);
   });
 
   test('persistent 429: retried as often as asr.retries says, then a clear KOTO_ERR_RATE_LIMITED naming the deployment', async () => {
     h = await harness({}, { asr: { retries: 1 } });
-    h.server.inject({ route: 'transcriptions', status: 429, body: AZURE_BODIES.rateLimited, headers: { 'retry-after-ms': '50' }, times: 10 });
+    h.server.inject({
+      route: 'transcriptions',
+      status: 429,
+      body: AZURE_BODIES.rateLimited,
+      headers: { 'retry-after-ms': '50' },
+      times: 10,
+    });
     const err = (await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }))) as KotoError;
     expect(err.code).toBe('KOTO_ERR_RATE_LIMITED');
     expect(err.message).toBe('provider "az" is rate limiting deployment "whisper" (HTTP 429); Azure asks to wait 50 ms');
@@ -158,7 +179,11 @@ describe('429', () => {
 describe('secrets', () => {
   test('the key never appears in errors or logs, even when the service echoes it back', async () => {
     h = await harness();
-    h.server.inject({ route: 'transcriptions', status: 400, body: { error: { code: 'BadRequest', message: `bad request for key ${API_KEY}` } } });
+    h.server.inject({
+      route: 'transcriptions',
+      status: 400,
+      body: { error: { code: 'BadRequest', message: `bad request for key ${API_KEY}` } },
+    });
     const err = await caught(() => h!.kernel.transcribe({ data: audio(), name: 'a.wav' }));
     expect(everythingShown(err)).not.toContain(API_KEY);
     h.server.inject({ route: 'chat', status: 500, body: { error: { code: '500', message: `oops ${API_KEY}` } }, times: 5 });
@@ -170,26 +195,28 @@ describe('secrets', () => {
 
 describe('environment defaults (as the official SDKs read them)', () => {
   test('AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_API_KEY + OPENAI_API_VERSION make an `azure` provider', async () => {
-    h = await harness(
-      {},
-      { provider: null, asr: { model: 'whisper' }, correction: { model: 'gpt-4o-mini', stream: false } },
-      (server) => ({ AZURE_OPENAI_ENDPOINT: server.url, AZURE_OPENAI_API_KEY: API_KEY, OPENAI_API_VERSION: '2025-04-01-preview' }),
-    );
+    h = await harness({}, { provider: null, asr: { model: 'whisper' }, correction: { model: 'gpt-4o-mini', stream: false } }, (server) => ({
+      AZURE_OPENAI_ENDPOINT: server.url,
+      AZURE_OPENAI_API_KEY: API_KEY,
+      OPENAI_API_VERSION: '2025-04-01-preview',
+    }));
     expect(h.kernel.config.resolved.asrProvider).toBe('azure');
     expect(h.kernel.config.resolved.correctionProvider).toBe('azure');
     expect(await h.kernel.transcribe({ data: audio(), name: 'a.wav' })).toMatchObject({ text: DEFAULT_TRANSCRIPT, provider: 'azure' });
     expect(await h.kernel.correct('hello')).toMatchObject({ text: DEFAULT_COMPLETION, fallback: false, provider: 'azure' });
-    expect(h.server.to('transcriptions')[0]).toMatchObject({ path: '/openai/deployments/whisper/audio/transcriptions', query: { 'api-version': '2025-04-01-preview' } });
+    expect(h.server.to('transcriptions')[0]).toMatchObject({
+      path: '/openai/deployments/whisper/audio/transcriptions',
+      query: { 'api-version': '2025-04-01-preview' },
+    });
     expect(h.server.to('chat')[0]!.headers['api-key']).toBe(API_KEY);
     expect(h.kernel.scrub(API_KEY)).not.toContain(API_KEY);
   });
 
   test('without OPENAI_API_VERSION the GA default is used; without a key there is no azure provider', async () => {
-    h = await harness(
-      {},
-      { provider: null, asr: { model: 'whisper' } },
-      (server) => ({ AZURE_OPENAI_ENDPOINT: server.url, AZURE_OPENAI_API_KEY: API_KEY }),
-    );
+    h = await harness({}, { provider: null, asr: { model: 'whisper' } }, (server) => ({
+      AZURE_OPENAI_ENDPOINT: server.url,
+      AZURE_OPENAI_API_KEY: API_KEY,
+    }));
     await h.kernel.transcribe({ data: audio(), name: 'a.wav' });
     expect(h.server.to('transcriptions')[0]!.query).toEqual({ 'api-version': '2024-10-21' });
     await h.close();

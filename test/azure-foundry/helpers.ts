@@ -182,8 +182,24 @@ export function everythingShown(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current && depth < 5; depth++) {
-    const e = current as { message?: string; fix?: string; stack?: string; toLine?: () => string; toJSON?: () => unknown; details?: unknown; cause?: unknown };
-    parts.push(String(current), e.message ?? '', e.fix ?? '', e.stack ?? '', e.toLine?.() ?? '', JSON.stringify(e.toJSON?.() ?? null), JSON.stringify(e.details ?? null));
+    const e = current as {
+      message?: string;
+      fix?: string;
+      stack?: string;
+      toLine?: () => string;
+      toJSON?: () => unknown;
+      details?: unknown;
+      cause?: unknown;
+    };
+    parts.push(
+      String(current),
+      e.message ?? '',
+      e.fix ?? '',
+      e.stack ?? '',
+      e.toLine?.() ?? '',
+      JSON.stringify(e.toJSON?.() ?? null),
+      JSON.stringify(e.details ?? null),
+    );
     current = e.cause;
   }
   return parts.join('\n');

@@ -82,7 +82,11 @@ export async function liveAzure(options: LiveAzureOptions = {}): Promise<LiveAzu
     realtime,
     home,
     logs,
-    warnings: () => logs.filter((l) => l.level === 'warn').map((l) => l.message).join('\n'),
+    warnings: () =>
+      logs
+        .filter((l) => l.level === 'warn')
+        .map((l) => l.message)
+        .join('\n'),
     async close() {
       await kernel.close();
       await realtime.close();

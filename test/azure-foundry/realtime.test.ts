@@ -19,18 +19,27 @@ type Update = { session: { type: string; audio: { input: Record<string, unknown>
 
 describe('azure-foundry realtime: options and the socket URL', () => {
   const instance = (extra: Record<string, unknown>) =>
-    providerSchema.parse({ resource: 'myres', auth: { type: 'api-key', apiKey: 'k' }, deployments: { asr: 'gpt-4o-transcribe' }, ...extra });
+    providerSchema.parse({
+      resource: 'myres',
+      auth: { type: 'api-key', apiKey: 'k' },
+      deployments: { asr: 'gpt-4o-transcribe' },
+      ...extra,
+    });
 
-  it('defaults to off; true takes every default; the socket is the resource\'s v1 realtime URL', () => {
+  it("defaults to off; true takes every default; the socket is the resource's v1 realtime URL", () => {
     expect(instance({}).realtime).toBe(false);
     const on = instance({ realtime: true });
     expect(on.realtime).toBe(true);
     const settings = realtimeSchema.parse({});
     expect(settings).toMatchObject({ enabled: true, turnDetection: 'off', finalTimeoutMs: 15_000, chunkMs: 100 });
-    expect(realtimeSocketUrl(resolveEndpoint(on), settings).href).toBe('wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription');
+    expect(realtimeSocketUrl(resolveEndpoint(on), settings).href).toBe(
+      'wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription',
+    );
     // A deployments-shape instance (dated api-version) still streams to v1, without the dated version.
     const dated = instance({ apiVersion: '2025-04-01-preview', apiShape: 'deployments', realtime: true });
-    expect(realtimeSocketUrl(resolveEndpoint(dated), settings).href).toBe('wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription');
+    expect(realtimeSocketUrl(resolveEndpoint(dated), settings).href).toBe(
+      'wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription',
+    );
   });
 
   it('a gateway prefix, a realtime.endpoint elsewhere and an explicit apiVersion', () => {
@@ -39,14 +48,18 @@ describe('azure-foundry realtime: options and the socket URL', () => {
       'wss://apim.example.com/azure/openai/v1/realtime?intent=transcription',
     );
     const elsewhere = realtimeSchema.parse({ endpoint: 'wss://rt.example.com/gw', apiVersion: 'preview' });
-    expect(realtimeSocketUrl(resolveEndpoint(gateway), elsewhere).href).toBe('wss://rt.example.com/gw/openai/v1/realtime?intent=transcription&api-version=preview');
+    expect(realtimeSocketUrl(resolveEndpoint(gateway), elsewhere).href).toBe(
+      'wss://rt.example.com/gw/openai/v1/realtime?intent=transcription&api-version=preview',
+    );
   });
 
   it('refuses a plain-text realtime.endpoint off loopback, an unknown key, and a model (it is a deployment here)', () => {
     expect(realtimeSchema.safeParse({ endpoint: 'ws://rt.example.com' }).success).toBe(false);
     expect(realtimeSchema.safeParse({ endpoint: 'http://127.0.0.1:8080' }).success).toBe(true);
     expect(realtimeSchema.safeParse({ model: 'gpt-4o-transcribe' }).success).toBe(false);
-    expect(realtimeSchema.safeParse({ deployment: 'rt', turnDetection: { type: 'server_vad', silenceDurationMs: 500 } }).success).toBe(true);
+    expect(realtimeSchema.safeParse({ deployment: 'rt', turnDetection: { type: 'server_vad', silenceDurationMs: 500 } }).success).toBe(
+      true,
+    );
   });
 });
 
@@ -121,7 +134,9 @@ describe('azure-foundry realtime: live recordings stream while the user speaks',
     expect(uploads[0]!.headers['api-key']).toBe(API_KEY);
     expect(uploads[0]!.form?.fields.model).toBe('gpt-4o-mini-transcribe');
     expect(uploads[0]!.form?.file?.size).toBe(encodeWav(second(), 16_000).length);
-    expect(h.warnings()).toMatch(/provider "az": realtime transcription failed, uploading the recording instead: .*closed before the transcript was complete/);
+    expect(h.warnings()).toMatch(
+      /provider "az": realtime transcription failed, uploading the recording instead: .*closed before the transcript was complete/,
+    );
   });
 
   it('a refused handshake (401) and a .failed transcription fall back to the upload; the key never shows', async () => {

@@ -20,7 +20,7 @@ afterEach(async () => {
   kernel = azure = other = home = undefined;
 });
 
-test('credentials are added by the request hook only to marked requests to the instance\'s own origin', async () => {
+test("credentials are added by the request hook only to marked requests to the instance's own origin", async () => {
   azure = await startAzureServer({ apiKey: API_KEY });
   other = await startOpenAIServer({ apiKey: 'sk-openai-0123456789' });
   let api: PluginApi | undefined;
@@ -51,7 +51,12 @@ test('credentials are added by the request hook only to marked requests to the i
     expect(req.headers.authorization).toBe('Bearer sk-openai-0123456789');
   }
   // The marker (the id of az's credentials) is what the hook turns into the key on az's origin…
-  const own = await api!.http.request({ origin: azure.url, path: '/openai/models?api-version=2024-10-21', method: 'GET', headers: { [AUTH_MARKER]: 'az#1' } });
+  const own = await api!.http.request({
+    origin: azure.url,
+    path: '/openai/models?api-version=2024-10-21',
+    method: 'GET',
+    headers: { [AUTH_MARKER]: 'az#1' },
+  });
   await own.body.dump();
   expect(own.statusCode).toBe(200);
   expect(azure.requests.at(-1)!.headers['api-key']).toBe(API_KEY);

@@ -37,7 +37,7 @@ describe('deployments shape (https://{resource}.openai.azure.com/openai/deployme
     expectAuthenticatedWithKey(h);
   });
 
-  test('correction: chat completions, streamed (SSE with Azure\'s empty-choices first chunk) and as JSON', async () => {
+  test("correction: chat completions, streamed (SSE with Azure's empty-choices first chunk) and as JSON", async () => {
     h = await harness({}, { correction: { stream: true } });
     const deltas: string[] = [];
     const streamed = await h.kernel.correct('hello from azure', { onInterim: (text) => deltas.push(text) });
@@ -58,7 +58,8 @@ describe('deployments shape (https://{resource}.openai.azure.com/openai/deployme
     h = await harness({}, { provider: { apiVersion: '2025-04-01-preview' } });
     await h.kernel.transcribe({ data: audio(), name: 'a.wav' });
     await h.kernel.correct('hello');
-    for (const req of [...h.server.to('transcriptions'), ...h.server.to('chat')]) expect(req.query).toEqual({ 'api-version': '2025-04-01-preview' });
+    for (const req of [...h.server.to('transcriptions'), ...h.server.to('chat')])
+      expect(req.query).toEqual({ 'api-version': '2025-04-01-preview' });
   });
 
   test('a full Target URI pasted as endpoint: its path, deployment and api-version are understood', async () => {
@@ -69,7 +70,10 @@ describe('deployments shape (https://{resource}.openai.azure.com/openai/deployme
       },
     }));
     expect(await h.kernel.correct('hello')).toMatchObject({ text: DEFAULT_COMPLETION, fallback: false, model: 'gpt-4o-mini' });
-    expect(h.server.to('chat')[0]).toMatchObject({ path: '/openai/deployments/gpt-4o-mini/chat/completions', query: { 'api-version': '2025-01-01-preview' } });
+    expect(h.server.to('chat')[0]).toMatchObject({
+      path: '/openai/deployments/gpt-4o-mini/chat/completions',
+      query: { 'api-version': '2025-01-01-preview' },
+    });
   });
 });
 
@@ -87,9 +91,12 @@ describe('v1 shape (https://{resource}.openai.azure.com/openai/v1/…, model = d
   });
 
   test('apiShape: v1 with a resource origin; a gpt-4o-mini-transcribe deployment streams (SSE interim text)', async () => {
-    h = await harness({}, {
-      provider: { apiShape: 'v1', deployments: { asr: 'gpt-4o-mini-transcribe', correction: 'gpt-4o-mini' } },
-    });
+    h = await harness(
+      {},
+      {
+        provider: { apiShape: 'v1', deployments: { asr: 'gpt-4o-mini-transcribe', correction: 'gpt-4o-mini' } },
+      },
+    );
     const interim: string[] = [];
     const result = await h.kernel.transcribe({ data: audio(), name: 'a.wav' }, { onInterim: (text) => interim.push(text) });
     expect(result).toMatchObject({ text: DEFAULT_TRANSCRIPT, model: 'gpt-4o-mini-transcribe' });
@@ -170,6 +177,8 @@ describe('the shared client', () => {
     h = await harness({}, { provider: { apiVersion: '2022-01-01' } });
     const missing = await h.kernel.probe('az');
     expect(missing.ok).toBe(false);
-    expect(missing.detail).toContain(`${h.server.url}/openai/models answered 404 Resource not found (deployments API, api-version 2022-01-01)`);
+    expect(missing.detail).toContain(
+      `${h.server.url}/openai/models answered 404 Resource not found (deployments API, api-version 2022-01-01)`,
+    );
   });
 });

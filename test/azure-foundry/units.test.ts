@@ -7,8 +7,7 @@ import { authSchema, defaultProviders, providerSchema, type EntraAuth } from '..
 import { retryAfterMs } from '../../plugins/azure-foundry/rate-limit.ts';
 import { makeToken } from './helpers.ts';
 
-const parse = (options: Record<string, unknown>) =>
-  providerSchema.parse({ auth: { type: 'api-key', apiKey: 'k'.repeat(32) }, ...options });
+const parse = (options: Record<string, unknown>) => providerSchema.parse({ auth: { type: 'api-key', apiKey: 'k'.repeat(32) }, ...options });
 
 const urls = (options: Record<string, unknown>) => {
   const endpoint = resolveEndpoint(parse(options));
@@ -49,7 +48,9 @@ describe('URL building from a resource name', () => {
     expect(urls({ resource: 'legacy', domain: 'cognitiveservices.azure.com' }).chat).toBe(
       'https://legacy.cognitiveservices.azure.com/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21',
     );
-    expect(urls({ resource: 'gov', domain: 'openai.azure.us' }).models).toBe('https://gov.openai.azure.us/openai/models?api-version=2024-10-21');
+    expect(urls({ resource: 'gov', domain: 'openai.azure.us' }).models).toBe(
+      'https://gov.openai.azure.us/openai/models?api-version=2024-10-21',
+    );
   });
 
   test('deployment names are path-encoded', () => {
@@ -64,7 +65,10 @@ describe('endpoint parsing', () => {
     ['https://myres.openai.azure.com/', { prefix: '', shape: undefined }],
     ['https://myres.openai.azure.com/openai', { prefix: '', shape: undefined }],
     ['https://myres.openai.azure.com/openai/v1/', { prefix: '', shape: 'v1' }],
-    ['https://myres.services.ai.azure.com/api/projects/dictation', { origin: 'https://myres.services.ai.azure.com', prefix: '', shape: undefined }],
+    [
+      'https://myres.services.ai.azure.com/api/projects/dictation',
+      { origin: 'https://myres.services.ai.azure.com', prefix: '', shape: undefined },
+    ],
     ['https://myres.services.ai.azure.com/models', { prefix: '', shape: undefined }],
     ['https://gw.azure-api.net/team-a', { origin: 'https://gw.azure-api.net', prefix: '/team-a', shape: undefined }],
     ['https://gw.azure-api.net/team-a/openai/v1', { prefix: '/team-a', shape: 'v1' }],
@@ -74,24 +78,40 @@ describe('endpoint parsing', () => {
   });
 
   test('a pasted Target URI gives shape, api-version and the deployment of its capability', () => {
-    expect(parseEndpoint('https://myres.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions?api-version=2025-01-01-preview')).toEqual({
+    expect(
+      parseEndpoint('https://myres.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions?api-version=2025-01-01-preview'),
+    ).toEqual({
       origin: 'https://myres.openai.azure.com',
       prefix: '',
       shape: 'deployments',
       apiVersion: '2025-01-01-preview',
       deployment: { name: 'gpt-4o-mini', capability: 'correction' },
     });
-    const resolved = resolveEndpoint(parse({ endpoint: 'https://myres.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-06-01' }));
-    expect(resolved).toMatchObject({ shape: 'deployments', apiVersion: '2024-06-01', deployments: { asr: 'whisper', correction: undefined } });
+    const resolved = resolveEndpoint(
+      parse({ endpoint: 'https://myres.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-06-01' }),
+    );
+    expect(resolved).toMatchObject({
+      shape: 'deployments',
+      apiVersion: '2024-06-01',
+      deployments: { asr: 'whisper', correction: undefined },
+    });
   });
 
   test('shape and version: explicit wins; v1-ish versions pick v1; v1 drops dated versions', () => {
     expect(resolveEndpoint(parse({ resource: 'r' }))).toMatchObject({ shape: 'deployments', apiVersion: '2024-10-21' });
     expect(resolveEndpoint(parse({ resource: 'r', apiVersion: 'preview' }))).toMatchObject({ shape: 'v1', apiVersion: 'preview' });
     expect(resolveEndpoint(parse({ resource: 'r', apiVersion: 'v1' }))).toMatchObject({ shape: 'v1', apiVersion: undefined });
-    expect(resolveEndpoint(parse({ resource: 'r', apiShape: 'v1', apiVersion: '2024-10-21' }))).toMatchObject({ shape: 'v1', apiVersion: undefined });
-    expect(resolveEndpoint(parse({ resource: 'r', apiShape: 'deployments', apiVersion: 'preview' }))).toMatchObject({ shape: 'deployments', apiVersion: '2024-10-21' });
-    expect(resolveEndpoint(parse({ endpoint: 'https://r.openai.azure.com/openai/v1', apiShape: 'deployments' }))).toMatchObject({ shape: 'deployments' });
+    expect(resolveEndpoint(parse({ resource: 'r', apiShape: 'v1', apiVersion: '2024-10-21' }))).toMatchObject({
+      shape: 'v1',
+      apiVersion: undefined,
+    });
+    expect(resolveEndpoint(parse({ resource: 'r', apiShape: 'deployments', apiVersion: 'preview' }))).toMatchObject({
+      shape: 'deployments',
+      apiVersion: '2024-10-21',
+    });
+    expect(resolveEndpoint(parse({ endpoint: 'https://r.openai.azure.com/openai/v1', apiShape: 'deployments' }))).toMatchObject({
+      shape: 'deployments',
+    });
   });
 
   test('streaming transcription is asked for only where Azure streams and the deployment name is a streaming model', () => {
@@ -116,7 +136,9 @@ describe('config validation', () => {
 
   test('resource or endpoint, exactly one', () => {
     expect(issues({ auth }).join('\n')).toMatch(/endpoint: set `endpoint`.*or `resource`/);
-    expect(issues({ auth, resource: 'r', endpoint: 'https://r.openai.azure.com' }).join('\n')).toMatch(/resource: give `resource` or `endpoint`, not both/);
+    expect(issues({ auth, resource: 'r', endpoint: 'https://r.openai.azure.com' }).join('\n')).toMatch(
+      /resource: give `resource` or `endpoint`, not both/,
+    );
     expect(issues({ auth, resource: 'https://r.openai.azure.com' }).join('\n')).toMatch(/resource: must be an Azure resource name/);
   });
 
@@ -129,10 +151,14 @@ describe('config validation', () => {
   test('auth is required and must be one of the two kinds; one token source at a time', () => {
     expect(issues({ resource: 'r' }).join('\n')).toMatch(/^auth: must be \{ type: api-key/m);
     expect(issues({ resource: 'r', auth: { type: 'basic' } }).join('\n')).toMatch(/auth\.type: must be \{ type: api-key/);
-    expect(issues({ resource: 'r', auth: { type: 'entra', env: 'A', command: 'az' } }).join('\n')).toMatch(/give one token source, not env and command/);
+    expect(issues({ resource: 'r', auth: { type: 'entra', env: 'A', command: 'az' } }).join('\n')).toMatch(
+      /give one token source, not env and command/,
+    );
     expect(issues({ resource: 'r', auth: { type: 'entra', env: 'not a name' } }).join('\n')).toMatch(/environment variable name/);
     expect(issues({ resource: 'r', auth: { type: 'entra', credential: 'managed-identity', clientId: 'abc' } })).toEqual([]);
-    expect(issues({ resource: 'r', auth: { type: 'entra', command: 'az', clientId: 'abc' } }).join('\n')).toMatch(/clientId \/ tenantId apply only/);
+    expect(issues({ resource: 'r', auth: { type: 'entra', command: 'az', clientId: 'abc' } }).join('\n')).toMatch(
+      /clientId \/ tenantId apply only/,
+    );
   });
 });
 
@@ -141,7 +167,13 @@ describe('environment defaults', () => {
     expect(defaultProviders({})).toEqual({});
     expect(defaultProviders({ AZURE_OPENAI_API_KEY: 'k' })).toEqual({});
     expect(defaultProviders({ AZURE_OPENAI_ENDPOINT: 'https://r.openai.azure.com' })).toEqual({});
-    expect(defaultProviders({ AZURE_OPENAI_ENDPOINT: 'https://r.openai.azure.com/', AZURE_OPENAI_API_KEY: 'k', OPENAI_API_VERSION: '2025-04-01-preview' })).toEqual({
+    expect(
+      defaultProviders({
+        AZURE_OPENAI_ENDPOINT: 'https://r.openai.azure.com/',
+        AZURE_OPENAI_API_KEY: 'k',
+        OPENAI_API_VERSION: '2025-04-01-preview',
+      }),
+    ).toEqual({
       azure: { endpoint: 'https://r.openai.azure.com/', apiVersion: '2025-04-01-preview', auth: { type: 'api-key', apiKey: 'k' } },
     });
     // The Python SDK's AZURE_OPENAI_AD_TOKEN, when there is no key.
@@ -155,7 +187,12 @@ describe('token output', () => {
   const now = Date.UTC(2025, 0, 31, 12, 0, 0);
 
   test('az account get-access-token -o json (expires_on seconds, expiresOn local time)', () => {
-    const out = JSON.stringify({ accessToken: 'eyJ0.eyJ1.sig', expiresOn: '2025-01-31 13:00:00.000000', expires_on: 1738328400, tokenType: 'Bearer' });
+    const out = JSON.stringify({
+      accessToken: 'eyJ0.eyJ1.sig',
+      expiresOn: '2025-01-31 13:00:00.000000',
+      expires_on: 1738328400,
+      tokenType: 'Bearer',
+    });
     expect(parseTokenOutput(out, now)).toEqual({ token: 'eyJ0.eyJ1.sig', expiresAt: 1738328400_000 });
     // Older az: only expiresOn, in local time.
     const local = parseTokenOutput(JSON.stringify({ accessToken: 'abcd', expiresOn: '2025-01-31 13:00:00.500000' }), now);
@@ -163,7 +200,10 @@ describe('token output', () => {
   });
 
   test('azd auth token -o json, OAuth-style, bare JWT, bare opaque token', () => {
-    expect(parseTokenOutput('{"token":"abcd","expiresOn":"2025-01-31T13:00:00Z"}', now)).toEqual({ token: 'abcd', expiresAt: Date.UTC(2025, 0, 31, 13) });
+    expect(parseTokenOutput('{"token":"abcd","expiresOn":"2025-01-31T13:00:00Z"}', now)).toEqual({
+      token: 'abcd',
+      expiresAt: Date.UTC(2025, 0, 31, 13),
+    });
     expect(parseTokenOutput('{"access_token":"abcd","expires_in":3600}', now)).toEqual({ token: 'abcd', expiresAt: now + 3600_000 });
     const jwt = makeToken(1738328400);
     expect(parseTokenOutput(`${jwt}\n`, now)).toEqual({ token: jwt, expiresAt: 1738328400_000 });
@@ -244,7 +284,12 @@ describe('token cache', () => {
     const clock = { now: 0 };
     const source = fakeSource(600_000, clock);
     const warnings: unknown[] = [];
-    const cache = new TokenCache(source, { refreshMarginMs: 300_000, onToken: () => undefined, onStaleUse: (e) => warnings.push(e), now: () => clock.now });
+    const cache = new TokenCache(source, {
+      refreshMarginMs: 300_000,
+      onToken: () => undefined,
+      onStaleUse: (e) => warnings.push(e),
+      now: () => clock.now,
+    });
     await cache.token();
     clock.now += 400_000;
     source.failNext();
@@ -255,7 +300,7 @@ describe('token cache', () => {
     await expect(cache.token()).rejects.toThrow('az failed');
   });
 
-  test('invalidate() forces a new fetch; unknown expiry is reused for the source\'s ttl', async () => {
+  test("invalidate() forces a new fetch; unknown expiry is reused for the source's ttl", async () => {
     const clock = { now: 0 };
     const source = fakeSource(undefined, clock);
     const cache = new TokenCache(source, { refreshMarginMs: 300_000, onToken: () => undefined, now: () => clock.now });
@@ -270,7 +315,13 @@ describe('token cache', () => {
 
 describe('@azure/identity source', () => {
   const entra = (extra: Partial<EntraAuth>): EntraAuth =>
-    ({ type: 'entra', scope: 'https://cognitiveservices.azure.com/.default', refreshMarginMs: 300_000, commandTimeoutMs: 5000, ...extra }) as EntraAuth;
+    ({
+      type: 'entra',
+      scope: 'https://cognitiveservices.azure.com/.default',
+      refreshMarginMs: 300_000,
+      commandTimeoutMs: 5000,
+      ...extra,
+    }) as EntraAuth;
 
   test('constructs the named credential once and asks it for the scope', async () => {
     const made: Record<string, unknown>[] = [];

@@ -13,7 +13,10 @@ const LIMIT = 200_000;
 test('a recording over maxUploadBytes reaches the whisper deployment in parts under the limit, stitched in order', async () => {
   // Noise bursts: over the limit even as FLAC, so parts with or without ffmpeg.
   const audio = wordsWav(14, { kind: 'noise' });
-  h = await harness({ transcript: (req) => `[${req.form?.file?.filename ?? '?'}]` }, { provider: { maxUploadBytes: LIMIT }, asr: { retries: 0 } });
+  h = await harness(
+    { transcript: (req) => `[${req.form?.file?.filename ?? '?'}]` },
+    { provider: { maxUploadBytes: LIMIT }, asr: { retries: 0 } },
+  );
   const result = await h.kernel.transcribe({ data: audio.wav, name: 'long.wav' });
   const posts = h.server.to('transcriptions');
   expect(posts.length).toBeGreaterThanOrEqual(2);

@@ -14,7 +14,17 @@ import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index
 import { koto } from './support.ts';
 
 const TRACE = fileURLToPath(new URL('../support/trace-modules.mjs', import.meta.url));
-const HEAVY = ['/commander/', '/zod/', '/undici/', '/tapable/', '/yaml/', '/chokidar/', '/plugins/', '/kernel/kernel.js', '/kernel/config/'];
+const HEAVY = [
+  '/commander/',
+  '/zod/',
+  '/undici/',
+  '/tapable/',
+  '/yaml/',
+  '/chokidar/',
+  '/plugins/',
+  '/kernel/kernel.js',
+  '/kernel/config/',
+];
 
 let server: OpenAIServer;
 let home: ReturnType<typeof tempHome>;
@@ -89,7 +99,11 @@ describe('the fast control client', () => {
     expect(readFileSync(path.join(home.dir, 'out.txt'), 'utf8')).toContain('Hello, fast client.');
 
     const json = await traced(['status', '--json']);
-    const parsed = JSON.parse(json.stdout) as { state: string; pid: number; audio: { lastStart: { source: string; keyToStartMs: number } } };
+    const parsed = JSON.parse(json.stdout) as {
+      state: string;
+      pid: number;
+      audio: { lastStart: { source: string; keyToStartMs: number } };
+    };
     expect(parsed.state).toBe('idle');
     expect(parsed.pid).toBe(process.pid);
     // The fast client sent its own start time: the daemon measured trigger → recording from it.

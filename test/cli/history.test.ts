@@ -51,11 +51,32 @@ describe('koto history -n', () => {
   it('-n N lists at most N rows, newest first', async () => {
     const { dir, env, data } = fresh('n-ok');
     const store = new HistoryStore(path.join(data, 'history.sqlite'));
-    for (let i = 0; i < 3; i++) store.finish({ id: `2026010${i}-000000-aaaaa${i}`, state: 'done', input: 'x', raw: 'r', text: `t${i}`, fallback: false, asrProvider: undefined, asrModel: undefined, correctionProvider: undefined, correctionModel: undefined, audioPath: undefined, timings: {}, error: undefined, warnings: [] });
+    for (let i = 0; i < 3; i++)
+      store.finish({
+        id: `2026010${i}-000000-aaaaa${i}`,
+        state: 'done',
+        input: 'x',
+        raw: 'r',
+        text: `t${i}`,
+        fallback: false,
+        asrProvider: undefined,
+        asrModel: undefined,
+        correctionProvider: undefined,
+        correctionModel: undefined,
+        audioPath: undefined,
+        timings: {},
+        error: undefined,
+        warnings: [],
+      });
     store.close();
     const result = await koto(['history', '-n', '2'], { env, cwd: dir });
     expect(result.code).toBe(0);
-    expect(result.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0])).toEqual(['20260102-000000-aaaaa2', '20260101-000000-aaaaa1']);
+    expect(
+      result.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/)[0]),
+    ).toEqual(['20260102-000000-aaaaa2', '20260101-000000-aaaaa1']);
   });
 });
 
@@ -77,7 +98,11 @@ describe('the data folder must be private', () => {
     oneErrorLine(await koto(['run', clip], { env, cwd: dir }), 'KOTO_ERR_UNSAFE_FOLDER', 1);
 
     const kernel = await createKernel({
-      config: { providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: KEY } }, transport: { ca: server.ca }, audio: { source: 'tone' } },
+      config: {
+        providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: KEY } },
+        transport: { ca: server.ca },
+        audio: { source: 'tone' },
+      },
       search: false,
       builtins: ['openai-compatible'],
       plugins: [toneSource],
@@ -97,18 +122,28 @@ describe('the data folder must be private', () => {
     expect(existsSync(path.join(elsewhere, 'history.sqlite'))).toBe(false);
   });
 
-  it.runIf(process.getuid?.() === 0)('a data folder owned by another user (uid 65534): refused, naming the owner; the daemon does not start', async () => {
-    const { dir, env, data } = fresh('other-owner');
-    mkdirSync(data, { recursive: true, mode: 0o700 });
-    chownSync(data, 65534, 65534);
-    const line = oneErrorLine(await koto(['history'], { env, cwd: dir }), 'KOTO_ERR_UNSAFE_FOLDER', 3);
-    expect(line).toContain('it is owned by uid 65534, not by you (uid 0)');
-    expect(line).toContain('Fix: ');
-    oneErrorLine(await koto(['run', '-'], { env, cwd: dir, input: Buffer.from(wav) }), 'KOTO_ERR_UNSAFE_FOLDER', 1);
-    const err = await Daemon.start({ config: {}, search: false, builtins: false, env: { KOTO_HOME: env.KOTO_HOME }, logLevel: 'silent', watch: false }).catch((e: unknown) => e);
-    expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_UNSAFE_FOLDER');
-    expect(existsSync(path.join(env.KOTO_HOME!, 'run', 'koto.sock'))).toBe(false);
-  });
+  it.runIf(process.getuid?.() === 0)(
+    'a data folder owned by another user (uid 65534): refused, naming the owner; the daemon does not start',
+    async () => {
+      const { dir, env, data } = fresh('other-owner');
+      mkdirSync(data, { recursive: true, mode: 0o700 });
+      chownSync(data, 65534, 65534);
+      const line = oneErrorLine(await koto(['history'], { env, cwd: dir }), 'KOTO_ERR_UNSAFE_FOLDER', 3);
+      expect(line).toContain('it is owned by uid 65534, not by you (uid 0)');
+      expect(line).toContain('Fix: ');
+      oneErrorLine(await koto(['run', '-'], { env, cwd: dir, input: Buffer.from(wav) }), 'KOTO_ERR_UNSAFE_FOLDER', 1);
+      const err = await Daemon.start({
+        config: {},
+        search: false,
+        builtins: false,
+        env: { KOTO_HOME: env.KOTO_HOME },
+        logLevel: 'silent',
+        watch: false,
+      }).catch((e: unknown) => e);
+      expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_UNSAFE_FOLDER');
+      expect(existsSync(path.join(env.KOTO_HOME!, 'run', 'koto.sock'))).toBe(false);
+    },
+  );
 
   it('a data folder of ours left readable by others (an old umask) is tightened to 0700; the history file is 0600', async () => {
     const { dir, env, data } = fresh('loose');

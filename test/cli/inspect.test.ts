@@ -104,17 +104,33 @@ describe('koto CLI: inspection', () => {
     const plugins = JSON.parse(result.stdout) as { name: string; taps: string[]; errors: string[] }[];
     const builtins = readdirSync(new URL('../../plugins/', import.meta.url)).sort();
     expect(plugins.map((p) => p.name).sort()).toEqual(builtins);
-    expect(plugins.find((p) => p.name === 'outputs')?.taps).toEqual(['close', 'output:clipboard', 'output:file', 'output:paste', 'output:stdout', 'output:type']);
+    expect(plugins.find((p) => p.name === 'outputs')?.taps).toEqual([
+      'close',
+      'output:clipboard',
+      'output:file',
+      'output:paste',
+      'output:stdout',
+      'output:type',
+    ]);
     expect(plugins.find((p) => p.name === 'focus')?.taps).toEqual(['focusedWindow']);
     // The built-ins' own error codes, as a third-party plugin declares them (docs/errors.md lists them per plugin).
-    expect(plugins.find((p) => p.name === 'azure-foundry')?.errors).toEqual(['AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND', 'AZURE_FOUNDRY_ERR_TOKEN']);
-    expect(plugins.find((p) => p.name === 'hotkey')?.errors).toEqual(['HOTKEY_ERR_PERMISSION', 'HOTKEY_ERR_TAKEN', 'HOTKEY_ERR_UNAVAILABLE']);
+    expect(plugins.find((p) => p.name === 'azure-foundry')?.errors).toEqual([
+      'AZURE_FOUNDRY_ERR_DEPLOYMENT_NOT_FOUND',
+      'AZURE_FOUNDRY_ERR_TOKEN',
+    ]);
+    expect(plugins.find((p) => p.name === 'hotkey')?.errors).toEqual([
+      'HOTKEY_ERR_PERMISSION',
+      'HOTKEY_ERR_TAKEN',
+      'HOTKEY_ERR_UNAVAILABLE',
+    ]);
     expect(plugins.find((p) => p.name === 'openai-compatible')?.errors).toEqual([]);
   });
 
   it('doctor says the offline default is active, and why, when there is no key', async () => {
     const result = await koto(['doctor'], { env, cwd: home.dir });
-    expect(result.stdout).toMatch(/ok\s+active: asr offline, correction local \(defaults from the environment: no providers configured; no OPENAI_API_KEY/);
+    expect(result.stdout).toMatch(
+      /ok\s+active: asr offline, correction local \(defaults from the environment: no providers configured; no OPENAI_API_KEY/,
+    );
     expect(result.stdout).toMatch(/ok\s+provider offline: offline pocketsphinx/);
     expect(result.code).toBe(0);
   });

@@ -12,7 +12,10 @@ let inFlight = 0;
 let maxInFlight = 0;
 /** While set, a transcription is held until a second one is in flight too (at most 10 s). */
 let awaitOverlap = false;
-const wav = encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000);
+const wav = encodeWav(
+  new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))),
+  16000,
+);
 const files: string[] = [];
 
 beforeAll(async () => {
@@ -74,7 +77,10 @@ describe('koto run / transcribe / correct against an OpenAI-compatible server', 
   it('run --json prints the documented NDJSON shape', async () => {
     const result = await koto(['run', '--json', files[1]!, files[2]!], { env: userEnv(), cwd: cwd() });
     expect(result.code).toBe(0);
-    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({
       input: files[1],
@@ -154,7 +160,9 @@ describe('koto run / transcribe / correct against an OpenAI-compatible server', 
     const ok = await koto(['doctor'], { env: userEnv(), cwd: cwd() });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/ok\s+provider openai: .*answered 200/);
-    expect(ok.stdout).toMatch(/ok\s+active: asr openai, correction openai \(defaults from the environment: no providers configured; OPENAI_API_KEY is set\)/);
+    expect(ok.stdout).toMatch(
+      /ok\s+active: asr openai, correction openai \(defaults from the environment: no providers configured; OPENAI_API_KEY is set\)/,
+    );
     expect(ok.stdout).toMatch(/ok\s+transport: .* h2, 1 TLS handshake/);
     const bad = await koto(['doctor'], { env: userEnv({ OPENAI_API_KEY: 'sk-bad-doctor-key-123' }), cwd: cwd() });
     expect(bad.code).toBe(1);

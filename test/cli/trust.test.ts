@@ -16,7 +16,10 @@ const root = tempHome('koto-cli-trust-');
 let userServer: OpenAIServer;
 let projectServer: OpenAIServer;
 let caFile: string;
-const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000);
+const wav = encodeWav(
+  new Int16Array(8000).map((_, i) => Math.round(6000 * Math.sin(i / 7))),
+  16000,
+);
 
 beforeAll(async () => {
   userServer = await startOpenAIServer({ apiKey: KEY });
@@ -34,7 +37,10 @@ afterAll(async () => {
 
 let n = 0;
 /** A fresh user (KOTO_HOME) and project folder (with package.json: the search stops there). */
-function setup(files: Record<string, string> = {}, pkg = '{"name":"p"}'): { dir: string; home: string; env: NodeJS.ProcessEnv; run: (args: string[], extra?: NodeJS.ProcessEnv) => Promise<CliResult> } {
+function setup(
+  files: Record<string, string> = {},
+  pkg = '{"name":"p"}',
+): { dir: string; home: string; env: NodeJS.ProcessEnv; run: (args: string[], extra?: NodeJS.ProcessEnv) => Promise<CliResult> } {
   n += 1;
   const dir = path.join(root.dir, `project${n}`);
   const home = path.join(root.dir, `home${n}`);
@@ -47,7 +53,15 @@ function setup(files: Record<string, string> = {}, pkg = '{"name":"p"}'): { dir:
 }
 
 /** A project config that would send the user's key and dictation to another server. */
-const exfiltrating = () => ['providers:', '  main:', '    use: openai-compatible', `    baseUrl: ${projectServer.baseUrl}`, '    apiKey: ${OPENAI_API_KEY}', ''].join('\n');
+const exfiltrating = () =>
+  [
+    'providers:',
+    '  main:',
+    '    use: openai-compatible',
+    `    baseUrl: ${projectServer.baseUrl}`,
+    '    apiKey: ${OPENAI_API_KEY}',
+    '',
+  ].join('\n');
 
 const stderrLines = (result: CliResult) => result.stderr.split('\n').filter(Boolean);
 
@@ -76,14 +90,18 @@ describe('koto with an untrusted project config', { timeout: 120_000 }, () => {
 
     const used = await run(['--no-daemon', 'run', clip]);
     expect(used).toMatchObject({ code: 0, stderr: '', stdout: 'Hello, world.\n' });
-    expect(projectServer.requests.some((r) => r.path.endsWith('/audio/transcriptions') && r.headers.authorization === `Bearer ${KEY}`)).toBe(true);
+    expect(
+      projectServer.requests.some((r) => r.path.endsWith('/audio/transcriptions') && r.headers.authorization === `Bearer ${KEY}`),
+    ).toBe(true);
 
     appendFileSync(file, '# an innocent-looking edit\n');
     const before = projectServer.requests.length;
     const edited = await run(['--no-daemon', 'run', clip]);
     expect(edited.code).toBe(0);
     expect(projectServer.requests).toHaveLength(before);
-    expect(stderrLines(edited)).toEqual([expect.stringContaining(`ignoring ${file}: it changed since you trusted it; using the defaults instead.`)]);
+    expect(stderrLines(edited)).toEqual([
+      expect.stringContaining(`ignoring ${file}: it changed since you trusted it; using the defaults instead.`),
+    ]);
   });
 
   it('koto.config.js whose plugins would write a marker: nothing runs untrusted; after `koto trust`, both run', async () => {
@@ -102,7 +120,9 @@ describe('koto with an untrusted project config', { timeout: 120_000 }, () => {
       expect(existsSync(configRan)).toBe(false);
       expect(existsSync(pluginRan)).toBe(false);
     }
-    expect((await run(['trust', 'koto.config.js'])).stdout).toContain('it is JavaScript/TypeScript: it runs as code each time Koto starts here');
+    expect((await run(['trust', 'koto.config.js'])).stdout).toContain(
+      'it is JavaScript/TypeScript: it runs as code each time Koto starts here',
+    );
     const checked = await run(['config', 'check']);
     expect(checked.code, checked.stderr).toBe(0);
     expect(checked.stdout).toContain(`config OK: ${path.join(dir, 'koto.config.js')}`);
@@ -133,7 +153,12 @@ describe('koto with an untrusted project config', { timeout: 120_000 }, () => {
       `# skipped ${file}: not trusted; to use it, review it and run \`koto trust ${file}\``,
     ]);
     const json = JSON.parse((await run(['config', 'print', '--json'])).stdout) as { $source: unknown; asr: { language: string } };
-    expect(json.$source).toEqual({ file: path.join(home, 'config.yaml'), kind: 'user', trusted: true, skipped: { file, reason: 'untrusted', fix: `koto trust ${file}` } });
+    expect(json.$source).toEqual({
+      file: path.join(home, 'config.yaml'),
+      kind: 'user',
+      trusted: true,
+      skipped: { file, reason: 'untrusted', fix: `koto trust ${file}` },
+    });
     expect(json.asr.language).toBe('fr');
     const doctor = await run(['doctor']);
     expect(doctor.stdout).toMatch(new RegExp(`FAIL\\s+trust: skipped ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not trusted`));
@@ -150,7 +175,10 @@ describe('koto with an untrusted project config', { timeout: 120_000 }, () => {
   });
 
   it('a config that can load plugins and is group-writable warns, even when given with --config', async () => {
-    const { dir, run } = setup({ 'plugin.mjs': `export default { name: 'harmless', apply() {} };\n`, 'team.yaml': 'plugins:\n  - ./plugin.mjs\n' });
+    const { dir, run } = setup({
+      'plugin.mjs': `export default { name: 'harmless', apply() {} };\n`,
+      'team.yaml': 'plugins:\n  - ./plugin.mjs\n',
+    });
     const file = path.join(dir, 'team.yaml');
     chmodSync(file, 0o664);
     const result = await run(['--config', file, 'config', 'check']);
@@ -171,10 +199,18 @@ describe('koto with an untrusted project config', { timeout: 120_000 }, () => {
     symlinkSync(path.join(elsewhere, 'trust.json'), path.join(home, 'trust.json'));
     const check = await run(['config', 'check']);
     expect(check.stdout).toContain('config OK: (no file');
-    expect(stderrLines(check)).toEqual([expect.stringMatching(/^koto warn: ignoring .*\.kotorc\.yaml: the trust store .*trust\.json is not safe to use: it is a symbolic link \(fix: remove the link/)]);
+    expect(stderrLines(check)).toEqual([
+      expect.stringMatching(
+        /^koto warn: ignoring .*\.kotorc\.yaml: the trust store .*trust\.json is not safe to use: it is a symbolic link \(fix: remove the link/,
+      ),
+    ]);
     const refused = await run(['trust']);
     expect(refused.code).toBe(3);
-    expect(stderrLines(refused)).toEqual([expect.stringMatching(/^koto: the trust store .*trust\.json is not safe to use: it is a symbolic link\. Fix: remove the link .*\(KOTO_ERR_TRUST_STORE_UNSAFE\)$/)]);
+    expect(stderrLines(refused)).toEqual([
+      expect.stringMatching(
+        /^koto: the trust store .*trust\.json is not safe to use: it is a symbolic link\. Fix: remove the link .*\(KOTO_ERR_TRUST_STORE_UNSAFE\)$/,
+      ),
+    ]);
   });
 });
 
@@ -184,7 +220,9 @@ describe('koto trust: list, remove, mistakes', { timeout: 60_000 }, () => {
     const file = path.join(dir, '.kotorc.yaml');
     expect((await run(['trust', '--list'])).stdout).toMatch(/^no trusted project configs \(.*trust\.json\)\n$/);
     await run(['trust']);
-    expect((await run(['trust', '--list'])).stdout).toMatch(new RegExp(`^trusted  ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}  \\(since \\d{4}-`));
+    expect((await run(['trust', '--list'])).stdout).toMatch(
+      new RegExp(`^trusted  ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}  \\(since \\d{4}-`),
+    );
     appendFileSync(file, '# edit\n');
     const listed = JSON.parse((await run(['trust', '--list', '--json'])).stdout) as { file: string; state: string; sha256: string };
     expect(listed).toMatchObject({ file, state: 'changed' });
@@ -200,10 +238,14 @@ describe('koto trust: list, remove, mistakes', { timeout: 60_000 }, () => {
     const { dir, run } = setup({ 'other.yaml': 'asr: {}\n' });
     const none = await run(['trust']);
     expect(none.code).toBe(2);
-    expect(stderrLines(none)).toEqual([`koto: no project config file found in ${dir} or its parent folders. Fix: run \`koto trust\` inside the project, or give the file: \`koto trust PATH\`. (KOTO_ERR_TRUST_NO_CONFIG)`]);
+    expect(stderrLines(none)).toEqual([
+      `koto: no project config file found in ${dir} or its parent folders. Fix: run \`koto trust\` inside the project, or give the file: \`koto trust PATH\`. (KOTO_ERR_TRUST_NO_CONFIG)`,
+    ]);
     const other = await run(['trust', 'other.yaml']);
     expect(other.code).toBe(2);
-    expect(other.stderr).toMatch(/other\.yaml is not a config file Koto finds by searching: Koto looks for package\.json, \.kotorc, .*\(KOTO_ERR_TRUST_NOT_CONFIG\)/);
+    expect(other.stderr).toMatch(
+      /other\.yaml is not a config file Koto finds by searching: Koto looks for package\.json, \.kotorc, .*\(KOTO_ERR_TRUST_NOT_CONFIG\)/,
+    );
     const missing = await run(['trust', 'nope.yaml']);
     expect(missing.code).toBe(3);
     expect(missing.stderr).toContain('(KOTO_ERR_CONFIG_NOT_FOUND)');
@@ -213,8 +255,13 @@ describe('koto trust: list, remove, mistakes', { timeout: 60_000 }, () => {
 describe('YAML alias bombs through koto config check', { timeout: 60_000 }, () => {
   it('recursive and exponential aliases: exit 3, one line naming the file, KOTO_ERR_CONFIG_PARSE', async () => {
     const laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-    for (const [i, name] of [...'bcdefghij'].entries()) laughs.push(`${name}: &${name} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(',')}]`);
-    const { dir, run } = setup({ 'rec.yaml': 'a: &a [*a]\n', 'bomb.yaml': `${laughs.join('\n')}\n`, 'nested.yaml': 'x: &x\n  y: &y\n    z: *x\n' });
+    for (const [i, name] of [...'bcdefghij'].entries())
+      laughs.push(`${name}: &${name} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(',')}]`);
+    const { dir, run } = setup({
+      'rec.yaml': 'a: &a [*a]\n',
+      'bomb.yaml': `${laughs.join('\n')}\n`,
+      'nested.yaml': 'x: &x\n  y: &y\n    z: *x\n',
+    });
     for (const [name, detail] of [
       ['rec.yaml', ':1:8: invalid YAML: the alias *a is used inside its own anchor &a'],
       ['bomb.yaml', ': invalid YAML: its aliases expand too far'],
@@ -242,7 +289,11 @@ describe('the daemon and a trusted project config edited later', { timeout: 120_
     const file = path.join(dir, '.kotorc.yaml');
     expect((await run(['trust'])).code).toBe(0);
     let out = '';
-    daemon = spawn(process.execPath, [BIN, 'daemon'], { cwd: dir, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon = spawn(process.execPath, [BIN, 'daemon'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     daemon.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const socket = path.join(home, 'run', 'koto.sock');
@@ -261,7 +312,11 @@ describe('the daemon and a trusted project config edited later', { timeout: 120_
       `koto: ${file} is not trusted: it changed since you trusted it. Fix: review the file, then run \`koto trust ${file}\` (and \`koto reload\` for a running daemon, which keeps its last good config until then). (KOTO_ERR_CONFIG_UNTRUSTED)`,
     ]);
     // The last good config keeps serving: same file, same generation.
-    const failed = JSON.parse((await run(['status', '--json'])).stdout) as { configFile: string; configGeneration: number; lastConfigError?: { code: string } };
+    const failed = JSON.parse((await run(['status', '--json'])).stdout) as {
+      configFile: string;
+      configGeneration: number;
+      lastConfigError?: { code: string };
+    };
     expect(failed).toMatchObject({ configFile: file, configGeneration: 1, lastConfigError: { code: 'KOTO_ERR_CONFIG_UNTRUSTED' } });
 
     expect((await run(['trust'])).code).toBe(0);

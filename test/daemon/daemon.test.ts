@@ -62,7 +62,10 @@ afterEach(async () => {
   home.cleanup();
 });
 
-const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))), 16000);
+const wav = encodeWav(
+  new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))),
+  16000,
+);
 
 describe('daemon', () => {
   it('listens on a socket private to the user (0600, folder 0700)', () => {
@@ -197,4 +200,3 @@ async function writeRecording(id: string): Promise<string> {
   writeFileSync(file, wav);
   return file;
 }
-

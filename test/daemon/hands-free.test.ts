@@ -75,7 +75,9 @@ const talker = (speechMs: number) =>
           while (!stopped) {
             const loud = t * FRAME_MS < speechMs;
             const amplitude = loud ? 8000 : 20;
-            const samples = new Int16Array(320).map((_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * 440 * (t * 320 + i)) / 16000)));
+            const samples = new Int16Array(320).map((_, i) =>
+              Math.round(amplitude * Math.sin((2 * Math.PI * 440 * (t * 320 + i)) / 16000)),
+            );
             yield { samples, timestamp: t * FRAME_MS, rms: amplitude / 32768 / Math.SQRT2 };
             t += 1;
             // Paced, but faster than real time: the detector reads frame timestamps, not the clock.
@@ -132,7 +134,11 @@ describe('the daemon, hands-free', () => {
   async function waitForSession(state: string): Promise<Record<string, unknown>> {
     const end = Date.now() + 60_000;
     for (;;) {
-      const rows = (await koto(['history', '--json', '-n', '5'], { env })).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const rows = (await koto(['history', '--json', '-n', '5'], { env })).stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const row = rows.find((r) => r.state === state);
       if (row) return row;
       if (Date.now() > end) throw new Error(`no ${state} session: ${JSON.stringify(rows)}`);

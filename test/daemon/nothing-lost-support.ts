@@ -8,7 +8,10 @@ import { BIN, koto, type CliResult } from '../cli/support.ts';
 
 export const KEY = 'sk-nothing-lost-canary-5150';
 export const ASR = '/audio/transcriptions';
-export const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))), 16000);
+export const wav = encodeWav(
+  new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))),
+  16000,
+);
 
 export { toneSource, toneStopped } from '../support/daemon.ts';
 
@@ -89,8 +92,16 @@ export function errorCode(result: CliResult): string | undefined {
 }
 
 /** A `koto` child process left running (a daemon, a run held by the server). */
-export function spawnKoto(args: string[], env: NodeJS.ProcessEnv, cwd: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnKoto(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

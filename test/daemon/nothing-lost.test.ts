@@ -148,7 +148,12 @@ describe('standalone `koto run` failures leave a failed row that `koto retry` ru
 describe('Node API', () => {
   async function kernel(dir: string, history?: boolean): Promise<Kernel> {
     const k = await createKernel({
-      config: { providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: KEY } }, asr: { retries: 0 }, correction: { enabled: false }, transport: { ca: server.ca } },
+      config: {
+        providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: KEY } },
+        asr: { retries: 0 },
+        correction: { enabled: false },
+        transport: { ca: server.ca },
+      },
       search: false,
       builtins: ['openai-compatible'],
       env: { KOTO_HOME: path.join(dir, 'koto') },
@@ -169,7 +174,12 @@ describe('Node API', () => {
     );
     expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_UPSTREAM');
     const record = (err as { record: { id: string; audioPath: string } }).record;
-    expect(k.history.get(record.id)).toMatchObject({ state: 'failed', errorCode: 'KOTO_ERR_UPSTREAM', audioPath: record.audioPath, input: 'api.wav' });
+    expect(k.history.get(record.id)).toMatchObject({
+      state: 'failed',
+      errorCode: 'KOTO_ERR_UPSTREAM',
+      audioPath: record.audioPath,
+      input: 'api.wav',
+    });
     expect(existsSync(record.audioPath)).toBe(true);
     server.clearFaults();
     const again = await k.run(record.audioPath, { retryOf: record.id });
@@ -281,14 +291,19 @@ describe('one daemon per data folder', () => {
     expect(next.status().interrupted).toEqual([]);
   });
 
-  it('`koto daemon` twice on one data folder (two runtime folders): the second exits with the code and the first one\'s pid', async () => {
+  it("`koto daemon` twice on one data folder (two runtime folders): the second exits with the code and the first one's pid", async () => {
     const dir = home();
     const configFile = path.join(dir, 'koto.yaml');
     writeFileSync(configFile, configText(server), { mode: 0o600 });
     // XDG layout: one data folder, two runtime folders (two sockets).
     const env = (run: string) => {
       mkdirSync(path.join(dir, run), { recursive: true, mode: 0o700 });
-      return { HOME: dir, XDG_DATA_HOME: path.join(dir, 'data'), XDG_STATE_HOME: path.join(dir, 'state'), XDG_RUNTIME_DIR: path.join(dir, run) };
+      return {
+        HOME: dir,
+        XDG_DATA_HOME: path.join(dir, 'data'),
+        XDG_STATE_HOME: path.join(dir, 'state'),
+        XDG_RUNTIME_DIR: path.join(dir, run),
+      };
     };
     const first = spawnKoto(['--config', configFile, 'daemon'], env('run1'), dir);
     cleanups.push(() => first.child.kill('SIGKILL'));

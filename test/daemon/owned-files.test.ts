@@ -97,7 +97,7 @@ describe('retention (pruneRecordings)', () => {
     expect(existsSync(path.join(recordings, 'aaa.wav'))).toBe(true);
   });
 
-  it('refuses a recordings folder that is a symlink (it may be a folder of the user\'s own audio)', async () => {
+  it("refuses a recordings folder that is a symlink (it may be a folder of the user's own audio)", async () => {
     const dir = home();
     const music = path.join(dir, 'Music');
     mkdirSync(music);
@@ -111,7 +111,7 @@ describe('retention (pruneRecordings)', () => {
 });
 
 describe('the issue as reported: `koto run ~/meeting.wav` delegated to the daemon, then `koto history --clear`', () => {
-  it('the user\'s file survives; Koto\'s own recording of stdin audio is deleted', async () => {
+  it("the user's file survives; Koto's own recording of stdin audio is deleted", async () => {
     const dir = home();
     const env: NodeJS.ProcessEnv = { ...userEnv(server, dir), HOME: dir };
     const configFile = path.join(dir, 'koto.yaml');
@@ -172,14 +172,17 @@ describe('the daemon: keepAudio: false and retention', () => {
     expect(existsSync(row.audioPath!)).toBe(true);
   });
 
-  it('retention at start prunes only its own recordings; rows of outside inputs keep their path; a symlink\'s target survives', async () => {
+  it("retention at start prunes only its own recordings; rows of outside inputs keep their path; a symlink's target survives", async () => {
     const dir = home();
     const first = await startDaemon(dir, []);
     const meeting = precious(dir, 'meeting.wav');
     const outsideRun = (await sendCommand(first.socketPath, 'run', { path: meeting })) as { id: string };
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = (await sendCommand(first.socketPath, 'run', { data: Buffer.from(wav).toString('base64'), name: `clip${i}.wav` })) as { id: string; audioPath: string };
+      const r = (await sendCommand(first.socketPath, 'run', { data: Buffer.from(wav).toString('base64'), name: `clip${i}.wav` })) as {
+        id: string;
+        audioPath: string;
+      };
       ids.push(r.id);
       // Distinct ages, oldest first, without waiting.
       utimesSync(r.audioPath, new Date(Date.now() - (10 - i) * 60_000), new Date(Date.now() - (10 - i) * 60_000));

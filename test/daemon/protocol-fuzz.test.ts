@@ -115,7 +115,10 @@ async function answerTo(line: Buffer | string): Promise<Reply> {
   return replies.find((r) => r.id !== 777_777)!;
 }
 
-const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))), 16000);
+const wav = encodeWav(
+  new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))),
+  16000,
+);
 
 describe('malformed control messages get an error reply', () => {
   const control = 'KOTO_ERR_CONTROL_MESSAGE';
@@ -207,7 +210,11 @@ describe('the 1 MiB line cap', () => {
 
     const refused = await exchange(`${exact} \n${ping(12)}`);
     expect(refused.replies).toHaveLength(1); // the ping after the oversized line is never read
-    expect(refused.replies[0]).toMatchObject({ id: null, ok: false, error: { code: 'KOTO_ERR_CONTROL_MESSAGE', message: expect.stringMatching(/longer than 1048576 bytes \(1 MiB\)/) } });
+    expect(refused.replies[0]).toMatchObject({
+      id: null,
+      ok: false,
+      error: { code: 'KOTO_ERR_CONTROL_MESSAGE', message: expect.stringMatching(/longer than 1048576 bytes \(1 MiB\)/) },
+    });
   });
 
   it('an endless line (no newline, 8 MiB) is cut off at the cap; a huge correct never reaches the provider', async () => {
@@ -218,7 +225,9 @@ describe('the 1 MiB line cap', () => {
     expect(refused.replies[0]).toMatchObject({ ok: false, error: { code: 'KOTO_ERR_CONTROL_MESSAGE' } });
     expect(server.requests.length).toBe(before);
     // The client refuses to send such a request in the first place.
-    await expect(sendCommand(daemon.socketPath, 'correct', { text: 'a'.repeat(2 * MAX_REQUEST_BYTES) })).rejects.toMatchObject({ code: 'KOTO_ERR_CONTROL_MESSAGE' });
+    await expect(sendCommand(daemon.socketPath, 'correct', { text: 'a'.repeat(2 * MAX_REQUEST_BYTES) })).rejects.toMatchObject({
+      code: 'KOTO_ERR_CONTROL_MESSAGE',
+    });
     expect(server.requests.length).toBe(before);
   });
 
@@ -231,7 +240,10 @@ describe('the 1 MiB line cap', () => {
   });
 
   it('audio larger than a line goes by file: `transcribe`/`run` with 3 MiB of stdin audio still work', async () => {
-    const big = encodeWav(new Int16Array(1_600_000).map((_, i) => Math.round(3000 * Math.sin(i / 9))), 16000);
+    const big = encodeWav(
+      new Int16Array(1_600_000).map((_, i) => Math.round(3000 * Math.sin(i / 9))),
+      16000,
+    );
     expect(big.length).toBeGreaterThan(3 * 1024 * 1024);
     const data = Buffer.from(big).toString('base64');
     const t = (await sendCommand(daemon.socketPath, 'transcribe', { data, name: 'big.wav' })) as { text: string; audioPath: string };
@@ -246,7 +258,12 @@ describe('the 1 MiB line cap', () => {
   });
 
   it('the real CLI delegates 3 MiB of stdin audio (`koto transcribe -`, `koto run -`)', async () => {
-    const big = Buffer.from(encodeWav(new Int16Array(1_600_000).map((_, i) => Math.round(2500 * Math.sin(i / 11))), 16000));
+    const big = Buffer.from(
+      encodeWav(
+        new Int16Array(1_600_000).map((_, i) => Math.round(2500 * Math.sin(i / 11))),
+        16000,
+      ),
+    );
     const env = { KOTO_HOME: home.dir };
     const t = await koto(['transcribe', '-'], { env, input: big });
     expect(t).toMatchObject({ code: 0, stdout: 'fuzzed words\n', stderr: '' });
@@ -263,8 +280,41 @@ describe('fuzz', () => {
     // The benchmark's seeded PRNG: the same 500 messages on every run.
     const random = seededRandom(0x6b6f746f);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-    const keys = ['id', 'cmd', 'args', '__proto__', 'constructor', 'prototype', 'path', 'data', 'upload', 'text', 'wait', 'provider', 'template', 'name', 'correct', 'toString'];
-    const commands = ['ping', 'status', 'stop', 'toggle', 'cancel', 'reload', 'transcribe', 'run', 'correct', 'retry', 'rewrite', '__proto__', 'constructor', 'hasOwnProperty', ''];
+    const keys = [
+      'id',
+      'cmd',
+      'args',
+      '__proto__',
+      'constructor',
+      'prototype',
+      'path',
+      'data',
+      'upload',
+      'text',
+      'wait',
+      'provider',
+      'template',
+      'name',
+      'correct',
+      'toString',
+    ];
+    const commands = [
+      'ping',
+      'status',
+      'stop',
+      'toggle',
+      'cancel',
+      'reload',
+      'transcribe',
+      'run',
+      'correct',
+      'retry',
+      'rewrite',
+      '__proto__',
+      'constructor',
+      'hasOwnProperty',
+      '',
+    ];
     const strings = ['', 'a', '/tmp/none.wav', '../../etc/passwd', '/etc/passwd', 'AAAA', '\u0000', 'é✓', '{"id":1}', 'x'.repeat(300)];
     const value = (depth: number): unknown => {
       const kind = Math.floor(random() * (depth > 2 ? 5 : 7));
@@ -316,7 +366,9 @@ describe('fuzz', () => {
       if (roll < 0.5) {
         // Envelope-shaped: a real command name with random args (type confusion).
         const envelope: Record<string, unknown> = { id: random() < 0.8 ? Math.floor(random() * 1000) : value(2), cmd: pick(commands) };
-        if (random() < 0.9) envelope.args = random() < 0.8 ? Object.fromEntries(Array.from({ length: Math.floor(random() * 4) }, () => [pick(keys), value(2)])) : value(2);
+        if (random() < 0.9)
+          envelope.args =
+            random() < 0.8 ? Object.fromEntries(Array.from({ length: Math.floor(random() * 4) }, () => [pick(keys), value(2)])) : value(2);
         let text = JSON.stringify(envelope);
         if (random() < 0.2) text = text.replace('"args":{', '"args":{"__proto__":{"x":1},');
         return Buffer.from(text);
@@ -342,7 +394,9 @@ describe('fuzz', () => {
           errors += 1;
           codes.set(reply.error!.code, (codes.get(reply.error!.code) ?? 0) + 1);
           expect(Object.hasOwn(ERRORS, reply.error!.code)).toBe(true);
-          expect(reply.error!.code, `message ${i}: ${bytes.toString('latin1').slice(0, 120)} → ${reply.error!.message}`).not.toBe('KOTO_ERR_INTERNAL');
+          expect(reply.error!.code, `message ${i}: ${bytes.toString('latin1').slice(0, 120)} → ${reply.error!.message}`).not.toBe(
+            'KOTO_ERR_INTERNAL',
+          );
           expect(reply.error!.message.length).toBeGreaterThan(0);
         }
       }

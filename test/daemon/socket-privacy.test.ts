@@ -1,4 +1,15 @@
-import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -48,11 +59,26 @@ async function attackerAt(socketPath: string): Promise<Attacker> {
 
 /** The environment of a user without KOTO_HOME (koto() passes nothing else through). */
 function userEnv(runtimeParent: string): NodeJS.ProcessEnv {
-  return { HOME: home.dir, XDG_RUNTIME_DIR: runtimeParent, XDG_CONFIG_HOME: path.join(home.dir, 'config'), XDG_DATA_HOME: path.join(home.dir, 'data'), XDG_STATE_HOME: path.join(home.dir, 'state') };
+  return {
+    HOME: home.dir,
+    XDG_RUNTIME_DIR: runtimeParent,
+    XDG_CONFIG_HOME: path.join(home.dir, 'config'),
+    XDG_DATA_HOME: path.join(home.dir, 'data'),
+    XDG_STATE_HOME: path.join(home.dir, 'state'),
+  };
 }
 
 function startDaemon(env: NodeJS.ProcessEnv, extra: Partial<Parameters<typeof Daemon.start>[0]> = {}): Promise<Daemon> {
-  return Daemon.start({ config: {}, search: false, builtins: false, env, logLevel: 'silent', watch: false, shutdownTimeoutMs: 2000, ...extra });
+  return Daemon.start({
+    config: {},
+    search: false,
+    builtins: false,
+    env,
+    logLevel: 'silent',
+    watch: false,
+    shutdownTimeoutMs: 2000,
+    ...extra,
+  });
 }
 
 async function refusal(promise: Promise<unknown>): Promise<KotoError> {
@@ -234,7 +260,12 @@ describe('an unsafe runtime folder or socket is refused, never used', () => {
     const attacker = await attackerAt(path.join(runtime, 'koto.sock'));
     chownSync(runtime, NOBODY, NOBODY);
     lchownSync(path.join(runtime, 'koto.sock'), NOBODY, NOBODY);
-    const env = { HOME: home.dir, TMPDIR: tmp, XDG_DATA_HOME: path.join(home.dir, 'data-tmp'), XDG_STATE_HOME: path.join(home.dir, 'state-tmp') };
+    const env = {
+      HOME: home.dir,
+      TMPDIR: tmp,
+      XDG_DATA_HOME: path.join(home.dir, 'data-tmp'),
+      XDG_STATE_HOME: path.join(home.dir, 'state-tmp'),
+    };
 
     for (const args of [['status'], ['start'], ['stop'], ['toggle'], ['cancel'], ['reload'], ['retry', '20260101-000000-abcd']]) {
       const result = await koto(args, { env });
@@ -294,7 +325,10 @@ describe('a private runtime folder works as before', () => {
     expect(await sendCommand(where.socket, 'ping')).toMatchObject({ pid: process.pid });
 
     chmodSync(where.socket, 0o666);
-    await expect(sendCommand(where.socket, 'ping')).rejects.toMatchObject({ code: 'KOTO_ERR_UNSAFE_SOCKET', message: expect.stringMatching(/mode is 0666/) });
+    await expect(sendCommand(where.socket, 'ping')).rejects.toMatchObject({
+      code: 'KOTO_ERR_UNSAFE_SOCKET',
+      message: expect.stringMatching(/mode is 0666/),
+    });
     const refused = await refusal(startDaemon(userEnv(where.parent)));
     expect(refused.code).toBe('KOTO_ERR_UNSAFE_SOCKET');
     chmodSync(where.socket, 0o600);
@@ -323,7 +357,10 @@ describe('a private runtime folder works as before', () => {
 describe('delegation (`koto run`, `koto correct`) with an unsafe runtime folder', () => {
   let server: OpenAIServer;
   const KEY = 'sk-socket-privacy-canary-1234';
-  const wav = encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000);
+  const wav = encodeWav(
+    new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))),
+    16000,
+  );
   beforeAll(async () => {
     server = await startOpenAIServer({ apiKey: KEY, transcribe: () => 'hello there', complete: () => 'Hello there.' });
     writeFileSync(path.join(home.dir, 'ca.pem'), server.ca);
@@ -363,5 +400,7 @@ describe('delegation (`koto run`, `koto correct`) with an unsafe runtime folder'
 function expectWarning(stderr: string): void {
   const lines = stderr.trimEnd().split('\n');
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^koto: warning: not using the daemon: the runtime folder .* is not private to you: .*\(KOTO_ERR_UNSAFE_FOLDER\)$/);
+  expect(lines[0]).toMatch(
+    /^koto: warning: not using the daemon: the runtime folder .* is not private to you: .*\(KOTO_ERR_UNSAFE_FOLDER\)$/,
+  );
 }

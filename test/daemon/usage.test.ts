@@ -34,12 +34,22 @@ it('a live dictation and a transcribe through the daemon are priced and recorded
   const daemon = await testDaemon({ configPath: configFile, env: { KOTO_HOME: home.dir } });
   cleanups.push(() => daemon.close());
   await sendCommand(daemon.socketPath, 'start');
-  const record = (await sendCommand(daemon.socketPath, 'stop', { wait: true })) as { id: string; cost: number | null; attempts: { stage: string }[] };
+  const record = (await sendCommand(daemon.socketPath, 'stop', { wait: true })) as {
+    id: string;
+    cost: number | null;
+    attempts: { stage: string }[];
+  };
   expect(record.attempts.map((a) => a.stage)).toEqual(['asr', 'correction']);
   // The loopback server reports token usage for both calls; both models have default prices.
   expect(record.cost).toBeGreaterThan(0);
   const wav = path.join(home.dir, 'a.wav');
-  writeFileSync(wav, encodeWav(new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))), 16000));
+  writeFileSync(
+    wav,
+    encodeWav(
+      new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))),
+      16000,
+    ),
+  );
   const transcribed = (await sendCommand(daemon.socketPath, 'transcribe', { path: wav })) as { id: string; cost: number | null };
   expect(transcribed.cost).toBeGreaterThan(0);
   const rows = daemon.history.usage();

@@ -240,7 +240,9 @@ describe('feedback: notifications through osascript', () => {
     expect(message).toContain(say.trim());
     const escaped = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
     const body = `${message.replace(CANARY, '[redacted]')}. The recording is kept: koto retry ${err.record!.id}`;
-    expect(call!.args[1]).toBe(`display notification "${escaped(body.replace(/\s+/g, ' '))}" with title "Koto" subtitle "Dictation failed"`);
+    expect(call!.args[1]).toBe(
+      `display notification "${escaped(body.replace(/\s+/g, ' '))}" with title "Koto" subtitle "Dictation failed"`,
+    );
     expect(call!.args[1]).not.toContain('…');
     expect(call!.args[1]).not.toContain(CANARY);
     expect(existsSync(pwned)).toBe(false);

@@ -117,7 +117,9 @@ describe('what a finished session notifies', () => {
 
   it('nothing for a clean session or a cancelled one', () => {
     expect(sessionNotice(base, scrub)).toBeUndefined();
-    expect(sessionNotice({ ...base, state: 'cancelled', error: { code: 'KOTO_ERR_ABORTED', message: 'cancelled' } }, scrub)).toBeUndefined();
+    expect(
+      sessionNotice({ ...base, state: 'cancelled', error: { code: 'KOTO_ERR_ABORTED', message: 'cancelled' } }, scrub),
+    ).toBeUndefined();
   });
 
   it('a failure: the scrubbed one-line message, and the retry command when the recording is kept', () => {
@@ -159,7 +161,7 @@ describe('cue sources', () => {
 
 describe('built-in tones', () => {
   it('short blips with faded ends, start higher than stop, error a double tone', () => {
-    const crossings = (s: Int16Array) => s.reduce((n, v, i) => (i > 0 && (s[i - 1]! < 0) !== (v < 0) ? n + 1 : n), 0);
+    const crossings = (s: Int16Array) => s.reduce((n, v, i) => (i > 0 && s[i - 1]! < 0 !== v < 0 ? n + 1 : n), 0);
     for (const kind of ['start', 'stop', 'error'] as const) {
       const samples = toneSamples(kind);
       const ms = (samples.length / TONE_RATE) * 1000;
@@ -254,7 +256,10 @@ describe('helper programs', () => {
     expect(slot.start({ file: path.join(bin, 'gone'), args: [], env })).toBe(true);
     await done;
     // Every started process has ended (each was awaited): these are all the calls there will be.
-    expect(readCalls(callsDir).map((c) => [c.name, ...c.args])).toEqual([['ok', 'one'], ['bad', 'two']]);
+    expect(readCalls(callsDir).map((c) => [c.name, ...c.args])).toEqual([
+      ['ok', 'one'],
+      ['bad', 'two'],
+    ]);
     expect(failures).toEqual(['bad exited with code 3', `gone is no longer installed (${path.join(bin, 'gone')})`]);
   });
 });

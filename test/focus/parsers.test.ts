@@ -19,7 +19,14 @@ afterAll(() => home.cleanup());
 
 describe('sway: swaymsg -t get_tree', () => {
   it('names the focused Wayland window by its app id, with its title, pid and con id', () => {
-    expect(parseSwayTree(fixture('sway-foot.json'))).toEqual({ app: 'koto-foot-1', instance: undefined, title: 'foot', pid: 8272, id: '5', desktop: 'sway' });
+    expect(parseSwayTree(fixture('sway-foot.json'))).toEqual({
+      app: 'koto-foot-1',
+      instance: undefined,
+      title: 'foot',
+      pid: 8272,
+      id: '5',
+      desktop: 'sway',
+    });
   });
 
   it('an XWayland window (floating): its X11 class and instance', () => {
@@ -55,7 +62,11 @@ describe('Hyprland: hyprctl activewindow -j', () => {
   });
 
   it('an XWayland window with no class yet: its initial class', () => {
-    expect(parseHyprlandActiveWindow(fixture('hyprland-xwayland.json'))).toMatchObject({ app: 'thunderbird', title: 'Inbox - Mozilla Thunderbird', pid: 17212 });
+    expect(parseHyprlandActiveWindow(fixture('hyprland-xwayland.json'))).toMatchObject({
+      app: 'thunderbird',
+      title: 'Inbox - Mozilla Thunderbird',
+      pid: 17212,
+    });
   });
 
   it('nothing focused ({}), or a non-JSON answer ("Invalid"): no window', () => {
@@ -66,7 +77,12 @@ describe('Hyprland: hyprctl activewindow -j', () => {
 
 describe('macOS: osascript', () => {
   it('name, pid and a title with any characters but a newline', () => {
-    expect(parseOsascript('Terminal\n512\nclaude — Claude Code | ~/src\n')).toEqual({ app: 'Terminal', title: 'claude — Claude Code | ~/src', pid: 512, desktop: 'macos' });
+    expect(parseOsascript('Terminal\n512\nclaude — Claude Code | ~/src\n')).toEqual({
+      app: 'Terminal',
+      title: 'claude — Claude Code | ~/src',
+      pid: 512,
+      desktop: 'macos',
+    });
     expect(parseOsascript('Finder\n300\n\n')).toEqual({ app: 'Finder', title: '', pid: 300, desktop: 'macos' });
     expect(parseOsascript('\n')).toBeUndefined();
   });
@@ -189,7 +205,7 @@ describe('through the kernel (stand-in tools on PATH)', () => {
     }
   });
 
-  it("a third-party tap: its answer is used; a throwing tap or one answering without an app is unknown", async () => {
+  it('a third-party tap: its answer is used; a throwing tap or one answering without an app is unknown', async () => {
     const answer = (value: unknown) =>
       definePlugin({ name: 'focus-test', apply: (api) => api.hooks.focusedWindow.tapPromise('focus-test', async () => value as never) });
     const thrower = definePlugin({
@@ -200,7 +216,14 @@ describe('through the kernel (stand-in tools on PATH)', () => {
         }),
     });
     const run = async (plugin: ReturnType<typeof definePlugin>) => {
-      const kernel = await createKernel({ search: false, builtins: false, plugins: [plugin], env: { KOTO_HOME: home.dir }, config: {}, logLevel: 'silent' });
+      const kernel = await createKernel({
+        search: false,
+        builtins: false,
+        plugins: [plugin],
+        env: { KOTO_HOME: home.dir },
+        config: {},
+        logLevel: 'silent',
+      });
       try {
         return await kernel.focusedWindow();
       } finally {

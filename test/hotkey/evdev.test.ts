@@ -123,26 +123,52 @@ describe('input_event records', () => {
   });
 
   it('decode in both sizes and byte orders, skipping the timestamp', () => {
-    const events: Record3[] = [[EV_KEY, SPACE, 1], [0, 0, 0], [EV_KEY, SPACE, 0], [4, 4, -458_796]];
+    const events: Record3[] = [
+      [EV_KEY, SPACE, 1],
+      [0, 0, 0],
+      [EV_KEY, SPACE, 0],
+      [4, 4, -458_796],
+    ];
     for (const arch of ['x64', 'arm']) {
       for (const order of ['LE', 'BE'] as const) {
         const layout = recordLayout(arch, order);
         const decoded = new RecordDecoder(layout).push(encodeEvents(events, layout));
-        expect(decoded.map((e) => [e.type, e.code, e.value]), `${arch} ${order}`).toEqual(events);
+        expect(
+          decoded.map((e) => [e.type, e.code, e.value]),
+          `${arch} ${order}`,
+        ).toEqual(events);
       }
     }
   });
 
   it('keep a record split across chunks until its rest arrives', () => {
     const layout = recordLayout('x64', 'LE');
-    const bytes = encodeEvents([[EV_KEY, F9, 1], [EV_KEY, F9, 0], [EV_KEY, F13, 2]], layout);
+    const bytes = encodeEvents(
+      [
+        [EV_KEY, F9, 1],
+        [EV_KEY, F9, 0],
+        [EV_KEY, F13, 2],
+      ],
+      layout,
+    );
     const decoder = new RecordDecoder(layout);
     const seen: number[][] = [];
     // Cut at every awkward place: inside the timestamp, inside type/code/value, across records.
-    for (const [from, to] of [[0, 5], [5, 17], [17, 22], [22, 23], [23, 30], [30, 72]]) {
+    for (const [from, to] of [
+      [0, 5],
+      [5, 17],
+      [17, 22],
+      [22, 23],
+      [23, 30],
+      [30, 72],
+    ]) {
       for (const e of decoder.push(bytes.subarray(from, to))) seen.push([e.code, e.value]);
     }
-    expect(seen).toEqual([[F9, 1], [F9, 0], [F13, 2]]);
+    expect(seen).toEqual([
+      [F9, 1],
+      [F9, 0],
+      [F13, 2],
+    ]);
     expect(decoder.buffered).toBe(0);
     expect(decoder.push(bytes.subarray(0, 10))).toEqual([]);
     expect(decoder.buffered).toBe(10);
@@ -172,7 +198,8 @@ describe('/proc/bus/input/devices', () => {
     expect(at.event).toBe('event3');
     expect(at.phys).toBe('isa0060/serio0/input0');
     expect(at.bitmaps.EV).toBe(0x120013n);
-    for (const code of [1, SPACE, LEFTCTRL, RIGHTCTRL, LEFTALT, RIGHTALT, LEFTSHIFT, F9, 125]) expect(hasBit(at.bitmaps.KEY, code), `key ${code}`).toBe(true);
+    for (const code of [1, SPACE, LEFTCTRL, RIGHTCTRL, LEFTALT, RIGHTALT, LEFTSHIFT, F9, 125])
+      expect(hasBit(at.bitmaps.KEY, code), `key ${code}`).toBe(true);
     // The power button has exactly KEY_POWER (116): one word above a zero word.
     expect(devices[1]!.bitmaps.KEY).toBe(1n << 116n);
     expect(devices[0]!.event).toBe('event0');
@@ -329,7 +356,14 @@ describe('openEvdev on FIFOs', () => {
 
     const rctrl = await open('rightctrl', [pad]);
     // Left ctrl is not it; rightctrl as a modifier of a chord with shift is not it; alone it is.
-    pad.write([...press(LEFTCTRL), ...release(LEFTCTRL), ...press(LEFTSHIFT), ...press(RIGHTCTRL), ...release(RIGHTCTRL), ...release(LEFTSHIFT)]);
+    pad.write([
+      ...press(LEFTCTRL),
+      ...release(LEFTCTRL),
+      ...press(LEFTSHIFT),
+      ...press(RIGHTCTRL),
+      ...release(RIGHTCTRL),
+      ...release(LEFTSHIFT),
+    ]);
     pad.write([...press(RIGHTCTRL), ...repeat(RIGHTCTRL), ...release(RIGHTCTRL)]);
     await rctrl.rec.waitKeys(2);
     expect(rctrl.rec.types()).toEqual(['down', 'up']);
@@ -408,10 +442,14 @@ describe('openEvdev on FIFOs', () => {
   it('delivers nothing more once a key handler closes the grab', async () => {
     const kbd = fifo();
     const rec = recorder();
-    const grab: HotkeyGrab | undefined = await openEvdev(combo('f9'), (e) => {
-      rec.onKey(e);
-      void grab?.close();
-    }, { ...rec.options, devices: [kbd.path] });
+    const grab: HotkeyGrab | undefined = await openEvdev(
+      combo('f9'),
+      (e) => {
+        rec.onKey(e);
+        void grab?.close();
+      },
+      { ...rec.options, devices: [kbd.path] },
+    );
     grabs.push(grab);
     // One chunk: the release is read together with the press that closes the grab.
     kbd.write([...press(F9), ...release(F9), ...press(F9)]);
@@ -425,11 +463,15 @@ describe('openEvdev on FIFOs', () => {
     const kbd = fifo();
     const rec = recorder();
     let calls = 0;
-    const grab = await openEvdev(combo('f9'), (e) => {
-      calls += 1;
-      rec.onKey(e);
-      if (calls === 1) throw new Error('boom');
-    }, { ...rec.options, devices: [kbd.path] });
+    const grab = await openEvdev(
+      combo('f9'),
+      (e) => {
+        calls += 1;
+        rec.onKey(e);
+        if (calls === 1) throw new Error('boom');
+      },
+      { ...rec.options, devices: [kbd.path] },
+    );
     grabs.push(grab);
     kbd.write([...press(F9), ...release(F9)]);
     await rec.waitKeys(2);
@@ -441,7 +483,9 @@ describe('openEvdev on FIFOs', () => {
     const file = join(dir, 'notes.txt');
     writeFileSync(file, 'x'.repeat(100));
     const rec = recorder();
-    const err = await openEvdev(combo('f9'), rec.onKey, { ...rec.options, devices: [file, join(dir, 'missing'), dir] }).catch((e: unknown) => e);
+    const err = await openEvdev(combo('f9'), rec.onKey, { ...rec.options, devices: [file, join(dir, 'missing'), dir] }).catch(
+      (e: unknown) => e,
+    );
     expect(KotoError.is(err) && err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     const message = (err as KotoError).message;
     expect(message).toContain(`${file}: is not a device`);
@@ -495,9 +539,17 @@ describe('finding keyboards', () => {
     mkdirSync(join(dir, 'input'));
     const text = readFileSync(FIXTURE, 'utf8');
     // Only the buttons and the mouse.
-    writeFileSync(join(dir, 'proc-devices'), text.split('\n\n').filter((b) => /Button|Mouse/.test(b)).join('\n\n'));
+    writeFileSync(
+      join(dir, 'proc-devices'),
+      text
+        .split('\n\n')
+        .filter((b) => /Button|Mouse/.test(b))
+        .join('\n\n'),
+    );
     const rec = recorder();
-    const err = await createEvdevBackend(sources())(combo('ctrl+space'), rec.onKey, { ...rec.options, devices: [] }).catch((e: unknown) => e);
+    const err = await createEvdevBackend(sources())(combo('ctrl+space'), rec.onKey, { ...rec.options, devices: [] }).catch(
+      (e: unknown) => e,
+    );
     expect(KotoError.is(err) && err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
     expect((err as KotoError).message).toContain('no keyboard with the key "space"');
   });
@@ -520,7 +572,8 @@ describe('permissions', () => {
       });
     } catch (err) {
       // A container without CAP_SETUID: root cannot become nobody, and root reads mode 000.
-      if (asRoot && (err as NodeJS.ErrnoException).code === 'EPERM') skip('runs as root without the right to switch users, and root reads a mode-000 file');
+      if (asRoot && (err as NodeJS.ErrnoException).code === 'EPERM')
+        skip('runs as root without the right to switch users, and root reads a mode-000 file');
       throw err;
     }
     let out = '';

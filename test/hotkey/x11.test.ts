@@ -140,7 +140,11 @@ async function withLocks(keys: readonly string[], body: () => Promise<void>): Pr
 describe('X11 hotkey: grabbing and events', () => {
   it('reports a press and a release of the grabbed combination', async () => {
     const w = await grabbed('ctrl+alt+space');
-    expect({ backend: w.grab.backend, keys: w.grab.keys, where: w.grab.where }).toEqual({ backend: 'x11', keys: 'ctrl+alt+space', where: xvfb.display });
+    expect({ backend: w.grab.backend, keys: w.grab.keys, where: w.grab.where }).toEqual({
+      backend: 'x11',
+      keys: 'ctrl+alt+space',
+      where: xvfb.display,
+    });
 
     await x('xdotool', ['keydown', 'ctrl+alt+space']);
     await waitFor(() => w.events.length >= 1, 'the press');
@@ -224,7 +228,10 @@ describe('X11 hotkey: grabbing and events', () => {
     await x('xdotool', ['keydown', 'ctrl+alt+space']);
     try {
       // The backend notes the first repeat it filters: proof that the server did repeat.
-      await waitFor(() => w.logs.some((line) => line.includes(`auto-repeat of ctrl+alt+space ignored (${kind})`)), 'the server to repeat the held key');
+      await waitFor(
+        () => w.logs.some((line) => line.includes(`auto-repeat of ctrl+alt+space ignored (${kind})`)),
+        'the server to repeat the held key',
+      );
       expect(w.types()).toEqual(['down']);
     } finally {
       await x('xdotool', ['keyup', 'ctrl+alt+space']);
@@ -248,13 +255,19 @@ describe('X11 hotkey: grabbing and events', () => {
       await x('setxkbmap', ['de']);
       const after = await planFor('ctrl+alt+z');
       expect(after.keycodes).not.toEqual(before.keycodes);
-      await waitFor(() => w.logs.some((line) => line.includes(`grabbed again (keycodes ${after.keycodes.join(', ')},`)), 'the grab to follow the new map');
+      await waitFor(
+        () => w.logs.some((line) => line.includes(`grabbed again (keycodes ${after.keycodes.join(', ')},`)),
+        'the grab to follow the new map',
+      );
       await tap(w, 'ctrl+alt+z');
       expect(w.types()).toEqual(['down', 'up']);
     } finally {
       await x('setxkbmap', ['us']);
     }
-    await waitFor(() => w.logs.some((line) => line.includes(`grabbed again (keycodes ${before.keycodes.join(', ')},`)), 'the grab to follow the map back');
+    await waitFor(
+      () => w.logs.some((line) => line.includes(`grabbed again (keycodes ${before.keycodes.join(', ')},`)),
+      'the grab to follow the map back',
+    );
     await tap(w, 'ctrl+alt+z');
     expect(w.types()).toEqual(['down', 'up', 'down', 'up']);
     expect(w.errors).toEqual([]);
@@ -422,7 +435,9 @@ describe('X11 hotkey: taken, released, unavailable', () => {
     const w = watch();
     const err = await rejection(openX11(combo('super+f24'), w.onKey, w.options));
     expect(err.code).toBe('HOTKEY_ERR_UNAVAILABLE');
-    expect(err.message).toBe(`the x11 hotkey cannot run: no key on the keyboard map produces "f24" (keysym 0xffd5) on display ${xvfb.display}`);
+    expect(err.message).toBe(
+      `the x11 hotkey cannot run: no key on the keyboard map produces "f24" (keysym 0xffd5) on display ${xvfb.display}`,
+    );
     expect(err.fix).toContain('hotkey.keys');
   });
 
@@ -449,7 +464,14 @@ describe('X11 hotkey: taken, released, unavailable', () => {
 describe('planGrab: reading the keyboard and modifier maps', () => {
   // A small map: keycode 10 space, 11 Alt_L, 12 Num_Lock, 13 Super_L, 14 Meta_L, 15 Control_R.
   const first = 10;
-  const keysyms = [[0x20, 0], [0xffe9, 0], [0xff7f, 0], [0xffeb, 0], [0, 0xffe7], [0xffe4, 0]];
+  const keysyms = [
+    [0x20, 0],
+    [0xffe9, 0],
+    [0xff7f, 0],
+    [0xffeb, 0],
+    [0, 0xffe7],
+    [0xffe4, 0],
+  ];
   // Shift, Lock, Control, Mod1..Mod5 — here Alt on Mod3, Num Lock on Mod5, Super on Mod2.
   const modifierMap = [[], [], [15], [], [13], [11], [], [12]];
 
@@ -464,17 +486,45 @@ describe('planGrab: reading the keyboard and modifier maps', () => {
   it('falls back to Meta for Alt; reports a modifier or key the map lacks', () => {
     const metaOnly = [[], [], [], [14], [], [], [], []];
     expect(planGrab(combo('alt+space'), first, keysyms, metaOnly)).toMatchObject({ modifiers: 8, variants: [0, 2] });
-    expect(planGrab(combo('alt+space'), first, keysyms, [[], [], [], [], [], [], [], []])).toEqual({ problem: 'no modifier of the keyboard map holds Alt (Alt_L, Alt_R, Meta_L, Meta_R)' });
-    expect(planGrab(combo('f1'), first, keysyms, modifierMap)).toEqual({ problem: 'no key on the keyboard map produces "f1" (keysym 0xffbe)' });
+    expect(planGrab(combo('alt+space'), first, keysyms, [[], [], [], [], [], [], [], []])).toEqual({
+      problem: 'no modifier of the keyboard map holds Alt (Alt_L, Alt_R, Meta_L, Meta_R)',
+    });
+    expect(planGrab(combo('f1'), first, keysyms, modifierMap)).toEqual({
+      problem: 'no key on the keyboard map produces "f1" (keysym 0xffbe)',
+    });
   });
 
   it('prefers keycodes that carry the keysym unshifted, else takes a shifted one', () => {
     // Keycode 10 has "1" shifted, 11 unshifted: 11 is the key a user means.
-    expect(planGrab(combo('1'), first, [[0x21, 0x31], [0x31, 0]], modifierMap)).toMatchObject({ keycodes: [11] });
-    expect(planGrab(combo('1'), first, [[0x21, 0x31], [0x41, 0]], modifierMap)).toMatchObject({ keycodes: [10] });
+    expect(
+      planGrab(
+        combo('1'),
+        first,
+        [
+          [0x21, 0x31],
+          [0x31, 0],
+        ],
+        modifierMap,
+      ),
+    ).toMatchObject({ keycodes: [11] });
+    expect(
+      planGrab(
+        combo('1'),
+        first,
+        [
+          [0x21, 0x31],
+          [0x41, 0],
+        ],
+        modifierMap,
+      ),
+    ).toMatchObject({ keycodes: [10] });
   });
 
   it('a modifier key used alone is grabbed with and without its own modifier (and the locks)', () => {
-    expect(planGrab(combo('rightctrl'), first, keysyms, modifierMap)).toEqual({ keycodes: [15], modifiers: 0, variants: [0, 2, 128, 130, 4, 6, 132, 134] });
+    expect(planGrab(combo('rightctrl'), first, keysyms, modifierMap)).toEqual({
+      keycodes: [15],
+      modifiers: 0,
+      variants: [0, 2, 128, 130, 4, 6, 132, 134],
+    });
   });
 });

@@ -75,7 +75,7 @@ afterEach(async () => {
 });
 
 describe('atomic reload', () => {
-  it("the first client is built after the plugins applied: their transportOptions taps shape it", async () => {
+  it('the first client is built after the plugins applied: their transportOptions taps shape it', async () => {
     expect(await correctedWith()).toBe('model-a');
     expect(behave.transportCalls).toBe(1);
     expect(kernel!.transportGeneration).toBe(1);

@@ -46,7 +46,6 @@ async function load(dir: string, options: { env?: NodeJS.ProcessEnv; configPath?
   });
 }
 
-
 describe('config', () => {
   it('is found by cosmiconfig in the working directory (yaml), validated, defaulted and frozen', async () => {
     const dir = project({
@@ -67,7 +66,13 @@ describe('config', () => {
     const variants: [Record<string, string>, string][] = [
       [{ 'package.json': '{"name":"x"}', '.kotorc.json': '{"asr":{"language":"de"}}' }, '.kotorc.json'],
       [{ 'package.json': '{"name":"x","koto":{"asr":{"language":"de"}}}' }, 'package.json'],
-      [{ 'package.json': '{"name":"x"}', 'koto.config.ts': 'const c: { asr: { language: string } } = { asr: { language: "de" } };\nexport default c;\n' }, 'koto.config.ts'],
+      [
+        {
+          'package.json': '{"name":"x"}',
+          'koto.config.ts': 'const c: { asr: { language: string } } = { asr: { language: "de" } };\nexport default c;\n',
+        },
+        'koto.config.ts',
+      ],
     ];
     for (const [files, name] of variants) {
       const dir = project(files);
@@ -109,7 +114,8 @@ describe('config', () => {
 
   it('interpolates ${VAR} and names a missing variable and where it is used', async () => {
     const dir = project({
-      'koto.yaml': 'providers:\n  main:\n    use: fake-provider\n    baseUrl: ${FAKE_URL:-https://default.invalid/v1}\n    apiKey: ${MY_SECRET_KEY}\n',
+      'koto.yaml':
+        'providers:\n  main:\n    use: fake-provider\n    baseUrl: ${FAKE_URL:-https://default.invalid/v1}\n    apiKey: ${MY_SECRET_KEY}\n',
     });
     const err = await failure(load(dir, { configPath: 'koto.yaml' }));
     expect(err.code).toBe('KOTO_ERR_CONFIG_ENV_MISSING');
@@ -177,7 +183,9 @@ describe('config', () => {
 
 describe('secrets in config files', () => {
   it('warns when a file holding a key in plain text is readable by others', async () => {
-    const dir = project({ 'koto.yaml': 'providers:\n  main:\n    use: fake-provider\n    baseUrl: https://x.invalid/v1\n    apiKey: sk-plain-text-key-1234\n' });
+    const dir = project({
+      'koto.yaml': 'providers:\n  main:\n    use: fake-provider\n    baseUrl: https://x.invalid/v1\n    apiKey: sk-plain-text-key-1234\n',
+    });
     const file = path.join(dir, 'koto.yaml');
     const logs: string[] = [];
     const open = async () =>

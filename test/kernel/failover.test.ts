@@ -164,7 +164,7 @@ describe('failover', () => {
     expect(err.record?.attempts?.map((a) => `${a.provider}:${a.outcome}`)).toEqual(['main:failed']);
   });
 
-  it('every provider fails: the primary\'s error, each failure in the record; a failed correction chain delivers the raw transcript', async () => {
+  it("every provider fails: the primary's error, each failure in the record; a failed correction chain delivers the raw transcript", async () => {
     const main = await server('raw words');
     const backup = await server('unused');
     main.inject({ path: '/chat/completions', status: 503, times: Infinity });
@@ -197,35 +197,46 @@ describe('failover', () => {
     expect(err.code).toBe('KOTO_ERR_CONFIG_INVALID');
     expect(err.message).toMatch(/asr\.fallback\.1: "azure-eu" is not a configured provider \(known: main, backup\)/);
     const wrong = await failed(
-      kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), correction: { fallback: ['offline'] } }, ['openai-compatible', 'pocketsphinx']),
+      kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), correction: { fallback: ['offline'] } }, [
+        'openai-compatible',
+        'pocketsphinx',
+      ]),
     );
     expect(wrong.message).toMatch(/correction\.fallback\.0: provider "offline" \(plugin pocketsphinx\) does not serve correction/);
     const hedgeAlone = await failed(kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), asr: { hedgeAfterMs: 500 } }));
     expect(hedgeAlone.code).toBe('KOTO_ERR_CONFIG_INVALID');
     expect(hedgeAlone.message).toMatch(/asr\.hedgeAfterMs: hedging starts the next provider of asr\.fallback, which lists none/);
     // A name that only looks like a default on Object.prototype is not one.
-    const proto = await failed(kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), asr: { fallback: ['constructor'] } }, ['openai-compatible', 'pocketsphinx']));
+    const proto = await failed(
+      kernelWith({ ...providers(main.baseUrl, main.baseUrl, main.ca), asr: { fallback: ['constructor'] } }, [
+        'openai-compatible',
+        'pocketsphinx',
+      ]),
+    );
     expect(proto.message).toMatch(/asr\.fallback\.0: "constructor" is not a configured provider/);
   });
 
-  it.skipIf(!hasPocketsphinx)('`fallback: [offline]` next to configured providers: the offline engine transcribes when the cloud is down', async () => {
-    const kernel = await kernelWith(
-      {
-        providers: { cloud: { use: 'openai-compatible', baseUrl: await deadUrl(), apiKey: KEY } },
-        asr: { provider: 'cloud', retries: 0, fallback: ['offline'] },
-        correction: { enabled: false },
-      },
-      ['openai-compatible', 'pocketsphinx'],
-    );
-    expect(kernel.config.resolved.asrFallback).toEqual(['offline']);
-    const record = await kernel.run(SAMPLE);
-    expect(record.asrProvider).toBe('offline');
-    expect(record.text).toMatch(/hello world/);
-    const offline = record.attempts?.find((a) => a.provider === 'offline');
-    // A local engine costs nothing; the dead cloud call was not billed.
-    expect(offline?.cost).toBe(0);
-    expect(record.cost).toBe(0);
-  });
+  it.skipIf(!hasPocketsphinx)(
+    '`fallback: [offline]` next to configured providers: the offline engine transcribes when the cloud is down',
+    async () => {
+      const kernel = await kernelWith(
+        {
+          providers: { cloud: { use: 'openai-compatible', baseUrl: await deadUrl(), apiKey: KEY } },
+          asr: { provider: 'cloud', retries: 0, fallback: ['offline'] },
+          correction: { enabled: false },
+        },
+        ['openai-compatible', 'pocketsphinx'],
+      );
+      expect(kernel.config.resolved.asrFallback).toEqual(['offline']);
+      const record = await kernel.run(SAMPLE);
+      expect(record.asrProvider).toBe('offline');
+      expect(record.text).toMatch(/hello world/);
+      const offline = record.attempts?.find((a) => a.provider === 'offline');
+      // A local engine costs nothing; the dead cloud call was not billed.
+      expect(offline?.cost).toBe(0);
+      expect(record.cost).toBe(0);
+    },
+  );
 });
 
 describe('hedging', () => {

@@ -80,10 +80,24 @@ describe('pcm16Mono', () => {
     const data = Buffer.alloc(8);
     data.writeInt16LE(-5, 0);
     data.writeInt16LE(7, 2);
-    const file = Buffer.concat([Buffer.from('RIFF\0\0\0\0WAVEfmt ', 'latin1'), Buffer.from([40, 0, 0, 0]), fmt, Buffer.from('data', 'latin1'), Buffer.from([4, 0, 0, 0]), data.subarray(0, 4)]);
+    const file = Buffer.concat([
+      Buffer.from('RIFF\0\0\0\0WAVEfmt ', 'latin1'),
+      Buffer.from([40, 0, 0, 0]),
+      fmt,
+      Buffer.from('data', 'latin1'),
+      Buffer.from([4, 0, 0, 0]),
+      data.subarray(0, 4),
+    ]);
     expect(Array.from(pcm16Mono(file)!.samples)).toEqual([-5, 7]);
     fmt.writeUInt16LE(3, 24); // IEEE float
-    const float = Buffer.concat([Buffer.from('RIFF\0\0\0\0WAVEfmt ', 'latin1'), Buffer.from([40, 0, 0, 0]), fmt, Buffer.from('data', 'latin1'), Buffer.from([4, 0, 0, 0]), data.subarray(0, 4)]);
+    const float = Buffer.concat([
+      Buffer.from('RIFF\0\0\0\0WAVEfmt ', 'latin1'),
+      Buffer.from([40, 0, 0, 0]),
+      fmt,
+      Buffer.from('data', 'latin1'),
+      Buffer.from([4, 0, 0, 0]),
+      data.subarray(0, 4),
+    ]);
     expect(pcm16Mono(float)).toBeUndefined();
   });
 });
@@ -91,14 +105,20 @@ describe('pcm16Mono', () => {
 describe('fitUpload', () => {
   test('under the limit: the recording as it is', async () => {
     const wav = encodeWav(bursts(1), 16_000);
-    const plan = await fitUpload({ data: wav, filename: 'a.wav', mimeType: 'audio/wav', path: undefined }, { maxBytes: wav.length, provider: 'p' });
+    const plan = await fitUpload(
+      { data: wav, filename: 'a.wav', mimeType: 'audio/wav', path: undefined },
+      { maxBytes: wav.length, provider: 'p' },
+    );
     expect(plan.how).toBe('whole');
     expect(plan.parts[0]!.data()).toBe(wav);
   });
 
   test('a limit too small to split for is refused with the catalogue error', async () => {
     const wav = encodeWav(bursts(3), 16_000);
-    const err = await fitUpload({ data: wav, filename: 'a.wav', mimeType: 'audio/wav', path: undefined }, { maxBytes: 10_000, provider: 'p' }).catch((e: unknown) => e);
+    const err = await fitUpload(
+      { data: wav, filename: 'a.wav', mimeType: 'audio/wav', path: undefined },
+      { maxBytes: 10_000, provider: 'p' },
+    ).catch((e: unknown) => e);
     expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_UPLOAD_TOO_LARGE');
     expect((err as KotoError).message).toMatch(/a limit this small leaves no room to split it/);
   });

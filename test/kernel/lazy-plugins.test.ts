@@ -82,7 +82,13 @@ describe('a kernel loads the built-ins its config uses', () => {
     `;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
       cwd: dir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, KOTO_HOME: dir, NODE_OPTIONS: `--import=${pathToFileURL(TRACE).href}`, KOTO_TRACE_MODULES: trace },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        KOTO_HOME: dir,
+        NODE_OPTIONS: `--import=${pathToFileURL(TRACE).href}`,
+        KOTO_TRACE_MODULES: trace,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -94,7 +100,14 @@ describe('a kernel loads the built-ins its config uses', () => {
     expect(JSON.parse(stdout)).toEqual(['feedback', 'focus', 'mic-native', 'openai-compatible', 'outputs']);
     const modules = readFileSync(trace, 'utf8');
     expect(modules).toContain('/dist/plugins/openai-compatible/index.js');
-    for (const absent of ['/plugins/azure-foundry/', '/plugins/pocketsphinx/', '/plugins/local-correction/', '/plugins/hotkey/', '/node_modules/koffi/', '/node_modules/@picovoice/']) {
+    for (const absent of [
+      '/plugins/azure-foundry/',
+      '/plugins/pocketsphinx/',
+      '/plugins/local-correction/',
+      '/plugins/hotkey/',
+      '/node_modules/koffi/',
+      '/node_modules/@picovoice/',
+    ]) {
       expect(modules, absent).not.toContain(absent);
     }
   });
@@ -112,7 +125,11 @@ describe('a kernel loads the built-ins its config uses', () => {
     expect(kernel.plugins().map((p) => p.name)).not.toContain('local-correction');
 
     // The control panel's check of an edit validates with the plugin it would need, applying nothing.
-    const edit = { ...OPENAI_ONLY, providers: { ...OPENAI_ONLY.providers, tidy: { use: 'local-correction' } }, correction: { provider: 'tidy' } };
+    const edit = {
+      ...OPENAI_ONLY,
+      providers: { ...OPENAI_ONLY.providers, tidy: { use: 'local-correction' } },
+      correction: { provider: 'tidy' },
+    };
     await expect(kernel.checkConfig(edit)).resolves.toMatchObject({ resolved: { correctionProvider: 'tidy' } });
     expect(kernel.plugins().map((p) => p.name)).not.toContain('local-correction');
 
@@ -134,7 +151,7 @@ describe('a kernel loads the built-ins its config uses', () => {
     expect(kernel.plugins().find((p) => p.name === 'local-correction')?.taps).toEqual(['correction:local-correction']);
   });
 
-  it("checking an edit never runs a plugin file it names (only a reload of the saved file does)", async () => {
+  it('checking an edit never runs a plugin file it names (only a reload of the saved file does)', async () => {
     const dir = home();
     const file = path.join(dir, 'koto.config.json');
     writeFileSync(file, JSON.stringify(OPENAI_ONLY), { mode: 0o600 });

@@ -14,7 +14,10 @@ import { toneSource } from '../daemon/nothing-lost-support.ts';
 import { tempHome } from '../support/index.ts';
 
 const home = tempHome('koto-plugin-errors-');
-const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(3000 * Math.sin(i / 4))), 16000);
+const wav = encodeWav(
+  new Int16Array(8000).map((_, i) => Math.round(3000 * Math.sin(i / 4))),
+  16000,
+);
 afterAll(() => home.cleanup());
 
 /** An ASR provider whose upstream is over quota `failures` times, then answers. */
@@ -56,7 +59,13 @@ describe('a plugin declares its own codes', () => {
     try {
       const err = await kernel.transcribe({ data: wav, name: 'clip.wav' }).catch((e: unknown) => e);
       expect(KotoError.is(err)).toBe(true);
-      expect(err).toMatchObject({ code: 'ACME_ERR_QUOTA', message: 'the Acme quota of Starter is used up', fix: 'wait for the hourly reset or upgrade the plan', exitCode: 1, plugin: 'koto-plugin-acme' });
+      expect(err).toMatchObject({
+        code: 'ACME_ERR_QUOTA',
+        message: 'the Acme quota of Starter is used up',
+        fix: 'wait for the hourly reset or upgrade the plan',
+        exitCode: 1,
+        plugin: 'koto-plugin-acme',
+      });
       expect((err as KotoError).toLine()).toContain('(ACME_ERR_QUOTA)');
       expect(kernel.plugins().find((p) => p.name === 'koto-plugin-acme')?.errors).toEqual(['ACME_ERR_QUOTA']);
     } finally {
@@ -119,7 +128,7 @@ describe('across processes', () => {
       `import { definePlugin, kotoError } from ${JSON.stringify(dist)};`,
       'export default definePlugin({',
       "  name: 'koto-plugin-acme',",
-      "  outputs: { acme: undefined },",
+      '  outputs: { acme: undefined },',
       "  errors: { ACME_ERR_INBOX_FULL: { message: 'the Acme inbox {inbox} is full', fix: 'archive old notes in Acme' } },",
       '  apply(api) {',
       "    api.hooks.output.for('acme').tapPromise('koto-plugin-acme', async () => { throw kotoError('ACME_ERR_INBOX_FULL', { inbox: 'notes' }); });",
@@ -135,7 +144,9 @@ describe('across processes', () => {
     writeFileSync(config, `plugins: [./acme-output.mjs]\noutput: [acme]\n`);
     const result = await koto(['-c', config, 'plugins', '--json'], { env, cwd: dir });
     expect(result.stderr).toBe('');
-    const acmeInfo = (JSON.parse(result.stdout) as { name: string; errors: string[]; location: string }[]).find((p) => p.name === 'koto-plugin-acme');
+    const acmeInfo = (JSON.parse(result.stdout) as { name: string; errors: string[]; location: string }[]).find(
+      (p) => p.name === 'koto-plugin-acme',
+    );
     expect(acmeInfo).toMatchObject({ errors: ['ACME_ERR_INBOX_FULL'], location: pluginFile });
     const text = await koto(['-c', config, 'plugins'], { env, cwd: dir });
     expect(text.stdout).toContain(`from: ${pluginFile}`);
@@ -145,19 +156,36 @@ describe('across processes', () => {
   it('the daemon’s answer keeps the code, message and fix (fast client and full CLI)', async () => {
     const { default: acmeOutput } = (await import(pluginFile)) as { default: ReturnType<typeof definePlugin> };
     const daemon = await Daemon.start({
-      config: { audio: { source: 'tone' }, asr: { provider: 'acme' }, providers: { acme: { use: 'koto-plugin-acme-asr' } }, correction: { enabled: false }, output: ['acme'] },
+      config: {
+        audio: { source: 'tone' },
+        asr: { provider: 'acme' },
+        providers: { acme: { use: 'koto-plugin-acme-asr' } },
+        correction: { enabled: false },
+        output: ['acme'],
+      },
       search: false,
       env,
       builtins: false,
-      plugins: [toneSource, acmeOutput, definePlugin({ name: 'koto-plugin-acme-asr', capabilities: ['asr'], apply(api) {
-        api.hooks.asr.for('koto-plugin-acme-asr').tapPromise('koto-plugin-acme-asr', async () => ({ text: 'into the inbox' }));
-      } })],
+      plugins: [
+        toneSource,
+        acmeOutput,
+        definePlugin({
+          name: 'koto-plugin-acme-asr',
+          capabilities: ['asr'],
+          apply(api) {
+            api.hooks.asr.for('koto-plugin-acme-asr').tapPromise('koto-plugin-acme-asr', async () => ({ text: 'into the inbox' }));
+          },
+        }),
+      ],
       logLevel: 'silent',
       watch: false,
       shutdownTimeoutMs: 5000,
     });
     try {
-      for (const args of [['stop', '--wait'], ['--quiet', 'stop', '--wait']]) {
+      for (const args of [
+        ['stop', '--wait'],
+        ['--quiet', 'stop', '--wait'],
+      ]) {
         expect((await koto(['start'], { env })).code).toBe(0);
         const stop = await koto(args, { env });
         expect(stop.code).toBe(1);

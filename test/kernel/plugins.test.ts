@@ -8,7 +8,6 @@ import { failure, tempHome, testKernel } from '../support/index.ts';
 const home = tempHome();
 afterAll(() => home.cleanup());
 
-
 describe('plugin loading', () => {
   it('names every lookup it tried for an unknown plugin', async () => {
     const err = await failure(testKernel({ plugins: ['no-such-plugin-xyz'] }));
@@ -106,7 +105,11 @@ describe('plugin loading', () => {
 
   it('resolves built-ins by short name', async () => {
     const kernel = await createKernel({ config: {}, search: false, builtins: ['outputs'], env: { KOTO_HOME: home.dir } });
-    expect(kernel.plugins()[0]).toMatchObject({ name: 'outputs', source: 'builtin', outputs: ['stdout', 'file', 'clipboard', 'paste', 'type'] });
+    expect(kernel.plugins()[0]).toMatchObject({
+      name: 'outputs',
+      source: 'builtin',
+      outputs: ['stdout', 'file', 'clipboard', 'paste', 'type'],
+    });
     await kernel.close();
   });
 });

@@ -15,7 +15,10 @@ import { startOpenAIServer, tempHome, type OpenAIServer } from '../support/index
 
 let server: OpenAIServer;
 const home = tempHome('koto-profiles-');
-const wav = encodeWav(new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))), 16000);
+const wav = encodeWav(
+  new Int16Array(8000).map((_, i) => Math.round(4000 * Math.sin(i / 5))),
+  16000,
+);
 /** What the provider was asked, without the pre-warm requests (`GET /models`) sent at session start. */
 const asked = () => server.requests.filter((r) => !r.path.endsWith('/models')).map((r) => r.path);
 const win = (app: string, title = '', instance?: string): FocusedWindow => ({ app, instance, title, desktop: 'x11' });
@@ -73,7 +76,10 @@ async function kernelFor(text: string, file = 'koto.yaml', watch = false): Promi
 }
 
 async function failure(promise: Promise<unknown>): Promise<KotoError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(KotoError.is(err), String(err)).toBe(true);
   return err as KotoError;
 }
@@ -133,7 +139,10 @@ describe('matching', () => {
     expect(asked()).toEqual(['/v1/audio/transcriptions']);
 
     server.reset();
-    const mail = await kernel.run({ data: wav, name: 'm.wav' }, { window: win('thunderbird', 'Write: (no subject)'), excludeOutputs: ['file'] });
+    const mail = await kernel.run(
+      { data: wav, name: 'm.wav' },
+      { window: win('thunderbird', 'Write: (no subject)'), excludeOutputs: ['file'] },
+    );
     expect(mail.profile).toBe('mail');
     const chat = server.requests.find((r) => r.path.endsWith('/chat/completions'))!;
     expect((chat.json as { model: string }).model).toBe('gpt-mail');
@@ -164,12 +173,36 @@ describe('matching', () => {
 
 describe('config errors name the profile and the field', () => {
   it.each([
-    ['a title that is not a regex', `  - name: broken\n    match: { title: "(Claude" }`, /profiles\[0\] \("broken"\)\.match\.title: not a regular expression \(Invalid regular expression: .*\)/],
-    ['two profiles with one name', `  - name: a\n    match: { app: x }\n  - name: a\n    match: { app: y }`, /profiles\[1\] \("a"\)\.name: another profile has this name/],
-    ['a wrong type in a merged section', `  - name: quiet\n    match: { app: x }\n    correction: { enabled: "no" }`, /profiles\[0\] \("quiet"\): correction\.enabled: Invalid input: expected boolean/],
-    ['an unknown key in a merged section', `  - name: quiet\n    match: { app: x }\n    asr: { modle: x }`, /profiles\[0\] \("quiet"\): asr\.modle: unknown key/],
-    ['an unknown output', `  - name: quiet\n    match: { app: x }\n    output: [ typo ]`, /profiles\[0\] \("quiet"\): output "typo" is not served by any plugin/],
-    ['both after keys', `  - name: both\n    match: { app: x }\n    after: { enter: true, tab: true }`, /profiles\[0\] \("both"\): after: choose one key: enter or tab/],
+    [
+      'a title that is not a regex',
+      `  - name: broken\n    match: { title: "(Claude" }`,
+      /profiles\[0\] \("broken"\)\.match\.title: not a regular expression \(Invalid regular expression: .*\)/,
+    ],
+    [
+      'two profiles with one name',
+      `  - name: a\n    match: { app: x }\n  - name: a\n    match: { app: y }`,
+      /profiles\[1\] \("a"\)\.name: another profile has this name/,
+    ],
+    [
+      'a wrong type in a merged section',
+      `  - name: quiet\n    match: { app: x }\n    correction: { enabled: "no" }`,
+      /profiles\[0\] \("quiet"\): correction\.enabled: Invalid input: expected boolean/,
+    ],
+    [
+      'an unknown key in a merged section',
+      `  - name: quiet\n    match: { app: x }\n    asr: { modle: x }`,
+      /profiles\[0\] \("quiet"\): asr\.modle: unknown key/,
+    ],
+    [
+      'an unknown output',
+      `  - name: quiet\n    match: { app: x }\n    output: [ typo ]`,
+      /profiles\[0\] \("quiet"\): output "typo" is not served by any plugin/,
+    ],
+    [
+      'both after keys',
+      `  - name: both\n    match: { app: x }\n    after: { enter: true, tab: true }`,
+      /profiles\[0\] \("both"\): after: choose one key: enter or tab/,
+    ],
     ['an unknown match key', `  - name: web\n    match: { url: "mail\\\\.google" }`, /profiles\.0\.match\.url: unknown key/],
     ['a bad name', `  - name: "my profile"\n    match: { app: x }`, /profiles\.0\.name: profile names use letters, digits/],
   ])('%s', async (_, profiles, expected) => {
@@ -179,7 +212,9 @@ describe('config errors name the profile and the field', () => {
   });
 
   it("a profile's prompt file that cannot be read: the code of a missing file, the profile named", async () => {
-    const err = await failure(kernelFor(yaml(`  - name: mail\n    match: { app: x }\n    correction: { userPrompt: ./missing.txt }`), 'missing.yaml'));
+    const err = await failure(
+      kernelFor(yaml(`  - name: mail\n    match: { app: x }\n    correction: { userPrompt: ./missing.txt }`), 'missing.yaml'),
+    );
     expect(err.code).toBe('KOTO_ERR_CONFIG_FILE_UNREADABLE');
     expect(err.message).toContain('profiles[0] ("mail"): ');
     expect(err.message).toContain('missing.txt');

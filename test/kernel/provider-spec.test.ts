@@ -5,15 +5,7 @@
  * raw taps of the same hooks still working around it.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import {
-  definePlugin,
-  STAGE,
-  z,
-  type AsrRequest,
-  type CorrectionRequest,
-  type Kernel,
-  type OutputRequest,
-} from '../../src/index.ts';
+import { definePlugin, STAGE, z, type AsrRequest, type CorrectionRequest, type Kernel, type OutputRequest } from '../../src/index.ts';
 import { fakeAudioSource, tonePcm, toneWav } from '../../src/testing/index.ts';
 import openai from '../../plugins/openai-compatible/index.ts';
 import { failure, tempHome, testKernel } from '../support/index.ts';
@@ -54,7 +46,9 @@ describe('api.provide: registration', () => {
     expect(err.code).toBe('KOTO_ERR_PLUGIN_INVALID');
     expect(err.exitCode).toBe(3);
     expect(err.plugin).toBe('registering');
-    expect(err.message).toBe('plugin "registering" registered an ASR provider for provider spec v2, which this koto-voice does not know (it runs v1)');
+    expect(err.message).toBe(
+      'plugin "registering" registered an ASR provider for provider spec v2, which this koto-voice does not know (it runs v1)',
+    );
     expect(err.fix).toBe('this plugin was built for provider spec v2; update koto-voice or the plugin');
   });
 
@@ -67,20 +61,25 @@ describe('api.provide: registration', () => {
     const noMethod = await refused((provide) => provide.output('declared', { specificationVersion: 'v1' }));
     expect(noMethod.message).toContain('registered the output "declared" without a deliver() method');
 
-    const undeclared = await refused((provide) => provide.audioSource('elsewhere', { specificationVersion: 'v1', open: async () => undefined }));
+    const undeclared = await refused((provide) =>
+      provide.audioSource('elsewhere', { specificationVersion: 'v1', open: async () => undefined }),
+    );
     expect(undeclared.message).toContain('registered the audio source "elsewhere" it does not declare');
 
     const incapable = await failure(
-      testKernel({}, {
-        plugins: [
-          definePlugin({
-            name: 'asr-only',
-            capabilities: ['asr'],
-            apply: (api) => api.provide.correction({ specificationVersion: 'v1', correct: async () => ({ text: null }) }),
-          }),
-        ],
-        env: { KOTO_HOME: home.dir },
-      }),
+      testKernel(
+        {},
+        {
+          plugins: [
+            definePlugin({
+              name: 'asr-only',
+              capabilities: ['asr'],
+              apply: (api) => api.provide.correction({ specificationVersion: 'v1', correct: async () => ({ text: null }) }),
+            }),
+          ],
+          env: { KOTO_HOME: home.dir },
+        },
+      ),
     );
     expect(incapable.code).toBe('KOTO_ERR_PLUGIN_INVALID');
     expect(incapable.message).toBe(`plugin "asr-only" registered a correction provider but does not declare capabilities: ['correction']`);
@@ -96,7 +95,11 @@ describe('api.provide: registration', () => {
 
 describe('api.provide: a V1 provider in a session', () => {
   it('gets typed options and neutral settings; its answers reach the session; raw taps still run around it', async () => {
-    const seen: { asr?: AsrRequest<z.output<typeof instance>>; correction?: CorrectionRequest<z.output<typeof instance>>; output?: OutputRequest<{ prefix: string }> } = {};
+    const seen: {
+      asr?: AsrRequest<z.output<typeof instance>>;
+      correction?: CorrectionRequest<z.output<typeof instance>>;
+      output?: OutputRequest<{ prefix: string }>;
+    } = {};
     const delivered: string[] = [];
     const raw: string[] = [];
     const provider = definePlugin({
@@ -170,14 +173,23 @@ describe('api.provide: a V1 provider in a session', () => {
 
     expect(seen.asr?.provider).toEqual({ name: 'main', use: NAME, options: { region: 'eu', greeting: 'hello' } });
     // Provider-neutral settings; the wire fields arrive apart, as the user wrote them.
-    expect(seen.correction?.settings).toEqual({ enabled: true, stream: true, temperature: 0.2, maxTokens: 300, timeoutMs: 8000, retries: 1 });
+    expect(seen.correction?.settings).toEqual({
+      enabled: true,
+      stream: true,
+      temperature: 0.2,
+      maxTokens: 300,
+      timeoutMs: 8000,
+      retries: 1,
+    });
     expect(seen.correction?.providerOptions).toEqual({ protocol: 'responses', topP: 0.5 });
     expect(seen.output?.options).toEqual({ prefix: '> ' });
 
     // The probe went onto the probe hook; `koto plugins` lists the adapted taps as the plugin's own.
     expect(await kernel.probe('main')).toEqual({ ok: true, detail: 'region eu reachable' });
     const info = kernel.plugins().find((p) => p.name === NAME);
-    expect(info?.taps).toEqual(expect.arrayContaining(['asr:spec-provider', 'correction:spec-provider', 'output:collect', 'probe:spec-provider']));
+    expect(info?.taps).toEqual(
+      expect.arrayContaining(['asr:spec-provider', 'correction:spec-provider', 'output:collect', 'probe:spec-provider']),
+    );
   });
 
   it('a V1 error keeps its code and is tagged with the plugin and hook; a raw tap of the plugin can still answer first', async () => {
@@ -193,9 +205,11 @@ describe('api.provide: a V1 provider in a session', () => {
             return { text: 'v1 answer' };
           },
         });
-        api.hooks.asr.for(NAME).tapPromise({ name: NAME, stage: STAGE.PRE }, async (request) =>
-          request.provider.name === 'cached' ? { text: 'raw answer' } : undefined,
-        );
+        api.hooks.asr
+          .for(NAME)
+          .tapPromise({ name: NAME, stage: STAGE.PRE }, async (request) =>
+            request.provider.name === 'cached' ? { text: 'raw answer' } : undefined,
+          );
       },
     });
     ({ kernel } = await testKernel(
@@ -224,7 +238,10 @@ describe('api.provide: a V1 provider in a session', () => {
           open: async ({ signal }) => fakeAudioSource(tonePcm({ seconds: 0.4 }), { signal }),
           devices: async () => [{ name: 'spec-device', isDefault: true, backend: 'spec' }],
         });
-        api.provide.asr({ specificationVersion: 'v1', transcribe: async (request) => ({ text: `${request.audio.pcm?.samples.length ?? 0} samples` }) });
+        api.provide.asr({
+          specificationVersion: 'v1',
+          transcribe: async (request) => ({ text: `${request.audio.pcm?.samples.length ?? 0} samples` }),
+        });
       },
     });
     ({ kernel } = await testKernel(
@@ -270,19 +287,28 @@ describe('correctionOptions: correction keys a plugin declares', () => {
   });
 
   it('a typo or a bad value is a config error naming the key; an undeclared wire key too', async () => {
-    const typo = await failure(testKernel({ ...base, correction: { provider: 't', tonne: 'formal' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }));
+    const typo = await failure(
+      testKernel({ ...base, correction: { provider: 't', tonne: 'formal' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }),
+    );
     expect(typo.code).toBe('KOTO_ERR_CONFIG_INVALID');
     expect(typo.message).toMatch(/correction.*tonne/);
-    const bad = await failure(testKernel({ ...base, correction: { provider: 't', tone: 'loud' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }));
+    const bad = await failure(
+      testKernel({ ...base, correction: { provider: 't', tone: 'loud' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }),
+    );
     expect(bad.code).toBe('KOTO_ERR_CONFIG_INVALID');
     expect(bad.message).toContain('correction.tone');
     const inProfile = await failure(
-      testKernel({ ...base, profiles: [{ name: 'mail', match: { app: 'x' }, correction: { tone: 'loud' } }] }, { plugins: [toned], env: { KOTO_HOME: home.dir } }),
+      testKernel(
+        { ...base, profiles: [{ name: 'mail', match: { app: 'x' }, correction: { tone: 'loud' } }] },
+        { plugins: [toned], env: { KOTO_HOME: home.dir } },
+      ),
     );
     expect(inProfile.message).toContain('profiles[0] ("mail")');
     expect(inProfile.message).toContain('correction.tone');
     // No loaded plugin reads `protocol` here: it is refused like any unknown key.
-    const unread = await failure(testKernel({ ...base, correction: { provider: 't', protocol: 'chat' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }));
+    const unread = await failure(
+      testKernel({ ...base, correction: { provider: 't', protocol: 'chat' } }, { plugins: [toned], env: { KOTO_HOME: home.dir } }),
+    );
     expect(unread.code).toBe('KOTO_ERR_CONFIG_INVALID');
     expect(unread.message).toMatch(/correction.*protocol/);
   });
@@ -294,13 +320,18 @@ describe('correctionOptions: correction keys a plugin declares', () => {
     expect(err.message).toBe('plugin "clash" declares correction.timeoutMs in correctionOptions, which is the kernel\'s own key');
   });
 
-  it("the OpenAI wire keys of the documented config stay valid, declared by openai-compatible", async () => {
+  it('the OpenAI wire keys of the documented config stay valid, declared by openai-compatible', async () => {
     ({ kernel } = await testKernel(
       { correction: { protocol: 'responses', topP: 0.9, maxTokensParam: 'max_tokens', reasoningEffort: 'low' } },
       { plugins: [openai], env: { KOTO_HOME: home.dir } },
     ));
     const section = kernel.config.correction as Record<string, unknown>;
-    expect([section.protocol, section.topP, section.maxTokensParam, section.reasoningEffort]).toEqual(['responses', 0.9, 'max_tokens', 'low']);
+    expect([section.protocol, section.topP, section.maxTokensParam, section.reasoningEffort]).toEqual([
+      'responses',
+      0.9,
+      'max_tokens',
+      'low',
+    ]);
     await kernel.close();
     ({ kernel } = await testKernel({}, { plugins: [openai], env: { KOTO_HOME: home.dir } }));
     expect((kernel.config.correction as Record<string, unknown>).protocol).toBe('chat');

@@ -45,7 +45,9 @@ const counter = definePlugin({
   capabilities: ['asr'],
   provider: z.object({}),
   apply(api) {
-    api.hooks.asr.for('counter').tapPromise('counter', async (req) => ({ text: `${req.audio.pcm?.samples.length} samples ${req.session.mode}` }));
+    api.hooks.asr
+      .for('counter')
+      .tapPromise('counter', async (req) => ({ text: `${req.audio.pcm?.samples.length} samples ${req.session.mode}` }));
   },
 });
 
@@ -85,7 +87,10 @@ describe('live recording sessions', () => {
   });
 
   it('stops by itself at daemon.maxRecordingMs', async () => {
-    ({ kernel } = await testKernel({ ...config, daemon: { maxRecordingMs: 50 } }, { plugins: [source(), counter], env: { KOTO_HOME: home.dir } }));
+    ({ kernel } = await testKernel(
+      { ...config, daemon: { maxRecordingMs: 50 } },
+      { plugins: [source(), counter], env: { KOTO_HOME: home.dir } },
+    ));
     const recording = await kernel.record();
     await expect.poll(() => recording.done(), { timeout: 30_000 }).toBeDefined();
     expect((await recording.done())?.state).toBe('done');

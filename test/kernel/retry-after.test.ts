@@ -68,7 +68,13 @@ describe('Retry-After longer than the stage deadline', () => {
 
   test('Azure: a retry-after-ms within maxRetryWaitMs but past the deadline is not slept into a timeout', async () => {
     azure = await azureHarness({}, { asr: { timeoutMs: 3000, retries: 0 } });
-    azure.server.inject({ route: 'transcriptions', status: 429, body: AZURE_BODIES.rateLimited, headers: { 'retry-after-ms': '8000' }, times: 10 });
+    azure.server.inject({
+      route: 'transcriptions',
+      status: 429,
+      body: AZURE_BODIES.rateLimited,
+      headers: { 'retry-after-ms': '8000' },
+      times: 10,
+    });
     const err = await failure(azure.kernel.transcribe({ data: azureAudio(), name: 'a.wav' }));
     expect(err.code).toBe('KOTO_ERR_RATE_LIMITED');
     expect(err.message).toBe('provider "az" is rate limiting deployment "whisper" (HTTP 429); Azure asks to wait 8 s');
@@ -78,7 +84,11 @@ describe('Retry-After longer than the stage deadline', () => {
 
 describe('withRetry honours Retry-After as given', () => {
   const limited = (seconds: number) =>
-    kotoError('KOTO_ERR_RATE_LIMITED', { provider: 'p', retry: `; retry after ${seconds} s` }, { details: { status: 429, retryable: true, retryAfter: seconds } });
+    kotoError(
+      'KOTO_ERR_RATE_LIMITED',
+      { provider: 'p', retry: `; retry after ${seconds} s` },
+      { details: { status: 429, retryable: true, retryAfter: seconds } },
+    );
 
   test('a 15 s Retry-After within a 60 s deadline is waited in full (not cut to the 10 s backoff cap)', async () => {
     vi.useFakeTimers();

@@ -4,14 +4,62 @@ import { isSecretName, redactConfig, scrubSecrets, secretsFromEnv, secretValuesI
 
 describe('isSecretName', () => {
   const secret = [
-    'apiKey', 'api_key', 'api-key', 'APIKey', 'apikey', 'x-api-key', 'X-Api-Key', 'Ocp-Apim-Subscription-Key', 'subscription-key', 'subscriptionkey',
-    'key', 'token', 'accessToken', 'access_token', 'accesstoken', 'refreshToken', 'clientSecret', 'client_secret', 'AZURE_CLIENT_SECRET',
-    'secret', 'password', 'passwd', 'authorization', 'Authorization', 'proxy-authorization', 'credential', 'credentials', 'cookie',
-    'sig', 'signature', 'x-goog-signature', 'OPENAI_API_KEY', 'GITHUB_TOKEN', 'sasToken',
+    'apiKey',
+    'api_key',
+    'api-key',
+    'APIKey',
+    'apikey',
+    'x-api-key',
+    'X-Api-Key',
+    'Ocp-Apim-Subscription-Key',
+    'subscription-key',
+    'subscriptionkey',
+    'key',
+    'token',
+    'accessToken',
+    'access_token',
+    'accesstoken',
+    'refreshToken',
+    'clientSecret',
+    'client_secret',
+    'AZURE_CLIENT_SECRET',
+    'secret',
+    'password',
+    'passwd',
+    'authorization',
+    'Authorization',
+    'proxy-authorization',
+    'credential',
+    'credentials',
+    'cookie',
+    'sig',
+    'signature',
+    'x-goog-signature',
+    'OPENAI_API_KEY',
+    'GITHUB_TOKEN',
+    'sasToken',
   ];
   const plain = [
-    'keywords', 'keepAliveMs', 'maxTokens', 'maxTokensParam', 'max_tokens', 'api-version', 'baseUrl', 'model', 'hotkey', 'keyboard',
-    'tokenizers', 'signal', 'design', 'PWD', 'SSH_AUTH_SOCK', 'XAUTHORITY', 'GNOME_KEYRING_CONTROL', 'monkey', 'use', 'type',
+    'keywords',
+    'keepAliveMs',
+    'maxTokens',
+    'maxTokensParam',
+    'max_tokens',
+    'api-version',
+    'baseUrl',
+    'model',
+    'hotkey',
+    'keyboard',
+    'tokenizers',
+    'signal',
+    'design',
+    'PWD',
+    'SSH_AUTH_SOCK',
+    'XAUTHORITY',
+    'GNOME_KEYRING_CONTROL',
+    'monkey',
+    'use',
+    'type',
   ];
   for (const name of secret) it(`${name} is secret`, () => expect(isSecretName(name)).toBe(true));
   for (const name of plain) it(`${name} is not`, () => expect(isSecretName(name)).toBe(false));
@@ -35,11 +83,19 @@ describe('scrubSecrets', () => {
   it('removes bearer tokens, URL passwords and "name": "value" pairs with secret names', () => {
     expect(scrubSecrets('Authorization: Bearer eyJhbGciOi.J9x1y2z3')).toBe('Authorization: Bearer [redacted]');
     expect(scrubSecrets('proxy https://me:hunter2@proxy.example:8080/')).toBe('proxy https://me:[redacted]@proxy.example:8080/');
-    expect(scrubSecrets('{"clientSecret":"abc","model":"m","password": "x y"}')).toBe('{"clientSecret":"[redacted]","model":"m","password": "[redacted]"}');
+    expect(scrubSecrets('{"clientSecret":"abc","model":"m","password": "x y"}')).toBe(
+      '{"clientSecret":"[redacted]","model":"m","password": "[redacted]"}',
+    );
   });
 
   it('leaves prose alone', () => {
-    for (const text of ['uses a Bearer token', 'basic authentication failed', 'maxTokens=1024', 'https://h/v1/models?limit=5', 'the key path providers.main.apiKey: must not be empty']) {
+    for (const text of [
+      'uses a Bearer token',
+      'basic authentication failed',
+      'maxTokens=1024',
+      'https://h/v1/models?limit=5',
+      'the key path providers.main.apiKey: must not be empty',
+    ]) {
       expect(scrubSecrets(text)).toBe(text);
     }
   });
@@ -62,7 +118,9 @@ describe('secretValuesIn and redactConfig', () => {
   };
 
   it('collects every credential value (not plain words like `default` or `auto`)', () => {
-    expect(secretValuesIn(config).sort()).toEqual(['4242', 'SIG-value-1', 'cs-123456', 'hdr-123456', 'nested-secret-1', 'q-sig-123456', 'sk-main-123456'].sort());
+    expect(secretValuesIn(config).sort()).toEqual(
+      ['4242', 'SIG-value-1', 'cs-123456', 'hdr-123456', 'nested-secret-1', 'q-sig-123456', 'sk-main-123456'].sort(),
+    );
   });
 
   it('redacts by name at any depth (numbers too), and secret query parameters inside other values', () => {
@@ -83,6 +141,14 @@ describe('secretValuesIn and redactConfig', () => {
   });
 
   it('environment variables named like credentials', () => {
-    expect(secretsFromEnv({ OPENAI_API_KEY: 'sk-env-123456', HOME: '/home/me', PWD: '/work', FLAG_TOKEN: 'true', NPM_TOKEN: 'npm_abc123' }).sort()).toEqual(['npm_abc123', 'sk-env-123456']);
+    expect(
+      secretsFromEnv({
+        OPENAI_API_KEY: 'sk-env-123456',
+        HOME: '/home/me',
+        PWD: '/work',
+        FLAG_TOKEN: 'true',
+        NPM_TOKEN: 'npm_abc123',
+      }).sort(),
+    ).toEqual(['npm_abc123', 'sk-env-123456']);
   });
 });

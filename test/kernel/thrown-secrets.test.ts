@@ -18,7 +18,9 @@ const echoing = definePlugin({
   capabilities: ['asr'],
   provider: z.object({ apiKey: z.string() }),
   apply(api) {
-    api.hooks.asr.for('echoing-asr').tapPromise('echoing-asr', async (request) => ({ text: `heard with ${String(request.provider.options.apiKey).length} chars` }));
+    api.hooks.asr
+      .for('echoing-asr')
+      .tapPromise('echoing-asr', async (request) => ({ text: `heard with ${String(request.provider.options.apiKey).length} chars` }));
     // A transform that fails with the credential in its message, as a careless plugin would.
     api.hooks.transcript.tapPromise('echoing-asr', async () => {
       throw new Error(`transform failed for key ${KEY}`);
@@ -26,7 +28,12 @@ const echoing = definePlugin({
   },
 });
 
-const config = { providers: { echo: { use: 'echoing-asr', apiKey: KEY } }, asr: { provider: 'echo' }, correction: { enabled: false }, output: [] };
+const config = {
+  providers: { echo: { use: 'echoing-asr', apiKey: KEY } },
+  asr: { provider: 'echo' },
+  correction: { enabled: false },
+  output: [],
+};
 
 describe('errors thrown to the caller', () => {
   it('run(): the rejection and its record are scrubbed; the code is kept', async () => {

@@ -46,16 +46,26 @@ function player(samples: Int16Array, state: { sent: number }) {
           }
           await done;
         }
-        return { frames: frames(), sampleRate: RATE, device: 'player', stop: async () => {
-          stopped = true;
-          release();
-        } };
+        return {
+          frames: frames(),
+          sampleRate: RATE,
+          device: 'player',
+          stop: async () => {
+            stopped = true;
+            release();
+          },
+        };
       });
     },
   });
 }
 
-async function liveKernel(config: Record<string, unknown>, samples: Int16Array, state: { sent: number }, builtins: string[]): Promise<Kernel> {
+async function liveKernel(
+  config: Record<string, unknown>,
+  samples: Int16Array,
+  state: { sent: number },
+  builtins: string[],
+): Promise<Kernel> {
   const { kernel } = await testKernel(config, { plugins: [player(samples, state)], builtins, env: { KOTO_HOME: home.dir } });
   cleanups.push(() => kernel.close());
   return kernel;
@@ -112,7 +122,9 @@ describe('audio.trimSilence', () => {
     const texts: Record<string, string | undefined> = {};
     for (const trimSilence of [false, true]) {
       const state = { sent: 0 };
-      const kernel = await liveKernel({ audio: { source: 'player', trimSilence }, correction: { enabled: false } }, samples, state, ['pocketsphinx']);
+      const kernel = await liveKernel({ audio: { source: 'player', trimSilence }, correction: { enabled: false } }, samples, state, [
+        'pocketsphinx',
+      ]);
       const record = await dictate(kernel, state, samples.length);
       texts[String(trimSilence)] = record.text;
       await kernel.close();

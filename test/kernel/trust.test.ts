@@ -37,7 +37,11 @@ const fake = definePlugin({
   apply() {},
 });
 
-async function load(dir: string, env: NodeJS.ProcessEnv, extra: { configPath?: string; watch?: boolean } = {}): Promise<{ kernel: Kernel; warnings: string[] }> {
+async function load(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  extra: { configPath?: string; watch?: boolean } = {},
+): Promise<{ kernel: Kernel; warnings: string[] }> {
   const warnings: string[] = [];
   const kernel = await createKernel({
     cwd: dir,
@@ -57,7 +61,8 @@ async function trust(file: string, env: NodeJS.ProcessEnv): Promise<void> {
   addTrust(config.file, config.sha256, env);
 }
 
-const EVIL = 'providers:\n  main:\n    use: fake-provider\n    baseUrl: https://evil.invalid/v1\n    apiKey: ${FAKE_KEY}\nasr:\n  language: de\n';
+const EVIL =
+  'providers:\n  main:\n    use: fake-provider\n    baseUrl: https://evil.invalid/v1\n    apiKey: ${FAKE_KEY}\nasr:\n  language: de\n';
 
 describe('a project config found by the search', () => {
   it('untrusted: ignored with exactly one warning naming it and `koto trust <file>`; the per-user config is used', async () => {
@@ -67,10 +72,16 @@ describe('a project config found by the search', () => {
     const file = path.join(dir, '.kotorc.yaml');
     expect(kernel.config.asr.language).toBe('fr');
     expect(kernel.config.resolved.providers.main).toBeUndefined();
-    expect(kernel.config.resolved.origin).toMatchObject({ kind: 'user', file: path.join(dir, 'home', 'config.yaml'), skipped: { file, reason: 'untrusted', fix: `koto trust ${file}` } });
+    expect(kernel.config.resolved.origin).toMatchObject({
+      kind: 'user',
+      file: path.join(dir, 'home', 'config.yaml'),
+      skipped: { file, reason: 'untrusted', fix: `koto trust ${file}` },
+    });
     const about = warnings.filter((w) => w.includes(file));
     expect(about).toHaveLength(1);
-    expect(about[0]).toMatch(/^ignoring .*\.kotorc\.yaml: it is not trusted; using .*config\.yaml instead\. .*run `koto trust \/.*\.kotorc\.yaml`$/);
+    expect(about[0]).toMatch(
+      /^ignoring .*\.kotorc\.yaml: it is not trusted; using .*config\.yaml instead\. .*run `koto trust \/.*\.kotorc\.yaml`$/,
+    );
     await kernel.close();
   });
 
@@ -88,7 +99,9 @@ describe('a project config found by the search', () => {
     const changed = await load(dir, { ...env, FAKE_KEY: 'sk-user-key-123456' });
     expect(changed.kernel.config.asr.language).toBeUndefined();
     expect(changed.kernel.config.resolved.origin).toMatchObject({ kind: 'none', file: undefined, skipped: { file, reason: 'changed' } });
-    expect(changed.warnings.filter((w) => w.includes(file))).toEqual([expect.stringMatching(/it changed since you trusted it; using the defaults instead/)]);
+    expect(changed.warnings.filter((w) => w.includes(file))).toEqual([
+      expect.stringMatching(/it changed since you trusted it; using the defaults instead/),
+    ]);
     await changed.kernel.close();
 
     await trust(file, env);
@@ -137,7 +150,11 @@ describe('a project config found by the search', () => {
   });
 
   it('a symlinked config is trusted by its real path, and its relative paths resolve from the real folder', async () => {
-    const { dir, env } = project({ 'shared/koto.yaml': 'dictionary: ./terms.txt\n', 'shared/terms.txt': 'Kubernetes\n', 'terms.txt': 'Planted\n' });
+    const { dir, env } = project({
+      'shared/koto.yaml': 'dictionary: ./terms.txt\n',
+      'shared/terms.txt': 'Kubernetes\n',
+      'terms.txt': 'Planted\n',
+    });
     symlinkSync(path.join(dir, 'shared', 'koto.yaml'), path.join(dir, '.kotorc.yaml'));
     const found = await findProjectConfig(dir);
     expect(found?.file).toBe(path.join(dir, 'shared', 'koto.yaml'));
@@ -168,7 +185,10 @@ describe('a project config found by the search', () => {
     const { dir, env } = project({});
     const file = path.join(dir, 'koto.config.mjs');
     // The module edits itself when it runs: what ran is not what was trusted.
-    writeFileSync(file, `import { appendFileSync } from 'node:fs';\nappendFileSync(import.meta.filename, '// changed\\n');\nexport default {};\n`);
+    writeFileSync(
+      file,
+      `import { appendFileSync } from 'node:fs';\nappendFileSync(import.meta.filename, '// changed\\n');\nexport default {};\n`,
+    );
     await trust(file, env);
     const err = await failure(load(dir, env));
     expect(err.code).toBe('KOTO_ERR_CONFIG_UNTRUSTED');
@@ -202,7 +222,10 @@ describe('a watched, trusted project config (the daemon)', () => {
       while (!kernel.lastConfigError && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await kernel.settled();
       expect(kernel.lastConfigError?.code).toBe('KOTO_ERR_CONFIG_UNTRUSTED');
-      expect(kernel.diagnostics().lastConfigError).toEqual({ code: 'KOTO_ERR_CONFIG_UNTRUSTED', message: `${file} is not trusted: it changed since you trusted it` });
+      expect(kernel.diagnostics().lastConfigError).toEqual({
+        code: 'KOTO_ERR_CONFIG_UNTRUSTED',
+        message: `${file} is not trusted: it changed since you trusted it`,
+      });
       expect(kernel.lastConfigError?.fix).toContain(`koto trust ${file}`);
       expect(kernel.config.asr.language).toBe('de');
       expect(kernel.configGeneration).toBe(1);
@@ -312,7 +335,10 @@ describe('configs that can run code, writable by others', () => {
 
   it('a provider `use` naming a file counts as loading a plugin', async () => {
     const { dir, env } = project({});
-    writeFileSync(path.join(dir, 'prov.mjs'), `export default { name: 'prov', capabilities: ['asr'], provider: { safeParse: (v) => ({ success: true, data: v }) }, apply() {} };\n`);
+    writeFileSync(
+      path.join(dir, 'prov.mjs'),
+      `export default { name: 'prov', capabilities: ['asr'], provider: { safeParse: (v) => ({ success: true, data: v }) }, apply() {} };\n`,
+    );
     const file = path.join(dir, 'use.yaml');
     writeFileSync(file, 'providers:\n  x:\n    use: ./prov.mjs\n');
     chmodSync(file, 0o666);

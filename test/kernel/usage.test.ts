@@ -46,14 +46,27 @@ function config(s: OpenAIServer, extra: Record<string, unknown> = {}): Record<st
 }
 
 async function kernelAt(home: string, cfg: Record<string, unknown>): Promise<Kernel> {
-  const kernel = await createKernel({ search: false, builtins: ['openai-compatible'], env: { KOTO_HOME: home }, config: cfg, logLevel: 'error' });
+  const kernel = await createKernel({
+    search: false,
+    builtins: ['openai-compatible'],
+    env: { KOTO_HOME: home },
+    config: cfg,
+    logLevel: 'error',
+  });
   cleanups.push(() => kernel.close());
   return kernel;
 }
 
 /** Answers with exactly these token counts (the tests price them). */
-function knownUsage(s: OpenAIServer, asr: { input_tokens: number; output_tokens: number }, chat: { prompt_tokens: number; completion_tokens: number }) {
-  s.inject({ path: '/audio/transcriptions', body: { text: 'hello usage', usage: { type: 'tokens', ...asr, total_tokens: asr.input_tokens + asr.output_tokens } } });
+function knownUsage(
+  s: OpenAIServer,
+  asr: { input_tokens: number; output_tokens: number },
+  chat: { prompt_tokens: number; completion_tokens: number },
+) {
+  s.inject({
+    path: '/audio/transcriptions',
+    body: { text: 'hello usage', usage: { type: 'tokens', ...asr, total_tokens: asr.input_tokens + asr.output_tokens } },
+  });
   s.inject({
     path: '/chat/completions',
     body: {
@@ -68,7 +81,7 @@ function knownUsage(s: OpenAIServer, asr: { input_tokens: number; output_tokens:
 }
 
 describe('usage and cost of a session', () => {
-  it('tokens from the answers\' `usage`, priced from the defaults; the session, its attempts and the usage table agree', async () => {
+  it("tokens from the answers' `usage`, priced from the defaults; the session, its attempts and the usage table agree", async () => {
     const s = await server();
     const home = tempHome();
     const kernel = await kernelAt(home, config(s));
@@ -174,14 +187,20 @@ describe('koto usage', () => {
 
     const byProvider = await koto(['usage', '--json'], { env: { KOTO_HOME: home } });
     expect(byProvider.code).toBe(0);
-    const summary = JSON.parse(byProvider.stdout) as { by: string; groups: { key: string; calls: number; inputTokens: number; outputTokens: number; cost: number | null }[]; total: { cost: number } };
+    const summary = JSON.parse(byProvider.stdout) as {
+      by: string;
+      groups: { key: string; calls: number; inputTokens: number; outputTokens: number; cost: number | null }[];
+      total: { cost: number };
+    };
     expect(summary.by).toBe('provider');
     expect(summary.groups).toHaveLength(1);
     expect(summary.groups[0]).toMatchObject({ key: 'main', calls: 4, inputTokens: 6000, outputTokens: 1300 });
     // 0.00321 + (3000 × 1.25 + 1000 × 1.60) / 1e6
     expect(summary.total.cost).toBeCloseTo(0.00321 + 0.00375 + 0.0016, 9);
 
-    const byModel = JSON.parse((await koto(['usage', '--by', 'model', '--json'], { env: { KOTO_HOME: home } })).stdout) as { groups: { key: string; inputTokens: number }[] };
+    const byModel = JSON.parse((await koto(['usage', '--by', 'model', '--json'], { env: { KOTO_HOME: home } })).stdout) as {
+      groups: { key: string; inputTokens: number }[];
+    };
     expect(byModel.groups.map((g) => [g.key, g.inputTokens])).toEqual([
       ['gpt-4o-mini-transcribe', 4000],
       ['gpt-4.1-mini', 2000],
@@ -218,7 +237,18 @@ describe('pricing units', () => {
   });
 
   it('summarise keeps unknown costs apart from known ones', () => {
-    const row = (cost: number | null) => ({ sessionId: 's', at: '2026-12-01T00:00:00.000Z', stage: 'asr' as const, provider: 'p', model: 'm', outcome: 'answered' as const, audioSeconds: 1, inputTokens: 1, outputTokens: 1, cost });
+    const row = (cost: number | null) => ({
+      sessionId: 's',
+      at: '2026-12-01T00:00:00.000Z',
+      stage: 'asr' as const,
+      provider: 'p',
+      model: 'm',
+      outcome: 'answered' as const,
+      audioSeconds: 1,
+      inputTokens: 1,
+      outputTokens: 1,
+      cost,
+    });
     expect(summarise([row(0.5), row(null)], 'provider').total).toMatchObject({ calls: 2, cost: 0.5, unpricedCalls: 1 });
     expect(summarise([row(null)], 'provider').total).toMatchObject({ cost: null, unpricedCalls: 1 });
     expect(parseSince('7d', Date.parse('2026-12-08T00:00:00Z')).toISOString()).toBe('2026-12-01T00:00:00.000Z');

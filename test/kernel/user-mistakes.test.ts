@@ -27,7 +27,11 @@ afterAll(async () => {
 
 const home = () => path.join(dir, 'home');
 
-function kernelWith(config: Record<string, unknown>, env: Record<string, string> = {}, builtins = ['openai-compatible', 'azure-foundry']): Promise<Kernel> {
+function kernelWith(
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+  builtins = ['openai-compatible', 'azure-foundry'],
+): Promise<Kernel> {
   return createKernel({ config, search: false, builtins, env: { KOTO_HOME: home(), ...env }, logLevel: 'silent' });
 }
 
@@ -66,7 +70,9 @@ describe('a garbage baseUrl', () => {
     });
 
     test(`as Azure's endpoint in the config and AZURE_OPENAI_ENDPOINT: ${JSON.stringify(value)}`, async () => {
-      const inConfig = await failure(kernelWith({ providers: { az: { use: 'azure-foundry', endpoint: value, auth: { type: 'api-key', apiKey: 'k'.repeat(32) } } } }));
+      const inConfig = await failure(
+        kernelWith({ providers: { az: { use: 'azure-foundry', endpoint: value, auth: { type: 'api-key', apiKey: 'k'.repeat(32) } } } }),
+      );
       expectConfigError(inConfig, /providers\.az\.endpoint/, problem);
       const fromEnv = await failure(kernelWith({}, { AZURE_OPENAI_ENDPOINT: value, AZURE_OPENAI_API_KEY: 'k'.repeat(32) }));
       expectConfigError(fromEnv, /AZURE_OPENAI_ENDPOINT/, problem);
@@ -108,9 +114,14 @@ describe('a garbage baseUrl', () => {
     expect(fromFile.code).toBe(3);
     const line = fromFile.stderr.trim();
     expect(line.split('\n')).toHaveLength(1);
-    expect(line).toMatch(/^koto: .*bad-url\.yaml: providers\.main\.baseUrl: is not a valid URL: an IPv6 address needs its closing "\]".*\(KOTO_ERR_CONFIG_INVALID\)$/);
+    expect(line).toMatch(
+      /^koto: .*bad-url\.yaml: providers\.main\.baseUrl: is not a valid URL: an IPv6 address needs its closing "\]".*\(KOTO_ERR_CONFIG_INVALID\)$/,
+    );
 
-    const fromEnv = await koto(['config', 'check'], { env: { KOTO_HOME: home(), OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'https://user:hunter2@api.example.com/v1' }, cwd: dir });
+    const fromEnv = await koto(['config', 'check'], {
+      env: { KOTO_HOME: home(), OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'https://user:hunter2@api.example.com/v1' },
+      cwd: dir,
+    });
     expect(fromEnv.code).toBe(3);
     expect(fromEnv.stderr.trim().split('\n')).toHaveLength(1);
     expect(fromEnv.stderr).toMatch(/^koto: the environment: OPENAI_BASE_URL must not contain credentials.*Fix: correct OPENAI_BASE_URL/);
@@ -158,7 +169,9 @@ describe('transport.ca', () => {
     const err = await failure(kernelFrom(config));
     expect(err.code).toBe('KOTO_ERR_CONFIG_FILE_UNREADABLE');
     expect(err.exitCode).toBe(3);
-    expect(err.message).toBe(`${config}: transport.ca names ${path.join(dir, 'nowhere/ca.pem')}, which cannot be read (no such file or directory)`);
+    expect(err.message).toBe(
+      `${config}: transport.ca names ${path.join(dir, 'nowhere/ca.pem')}, which cannot be read (no such file or directory)`,
+    );
     expect(err.fix).toContain('PEM file');
   });
 
@@ -178,7 +191,9 @@ describe('transport.ca', () => {
   });
 
   test('inline text that claims to be PEM but is broken is a config error, not a TLS failure later', async () => {
-    const err = await failure(kernelFrom(await configWith('ca-inline-bad.yaml', '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----')));
+    const err = await failure(
+      kernelFrom(await configWith('ca-inline-bad.yaml', '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----')),
+    );
     expect(err.code).toBe('KOTO_ERR_CONFIG_INVALID');
     expect(err.message).toMatch(/transport\.ca: the inline PEM text is not usable: certificate 1 of 1 in it is damaged/);
   });
@@ -191,23 +206,34 @@ describe("ffmpeg's own reason", () => {
       '/tmp/koto-ffmpeg-AbC123/input: Invalid argument',
       '',
     ].join('\n');
-    expect(ffmpegReason(stderr, [['/tmp/koto-ffmpeg-AbC123/input', 'clip.xyz']])).toBe('Failed to read frame size: Could not seek to 6023. (Invalid argument)');
+    expect(ffmpegReason(stderr, [['/tmp/koto-ffmpeg-AbC123/input', 'clip.xyz']])).toBe(
+      'Failed to read frame size: Could not seek to 6023. (Invalid argument)',
+    );
     expect(ffmpegReason('Conversion failed!\n')).toBe('it exited with an error and printed no reason');
     const long = ffmpegReason(`${'x'.repeat(1000)}\n`);
     expect(long.length).toBeLessThanOrEqual(200);
     expect(ffmpegReason('Error while decoding /tmp/koto-ffmpeg-zz9/input stream #0:0\n')).not.toContain('koto-ffmpeg');
   });
 
-  test('a file ffmpeg cannot convert: the user reads ffmpeg\'s reason, not a generic message', async () => {
+  test("a file ffmpeg cannot convert: the user reads ffmpeg's reason, not a generic message", async () => {
     await requireFfmpeg();
-    const kernel = await kernelWith({ providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: 'sk-mistakes-canary-0001' } }, transport: { ca: server.ca } }, {}, ['openai-compatible']);
+    const kernel = await kernelWith(
+      {
+        providers: { main: { use: 'openai-compatible', baseUrl: server.baseUrl, apiKey: 'sk-mistakes-canary-0001' } },
+        transport: { ca: server.ca },
+      },
+      {},
+      ['openai-compatible'],
+    );
     try {
       const file = path.join(dir, 'mystery.xyz');
       // Not a container Koto recognises, so it goes to ffmpeg, which cannot read it either.
       await writeFile(file, Buffer.from('this is not audio at all, only text pretending'.repeat(50)));
       const err = await failure(kernel.transcribe(file));
       expect(err.code).toBe('KOTO_ERR_AUDIO_INPUT');
-      expect(err.message).toMatch(/^cannot read audio .*mystery\.xyz: ffmpeg could not convert it: .*Invalid data found when processing input/);
+      expect(err.message).toMatch(
+        /^cannot read audio .*mystery\.xyz: ffmpeg could not convert it: .*Invalid data found when processing input/,
+      );
       expect(err.message).not.toContain('koto-ffmpeg-');
       expect(err.message.length).toBeLessThan(400);
     } finally {

@@ -29,7 +29,10 @@ describe('WebSockets through the kernel', () => {
     const auth = definePlugin({
       name: 'ws-auth',
       apply(api) {
-        api.hooks.request.tapPromise('ws-auth', async (req) => ({ ...req, headers: { ...req.headers, authorization: 'Bearer ws-token-1' } }));
+        api.hooks.request.tapPromise('ws-auth', async (req) => ({
+          ...req,
+          headers: { ...req.headers, authorization: 'Bearer ws-token-1' },
+        }));
       },
     });
     ({ kernel } = await testKernel({ transport: { ca: cert.ca } }, { plugins: [auth] }));

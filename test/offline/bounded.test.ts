@@ -29,7 +29,19 @@ import { hypText } from '../../plugins/pocketsphinx/cli.ts';
 import { LibraryDecoder } from '../../plugins/pocketsphinx/decoder.ts';
 import { MAX_UTTERANCE_SAMPLES, pieces, Segmenter } from '../../plugins/pocketsphinx/segmenter.ts';
 import { BURST_S, count, DICTATED, longRecording, PERIOD_S, RATE, repeatTo } from './long-input.ts';
-import { failure, hasFlite, hasPocketsphinx, offlineKernel, pcmOf, SAMPLE, SAMPLE_TEXT, SENTENCES, speak, tempDir, wer } from './support.ts';
+import {
+  failure,
+  hasFlite,
+  hasPocketsphinx,
+  offlineKernel,
+  pcmOf,
+  SAMPLE,
+  SAMPLE_TEXT,
+  SENTENCES,
+  speak,
+  tempDir,
+  wer,
+} from './support.ts';
 
 const tmp = tempDir('koto-bounded-');
 afterAll(() => tmp.cleanup());
@@ -92,7 +104,15 @@ describe('segmenting ten minutes of audio', () => {
 });
 
 /** A WAV file written byte by byte: `format` 1 (integer) or 3 (float), optionally as WAVE_FORMAT_EXTENSIBLE. */
-function wavBytes(format: 1 | 3, bits: number, channels: number, rate: number, frames: number, sample: (frame: number, channel: number) => number, extensible = false): Uint8Array {
+function wavBytes(
+  format: 1 | 3,
+  bits: number,
+  channels: number,
+  rate: number,
+  frames: number,
+  sample: (frame: number, channel: number) => number,
+  extensible = false,
+): Uint8Array {
   const width = bits / 8;
   const fmtSize = extensible ? 40 : 16;
   const dataSize = frames * channels * width;
@@ -137,11 +157,12 @@ describe('WAV encodings the plugin decodes itself', () => {
   it('decodes ten minutes of 24-bit stereo in one pass (wavefile took about 50 s at 44.1 kHz)', { timeout: 60_000 }, () => {
     const frames = 10 * 60 * RATE;
     // Left and right differ by one 16-bit step; the mono mix sits between them.
-    const bytes = wavBytes(1, 24, 2, RATE, frames, (f, c) => ((((f % 2000) - 1000) * 16) + c) * 256);
+    const bytes = wavBytes(1, 24, 2, RATE, frames, (f, c) => (((f % 2000) - 1000) * 16 + c) * 256);
     const decoded = decodeWav(bytes)!;
     expect(decoded.sampleRate).toBe(RATE);
     expect(decoded.samples.length).toBe(frames);
-    for (const f of [0, 999, 1000, 1999, frames - 1]) expect(Math.abs(decoded.samples[f]! - ((f % 2000) - 1000) * 16)).toBeLessThanOrEqual(1);
+    for (const f of [0, 999, 1000, 1999, frames - 1])
+      expect(Math.abs(decoded.samples[f]! - ((f % 2000) - 1000) * 16)).toBeLessThanOrEqual(1);
   });
 
   it('reads WAVE_FORMAT_EXTENSIBLE float, clipping what is out of range', () => {
@@ -193,7 +214,7 @@ describe.runIf(hasPocketsphinx)('offline ASR deadlines', () => {
     const spoken = SENTENCES.map((sentence, i) => pcmOf(speak(sentence, 'kal16', path.join(tmp.dir, `sentence-${i}.wav`))).samples);
     const unit = spoken.flatMap((samples) => [samples, new Int16Array(RATE)]);
     const speech = new Int16Array(10 * 60 * RATE);
-    for (let at = 0; at < speech.length; ) {
+    for (let at = 0; at < speech.length;) {
       for (const part of unit) {
         if (at >= speech.length) break;
         speech.set(part.subarray(0, speech.length - at), at);
@@ -217,7 +238,16 @@ describe.runIf(hasPocketsphinx)('offline ASR deadlines', () => {
 
   it('a decode queued behind a long one is released by its own cancel, not after the long one', { timeout: 60_000 }, async () => {
     const model = '/usr/share/pocketsphinx/model/en-us';
-    const decoder = await LibraryDecoder.create(undefined, ['-hmm', `${model}/en-us`, '-lm', `${model}/en-us.lm.bin`, '-dict', `${model}/cmudict-en-us.dict`, '-logfn', '/dev/null']);
+    const decoder = await LibraryDecoder.create(undefined, [
+      '-hmm',
+      `${model}/en-us`,
+      '-lm',
+      `${model}/en-us.lm.bin`,
+      '-dict',
+      `${model}/cmudict-en-us.dict`,
+      '-logfn',
+      '/dev/null',
+    ]);
     try {
       const first = new AbortController();
       let firstSettled = false;
@@ -234,59 +264,75 @@ describe.runIf(hasPocketsphinx)('offline ASR deadlines', () => {
       first.abort();
       await expect(long).rejects.toThrow('decoding was cancelled');
       // The decoder is still usable: a fresh worker takes over.
-      expect(wer(SAMPLE_TEXT, await decoder.decode([pcmOf(SAMPLE).samples], { mode: 'batch', signal: new AbortController().signal }))).toBeLessThanOrEqual(0.2);
+      expect(
+        wer(SAMPLE_TEXT, await decoder.decode([pcmOf(SAMPLE).samples], { mode: 'batch', signal: new AbortController().signal })),
+      ).toBeLessThanOrEqual(0.2);
     } finally {
       await decoder.close();
     }
   });
 
-  it('the daemon answers `status` while it decodes ten minutes offline; the deadline then ends the decode', { timeout: 60_000 }, async () => {
-    const home = path.join(tmp.dir, 'daemon-home');
-    mkdirSync(home);
-    const configPath = path.join(home, 'koto.yaml');
-    writeFileSync(configPath, 'asr:\n  timeoutMs: 3000\n');
-    const daemon = await Daemon.start({ configPath, env: { KOTO_HOME: home }, builtins: ['pocketsphinx', 'local-correction'], logLevel: 'silent', shutdownTimeoutMs: 5000 });
-    try {
-      let settled = false;
-      const transcription = sendCommand(daemon.socketPath, 'transcribe', { path: longFile }, 60_000).finally(() => (settled = true));
-      transcription.catch(() => undefined);
-      const answers: unknown[] = [];
-      while (!settled && answers.length < 5) {
-        const status = await sendCommand(daemon.socketPath, 'status');
-        if (!settled) answers.push(status);
-        await sleep(100);
+  it(
+    'the daemon answers `status` while it decodes ten minutes offline; the deadline then ends the decode',
+    { timeout: 60_000 },
+    async () => {
+      const home = path.join(tmp.dir, 'daemon-home');
+      mkdirSync(home);
+      const configPath = path.join(home, 'koto.yaml');
+      writeFileSync(configPath, 'asr:\n  timeoutMs: 3000\n');
+      const daemon = await Daemon.start({
+        configPath,
+        env: { KOTO_HOME: home },
+        builtins: ['pocketsphinx', 'local-correction'],
+        logLevel: 'silent',
+        shutdownTimeoutMs: 5000,
+      });
+      try {
+        let settled = false;
+        const transcription = sendCommand(daemon.socketPath, 'transcribe', { path: longFile }, 60_000).finally(() => (settled = true));
+        transcription.catch(() => undefined);
+        const answers: unknown[] = [];
+        while (!settled && answers.length < 5) {
+          const status = await sendCommand(daemon.socketPath, 'status');
+          if (!settled) answers.push(status);
+          await sleep(100);
+        }
+        // A decode on the event loop would hold every answer until the decode ends: none in time.
+        expect(answers.length).toBeGreaterThanOrEqual(3);
+        expect(answers[0]).toMatchObject({ configGeneration: 1 });
+        await expect(transcription).rejects.toMatchObject({ code: 'KOTO_ERR_TIMEOUT' });
+      } finally {
+        await daemon.close();
       }
-      // A decode on the event loop would hold every answer until the decode ends: none in time.
-      expect(answers.length).toBeGreaterThanOrEqual(3);
-      expect(answers[0]).toMatchObject({ configGeneration: 1 });
-      await expect(transcription).rejects.toMatchObject({ code: 'KOTO_ERR_TIMEOUT' });
-    } finally {
-      await daemon.close();
-    }
-  });
+    },
+  );
 
-  it('the built CLI (dist, workers as .js) decodes, reports the deadline as KOTO_ERR_TIMEOUT, and corrects long text', { timeout: 120_000 }, async () => {
-    const home = path.join(tmp.dir, 'cli-home');
-    mkdirSync(home);
-    const config = path.join(home, 'koto.yaml');
-    writeFileSync(config, 'asr:\n  timeoutMs: 2000\n');
-    const env = { KOTO_HOME: home };
-    const ok = await koto(['--no-daemon', 'transcribe', SAMPLE], { env, timeoutMs: 100_000 });
-    expect(ok.code).toBe(0);
-    expect(wer(SAMPLE_TEXT, ok.stdout.trim())).toBeLessThanOrEqual(0.2);
-    const late = await koto(['--no-daemon', '--config', config, 'transcribe', longFile], { env, timeoutMs: 100_000 });
-    expect(late.code).toBe(1);
-    expect(late.stderr).toContain('KOTO_ERR_TIMEOUT');
-    expect(late.stderr).toMatch(/transcription timed out after \d+ ms/);
-    expect(late.stderr).not.toContain('    at ');
-    // A text over the inline limit goes through the corrector's worker (.js) too.
-    const text = repeatTo(DICTATED, 20_000);
-    const corrected = await koto(['--no-daemon', 'correct', '--json', '-'], { env, input: text, timeoutMs: 100_000 });
-    expect(corrected.code).toBe(0);
-    const answer = JSON.parse(corrected.stdout) as { text: string; fallback: boolean };
-    expect(answer.fallback).toBe(false);
-    expect(count(answer.text, 'What time is it?')).toBe(Math.ceil(20_000 / DICTATED.length));
-  });
+  it(
+    'the built CLI (dist, workers as .js) decodes, reports the deadline as KOTO_ERR_TIMEOUT, and corrects long text',
+    { timeout: 120_000 },
+    async () => {
+      const home = path.join(tmp.dir, 'cli-home');
+      mkdirSync(home);
+      const config = path.join(home, 'koto.yaml');
+      writeFileSync(config, 'asr:\n  timeoutMs: 2000\n');
+      const env = { KOTO_HOME: home };
+      const ok = await koto(['--no-daemon', 'transcribe', SAMPLE], { env, timeoutMs: 100_000 });
+      expect(ok.code).toBe(0);
+      expect(wer(SAMPLE_TEXT, ok.stdout.trim())).toBeLessThanOrEqual(0.2);
+      const late = await koto(['--no-daemon', '--config', config, 'transcribe', longFile], { env, timeoutMs: 100_000 });
+      expect(late.code).toBe(1);
+      expect(late.stderr).toContain('KOTO_ERR_TIMEOUT');
+      expect(late.stderr).toMatch(/transcription timed out after \d+ ms/);
+      expect(late.stderr).not.toContain('    at ');
+      // A text over the inline limit goes through the corrector's worker (.js) too.
+      const text = repeatTo(DICTATED, 20_000);
+      const corrected = await koto(['--no-daemon', 'correct', '--json', '-'], { env, input: text, timeoutMs: 100_000 });
+      expect(corrected.code).toBe(0);
+      const answer = JSON.parse(corrected.stdout) as { text: string; fallback: boolean };
+      expect(answer.fallback).toBe(false);
+      expect(count(answer.text, 'What time is it?')).toBe(Math.ceil(20_000 / DICTATED.length));
+    },
+  );
 
   it('the programs (engine: cli) are killed at the deadline and on cancel', { timeout: 120_000 }, async () => {
     // The plugin's temporary folders go here, so its processes can be told from anyone else's.
@@ -305,7 +351,11 @@ describe.runIf(hasPocketsphinx)('offline ASR deadlines', () => {
           }
         });
     try {
-      const timed = await offlineKernel(tmp.dir, { providers: { offline: { use: 'pocketsphinx', engine: 'cli' } }, asr: { timeoutMs: 1500 } }, ['pocketsphinx']);
+      const timed = await offlineKernel(
+        tmp.dir,
+        { providers: { offline: { use: 'pocketsphinx', engine: 'cli' } }, asr: { timeoutMs: 1500 } },
+        ['pocketsphinx'],
+      );
       try {
         expect((await failure(timed.transcribe(midFile))).code).toBe('KOTO_ERR_TIMEOUT');
         expect(ours()).toEqual([]);

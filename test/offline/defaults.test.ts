@@ -24,7 +24,13 @@ describe('default providers', () => {
   });
 
   it('with only the offline plugins loaded, the same', async () => {
-    const kernel = await createKernel({ search: false, builtins: ['pocketsphinx', 'local-correction'], env: { KOTO_HOME: tmp.dir }, config: {}, logLevel: 'error' });
+    const kernel = await createKernel({
+      search: false,
+      builtins: ['pocketsphinx', 'local-correction'],
+      env: { KOTO_HOME: tmp.dir },
+      config: {},
+      logLevel: 'error',
+    });
     try {
       expect(kernel.config.resolved.asrProvider).toBe('offline');
       expect(kernel.config.resolved.correctionProvider).toBe('local');
@@ -70,7 +76,12 @@ describe('default providers', () => {
 
   it('refuses a bad pocketsphinx option with the key named', async () => {
     await expect(
-      createKernel({ search: false, builtins: ['pocketsphinx'], env: { KOTO_HOME: tmp.dir }, config: { providers: { offline: { use: 'pocketsphinx', mode: 'fast' } } } }),
+      createKernel({
+        search: false,
+        builtins: ['pocketsphinx'],
+        env: { KOTO_HOME: tmp.dir },
+        config: { providers: { offline: { use: 'pocketsphinx', mode: 'fast' } } },
+      }),
     ).rejects.toMatchObject({ code: 'KOTO_ERR_CONFIG_INVALID', message: expect.stringContaining('providers.offline.mode') });
   });
 });

@@ -142,11 +142,20 @@ describe('local-correction plugin', () => {
     const kernel = await offlineKernel(tmp.dir, { dictionary, providers: { local: { use: 'local-correction' } } }, ['local-correction']);
     try {
       const result = await kernel.correct('um we run kubernetes comma and visual studio code');
-      expect(result).toMatchObject({ text: 'We run Kubernetes, and Visual Studio Code.', fallback: false, provider: 'local', model: 'local-rules' });
+      expect(result).toMatchObject({
+        text: 'We run Kubernetes, and Visual Studio Code.',
+        fallback: false,
+        provider: 'local',
+        model: 'local-rules',
+      });
     } finally {
       await kernel.close();
     }
-    const plain = await offlineKernel(tmp.dir, { providers: { local: { use: 'local-correction', fillers: false, finalPunctuation: false } } }, ['local-correction']);
+    const plain = await offlineKernel(
+      tmp.dir,
+      { providers: { local: { use: 'local-correction', fillers: false, finalPunctuation: false } } },
+      ['local-correction'],
+    );
     try {
       expect((await plain.correct('um we run')).text).toBe('Um we run');
     } finally {
@@ -155,7 +164,9 @@ describe('local-correction plugin', () => {
   });
 
   it('refuses unknown options', async () => {
-    await expect(offlineKernel(tmp.dir, { providers: { local: { use: 'local-correction', filers: false } } }, ['local-correction'])).rejects.toMatchObject({
+    await expect(
+      offlineKernel(tmp.dir, { providers: { local: { use: 'local-correction', filers: false } } }, ['local-correction']),
+    ).rejects.toMatchObject({
       code: 'KOTO_ERR_CONFIG_INVALID',
     });
   });

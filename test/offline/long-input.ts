@@ -29,7 +29,10 @@ export function longRecording(minutes: number, { quiet = false } = {}): Int16Arr
   for (let i = 0; i < out.length; i++) {
     const t = (i / RATE) % PERIOD_S;
     const room = (random() - 0.5) * 60;
-    out[i] = !quiet && t >= PERIOD_S - BURST_S ? Math.round(6000 * Math.sin((2 * Math.PI * 220 * i) / RATE) * (0.6 + 0.4 * random()) + room) : Math.round(room);
+    out[i] =
+      !quiet && t >= PERIOD_S - BURST_S
+        ? Math.round(6000 * Math.sin((2 * Math.PI * 220 * i) / RATE) * (0.6 + 0.4 * random()) + room)
+        : Math.round(room);
   }
   return out;
 }

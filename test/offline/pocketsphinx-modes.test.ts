@@ -58,7 +58,16 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
   it('cuts a long recording at pauses in batch mode, reporting each piece', { timeout: 300_000 }, async () => {
     const binding = await loadBinding(undefined);
     const model = '/usr/share/pocketsphinx/model/en-us';
-    const decoder = await LibraryDecoder.create(binding, ['-hmm', `${model}/en-us`, '-lm', `${model}/en-us.lm.bin`, '-dict', `${model}/cmudict-en-us.dict`, '-logfn', '/dev/null']);
+    const decoder = await LibraryDecoder.create(binding, [
+      '-hmm',
+      `${model}/en-us`,
+      '-lm',
+      `${model}/en-us.lm.bin`,
+      '-dict',
+      `${model}/cmudict-en-us.dict`,
+      '-logfn',
+      '/dev/null',
+    ]);
     try {
       const interim: string[] = [];
       const samples = pcmOf(twoUtterances.file).samples;
@@ -73,7 +82,12 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
       expect(wer(twoUtterances.reference, text)).toBeLessThanOrEqual(0.15);
       // The same recording whole: one piece, one report.
       const whole: string[] = [];
-      expect(wer(twoUtterances.reference, await decoder.decode([samples], { mode: 'batch', signal: new AbortController().signal, onText: (t) => whole.push(t) }))).toBeLessThanOrEqual(0.15);
+      expect(
+        wer(
+          twoUtterances.reference,
+          await decoder.decode([samples], { mode: 'batch', signal: new AbortController().signal, onText: (t) => whole.push(t) }),
+        ),
+      ).toBeLessThanOrEqual(0.15);
       expect(whole).toHaveLength(1);
     } finally {
       await decoder.close();
@@ -119,7 +133,9 @@ describe.runIf(hasPocketsphinx && hasFlite)('pocketsphinx engines and modes', ()
       try {
         const controller = new AbortController();
         // Cancelled as soon as the first utterance is out, the second one still to come.
-        const err = await failure(kernel.transcribe(twoUtterances.file, { signal: controller.signal, onInterim: () => controller.abort() }));
+        const err = await failure(
+          kernel.transcribe(twoUtterances.file, { signal: controller.signal, onInterim: () => controller.abort() }),
+        );
         expect(err.code).toBe('KOTO_ERR_ABORTED');
         expect(wer(voices[2]!.reference, (await kernel.transcribe(voices[2]!.file)).text)).toBeLessThanOrEqual(0.15);
       } finally {
@@ -150,7 +166,9 @@ describe('missing engine', () => {
   });
 
   it('names the install command when the library is not there', async () => {
-    const kernel = await offlineKernel(tmp.dir, provider({ engine: 'library', library: '/nonexistent/libpocketsphinx.so.3' }), ['pocketsphinx']);
+    const kernel = await offlineKernel(tmp.dir, provider({ engine: 'library', library: '/nonexistent/libpocketsphinx.so.3' }), [
+      'pocketsphinx',
+    ]);
     try {
       const err = await failure(kernel.transcribe(SAMPLE));
       expectInstallHint(err);

@@ -13,7 +13,10 @@ export function wer(reference: string, hypothesis: string): number {
 
 /** Pooled WER of many pairs (total errors over total reference words). */
 export function pooledWer(pairs: readonly { reference: string; hypothesis: string }[]): number {
-  return sumCounts('wer', pairs.map(({ reference, hypothesis }) => errorRate(reference, hypothesis, 'wer'))).rate;
+  return sumCounts(
+    'wer',
+    pairs.map(({ reference, hypothesis }) => errorRate(reference, hypothesis, 'wer')),
+  ).rate;
 }
 
 export const hasFlite = (() => {
@@ -61,7 +64,9 @@ export interface Fixture {
 
 /** Every sentence in every voice, spoken into `dir`. */
 export function fixtures(dir: string, voices: readonly string[], sentences: readonly string[] = SENTENCES): Fixture[] {
-  return voices.flatMap((voice) => sentences.map((reference, i) => ({ voice, reference, file: speak(reference, voice, path.join(dir, `${voice}-${i}.wav`)) })));
+  return voices.flatMap((voice) =>
+    sentences.map((reference, i) => ({ voice, reference, file: speak(reference, voice, path.join(dir, `${voice}-${i}.wav`)) })),
+  );
 }
 
 /** 16-bit PCM of a WAV file. */
@@ -74,7 +79,10 @@ export function pcmOf(file: string): { sampleRate: number; samples: Int16Array }
 export { failure } from '../support/kernel.ts';
 
 /** Transcribes each fixture in turn; pairs of reference and hypothesis. */
-export async function transcribeAll(kernel: Kernel, items: readonly { reference: string; file: string }[]): Promise<{ reference: string; hypothesis: string }[]> {
+export async function transcribeAll(
+  kernel: Kernel,
+  items: readonly { reference: string; file: string }[],
+): Promise<{ reference: string; hypothesis: string }[]> {
   const pairs: { reference: string; hypothesis: string }[] = [];
   for (const { reference, file } of items) pairs.push({ reference, hypothesis: (await kernel.transcribe(file)).text });
   return pairs;
@@ -86,7 +94,11 @@ export function tempDir(prefix = 'koto-offline-'): { dir: string; cleanup: () =>
 }
 
 /** A kernel with only the offline plugins, in a temporary KOTO_HOME. */
-export async function offlineKernel(home: string, config: Record<string, unknown> = {}, builtins: readonly string[] = ['pocketsphinx', 'local-correction']): Promise<Kernel> {
+export async function offlineKernel(
+  home: string,
+  config: Record<string, unknown> = {},
+  builtins: readonly string[] = ['pocketsphinx', 'local-correction'],
+): Promise<Kernel> {
   return createKernel({ search: false, builtins, env: { KOTO_HOME: home }, config, logLevel: 'error' });
 }
 

@@ -29,7 +29,11 @@ describe.runIf(enabled)('WER report', () => {
     const tmp = tempDir();
     onTestFinished(() => tmp.cleanup());
     const files = VOICES.flatMap((voice) =>
-      REPORT_SENTENCES.map((reference, i) => ({ voice, reference, file: speak(reference, voice, path.join(tmp.dir, `${voice}-${i}.wav`)) })),
+      REPORT_SENTENCES.map((reference, i) => ({
+        voice,
+        reference,
+        file: speak(reference, voice, path.join(tmp.dir, `${voice}-${i}.wav`)),
+      })),
     );
     const lines: string[] = [];
     const seconds = files.reduce((n, f) => {
@@ -38,7 +42,11 @@ describe.runIf(enabled)('WER report', () => {
     }, 0);
     lines.push(`${files.length} files, ${(seconds / files.length).toFixed(2)} s of speech each`);
     for (const config of CONFIGS) {
-      const kernel = await offlineKernel(tmp.dir, { providers: { offline: { use: 'pocketsphinx', ...config } }, correction: { enabled: false } }, ['pocketsphinx']);
+      const kernel = await offlineKernel(
+        tmp.dir,
+        { providers: { offline: { use: 'pocketsphinx', ...config } }, correction: { enabled: false } },
+        ['pocketsphinx'],
+      );
       await kernel.transcribe(files[0]!.file); // model load out of the timing
       const byVoice = new Map<string, { reference: string; hypothesis: string }[]>();
       let ms = 0;
@@ -55,7 +63,9 @@ describe.runIf(enabled)('WER report', () => {
       const cpuMs = config.engine === 'library' ? `, ${Math.round((used.user + used.system) / 1000 / files.length)} ms CPU` : '';
       const all = [...byVoice.values()].flat();
       const perVoice = [...byVoice].map(([voice, pairs]) => `${voice} ${(100 * pooledWer(pairs)).toFixed(1)}%`).join(', ');
-      lines.push(`${config.engine}/${config.mode}: WER ${(100 * pooledWer(all)).toFixed(1)}% (${perVoice}); ${Math.round(ms / files.length)} ms per file${cpuMs}`);
+      lines.push(
+        `${config.engine}/${config.mode}: WER ${(100 * pooledWer(all)).toFixed(1)}% (${perVoice}); ${Math.round(ms / files.length)} ms per file${cpuMs}`,
+      );
     }
     console.log(lines.join('\n'));
     expect(lines).toHaveLength(CONFIGS.length + 1);

@@ -103,36 +103,46 @@ describe('streaming and non-streaming models', () => {
   const spoken = 'Grüße aus Köln — 日本語のテキスト ✓ and emoji 🎙️ too';
   for (const sseChunkBytes of [1, 7]) {
     // 1-byte writes are thousands of HTTP/2 frames: seconds on a loaded machine (asr.timeoutMs is 120 s).
-    test(`SSE transcript.text.delta / done split every ${sseChunkBytes} byte(s) gives growing interims and the exact text`, { timeout: 90_000 }, async () => {
-      h = await harness({ transcribe: () => spoken, sseChunkBytes }, { asr: { model: 'gpt-4o-mini-transcribe' } });
-      const interims: string[] = [];
-      const stages = new Set<string>();
-      const result = await h.kernel.transcribe({ data: wav, name: 'a.wav' }, {
-        onInterim: (text, stage) => {
-          interims.push(text);
-          stages.add(stage);
-        },
-      });
-      expect(result.text).toBe(spoken);
-      expect(transcriptionRequest(h).form!.fields['stream']).toEqual(['true']);
-      expect(stages).toEqual(new Set(['asr']));
-      expect(interims.length).toBeGreaterThan(3);
-      for (let i = 1; i < interims.length; i++) {
-        expect(interims[i]!.startsWith(interims[i - 1]!)).toBe(true);
-        expect(interims[i]!.length).toBeGreaterThan(interims[i - 1]!.length);
-      }
-      expect(interims.at(-1)).toBe(spoken);
-      expect(interims.join('')).not.toContain('\uFFFD');
-    });
+    test(
+      `SSE transcript.text.delta / done split every ${sseChunkBytes} byte(s) gives growing interims and the exact text`,
+      { timeout: 90_000 },
+      async () => {
+        h = await harness({ transcribe: () => spoken, sseChunkBytes }, { asr: { model: 'gpt-4o-mini-transcribe' } });
+        const interims: string[] = [];
+        const stages = new Set<string>();
+        const result = await h.kernel.transcribe(
+          { data: wav, name: 'a.wav' },
+          {
+            onInterim: (text, stage) => {
+              interims.push(text);
+              stages.add(stage);
+            },
+          },
+        );
+        expect(result.text).toBe(spoken);
+        expect(transcriptionRequest(h).form!.fields['stream']).toEqual(['true']);
+        expect(stages).toEqual(new Set(['asr']));
+        expect(interims.length).toBeGreaterThan(3);
+        for (let i = 1; i < interims.length; i++) {
+          expect(interims[i]!.startsWith(interims[i - 1]!)).toBe(true);
+          expect(interims[i]!.length).toBeGreaterThan(interims[i - 1]!.length);
+        }
+        expect(interims.at(-1)).toBe(spoken);
+        expect(interims.join('')).not.toContain('\uFFFD');
+      },
+    );
   }
 
   test('a throwing interim listener does not fail the transcription (one warning)', async () => {
     h = await harness({}, { asr: { model: 'gpt-4o-mini-transcribe' } });
-    const result = await h.kernel.transcribe({ data: wav, name: 'a.wav' }, {
-      onInterim: () => {
-        throw new Error('the UI broke');
+    const result = await h.kernel.transcribe(
+      { data: wav, name: 'a.wav' },
+      {
+        onInterim: () => {
+          throw new Error('the UI broke');
+        },
       },
-    });
+    );
     expect(result.text).toBe('hello world');
     const warnings = h.logs.filter((l) => l.level === 'warn' && l.message.includes('the UI broke'));
     expect(warnings).toHaveLength(1);

@@ -68,19 +68,23 @@ describe('chat completions', () => {
 
   const answer = 'Grüße, Köln — 日本語のテキスト ✓ fine.';
   for (const sseChunkBytes of [1, 7]) {
-    test(`SSE delta.content split every ${sseChunkBytes} byte(s) streams growing text and ends at [DONE]`, { timeout: SPLIT_TEST_TIMEOUT }, async () => {
-      h = await harness({ complete: () => answer, sseChunkBytes }, { correction: { stream: true, timeoutMs: SPLIT_DEADLINE } });
-      const deltas: string[] = [];
-      const result = await h.kernel.correct('gruesse koeln', { onInterim: (text, stage) => stage === 'correction' && deltas.push(text) });
-      expect(result).toMatchObject({ text: answer, fallback: false });
-      const body = onlyRequest(h, '/chat/completions');
-      expect(body.stream).toBe(true);
-      expect(validate(body, schemaNamed('CreateChatCompletionRequest'))).toEqual([]);
-      expect(deltas.length).toBeGreaterThan(3);
-      for (let i = 1; i < deltas.length; i++) expect(deltas[i]!.startsWith(deltas[i - 1]!)).toBe(true);
-      expect(deltas.at(-1)).toBe(answer);
-      expect(deltas.join('')).not.toContain('\uFFFD');
-    });
+    test(
+      `SSE delta.content split every ${sseChunkBytes} byte(s) streams growing text and ends at [DONE]`,
+      { timeout: SPLIT_TEST_TIMEOUT },
+      async () => {
+        h = await harness({ complete: () => answer, sseChunkBytes }, { correction: { stream: true, timeoutMs: SPLIT_DEADLINE } });
+        const deltas: string[] = [];
+        const result = await h.kernel.correct('gruesse koeln', { onInterim: (text, stage) => stage === 'correction' && deltas.push(text) });
+        expect(result).toMatchObject({ text: answer, fallback: false });
+        const body = onlyRequest(h, '/chat/completions');
+        expect(body.stream).toBe(true);
+        expect(validate(body, schemaNamed('CreateChatCompletionRequest'))).toEqual([]);
+        expect(deltas.length).toBeGreaterThan(3);
+        for (let i = 1; i < deltas.length; i++) expect(deltas[i]!.startsWith(deltas[i - 1]!)).toBe(true);
+        expect(deltas.at(-1)).toBe(answer);
+        expect(deltas.join('')).not.toContain('\uFFFD');
+      },
+    );
   }
 
   test('a truncated chat stream (no [DONE], no finish_reason) falls back to the raw text', async () => {
@@ -107,7 +111,14 @@ describe('chat completions', () => {
         object: 'chat.completion',
         created: 1,
         model: 'gpt-4.1-mini',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'The first half of', refusal: null }, finish_reason: 'length', logprobs: null }],
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: 'The first half of', refusal: null },
+            finish_reason: 'length',
+            logprobs: null,
+          },
+        ],
       },
     });
     const result = await h.kernel.correct('the first half of a long dictation');
@@ -117,9 +128,12 @@ describe('chat completions', () => {
 
 describe('responses API', () => {
   test('JSON request validates against CreateResponse and the output text is used', async () => {
-    h = await harness({ complete: () => 'Fixed text.' }, {
-      correction: { protocol: 'responses', stream: false, maxTokens: 8, temperature: 0.2, topP: 0.5, reasoningEffort: 'minimal' },
-    });
+    h = await harness(
+      { complete: () => 'Fixed text.' },
+      {
+        correction: { protocol: 'responses', stream: false, maxTokens: 8, temperature: 0.2, topP: 0.5, reasoningEffort: 'minimal' },
+      },
+    );
     const result = await h.kernel.correct('fixed text');
     expect(result).toMatchObject({ text: 'Fixed text.', fallback: false });
     const body = onlyRequest(h, '/responses');
@@ -138,19 +152,26 @@ describe('responses API', () => {
   });
 
   for (const sseChunkBytes of [1, 7]) {
-    test(`SSE response.output_text.delta split every ${sseChunkBytes} byte(s) ends at response.completed`, { timeout: SPLIT_TEST_TIMEOUT }, async () => {
-      const text = 'Ünïcode réponse — 完成 ✓.';
-      h = await harness({ complete: () => text, sseChunkBytes }, { correction: { protocol: 'responses', stream: true, timeoutMs: SPLIT_DEADLINE } });
-      const deltas: string[] = [];
-      const result = await h.kernel.correct('unicode reponse', { onInterim: (t) => deltas.push(t) });
-      expect(result).toMatchObject({ text, fallback: false });
-      const body = onlyRequest(h, '/responses');
-      expect(body.stream).toBe(true);
-      expect(validate(body, schemaNamed('CreateResponse'))).toEqual([]);
-      expect(deltas.length).toBeGreaterThan(2);
-      for (let i = 1; i < deltas.length; i++) expect(deltas[i]!.startsWith(deltas[i - 1]!)).toBe(true);
-      expect(deltas.at(-1)).toBe(text);
-    });
+    test(
+      `SSE response.output_text.delta split every ${sseChunkBytes} byte(s) ends at response.completed`,
+      { timeout: SPLIT_TEST_TIMEOUT },
+      async () => {
+        const text = 'Ünïcode réponse — 完成 ✓.';
+        h = await harness(
+          { complete: () => text, sseChunkBytes },
+          { correction: { protocol: 'responses', stream: true, timeoutMs: SPLIT_DEADLINE } },
+        );
+        const deltas: string[] = [];
+        const result = await h.kernel.correct('unicode reponse', { onInterim: (t) => deltas.push(t) });
+        expect(result).toMatchObject({ text, fallback: false });
+        const body = onlyRequest(h, '/responses');
+        expect(body.stream).toBe(true);
+        expect(validate(body, schemaNamed('CreateResponse'))).toEqual([]);
+        expect(deltas.length).toBeGreaterThan(2);
+        for (let i = 1; i < deltas.length; i++) expect(deltas[i]!.startsWith(deltas[i - 1]!)).toBe(true);
+        expect(deltas.at(-1)).toBe(text);
+      },
+    );
   }
 
   test('an incomplete response (max_output_tokens) is not used', async () => {
@@ -162,7 +183,15 @@ describe('responses API', () => {
         object: 'response',
         status: 'incomplete',
         incomplete_details: { reason: 'max_output_tokens' },
-        output: [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'incomplete', content: [{ type: 'output_text', text: 'Half', annotations: [] }] }],
+        output: [
+          {
+            type: 'message',
+            id: 'msg_1',
+            role: 'assistant',
+            status: 'incomplete',
+            content: [{ type: 'output_text', text: 'Half', annotations: [] }],
+          },
+        ],
       },
     });
     const result = await h.kernel.correct('half of it');
@@ -188,7 +217,10 @@ describe('<think> blocks', () => {
 
   for (const protocol of ['chat', 'responses'] as const) {
     test(`a leading think block is stripped and never shown while streaming (${protocol})`, { timeout: SPLIT_TEST_TIMEOUT }, async () => {
-      h = await harness({ complete: () => thought, sseChunkBytes: 7 }, { correction: { protocol, stream: true, timeoutMs: SPLIT_DEADLINE } });
+      h = await harness(
+        { complete: () => thought, sseChunkBytes: 7 },
+        { correction: { protocol, stream: true, timeoutMs: SPLIT_DEADLINE } },
+      );
       const deltas: string[] = [];
       const result = await h.kernel.correct('um hello there', { onInterim: (t) => deltas.push(t) });
       expect(result).toMatchObject({ text: 'Hello there.', fallback: false });
@@ -275,7 +307,10 @@ describe('prompts', () => {
 
 describe('whole pipeline', () => {
   test('run(): streamed transcription, streamed correction, one pre-warm for the shared origin', async () => {
-    h = await harness({ transcribe: () => 'um so the meeting is at noon', complete: () => 'So the meeting is at noon.', sseChunkBytes: 7 }, {});
+    h = await harness(
+      { transcribe: () => 'um so the meeting is at noon', complete: () => 'So the meeting is at noon.', sseChunkBytes: 7 },
+      {},
+    );
     const stages: string[] = [];
     const record = await h.kernel.run({ data: sineWav(0.5), name: 'a.wav' }, { onInterim: (_, stage) => stages.push(stage) });
     expect(record).toMatchObject({

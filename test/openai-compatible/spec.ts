@@ -26,7 +26,8 @@ function allSchemas(): Record<string, Schema> {
 
 export function schemaNamed(name: string): Schema {
   const schema = allSchemas()[name];
-  if (!schema) throw new Error(`the vendored spec subset has no schema ${name}: add it to ROOTS in scripts/vendor-openai-spec.ts and run it again`);
+  if (!schema)
+    throw new Error(`the vendored spec subset has no schema ${name}: add it to ROOTS in scripts/vendor-openai-spec.ts and run it again`);
   return schema;
 }
 

@@ -70,10 +70,13 @@ describe('pre-warm and connection reuse', () => {
 
 describe('endpoint configuration', () => {
   test('extra headers and query parameters reach the server; user-agent names Koto', async () => {
-    h = await harness({}, {
-      asr: { model: 'whisper-1' },
-      provider: { headers: { 'OpenAI-Organization': 'org-123' }, query: { 'api-version': '2025-04-01' } },
-    });
+    h = await harness(
+      {},
+      {
+        asr: { model: 'whisper-1' },
+        provider: { headers: { 'OpenAI-Organization': 'org-123' }, query: { 'api-version': '2025-04-01' } },
+      },
+    );
     await h.kernel.run({ data: wav, name: 'a.wav' });
     for (const req of h.server.requests) {
       expect(req.headers['openai-organization']).toBe('org-123');
@@ -219,7 +222,12 @@ describe('error mapping', () => {
 
   test('a 502 with an HTML body is KOTO_ERR_UPSTREAM', async () => {
     h = await harness({}, { asr: { model: 'whisper-1' } });
-    h.server.inject({ path: '/audio/transcriptions', status: 502, body: '<html><body>Bad gateway</body></html>', headers: { 'content-type': 'text/html' } });
+    h.server.inject({
+      path: '/audio/transcriptions',
+      status: 502,
+      body: '<html><body>Bad gateway</body></html>',
+      headers: { 'content-type': 'text/html' },
+    });
     const err = await caught(() => h!.kernel.transcribe({ data: wav, name: 'a.wav' }));
     expect(err).toMatchObject({ code: 'KOTO_ERR_UPSTREAM', details: { status: 502, retryable: true } });
   });

@@ -3,7 +3,14 @@ import { KotoError } from 'koto-voice';
 import plugin from '../../plugins/openai-compatible/index.ts';
 import { isStreamingAsrModel, providerSchema, sendsKeywords } from '../../plugins/openai-compatible/options.ts';
 import { foldVocabulary, transcribe } from '../../plugins/openai-compatible/asr.ts';
-import { joinUrl, OPERATION_PATHS, retryAfterSeconds, scrub, secretValues, type WireTarget } from '../../plugins/openai-compatible/client.ts';
+import {
+  joinUrl,
+  OPERATION_PATHS,
+  retryAfterSeconds,
+  scrub,
+  secretValues,
+  type WireTarget,
+} from '../../plugins/openai-compatible/client.ts';
 import { complete } from '../../plugins/openai-compatible/correction.ts';
 import { encodeMultipart } from '../../plugins/openai-compatible/multipart.ts';
 import { buildPrompts, DEFAULT_USER_PROMPT, fillTemplate } from '../../plugins/openai-compatible/prompts.ts';
@@ -92,7 +99,9 @@ describe('options', () => {
 
   test('defaultProviders', () => {
     expect(plugin.defaultProviders?.({})).toEqual({});
-    expect(plugin.defaultProviders?.({ OPENAI_API_KEY: 'sk-x' })).toEqual({ openai: { baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-x' } });
+    expect(plugin.defaultProviders?.({ OPENAI_API_KEY: 'sk-x' })).toEqual({
+      openai: { baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-x' },
+    });
     expect(plugin.defaultProviders?.({ OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: 'http://localhost:1/v1' })).toEqual({
       openai: { baseUrl: 'http://localhost:1/v1', apiKey: 'sk-x' },
     });
@@ -142,7 +151,9 @@ describe('the spec checker is not vacuous', () => {
   test('it rejects misspelled keys, wrong types and out-of-range values', () => {
     const chat = schemaNamed('CreateChatCompletionRequest');
     expect(validate({ model: 'm', messages: [{ role: 'user', content: 'x' }] }, chat)).toEqual([]);
-    expect(validate({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_token: 5 }, chat).join()).toContain('unknown property max_token');
+    expect(validate({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_token: 5 }, chat).join()).toContain(
+      'unknown property max_token',
+    );
     expect(validate({ model: 'm', messages: [] }, chat).join()).toContain('fewer than 1');
     expect(validate({ model: 'm', messages: [{ role: 'robot', content: 'x' }] }, chat).length).toBeGreaterThan(0);
     expect(validate({ model: 'm', input: 'x', max_output_tokens: 8 }, schemaNamed('CreateResponse')).join()).toContain('minimum 16');
@@ -202,7 +213,11 @@ describe('wire.ts reused with another URL scheme and headers (the Azure shape)',
     h = await harness();
     h.server.inject({ path: '/chat/completions', status: 401 });
     const err = await caught(() =>
-      complete(target(h!, []), { protocol: 'chat', model: 'm', system: 'S', user: 'U', stream: true }, { signal: AbortSignal.timeout(5000) }),
+      complete(
+        target(h!, []),
+        { protocol: 'chat', model: 'm', system: 'S', user: 'U', stream: true },
+        { signal: AbortSignal.timeout(5000) },
+      ),
     );
     expect(KotoError.is(err) && err.code).toBe('KOTO_ERR_AUTH');
     expect((err as KotoError).message).toContain('provider "azure-like"');

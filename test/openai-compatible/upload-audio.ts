@@ -38,7 +38,10 @@ function lcg(seed: number): () => number {
 }
 
 /** 16-bit PCM WAV of `seconds` of words, `channels` identical channels at `sampleRate`. */
-export function wordsWav(seconds: number, options: { kind?: BurstKind; sampleRate?: number; channels?: number; seed?: number } = {}): WordsAudio {
+export function wordsWav(
+  seconds: number,
+  options: { kind?: BurstKind; sampleRate?: number; channels?: number; seed?: number } = {},
+): WordsAudio {
   const { kind = 'tone', sampleRate = 16_000, channels = 1, seed = 7 } = options;
   const random = lcg(seed);
   const total = Math.round(seconds * sampleRate);
@@ -91,7 +94,8 @@ export interface Heard {
 /** Listens to a mono 16-bit WAV: the words in it, in order. */
 export function hear(wav: Uint8Array, kind: BurstKind = 'tone'): Heard {
   const parsed = parseWav(wav);
-  if (!parsed.ok || !parsed.pcm) throw new Error(`the test server got audio it cannot read: ${parsed.ok ? 'not 16-bit PCM' : parsed.reason}`);
+  if (!parsed.ok || !parsed.pcm)
+    throw new Error(`the test server got audio it cannot read: ${parsed.ok ? 'not 16-bit PCM' : parsed.reason}`);
   const { samples, sampleRate } = parsed.pcm;
   const frame = Math.round(sampleRate * FRAME_SEC);
   const rms = (from: number, to: number) => {
@@ -129,7 +133,22 @@ export async function decodeWithFfmpeg(data: Uint8Array): Promise<Uint8Array> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'koto-test-decode-'));
   try {
     await writeFile(path.join(dir, 'in'), data);
-    await run('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', path.join(dir, 'in'), '-ac', '1', '-sample_fmt', 's16', '-f', 'wav', '-y', path.join(dir, 'out.wav')]);
+    await run('ffmpeg', [
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      '-i',
+      path.join(dir, 'in'),
+      '-ac',
+      '1',
+      '-sample_fmt',
+      's16',
+      '-f',
+      'wav',
+      '-y',
+      path.join(dir, 'out.wav'),
+    ]);
     return new Uint8Array(await readFile(path.join(dir, 'out.wav')));
   } finally {
     await rm(dir, { recursive: true, force: true });

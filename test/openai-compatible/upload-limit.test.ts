@@ -34,7 +34,11 @@ async function withoutFfmpeg(): Promise<void> {
 /** PATH whose only ffmpeg is broken: it fails every conversion with its own reason. */
 async function withBrokenFfmpeg(): Promise<void> {
   const bin = await mkdtemp(path.join(os.tmpdir(), 'koto-broken-ffmpeg-'));
-  await writeFile(path.join(bin, 'ffmpeg'), "#!/bin/sh\necho \"[flac @ 0x5598aa01] Unknown encoder 'flac'\" >&2\necho 'Conversion failed!' >&2\nexit 1\n", { mode: 0o755 });
+  await writeFile(
+    path.join(bin, 'ffmpeg'),
+    "#!/bin/sh\necho \"[flac @ 0x5598aa01] Unknown encoder 'flac'\" >&2\necho 'Conversion failed!' >&2\nexit 1\n",
+    { mode: 0o755 },
+  );
   const saved = process.env.PATH;
   process.env.PATH = bin;
   restorePath = async () => {
@@ -93,7 +97,11 @@ describe('a WAV over the upload limit, without ffmpeg', () => {
     expect(posts[1]!.form!.fields['prompt']?.[0]).toContain(firstText.slice(-20));
     // The recording on disk is the user's file, untouched.
     expect(result.audioPath).toBe(file);
-    expect(createHash('sha256').update(await readFile(file)).digest('hex')).toBe(before);
+    expect(
+      createHash('sha256')
+        .update(await readFile(file))
+        .digest('hex'),
+    ).toBe(before);
   });
 
   test('a 44.1 kHz stereo WAV goes up as 16 kHz mono parts (fewer requests), words intact', async () => {
@@ -173,10 +181,15 @@ describe('the CLI', () => {
       );
       const mp3 = path.join(h.home, 'talk.mp3');
       await writeFile(mp3, Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'), Buffer.alloc(300_000, 0x55)]));
-      const run = await koto(['--config', config, 'transcribe', mp3], { env: { PATH: bin, KOTO_HOME: path.join(h.home, 'cli') }, cwd: h.home });
+      const run = await koto(['--config', config, 'transcribe', mp3], {
+        env: { PATH: bin, KOTO_HOME: path.join(h.home, 'cli') },
+        cwd: h.home,
+      });
       expect(run.code).toBe(1);
       const lines = run.stderr.trim().split('\n');
-      expect(lines[0]).toMatch(/^koto: .*talk\.mp3 is 293 KB, more than provider "main" takes in one request \(195 KB\), and ffmpeg.*is not installed.*Fix: install ffmpeg .*providers\.main\.maxUploadBytes\. \(KOTO_ERR_UPLOAD_TOO_LARGE\)/);
+      expect(lines[0]).toMatch(
+        /^koto: .*talk\.mp3 is 293 KB, more than provider "main" takes in one request \(195 KB\), and ffmpeg.*is not installed.*Fix: install ffmpeg .*providers\.main\.maxUploadBytes\. \(KOTO_ERR_UPLOAD_TOO_LARGE\)/,
+      );
       expect(run.stderr).not.toContain('sk-test-canary');
       expect(uploads(h)).toHaveLength(0);
     } finally {
@@ -186,7 +199,7 @@ describe('the CLI', () => {
 });
 
 describe('with a broken ffmpeg', () => {
-  test('a WAV is still split and sent (the failure is logged with ffmpeg\'s reason)', async () => {
+  test("a WAV is still split and sent (the failure is logged with ffmpeg's reason)", async () => {
     await withBrokenFfmpeg();
     const audio = wordsWav(12);
     const heard: Array<{ seq: number; words: string[]; edges: readonly [number, number] }> = [];
@@ -197,7 +210,7 @@ describe('with a broken ffmpeg', () => {
     expect(h.logs.some((l) => l.message.includes("ffmpeg failed (Unknown encoder 'flac'), so WAV parts were sent"))).toBe(true);
   });
 
-  test('any other format is refused with ffmpeg\'s reason, nothing sent', async () => {
+  test("any other format is refused with ffmpeg's reason, nothing sent", async () => {
     await withBrokenFfmpeg();
     h = await harness({}, { provider: { maxUploadBytes: LIMIT }, asr: { model: 'whisper-1' } });
     const mp3 = Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'), Buffer.alloc(300_000, 0x55)]);
@@ -247,7 +260,7 @@ describe('with ffmpeg', () => {
     expect(result.text).toBe(audio.words.join(' '));
   });
 
-  test('a recording ffmpeg cannot read is refused with ffmpeg\'s own reason, before anything is sent', async () => {
+  test("a recording ffmpeg cannot read is refused with ffmpeg's own reason, before anything is sent", async () => {
     h = await harness({}, { provider: { maxUploadBytes: LIMIT }, asr: { model: 'whisper-1' } });
     const mp3 = Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'), Buffer.alloc(300_000, 0x55)]);
     const err = await caught(() => h!.kernel.transcribe({ data: mp3, name: 'broken.mp3' }));

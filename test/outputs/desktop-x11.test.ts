@@ -63,7 +63,9 @@ afterAll(async () => {
 async function output(name: string, text: string, options: Record<string, unknown> = {}): Promise<string[]> {
   const warnings: string[] = [];
   const session = { id: 'test-session', warnings, signal: new AbortController().signal } as unknown as SessionContext;
-  await kernel.hooks.output.get(name)!.promise({ session, name, text, raw: text, options, signal: new AbortController().signal, warn: (m) => void warnings.push(m) });
+  await kernel.hooks.output
+    .get(name)!
+    .promise({ session, name, text, raw: text, options, signal: new AbortController().signal, warn: (m) => void warnings.push(m) });
   return warnings;
 }
 
@@ -92,9 +94,12 @@ describe('clipboard output (X11)', () => {
     expect(await output('clipboard', `bundled ${TEXT}`)).toEqual([]);
     process.env.PATH = savedEnv.PATH;
     // Served as UTF8_STRING although the process locale is C: the tool ran with a UTF-8 LC_CTYPE.
-    expect(await eventually(() => x('xclip', ['-out', '-selection', 'clipboard', '-target', 'TARGETS']), (t) => t.includes('UTF8_STRING'))).toContain(
-      'UTF8_STRING',
-    );
+    expect(
+      await eventually(
+        () => x('xclip', ['-out', '-selection', 'clipboard', '-target', 'TARGETS']),
+        (t) => t.includes('UTF8_STRING'),
+      ),
+    ).toContain('UTF8_STRING');
     expect(await readClipboard()).toBe(`bundled ${TEXT}`);
   });
 
@@ -116,7 +121,10 @@ describe('paste output (X11, xdotool)', () => {
       expect(await output('paste', TEXT)).toEqual([expect.stringMatching(/^the paste could not be aimed: .* so Ctrl\+V was pressed/)]);
       expect(await readClipboard()).toBe(TEXT);
       // The window received v with the Control modifier held (state 0x4), from xdotool's keystroke.
-      const events = await eventually(async () => keys.events(), (e) => /KeyRelease event/.test(e));
+      const events = await eventually(
+        async () => keys.events(),
+        (e) => /KeyRelease event/.test(e),
+      );
       expect(events).toMatch(/KeyPress event[^]*?state 0x4, keycode \d+ \(keysym 0x76, v\)/);
     } finally {
       await keys.close();
@@ -205,7 +213,15 @@ describe('helper programs never hang a session', () => {
     const started = Date.now();
     setTimeout(() => controller.abort(), 300);
     try {
-      const result = kernel.hooks.output.get('type')!.promise({ session, name: 'type', text: LONG, raw: LONG, options: { x11: 'xdotool', keyDelayMs: 100 }, signal: controller.signal, warn: () => undefined });
+      const result = kernel.hooks.output.get('type')!.promise({
+        session,
+        name: 'type',
+        text: LONG,
+        raw: LONG,
+        options: { x11: 'xdotool', keyDelayMs: 100 },
+        signal: controller.signal,
+        warn: () => undefined,
+      });
       await expect(result).rejects.toMatchObject({ code: 'KOTO_ERR_ABORTED', message: 'output "type" was cancelled' });
     } finally {
       await line.close();
@@ -230,7 +246,10 @@ describe('end to end through kernel.run', () => {
 
   it('a dictation lands in the focused application and in a file', async () => {
     const file = path.join(home.dir, 'dictations.txt');
-    const k = await runKernel([{ use: 'paste', shortcut: 'ctrl+shift+y' }, { use: 'file', path: file }]);
+    const k = await runKernel([
+      { use: 'paste', shortcut: 'ctrl+shift+y' },
+      { use: 'file', path: file },
+    ]);
     const line = await openInputLine();
     try {
       heard = 'hello from the fake microphone';

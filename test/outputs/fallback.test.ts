@@ -51,7 +51,6 @@ afterAll(async () => {
   home.cleanup();
 });
 
-
 function call(name: string, signal = new AbortController().signal): Promise<void> {
   const session = { id: 'test-session', warnings: [], signal } as unknown as SessionContext;
   return kernel.hooks.output.get(name)!.promise({ session, name, text: SECRET, raw: SECRET, options: {}, signal, warn: () => undefined });
@@ -112,7 +111,9 @@ describe('no display and no clipboard tool', () => {
     process.env.PATH = dir;
     await failure(call('paste'));
     const shown = readFileSync(log, 'utf8');
-    expect(shown).toMatch(/--app-name=Koto Koto Koto could not paste or copy dictation \S+\. Its text is kept: `koto paste \S+` delivers it again\./);
+    expect(shown).toMatch(
+      /--app-name=Koto Koto Koto could not paste or copy dictation \S+\. Its text is kept: `koto paste \S+` delivers it again\./,
+    );
     expect(shown).not.toContain('secret');
   });
 

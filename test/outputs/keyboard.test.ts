@@ -40,7 +40,8 @@ describe('paste shortcuts', () => {
   it('accepts modifier aliases and refuses anything that is not a combination', () => {
     expect(parseShortcut('command+option+v')).toEqual({ modifiers: ['super', 'alt'], key: 'v' });
     for (const good of ['ctrl+v', 'shift+insert', 'cmd+v', 'ctrl+shift+1', 'v']) expect(shortcutSchema.safeParse(good).success).toBe(true);
-    for (const bad of ['', 'ctrl+', 'ctrl+vv', 'hyper+v', 'ctrl v', 'ctrl+v; rm -rf /']) expect(shortcutSchema.safeParse(bad).success).toBe(false);
+    for (const bad of ['', 'ctrl+', 'ctrl+vv', 'hyper+v', 'ctrl v', 'ctrl+v; rm -rf /'])
+      expect(shortcutSchema.safeParse(bad).success).toBe(false);
   });
 });
 

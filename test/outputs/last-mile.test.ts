@@ -50,7 +50,13 @@ beforeAll(async () => {
       return TEXT;
     },
   });
-  writeFileSync(wav, encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000));
+  writeFileSync(
+    wav,
+    encodeWav(
+      new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))),
+      16000,
+    ),
+  );
   mkdirSync(blocked);
 });
 
@@ -91,7 +97,10 @@ describe('koto run when every output fails', () => {
     expect(paste.stdout).toBe(`${TEXT}\n`);
     expect(readFileSync(good, 'utf8')).toBe(`${TEXT}\n`);
     expect(server.requests.filter((r) => r.path.endsWith('/audio/transcriptions')).length).toBe(transcriptions);
-    const rows = (await koto(['history', '--json', '-n', '5'], { env })).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = (await koto(['history', '--json', '-n', '5'], { env })).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows[0]).toMatchObject({ state: 'done', text: TEXT, retryOf: id });
   });
 

@@ -21,7 +21,16 @@ import { createKernel, type Kernel, type SessionContext } from '../../src/index.
 import { detectFocusedWindow } from '../../plugins/focus/detect.ts';
 import { pasteOptions, pasteTarget } from '../../plugins/outputs/paste.ts';
 import { tempHome } from '../support/index.ts';
-import { emptyClipboard, openGtkText, openTerminal, received, startDesktop, wmClassOf, type Desktop, type Receiver } from './paste-desktop.ts';
+import {
+  emptyClipboard,
+  openGtkText,
+  openTerminal,
+  received,
+  startDesktop,
+  wmClassOf,
+  type Desktop,
+  type Receiver,
+} from './paste-desktop.ts';
 import { copyAsUser, eventually, readClipboard, startXvfb, x, type Xvfb } from './x11.ts';
 
 const home = tempHome('koto-paste-apps-');
@@ -80,20 +89,32 @@ async function outputs(): Promise<Outputs> {
       const warnings: string[] = [];
       const signal = new AbortController().signal;
       const session = { id: 'paste-apps', warnings, signal } as unknown as SessionContext;
-      await kernel.hooks.output.get('paste')!.promise({ session, name: 'paste', text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
+      await kernel.hooks.output
+        .get('paste')!
+        .promise({ session, name: 'paste', text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
       return warnings;
     },
   };
 }
 
 /** Pastes `text` into `receiver` and resolves with the bytes it received. */
-async function pasteInto(out: Outputs, receiver: Receiver, text: string, expected: Buffer, options: Record<string, unknown> = {}): Promise<{ warnings: string[]; got: Buffer }> {
+async function pasteInto(
+  out: Outputs,
+  receiver: Receiver,
+  text: string,
+  expected: Buffer,
+  options: Record<string, unknown> = {},
+): Promise<{ warnings: string[]; got: Buffer }> {
   const offset = receiver.bytes().length;
   const seen = receiver.pastesSeen();
   const warnings = await out.paste(text, options);
   if (receiver.kind === 'urxvt' && hasControl(text)) {
     // The user answers urxvt's confirm-paste, once urxvt has the text (a y before would be typed).
-    await eventually(async () => receiver.pastesSeen(), (n) => n > seen, 30_000);
+    await eventually(
+      async () => receiver.pastesSeen(),
+      (n) => n > seen,
+      30_000,
+    );
     await x('xdotool', ['key', 'y']);
   }
   return { warnings, got: await received(receiver, offset, expected) };
@@ -111,9 +132,33 @@ describe('with a window manager (openbox)', () => {
   });
 
   const apps = [
-    { kind: 'xterm', open: () => openTerminal('xterm'), app: 'XTerm', instance: 'xterm', title: 'koto xterm', key: 'Shift+Insert', expect: asTerminalSends },
-    { kind: 'urxvt', open: () => openTerminal('urxvt'), app: 'URxvt', instance: 'urxvt', title: 'koto urxvt', key: 'Shift+Insert', expect: asTerminalSends },
-    { kind: 'gtk', open: openGtkText, app: 'Koto-gtk-text', instance: 'koto-gtk-text', title: 'koto GTK text ✓', key: 'Ctrl+V', expect: (t: string) => Buffer.from(t, 'utf8') },
+    {
+      kind: 'xterm',
+      open: () => openTerminal('xterm'),
+      app: 'XTerm',
+      instance: 'xterm',
+      title: 'koto xterm',
+      key: 'Shift+Insert',
+      expect: asTerminalSends,
+    },
+    {
+      kind: 'urxvt',
+      open: () => openTerminal('urxvt'),
+      app: 'URxvt',
+      instance: 'urxvt',
+      title: 'koto urxvt',
+      key: 'Shift+Insert',
+      expect: asTerminalSends,
+    },
+    {
+      kind: 'gtk',
+      open: openGtkText,
+      app: 'Koto-gtk-text',
+      instance: 'koto-gtk-text',
+      title: 'koto GTK text ✓',
+      key: 'Ctrl+V',
+      expect: (t: string) => Buffer.from(t, 'utf8'),
+    },
   ] as const;
 
   describe.each(apps)('$kind, default options', (app) => {
@@ -132,9 +177,18 @@ describe('with a window manager (openbox)', () => {
 
     it('is identified as the focused window (class, instance, title), as xprop reads it', async () => {
       const found = await focusedWindow();
-      expect(found).toMatchObject({ app: app.app, instance: app.instance, title: app.title, id: `0x${receiver.window.toString(16)}`, desktop: 'x11' });
+      expect(found).toMatchObject({
+        app: app.app,
+        instance: app.instance,
+        title: app.title,
+        id: `0x${receiver.window.toString(16)}`,
+        desktop: 'x11',
+      });
       // _NET_WM_PID, as xdotool reads it (when the application sets it).
-      const pid = await x('xdotool', ['getwindowpid', String(receiver.window)]).then((out) => Number(out.trim()), () => undefined);
+      const pid = await x('xdotool', ['getwindowpid', String(receiver.window)]).then(
+        (out) => Number(out.trim()),
+        () => undefined,
+      );
       expect(found?.pid).toBe(pid);
       // The same through the kernel's hook, which is what the paste output asks.
       expect(await out.kernel.focusedWindow()).toEqual(found);
@@ -246,7 +300,11 @@ describe('without a window manager', () => {
     xterm = spawn('xterm', ['-geometry', '80x24+0+0', '-T', 'no wm'], { stdio: 'ignore', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
     await x('xdotool', ['search', '--sync', '--onlyvisible', '--class', 'XTerm'], { timeout: 30_000 });
     await x('xdotool', ['mousemove', '100', '100']);
-    const found = await eventually(() => focusedWindow(), (w) => w !== undefined, 30_000);
+    const found = await eventually(
+      () => focusedWindow(),
+      (w) => w !== undefined,
+      30_000,
+    );
     expect(found).toMatchObject({ app: 'XTerm', instance: 'xterm', title: 'no wm', desktop: 'x11' });
     expect(found?.id).toMatch(/^0x[0-9a-f]+$/);
   });
@@ -301,7 +359,13 @@ describe('configuration errors', () => {
     [{ shortcuts: { XTerm: 'ctrl+v', xterm: 'shift+insert' } }, 'each application may appear once'],
     [{ terminals: [''] }, 'terminals'],
   ])('%j is refused when the config is loaded, with KOTO_ERR_CONFIG_INVALID naming the key', async (paste, named) => {
-    const err = await createKernel({ search: false, builtins: ['outputs'], env: { KOTO_HOME: home.dir }, config: { output: [{ use: 'paste', ...paste }] }, logLevel: 'silent' }).then(
+    const err = await createKernel({
+      search: false,
+      builtins: ['outputs'],
+      env: { KOTO_HOME: home.dir },
+      config: { output: [{ use: 'paste', ...paste }] },
+      logLevel: 'silent',
+    }).then(
       () => undefined,
       (e: unknown) => e as { code: string; message: string },
     );

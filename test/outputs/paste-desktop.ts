@@ -37,7 +37,9 @@ function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv)
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve, reject) => {
-    child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(`${command} is not installed: ${INSTALL}`) : err));
+    child.on('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' ? new Error(`${command} is not installed: ${INSTALL}`) : err),
+    );
     child.on('exit', () => resolve());
   });
   exited.catch(() => {});
@@ -80,7 +82,11 @@ export async function startDesktop(options: { windowManager?: boolean } = {}): P
     if (options.windowManager !== false) {
       openbox = start('openbox', ['--sm-disable'], { ...process.env, DISPLAY: xvfb.display });
       // An EWMH window manager is up once it has set _NET_SUPPORTING_WM_CHECK on the root window.
-      await until('openbox managing the display', async () => /window id # 0x/.test(await x('xprop', ['-root', '_NET_SUPPORTING_WM_CHECK'])), openbox);
+      await until(
+        'openbox managing the display',
+        async () => /window id # 0x/.test(await x('xprop', ['-root', '_NET_SUPPORTING_WM_CHECK'])),
+        openbox,
+      );
     }
   } catch (err) {
     await xvfb.stop();
@@ -127,7 +133,10 @@ async function focusedWindowOf(started: Started, kind: string): Promise<number> 
   await until(
     `the ${kind} window getting the focus`,
     async () => {
-      const windows = (await x('xdotool', ['search', '--pid', String(started.child.pid)]).catch(() => '')).split('\n').filter(Boolean).map(Number);
+      const windows = (await x('xdotool', ['search', '--pid', String(started.child.pid)]).catch(() => ''))
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
       const active = await activeWindow();
       if (active === undefined || !windows.includes(active)) return false;
       window = active;
@@ -176,7 +185,18 @@ export async function openTerminal(kind: 'xterm' | 'urxvt', options: { bracketed
     mkdirSync(lib);
     writeFileSync(path.join(lib, 'koto-paste-seen'), URXVT_PASTE_SEEN);
     // Listed before "default" (which holds confirm-paste) so it sees each paste first.
-    args = ['-title', options.title ?? 'koto urxvt', '-perl-lib', lib, '-perl-ext-common', 'koto-paste-seen,default', '-e', 'sh', '-c', script];
+    args = [
+      '-title',
+      options.title ?? 'koto urxvt',
+      '-perl-lib',
+      lib,
+      '-perl-ext-common',
+      'koto-paste-seen,default',
+      '-e',
+      'sh',
+      '-c',
+      script,
+    ];
   }
   const started = start(kind, args, env);
   try {
@@ -254,7 +274,11 @@ export async function openGtkText(): Promise<Receiver> {
 
 /** Polls the receiver until what arrived after `offset` bytes equals `expected`; resolves with what arrived. */
 export async function received(receiver: Receiver, offset: number, expected: Buffer, timeoutMs = 30_000): Promise<Buffer> {
-  return eventually(async () => receiver.bytes().subarray(offset), (got) => got.equals(expected), timeoutMs);
+  return eventually(
+    async () => receiver.bytes().subarray(offset),
+    (got) => got.equals(expected),
+    timeoutMs,
+  );
 }
 
 /**
@@ -263,6 +287,16 @@ export async function received(receiver: Receiver, offset: number, expected: Buf
  */
 export async function emptyClipboard(): Promise<void> {
   await x('xclip', ['-selection', 'clipboard', '-loops', '1', '-in'], { input: 'koto-empty' });
-  await eventually(() => x('xclip', ['-selection', 'clipboard', '-out']).catch(() => ''), (t) => t === 'koto-empty');
-  await until('the clipboard without an owner', async () => (await x('xclip', ['-selection', 'clipboard', '-out']).then(() => false, () => true)));
+  await eventually(
+    () => x('xclip', ['-selection', 'clipboard', '-out']).catch(() => ''),
+    (t) => t === 'koto-empty',
+  );
+  await until(
+    'the clipboard without an owner',
+    async () =>
+      await x('xclip', ['-selection', 'clipboard', '-out']).then(
+        () => false,
+        () => true,
+      ),
+  );
 }

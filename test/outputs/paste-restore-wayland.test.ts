@@ -47,7 +47,8 @@ function config(name: string, extra: string[] = []): string {
   return file;
 }
 
-const clipboard = async () => (await exec('wl-paste', ['--no-newline'], { env: { ...process.env, ...wayland }, encoding: 'utf8', timeout: 10_000 })).stdout;
+const clipboard = async () =>
+  (await exec('wl-paste', ['--no-newline'], { env: { ...process.env, ...wayland }, encoding: 'utf8', timeout: 10_000 })).stdout;
 async function copyAsUser(text: string): Promise<void> {
   // No pipes: the process wl-copy forks keeps serving the selection (and would hold them open).
   const child = spawn('wl-copy', [text], { env: { ...process.env, ...wayland }, stdio: 'ignore' });
@@ -57,10 +58,19 @@ async function copyAsUser(text: string): Promise<void> {
 
 beforeAll(async () => {
   server = await startOpenAIServer({ apiKey: KEY, transcribe: () => heard });
-  writeFileSync(wav, encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000));
+  writeFileSync(
+    wav,
+    encodeWav(
+      new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))),
+      16000,
+    ),
+  );
   session = await startSway();
   const runtime = session.env.XDG_RUNTIME_DIR!;
-  const swaysock = path.join(runtime, readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!);
+  const swaysock = path.join(
+    runtime,
+    readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!,
+  );
   wayland = { ...session.env, SWAYSOCK: swaysock };
   foot = await session.openFoot();
 });
@@ -82,7 +92,13 @@ describe('restore on Wayland', () => {
       env: { KOTO_HOME: path.join(home.dir, 'run-home'), LANG: 'C.UTF-8', ...wayland },
     });
     expect(run).toMatchObject({ code: 0, stdout: `${heard}\n`, stderr: '' });
-    expect(await eventually(async () => foot.contents(), (now) => now === before + heard, 30_000)).toBe(before + heard);
+    expect(
+      await eventually(
+        async () => foot.contents(),
+        (now) => now === before + heard,
+        30_000,
+      ),
+    ).toBe(before + heard);
     // Read at once after the exit: no restore can still be on its way.
     expect(await clipboard()).toBe('what the user had copied on sway');
   });
@@ -92,14 +108,24 @@ describe('restore on Wayland', () => {
     delete process.env.DISPLAY;
     Object.assign(process.env, wayland);
     const env = { KOTO_HOME: path.join(home.dir, 'daemon-home') };
-    const daemon = await testDaemon({ configPath: config('daemon', ['audio: { source: tone }']), env: { ...process.env, ...env }, builtins: ['openai-compatible', 'outputs', 'focus'] });
+    const daemon = await testDaemon({
+      configPath: config('daemon', ['audio: { source: tone }']),
+      env: { ...process.env, ...env },
+      builtins: ['openai-compatible', 'outputs', 'focus'],
+    });
     try {
       await copyAsUser('copied before the hotkey on sway');
       heard = 'dictated to the daemon on sway';
       const before = foot.contents();
       expect((await koto(['start'], { env })).code).toBe(0);
       expect(await koto(['stop', '--wait'], { env })).toMatchObject({ code: 0, stdout: `${heard}\n` });
-      expect(await eventually(async () => foot.contents(), (now) => now === before + heard, 30_000)).toBe(before + heard);
+      expect(
+        await eventually(
+          async () => foot.contents(),
+          (now) => now === before + heard,
+          30_000,
+        ),
+      ).toBe(before + heard);
       expect(await eventually(clipboard, (t) => t === 'copied before the hotkey on sway', 30_000)).toBe('copied before the hotkey on sway');
     } finally {
       await daemon.close();

@@ -51,7 +51,13 @@ function run(configFile: string) {
 
 beforeAll(async () => {
   server = await startOpenAIServer({ apiKey: KEY, transcribe: () => heard });
-  writeFileSync(wav, encodeWav(new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))), 16000));
+  writeFileSync(
+    wav,
+    encodeWav(
+      new Int16Array(16000).map((_, i) => Math.round(6000 * Math.sin(i / 7))),
+      16000,
+    ),
+  );
   desktop = await startDesktop();
   receiver = await openGtkText();
 });

@@ -28,7 +28,10 @@ beforeAll(async () => {
   delete process.env.HYPRLAND_INSTANCE_SIGNATURE;
   // What sway exports to the programs it starts; the session helper leaves it to us.
   const runtime = session.env.XDG_RUNTIME_DIR!;
-  process.env.SWAYSOCK = path.join(runtime, readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!);
+  process.env.SWAYSOCK = path.join(
+    runtime,
+    readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!,
+  );
   kernel = await createKernel({
     search: false,
     builtins: ['outputs', 'focus'],
@@ -50,7 +53,9 @@ async function paste(text: string, options: Record<string, unknown> = {}): Promi
   const warnings: string[] = [];
   const signal = new AbortController().signal;
   const ctx = { id: 'paste-wayland', warnings, signal } as unknown as SessionContext;
-  await kernel.hooks.output.get('paste')!.promise({ session: ctx, name: 'paste', text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
+  await kernel.hooks.output
+    .get('paste')!
+    .promise({ session: ctx, name: 'paste', text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
   return warnings;
 }
 
@@ -83,7 +88,13 @@ describe('sway', () => {
     expect(await paste(text, { terminals: ['koto-foot-1'] })).toEqual([]);
     expect(logs.join('\n')).toContain('paste: the focused window is koto-foot-1 (sway); Ctrl+Shift+V, as koto-foot-1 is a terminal');
     const expected = before + text.replace(/\n/g, '\r');
-    expect(await eventually(async () => foot.contents(), (now) => now === expected, 30_000)).toBe(expected);
+    expect(
+      await eventually(
+        async () => foot.contents(),
+        (now) => now === expected,
+        30_000,
+      ),
+    ).toBe(expected);
     // PRIMARY holds it too (Shift+Insert and a middle click paste it).
     const primary = await exec('wl-paste', ['--primary', '--no-newline'], { env: { ...process.env }, encoding: 'utf8', timeout: 10_000 });
     expect(primary.stdout).toBe(text);
@@ -94,7 +105,13 @@ describe('sway', () => {
       const text = `${run % 2 ? 'Ünïcode' : 'plain'} paste number ${run}, first character first.`;
       const before = foot.contents();
       expect(await paste(text, { terminals: ['koto-foot-1'] })).toEqual([]);
-      expect(await eventually(async () => foot.contents(), (now) => now === before + text, 30_000)).toBe(before + text);
+      expect(
+        await eventually(
+          async () => foot.contents(),
+          (now) => now === before + text,
+          30_000,
+        ),
+      ).toBe(before + text);
     }
   });
 });

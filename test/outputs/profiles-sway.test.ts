@@ -27,7 +27,10 @@ beforeAll(async () => {
   delete process.env.DISPLAY;
   delete process.env.HYPRLAND_INSTANCE_SIGNATURE;
   const runtime = session.env.XDG_RUNTIME_DIR!;
-  process.env.SWAYSOCK = path.join(runtime, readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!);
+  process.env.SWAYSOCK = path.join(
+    runtime,
+    readdirSync(runtime).find((name) => name.startsWith('sway-ipc.') && name.endsWith('.sock'))!,
+  );
   server = await startOpenAIServer({ transcribe: () => 'git status', complete: () => 'Git status.' });
   const config = path.join(home.dir, 'koto.yaml');
   writeFileSync(
@@ -49,7 +52,11 @@ profiles:
 `,
     { mode: 0o600 },
   );
-  daemon = await testDaemon({ configPath: config, env: { ...process.env, KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs', 'focus'] });
+  daemon = await testDaemon({
+    configPath: config,
+    env: { ...process.env, KOTO_HOME: home.dir },
+    builtins: ['openai-compatible', 'outputs', 'focus'],
+  });
 });
 
 afterAll(async () => {
@@ -63,7 +70,11 @@ afterAll(async () => {
 
 async function dictate(): Promise<RunResult> {
   await daemon.command('start', { source: 'test' });
-  await eventually(async () => daemon.status().recording?.level ?? 0, (level) => level > 0, 30_000);
+  await eventually(
+    async () => daemon.status().recording?.level ?? 0,
+    (level) => level > 0,
+    30_000,
+  );
   return (await daemon.command('stop', { wait: true })) as RunResult;
 }
 
@@ -77,7 +88,7 @@ describe('profiles under sway', () => {
     expect(asked()).toEqual(['/v1/audio/transcriptions', '/v1/chat/completions']);
   });
 
-  it("foot focused: its app id (any case) picks the profile: raw text typed through wtype, then Enter", async () => {
+  it('foot focused: its app id (any case) picks the profile: raw text typed through wtype, then Enter', async () => {
     foot = await session.openFoot();
     server.reset();
     const record = await dictate();
@@ -85,6 +96,12 @@ describe('profiles under sway', () => {
     expect(asked()).toEqual(['/v1/audio/transcriptions']);
     // foot in raw mode: Enter is a carriage return, after the typed text.
     const expected = 'git status\r';
-    expect(await eventually(async () => foot!.contents(), (text) => text === expected, 30_000)).toBe(expected);
+    expect(
+      await eventually(
+        async () => foot!.contents(),
+        (text) => text === expected,
+        30_000,
+      ),
+    ).toBe(expected);
   });
 });

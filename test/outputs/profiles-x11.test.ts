@@ -65,10 +65,16 @@ async function dictate(whileSpeaking?: () => Promise<void>): Promise<RunResult> 
   // `koto start` says which profile the dictation got.
   startMessage = ((await daemon.command('start', { source: 'test' })) as { message: string }).message;
   // Some audio captured before the key is released (the tone source yields a frame every few ms).
-  await eventually(async () => daemon.status().recording?.level ?? 0, (level) => level > 0, 30_000);
+  await eventually(
+    async () => daemon.status().recording?.level ?? 0,
+    (level) => level > 0,
+    30_000,
+  );
   // While recording, `koto status` shows the profile already chosen.
   const recording = daemon.status().recording!;
-  expect(statusLine(daemon.status())).toContain(recording.profile ? `recording ${recording.id} (profile ${recording.profile})` : `recording ${recording.id}`);
+  expect(statusLine(daemon.status())).toContain(
+    recording.profile ? `recording ${recording.id} (profile ${recording.profile})` : `recording ${recording.id}`,
+  );
   await whileSpeaking?.();
   expect(daemon.status().recording?.profile).toBe(recording.profile);
   return (await daemon.command('stop', { wait: true })) as RunResult;
@@ -87,7 +93,11 @@ beforeAll(async () => {
   server = await startOpenAIServer({ transcribe: () => 'list the files', complete: () => 'List the files.' });
   writeFileSync(configFile, CONFIG(server.baseUrl, server.ca), { mode: 0o600 });
   writeFileSync(path.join(home.dir, 'a.wav'), wav);
-  daemon = await testDaemon({ configPath: configFile, env: { ...process.env, KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs', 'focus'] });
+  daemon = await testDaemon({
+    configPath: configFile,
+    env: { ...process.env, KOTO_HOME: home.dir },
+    builtins: ['openai-compatible', 'outputs', 'focus'],
+  });
 });
 
 afterAll(async () => {
@@ -106,10 +116,20 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     server.reset();
     const record = await dictate();
     expect(startMessage).toMatch(/^recording \(\S+, profile terminal\)$/);
-    expect(record).toMatchObject({ state: 'done', profile: 'terminal', text: 'list the files', correctionProvider: undefined, fallback: false });
+    expect(record).toMatchObject({
+      state: 'done',
+      profile: 'terminal',
+      text: 'list the files',
+      correctionProvider: undefined,
+      fallback: false,
+    });
     expect(paths()).toEqual(['/v1/audio/transcriptions']);
     expect(server.requests.find((r) => r.path.endsWith('/audio/transcriptions'))!.form?.fields.model).toEqual(['whisper-base']);
-    const got = await eventually(async () => terminal.bytes().toString(), (text) => text === 'list the files', 30_000);
+    const got = await eventually(
+      async () => terminal.bytes().toString(),
+      (text) => text === 'list the files',
+      30_000,
+    );
     // Typed, and nothing after it: this profile has no `after`.
     expect(got).toBe('list the files');
   });
@@ -129,7 +149,13 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     expect((server.requests.find((r) => r.path.endsWith('/chat/completions'))!.json as { model: string }).model).toBe('gpt-agent');
     // xterm pastes PRIMARY with Shift+Insert; Enter arrives after the text, as the terminal's CR.
     const expected = 'list the filesList the files.\r';
-    expect(await eventually(async () => terminal.bytes().toString(), (text) => text === expected, 30_000)).toBe(expected);
+    expect(
+      await eventually(
+        async () => terminal.bytes().toString(),
+        (text) => text === expected,
+        30_000,
+      ),
+    ).toBe(expected);
     expect(agent.bytes().toString()).toBe('');
   });
 
@@ -142,7 +168,13 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     expect(server.requests.find((r) => r.path.endsWith('/audio/transcriptions'))!.form?.fields.model).toEqual(['whisper-agent']);
     // Delivered like the first time: where the focus is (the plain xterm), then Enter.
     const again = 'List the files.\r';
-    expect(await eventually(async () => terminal.bytes().subarray(before).toString(), (text) => text === again, 30_000)).toBe(again);
+    expect(
+      await eventually(
+        async () => terminal.bytes().subarray(before).toString(),
+        (text) => text === again,
+        30_000,
+      ),
+    ).toBe(again);
   });
 
   it('the choice is visible: status, koto history (+ --json)', async () => {
@@ -155,7 +187,12 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     expect(lines[1]).toMatch(/ done +\[agent\] List the files\.$/);
     expect(lines[2]).toMatch(/ done +\[terminal\] list the files$/);
     const json = await koto(['history', '-n', '3', '--json'], { env: cliEnv() });
-    expect(json.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { profile: string | null }).profile)).toEqual(['agent', 'agent', 'terminal']);
+    expect(
+      json.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { profile: string | null }).profile),
+    ).toEqual(['agent', 'agent', 'terminal']);
   });
 
   it('koto profiles test: the focused window and the profile that would apply now', async () => {
@@ -165,7 +202,11 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     expect(out.stdout).toMatch(/^window: XTerm \(xterm\) "Claude Code" \[x11, pid \d+, id 0x[0-9a-f]+\]\nprofile: agent\n$/);
     await focus(terminal);
     const json = await koto(['profiles', 'test', '--json', '--config', configFile], { env: cliEnv() });
-    expect(JSON.parse(json.stdout)).toMatchObject({ window: { app: 'XTerm', instance: 'xterm', title: 'koto xterm', desktop: 'x11' }, profile: 'terminal', profiles: ['agent', 'terminal'] });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      window: { app: 'XTerm', instance: 'xterm', title: 'koto xterm', desktop: 'x11' },
+      profile: 'terminal',
+      profiles: ['agent', 'terminal'],
+    });
     const list = await koto(['profiles', '--config', configFile], { env: cliEnv() });
     expect(list.stdout).toBe('agent: title /(Claude Code|Codex)/\nterminal: app kitty, alacritty, xterm\n');
   });
@@ -174,11 +215,19 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     await focus(agent);
     server.reset();
     const before = agent.bytes().length;
-    const run = await koto(['run', '--config', configFile, '--profile', 'terminal', '--json', path.join(home.dir, 'a.wav')], { env: cliEnv() });
+    const run = await koto(['run', '--config', configFile, '--profile', 'terminal', '--json', path.join(home.dir, 'a.wav')], {
+      env: cliEnv(),
+    });
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ profile: 'terminal', text: 'list the files', correctionProvider: null });
     expect(paths()).toEqual(['/v1/audio/transcriptions']);
-    expect(await eventually(async () => agent.bytes().subarray(before).toString(), (t) => t === 'list the files', 30_000)).toBe('list the files');
+    expect(
+      await eventually(
+        async () => agent.bytes().subarray(before).toString(),
+        (t) => t === 'list the files',
+        30_000,
+      ),
+    ).toBe('list the files');
 
     const unknown = await koto(['run', '--config', configFile, '--profile', 'email', path.join(home.dir, 'a.wav')], { env: cliEnv() });
     expect(unknown.code).toBe(2);
@@ -212,14 +261,25 @@ describe('profiles chosen by the focused window (daemon, Xvfb)', () => {
     const config = path.join(home.dir, 'no-keys.yaml');
     writeFileSync(
       config,
-      CONFIG(server.baseUrl, server.ca).replace('profiles:\n', 'profiles:\n  - name: shell\n    match: { app: XTerm }\n    correction: { enabled: false }\n    output: [ { use: type } ]\n    after: { enter: true }\n'),
+      CONFIG(server.baseUrl, server.ca).replace(
+        'profiles:\n',
+        'profiles:\n  - name: shell\n    match: { app: XTerm }\n    correction: { enabled: false }\n    output: [ { use: type } ]\n    after: { enter: true }\n',
+      ),
       { mode: 0o600 },
     );
     // Typing goes through XTEST (no helper program); the Enter key needs xdotool, which is not on this PATH.
-    const run = await koto(['run', '--config', config, '--profile', 'shell', path.join(home.dir, 'a.wav')], { env: { ...cliEnv(), PATH: path.join(home.dir, 'no-tools') } });
+    const run = await koto(['run', '--config', config, '--profile', 'shell', path.join(home.dir, 'a.wav')], {
+      env: { ...cliEnv(), PATH: path.join(home.dir, 'no-tools') },
+    });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toBe('list the files\n');
     expect(run.stderr).toContain('the text was delivered, but Enter (`after`) could not be pressed: xdotool is not installed');
-    expect(await eventually(async () => agent.bytes().subarray(before).toString(), (t) => t === 'list the files', 30_000)).toBe('list the files');
+    expect(
+      await eventually(
+        async () => agent.bytes().subarray(before).toString(),
+        (t) => t === 'list the files',
+        30_000,
+      ),
+    ).toBe('list the files');
   });
 });

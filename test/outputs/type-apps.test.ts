@@ -17,7 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernel, type Kernel, type SessionContext } from '../../src/index.ts';
 import { tempHome } from '../support/index.ts';
 import { x } from './x11.ts';
-import { openGtkText, openTerminal, startX11Desktop, until, type Receiver, type TerminalReceiver, type X11Desktop } from './type-x11-receivers.ts';
+import {
+  openGtkText,
+  openTerminal,
+  startX11Desktop,
+  until,
+  type Receiver,
+  type TerminalReceiver,
+  type X11Desktop,
+} from './type-x11-receivers.ts';
 
 const home = tempHome('koto-type-');
 const savedEnv = { ...process.env };
@@ -33,7 +41,26 @@ const logs: string[] = [];
  * map than Xvfb has spare keycodes (19), so they are typed in several batches.
  */
 function longText(): string {
-  const words = ['dictation', 'Koto', 'types', 'every', 'key', 'exactly', '(really)', '"quoted"', 'a/b', 'x=1;', '50%', '#tag', '{ok}', '[i]', 'a|b', '~', '`code`', "it's"];
+  const words = [
+    'dictation',
+    'Koto',
+    'types',
+    'every',
+    'key',
+    'exactly',
+    '(really)',
+    '"quoted"',
+    'a/b',
+    'x=1;',
+    '50%',
+    '#tag',
+    '{ok}',
+    '[i]',
+    'a|b',
+    '~',
+    '`code`',
+    "it's",
+  ];
   const extra = [...'éèêëàâäôöüûçñßÉÀÇ—–“”‘’…€£¥©®°±×÷αβγδλπΩжзи日本語中文字😀🎉✓'];
   const chars: string[] = [];
   for (let i = 0; chars.length < 2000; i += 1) {
@@ -76,7 +103,9 @@ afterAll(async () => {
 async function type(text: string, options: Record<string, unknown> = {}, signal = new AbortController().signal): Promise<string[]> {
   const warnings: string[] = [];
   const session = { id: 'test-session', warnings, signal } as unknown as SessionContext;
-  await kernel.hooks.output.get('type')!.promise({ session, name: 'type', text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
+  await kernel.hooks.output
+    .get('type')!
+    .promise({ session, name: 'type', text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
   return warnings;
 }
 
@@ -112,7 +141,9 @@ describe('XTEST typing leaves the keyboard as it found it', () => {
     try {
       logs.length = 0;
       expect(await type(TEXTS['2,000 characters']!)).toEqual([]);
-      expect(await app.received(RECEIVERS.xterm!.bytes(TEXTS['2,000 characters']!))).toBe(RECEIVERS.xterm!.bytes(TEXTS['2,000 characters']!));
+      expect(await app.received(RECEIVERS.xterm!.bytes(TEXTS['2,000 characters']!))).toBe(
+        RECEIVERS.xterm!.bytes(TEXTS['2,000 characters']!),
+      );
     } finally {
       await app.close();
     }
@@ -136,7 +167,10 @@ describe('XTEST typing leaves the keyboard as it found it', () => {
       } finally {
         await app.close();
       }
-      expect(logs.some((line) => line.includes('the focused application answered a ping')), `${app.name}: ${logs.join(' / ')}`).toBe(answers);
+      expect(
+        logs.some((line) => line.includes('the focused application answered a ping')),
+        `${app.name}: ${logs.join(' / ')}`,
+      ).toBe(answers);
     }
   });
 

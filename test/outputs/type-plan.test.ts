@@ -1,13 +1,29 @@
 /** How the X11 typer plans the keys of a text from a keyboard map (pure; the real typing is in type-apps.test.ts). */
 import { describe, expect, it } from 'vitest';
-import { contiguousRuns, keysymFor, keysymsOf, planTyping, spareKeycodes, type KeyboardLayout } from '../../plugins/outputs/x11-typer-plan.ts';
+import {
+  contiguousRuns,
+  keysymFor,
+  keysymsOf,
+  planTyping,
+  spareKeycodes,
+  type KeyboardLayout,
+} from '../../plugins/outputs/x11-typer-plan.ts';
 
 const a = 0x61;
 const A = 0x41;
 /** keycodes 8–15: a/A, b/B, space, Return, (empty), Shift_L, (empty), (empty). */
 const LAYOUT: KeyboardLayout = {
   firstKeycode: 8,
-  rows: [[a, A], [0x62, 0x42], [0x20, 0], [0xff0d, 0], [0, 0], [0xffe1, 0], [0, 0], [0, 0]],
+  rows: [
+    [a, A],
+    [0x62, 0x42],
+    [0x20, 0],
+    [0xff0d, 0],
+    [0, 0],
+    [0xffe1, 0],
+    [0, 0],
+    [0, 0],
+  ],
   modifierMap: [[13, 0], [], [], [], [], [], [], []],
 };
 

@@ -43,7 +43,9 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 function need(tool: string): Error {
-  return new Error(tool === 'setpriv' ? 'setpriv is not installed: apt install util-linux' : `${tool} is not installed: apt install ${WAYLAND_PACKAGES}`);
+  return new Error(
+    tool === 'setpriv' ? 'setpriv is not installed: apt install util-linux' : `${tool} is not installed: apt install ${WAYLAND_PACKAGES}`,
+  );
 }
 
 export async function startSway(): Promise<WaylandSession> {
@@ -68,7 +70,9 @@ export async function startSway(): Promise<WaylandSession> {
     LC_ALL: 'C.UTF-8',
   };
   const asUser = (command: string[]): [string, string[]] =>
-    root ? ['setpriv', ['--reuid', String(owner.uid), '--regid', String(owner.gid), '--clear-groups', '--', ...command]] : [command[0]!, command.slice(1)];
+    root
+      ? ['setpriv', ['--reuid', String(owner.uid), '--regid', String(owner.gid), '--clear-groups', '--', ...command]]
+      : [command[0]!, command.slice(1)];
 
   const [file, args] = asUser(['sway', '--config', config]);
   const sway = spawn(file, args, {
@@ -102,7 +106,8 @@ export async function startSway(): Promise<WaylandSession> {
     throw err;
   }
 
-  const tree = async (): Promise<SwayNode> => JSON.parse((await exec('swaymsg', ['-s', ipc, '-r', '-t', 'get_tree'], { encoding: 'utf8', timeout: 10_000 })).stdout) as SwayNode;
+  const tree = async (): Promise<SwayNode> =>
+    JSON.parse((await exec('swaymsg', ['-s', ipc, '-r', '-t', 'get_tree'], { encoding: 'utf8', timeout: 10_000 })).stdout) as SwayNode;
   let counter = 0;
   const foots = new Set<ChildProcess>();
 

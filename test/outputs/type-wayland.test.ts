@@ -43,7 +43,9 @@ async function type(text: string): Promise<string[]> {
   const warnings: string[] = [];
   const signal = new AbortController().signal;
   const ctx = { id: 'test-session', warnings, signal } as unknown as SessionContext;
-  await kernel.hooks.output.get('type')!.promise({ session: ctx, name: 'type', text, raw: text, options: measuredOptions, signal, warn: (m) => void warnings.push(m) });
+  await kernel.hooks.output
+    .get('type')!
+    .promise({ session: ctx, name: 'type', text, raw: text, options: measuredOptions, signal, warn: (m) => void warnings.push(m) });
   return warnings;
 }
 

@@ -91,7 +91,9 @@ async function focused(name: string, exited: Promise<number | null>): Promise<st
   );
   return until(`the window of ${name} having the input focus`, async () => {
     if (gone) throw gone;
-    return focusOn((await x('xdotool', ['search', '--onlyvisible', '--classname', `^${name}$`]).catch(() => '')).split('\n').filter(Boolean));
+    return focusOn(
+      (await x('xdotool', ['search', '--onlyvisible', '--classname', `^${name}$`]).catch(() => '')).split('\n').filter(Boolean),
+    );
   }).catch((err: Error) => {
     throw gone ?? err;
   });
@@ -108,7 +110,9 @@ export async function startX11Desktop(): Promise<X11Desktop> {
   const env = { ...process.env, DISPLAY: xvfb.display };
   const openbox = spawn('openbox', ['--sm-disable'], { stdio: 'ignore', env });
   const failed = new Promise<never>((_, reject) => {
-    openbox.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(`openbox is not installed: apt install ${X11_RECEIVER_PACKAGES}`) : err));
+    openbox.on('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' ? new Error(`openbox is not installed: apt install ${X11_RECEIVER_PACKAGES}`) : err),
+    );
     openbox.on('exit', (code) => reject(new Error(`openbox exited (${code})`)));
   });
   failed.catch(() => {});

@@ -36,7 +36,13 @@ const WTYPE_OK = record('wtype');
 const WTYPE_UNSUPPORTED = `${record('wtype')}\necho 'Compositor does not support the virtual keyboard protocol' >&2; exit 1`;
 
 beforeAll(async () => {
-  kernel = await createKernel({ search: false, builtins: ['outputs'], env: { ...process.env, KOTO_HOME: home.dir }, config: {}, logLevel: 'silent' });
+  kernel = await createKernel({
+    search: false,
+    builtins: ['outputs'],
+    env: { ...process.env, KOTO_HOME: home.dir },
+    config: {},
+    logLevel: 'silent',
+  });
 });
 beforeEach(() => {
   calls = path.join(mkdtempSync(path.join(os.tmpdir(), 'koto-calls-')), 'calls');
@@ -59,7 +65,13 @@ async function output(name: string, text: string, options: Record<string, unknow
   await kernel.hooks.output.get(name)!.promise({ session, name, text, raw: text, options, signal, warn: (m) => void warnings.push(m) });
   return warnings;
 }
-const called = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').map((line) => line.trimEnd()) : []);
+const called = () =>
+  existsSync(calls)
+    ? readFileSync(calls, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.trimEnd())
+    : [];
 
 describe('paste on Wayland', () => {
   // No compositor to ask which window has the focus (no SWAYSOCK, no Hyprland): each paste is
@@ -80,7 +92,11 @@ describe('paste on Wayland', () => {
   it('a compositor without the virtual-keyboard protocol (GNOME): ydotool 1.x with raw key codes', async () => {
     process.env.PATH = fakeTools({ 'wl-copy': WL_COPY, wtype: WTYPE_UNSUPPORTED, ydotool: ydotool(MODERN_HELP) });
     expect(await output('paste', 'via ydotool')).toEqual([unaimed('Ctrl+V')]);
-    expect(ordered()).toEqual(['wl-copy --type text/plain | via ydotool', 'wtype -s 150 -k Shift_L -M ctrl v -m ctrl', 'ydotool key 29:1 47:1 47:0 29:0 |']);
+    expect(ordered()).toEqual([
+      'wl-copy --type text/plain | via ydotool',
+      'wtype -s 150 -k Shift_L -M ctrl v -m ctrl',
+      'ydotool key 29:1 47:1 47:0 29:0 |',
+    ]);
   });
 
   it('ydotool 0.1.x (Debian 12) gets key names, not the 1.x codes it would mistype', async () => {
@@ -105,7 +121,11 @@ describe('paste on Wayland', () => {
   });
 
   it('both tools failing: each failure is named', async () => {
-    process.env.PATH = fakeTools({ 'wl-copy': WL_COPY, wtype: WTYPE_UNSUPPORTED, ydotool: `${ydotool(MODERN_HELP)}\necho "failed to connect socket" ; exit 2` });
+    process.env.PATH = fakeTools({
+      'wl-copy': WL_COPY,
+      wtype: WTYPE_UNSUPPORTED,
+      ydotool: `${ydotool(MODERN_HELP)}\necho "failed to connect socket" ; exit 2`,
+    });
     const [warning] = await output('paste', 'still copied');
     expect(warning).toBe(
       'paste failed (wtype exited with code 1: Compositor does not support the virtual keyboard protocol; ydotool exited with code 2: failed to connect socket; ydotool needs ydotoold running); the text is on the clipboard',

@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 
 function need(tool: string): never {
-  throw new Error(`${tool} is not installed: run \`bash scripts/system-deps.sh desktop\` (installs xvfb xdotool xclip suckless-tools x11-utils)`);
+  throw new Error(
+    `${tool} is not installed: run \`bash scripts/system-deps.sh desktop\` (installs xvfb xdotool xclip suckless-tools x11-utils)`,
+  );
 }
 
 export interface Xvfb {
@@ -124,7 +126,9 @@ function spawnClient(tool: string, args: string[]): { child: ChildProcess; outpu
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr!.resume();
   const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? reject(new Error(`${tool} is not installed: run \`bash scripts/system-deps.sh desktop\``)) : reject(err)));
+    child.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'ENOENT' ? reject(new Error(`${tool} is not installed: run \`bash scripts/system-deps.sh desktop\``)) : reject(err),
+    );
     child.on('exit', (code) => resolve(code));
   });
   exited.catch(() => {});
@@ -143,9 +147,12 @@ export interface InputLine {
  */
 export async function openInputLine(): Promise<InputLine> {
   const dmenu = spawnClient('dmenu', ['-p', 'koto-test']);
-  await Promise.race([x('xdotool', ['search', '--sync', '--class', 'dmenu'], { timeout: 5000 }), dmenu.exited.then(() => {
-    throw new Error('dmenu exited before its window appeared');
-  })]);
+  await Promise.race([
+    x('xdotool', ['search', '--sync', '--class', 'dmenu'], { timeout: 5000 }),
+    dmenu.exited.then(() => {
+      throw new Error('dmenu exited before its window appeared');
+    }),
+  ]);
   // Its keyboard grab sends it every key, but nothing tells a client about a grab: with no window
   // manager the focus follows the pointer, so the paste output finds dmenu under the pointer.
   await x('xdotool', ['mousemove', '10', '5']);

@@ -20,7 +20,7 @@ const HEARD: Record<string, string> = {
 const CORRECTED: Record<string, string> = {
   'the quick brown fox jumped over the dog': 'The quick brown fox jumps over the lazy dog.',
   'hello there world': 'Hello world.',
-  '今天天汽很好': '今天天气很好。',
+  今天天汽很好: '今天天气很好。',
 };
 const REFERENCES: Record<string, string> = {
   'a.txt': 'The quick brown fox jumps over the lazy dog.\n',
@@ -54,7 +54,10 @@ beforeAll(async () => {
       return CORRECTED[transcript.trim()] ?? transcript;
     },
   });
-  const wav = encodeWav(new Int16Array(1600).map((_, i) => Math.round(5000 * Math.sin(i / 5))), 16000);
+  const wav = encodeWav(
+    new Int16Array(1600).map((_, i) => Math.round(5000 * Math.sin(i / 5))),
+    16000,
+  );
   mkdirSync(corpus, { recursive: true });
   for (const name of Object.keys(HEARD)) writeFileSync(path.join(corpus, name), wav);
   for (const [name, text] of Object.entries(REFERENCES)) writeFileSync(path.join(corpus, name), text);
@@ -103,8 +106,16 @@ describe('koto bench accuracy', () => {
       'a.wav/exact/raw',
       'a.wav/exact/corrected',
     ]);
-    const row = (file: string, provider: string, mode: string) => rows.find((r) => r.file === file && r.provider === provider && r.mode === mode)!;
-    expect(row('a.wav', 'openai', 'raw')).toMatchObject({ metric: 'wer', substitutions: 1, deletions: 1, insertions: 0, referenceTokens: 9, model: 'gpt-4o-mini-transcribe' });
+    const row = (file: string, provider: string, mode: string) =>
+      rows.find((r) => r.file === file && r.provider === provider && r.mode === mode)!;
+    expect(row('a.wav', 'openai', 'raw')).toMatchObject({
+      metric: 'wer',
+      substitutions: 1,
+      deletions: 1,
+      insertions: 0,
+      referenceTokens: 9,
+      model: 'gpt-4o-mini-transcribe',
+    });
     expect(row('a.wav', 'openai', 'raw').rate).toBeCloseTo(2 / 9, 10);
     expect(row('b.wav', 'openai', 'raw')).toMatchObject({ metric: 'wer', insertions: 1, rate: 0.5 });
     expect(row('d.wav', 'openai', 'raw')).toMatchObject({ metric: 'cer', substitutions: 1, referenceTokens: 6 });
@@ -117,7 +128,8 @@ describe('koto bench accuracy', () => {
       if (r.mode === 'corrected') expect(r.latencyMs).toBe(r.timings.asr! + r.timings.correction!);
     }
     // Corpus totals: summed edits over summed reference tokens, per provider × mode × metric.
-    const total = (provider: string, mode: string, metric: string) => summary.totals.find((t) => t.provider === provider && t.mode === mode && t.metric === metric)!;
+    const total = (provider: string, mode: string, metric: string) =>
+      summary.totals.find((t) => t.provider === provider && t.mode === mode && t.metric === metric)!;
     expect(total('openai', 'raw', 'wer')).toMatchObject({ files: 2, edits: 3, referenceTokens: 11, failed: 0 });
     expect(total('openai', 'raw', 'wer').rate).toBeCloseTo(3 / 11, 10);
     expect(total('openai', 'raw', 'cer')).toMatchObject({ files: 1, edits: 1, referenceTokens: 6 });
@@ -168,7 +180,9 @@ describe('koto bench accuracy', () => {
     const none = await run(() => benchAccuracyCommand(ctx, empty, {}));
     expect(none.code).toBe(2);
     expect(none.stdout).toBe('');
-    expect(none.stderr).toMatch(/^koto: no audio files with reference transcripts in .*empty \(no audio files at all\)\. Fix: .*\(KOTO_ERR_CORPUS_EMPTY\)\n$/);
+    expect(none.stderr).toMatch(
+      /^koto: no audio files with reference transcripts in .*empty \(no audio files at all\)\. Fix: .*\(KOTO_ERR_CORPUS_EMPTY\)\n$/,
+    );
 
     const unreferenced = path.join(home.dir, 'unreferenced');
     mkdirSync(unreferenced, { recursive: true });

@@ -8,12 +8,25 @@ import { record, run, seedHistory, tempDir } from './helpers.ts';
 
 /** A history with recurring corrections; newest last here (seedHistory writes them in order). */
 const SESSIONS = [
-  { id: '20260401-080000-000001', raw: 'i pushed the fix to get hub and ran cube control apply', text: 'I pushed the fix to GitHub and ran kubectl apply.' },
+  {
+    id: '20260401-080000-000001',
+    raw: 'i pushed the fix to get hub and ran cube control apply',
+    text: 'I pushed the fix to GitHub and ran kubectl apply.',
+  },
   { id: '20260401-081000-000002', raw: 'open get hub please', text: 'Open GitHub, please.' },
-  { id: '20260401-082000-000003', raw: 'the cube control logs show an error on post gress', text: 'The kubectl logs show an error on Postgres.' },
+  {
+    id: '20260401-082000-000003',
+    raw: 'the cube control logs show an error on post gress',
+    text: 'The kubectl logs show an error on Postgres.',
+  },
   { id: '20260401-083000-000004', raw: 'um so we met with anna yesterday', text: 'So we met with Anna yesterday.' },
   // A retry of session 3: the same audio again, not a new session.
-  { id: '20260401-084000-000005', raw: 'the cube control logs show an error on post gress', text: 'The kubectl logs show an error on Postgres.', retryOf: '20260401-082000-000003' },
+  {
+    id: '20260401-084000-000005',
+    raw: 'the cube control logs show an error on post gress',
+    text: 'The kubectl logs show an error on Postgres.',
+    retryOf: '20260401-082000-000003',
+  },
   { id: '20260401-085000-000006', raw: 'monday we deploy', text: 'Monday, we deploy.' },
   { id: '20260401-086000-000007', raw: 'we use post gress and k eights', text: 'We use Postgres and k8s.' },
   // A fallback (raw delivered) and a failed session carry no correction.
@@ -81,17 +94,29 @@ describe('mining the history', () => {
   });
 
   it('counts recurring corrections per term and per session, with an example', () => {
-    const entries = [...SESSIONS].reverse().map((s) => ({ id: s.id, raw: s.raw ?? null, text: s.text ?? null, fallback: Boolean(s.fallback), retryOf: s.retryOf ?? null }));
+    const entries = [...SESSIONS]
+      .reverse()
+      .map((s) => ({ id: s.id, raw: s.raw ?? null, text: s.text ?? null, fallback: Boolean(s.fallback), retryOf: s.retryOf ?? null }));
     const all = suggestTerms(entries, { minSessions: 1 });
     const byTerm = Object.fromEntries(all.map((s) => [s.term, s]));
     expect(Object.keys(byTerm).sort()).toEqual(['Anna', 'GitHub', 'Postgres', 'k8s', 'kubectl']);
     expect(byTerm.Postgres).toMatchObject({ sessions: 2, count: 3, heard: [{ raw: 'post gress', count: 3 }] });
     expect(byTerm.kubectl).toMatchObject({ sessions: 2, count: 3 });
-    expect(byTerm.GitHub).toMatchObject({ sessions: 2, count: 2, example: { raw: 'get hub', corrected: 'GitHub', id: '20260401-081000-000002' } });
+    expect(byTerm.GitHub).toMatchObject({
+      sessions: 2,
+      count: 2,
+      example: { raw: 'get hub', corrected: 'GitHub', id: '20260401-081000-000002' },
+    });
     expect(byTerm.k8s).toMatchObject({ sessions: 1, example: { raw: 'k eights', corrected: 'k8s' } });
 
     // Words merely run together are a spacing fix, not a term.
-    const spacing = [1, 2].map((n) => ({ id: `s${n}`, raw: 'every one can do it', text: 'Everyone can do it.', fallback: false, retryOf: null }));
+    const spacing = [1, 2].map((n) => ({
+      id: `s${n}`,
+      raw: 'every one can do it',
+      text: 'Everyone can do it.',
+      fallback: false,
+      retryOf: null,
+    }));
     expect(suggestTerms(spacing, { minSessions: 1 })).toEqual([]);
 
     const recurring = suggestTerms(entries, { known: ['KUBECTL'] });
@@ -117,7 +142,10 @@ describe('koto dict suggest', () => {
   it('--json prints one candidate per line; --min-sessions changes the threshold', async () => {
     const result = await run(() => dictSuggestCommand(ctx(), { json: true, minSessions: '1' }));
     expect(result.code).toBe(0);
-    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as Suggestion);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Suggestion);
     expect(lines.map((s) => s.term)).toEqual(['Postgres', 'GitHub', 'Anna', 'k8s']);
     expect(lines[0]).toEqual({
       term: 'Postgres',
@@ -136,11 +164,15 @@ describe('koto dict suggest', () => {
 describe('koto dict add', () => {
   it('--yes appends new terms, dedupes, keeps comments and ends with a newline', async () => {
     writeFileSync(dictionaryFile, '# terms Koto should spell right\nkubectl\n# databases\nPostgres');
-    const result = await run(() => dictAddCommand(ctx(), ['GitHub', 'kubectl', 'k8s', 'GitHub', ' Grafana '], { yes: true }, prompt(false)));
+    const result = await run(() =>
+      dictAddCommand(ctx(), ['GitHub', 'kubectl', 'k8s', 'GitHub', ' Grafana '], { yes: true }, prompt(false)),
+    );
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(`added 3 terms to ${dictionaryFile}: GitHub, k8s, Grafana\n`);
     expect(result.stderr).toBe('koto: already in the dictionary: kubectl\n');
-    expect(readFileSync(dictionaryFile, 'utf8')).toBe('# terms Koto should spell right\nkubectl\n# databases\nPostgres\nGitHub\nk8s\nGrafana\n');
+    expect(readFileSync(dictionaryFile, 'utf8')).toBe(
+      '# terms Koto should spell right\nkubectl\n# databases\nPostgres\nGitHub\nk8s\nGrafana\n',
+    );
 
     const again = await run(() => dictAddCommand(ctx(), ['GitHub'], { yes: true }, prompt(false)));
     expect(again).toMatchObject({ code: 0, stdout: `nothing to add: ${dictionaryFile} has every term\n` });
@@ -152,7 +184,9 @@ describe('koto dict add', () => {
     const result = await run(() => dictAddCommand(ctx(), ['GitHub'], {}, ask));
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/^koto: not changing .*dictionary\.txt without confirmation: there is no terminal to ask on\. Fix: .*--yes\. \(KOTO_ERR_CONFIRM_REQUIRED\)\n$/);
+    expect(result.stderr).toMatch(
+      /^koto: not changing .*dictionary\.txt without confirmation: there is no terminal to ask on\. Fix: .*--yes\. \(KOTO_ERR_CONFIRM_REQUIRED\)\n$/,
+    );
     expect(ask.asked).toEqual([]);
     expect(readFileSync(dictionaryFile, 'utf8')).toBe('# terms Koto should spell right\nkubectl\n');
   });

@@ -56,7 +56,11 @@ export async function run(fn: () => Promise<number>): Promise<{ code: number; st
 }
 
 /** A kernel whose providers point at the loopback server, adopted by a CliContext (no daemon). */
-export async function quietKernel(server: OpenAIServer, home: string, config: Record<string, unknown> = {}): Promise<{ kernel: Kernel; ctx: CliContext }> {
+export async function quietKernel(
+  server: OpenAIServer,
+  home: string,
+  config: Record<string, unknown> = {},
+): Promise<{ kernel: Kernel; ctx: CliContext }> {
   const { providers, ...rest } = config as { providers?: Record<string, unknown> };
   const kernel = await createKernel({
     search: false,

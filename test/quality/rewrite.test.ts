@@ -33,7 +33,12 @@ beforeAll(async () => {
   await seedHistory(home.dir, [
     { record: record('20260301-090000-aaaaaa', 'um first dictation', 'First dictation.') },
     { record: record('20260301-091500-bbbbbb', 'second one', 'Second one.') },
-    { record: record('20260301-093000-cccccc', undefined, undefined, { state: 'failed', error: { code: 'KOTO_ERR_UPSTREAM', message: 'x' } }) },
+    {
+      record: record('20260301-093000-cccccc', undefined, undefined, {
+        state: 'failed',
+        error: { code: 'KOTO_ERR_UPSTREAM', message: 'x' },
+      }),
+    },
   ]);
 });
 
@@ -65,7 +70,10 @@ describe('rewrite prompts', () => {
   });
 
   it('a prompt with {{text}} is the user message, the text in its place, under a fixed system message', () => {
-    expect(rewritePrompts('Translate:\n{{ text }}\nThanks')).toEqual({ systemPrompt: REWRITE_SYSTEM_PROMPT, userPrompt: 'Translate:\n{{asr_text}}\nThanks' });
+    expect(rewritePrompts('Translate:\n{{ text }}\nThanks')).toEqual({
+      systemPrompt: REWRITE_SYSTEM_PROMPT,
+      userPrompt: 'Translate:\n{{asr_text}}\nThanks',
+    });
   });
 });
 
@@ -83,7 +91,14 @@ describe('koto rewrite --template NAME', () => {
     const text = 'hallo welt {{asr_text}} {{dictionary_entries}}';
     const result = await run(() => rewriteCommand(ctx, [text], { template: 'english', json: true }));
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ template: 'english', text: 'REWRITTEN(Translate into English:)', input: text, id: null, provider: 'openai', model: 'gpt-4o-mini' });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      template: 'english',
+      text: 'REWRITTEN(Translate into English:)',
+      input: text,
+      id: null,
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+    });
     const { body, messages } = chat();
     expect(body).toMatchObject({ model: 'gpt-4o-mini', temperature: 0.3 });
     expect(messages[0]).toEqual({ role: 'system', content: REWRITE_SYSTEM_PROMPT });
@@ -130,7 +145,17 @@ describe('koto rewrite --template NAME', () => {
   });
 
   it('an empty answer is a failure too', async () => {
-    server.inject({ path: '/chat/completions', body: { id: 'x', object: 'chat.completion', created: 0, model: 'gpt-4.1-mini', choices: [{ index: 0, message: { role: 'assistant', content: '' }, finish_reason: 'stop' }] }, times: Infinity });
+    server.inject({
+      path: '/chat/completions',
+      body: {
+        id: 'x',
+        object: 'chat.completion',
+        created: 0,
+        model: 'gpt-4.1-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: '' }, finish_reason: 'stop' }],
+      },
+      times: Infinity,
+    });
     await expect(rewriteText(kernel, 'email', 'text')).rejects.toMatchObject({ code: 'KOTO_ERR_REWRITE_FAILED', exitCode: 1 });
   });
 
@@ -158,11 +183,24 @@ describe('the daemon side of rewrite', () => {
   it('rewriteRequest serves { template, text }, { template, id } and { template } from the daemon history', async () => {
     const store = new HistoryStore(path.join(home.dir, 'data', 'history.sqlite'));
     try {
-      await expect(rewriteRequest(kernel, store, { template: 'email', text: 'given' })).resolves.toMatchObject({ input: 'given', id: null });
-      await expect(rewriteRequest(kernel, store, { template: 'email', id: '20260301-090000-aaaaaa' })).resolves.toMatchObject({ input: 'First dictation.' });
-      await expect(rewriteRequest(kernel, store, { template: 'email' })).resolves.toMatchObject({ input: 'Second one.', id: '20260301-091500-bbbbbb' });
-      await expect(rewriteRequest(kernel, store, { template: 'email', id: '20260301-093000-cccccc' })).rejects.toMatchObject({ code: 'KOTO_ERR_NO_TEXT' });
-      await expect(rewriteRequest(kernel, store, { template: 'nope' })).rejects.toMatchObject({ code: 'KOTO_ERR_TEMPLATE_UNKNOWN', exitCode: 3 });
+      await expect(rewriteRequest(kernel, store, { template: 'email', text: 'given' })).resolves.toMatchObject({
+        input: 'given',
+        id: null,
+      });
+      await expect(rewriteRequest(kernel, store, { template: 'email', id: '20260301-090000-aaaaaa' })).resolves.toMatchObject({
+        input: 'First dictation.',
+      });
+      await expect(rewriteRequest(kernel, store, { template: 'email' })).resolves.toMatchObject({
+        input: 'Second one.',
+        id: '20260301-091500-bbbbbb',
+      });
+      await expect(rewriteRequest(kernel, store, { template: 'email', id: '20260301-093000-cccccc' })).rejects.toMatchObject({
+        code: 'KOTO_ERR_NO_TEXT',
+      });
+      await expect(rewriteRequest(kernel, store, { template: 'nope' })).rejects.toMatchObject({
+        code: 'KOTO_ERR_TEMPLATE_UNKNOWN',
+        exitCode: 3,
+      });
     } finally {
       store.close();
     }
@@ -185,8 +223,24 @@ describe('the daemon side of rewrite', () => {
               cmd === 'ping'
                 ? { id, ok: true, result: { pid: 1 } }
                 : cmd === 'rewrite' && knowsRewrite
-                  ? { id, ok: true, result: { template: args.template, text: `daemon: ${String(args.text ?? args.id ?? 'last')}`, input: '', id: null, provider: 'openai', model: null, timings: {} } }
-                  : { id, ok: false, error: { code: 'KOTO_ERR_USAGE', message: `unknown daemon command "${cmd}"`, fix: 'see `koto --help`', exitCode: 2 } };
+                  ? {
+                      id,
+                      ok: true,
+                      result: {
+                        template: args.template,
+                        text: `daemon: ${String(args.text ?? args.id ?? 'last')}`,
+                        input: '',
+                        id: null,
+                        provider: 'openai',
+                        model: null,
+                        timings: {},
+                      },
+                    }
+                  : {
+                      id,
+                      ok: false,
+                      error: { code: 'KOTO_ERR_USAGE', message: `unknown daemon command "${cmd}"`, fix: 'see `koto --help`', exitCode: 2 },
+                    };
             socket.write(`${JSON.stringify(reply)}\n`);
           },
           () => socket.destroy(),

@@ -70,7 +70,8 @@ describe('a realtime transcription feed over the kernel client', () => {
     expect(validate(connection.events[0], schemaNamed('RealtimeClientEventSessionUpdate'))).toEqual([]);
     expect(types.at(-1)).toBe('input_audio_buffer.commit');
     expect(types.slice(1, -1).every((t) => t === 'input_audio_buffer.append')).toBe(true);
-    for (const event of connection.events.slice(1, -1)) expect(validate(event, schemaNamed('RealtimeClientEventInputAudioBufferAppend'))).toEqual([]);
+    for (const event of connection.events.slice(1, -1))
+      expect(validate(event, schemaNamed('RealtimeClientEventInputAudioBufferAppend'))).toEqual([]);
     // ~100 ms per append rather than one event per 20 ms frame.
     expect(types.length - 2).toBeLessThanOrEqual(11);
     // The server heard 24 kHz audio: 24000 samples for 1 s, and the tone is at 1 kHz at that rate
@@ -161,7 +162,10 @@ describe('a realtime transcription feed over the kernel client', () => {
 
   it('server VAD: segments committed by the server while the user speaks are joined in order, the rest is committed at stop', async () => {
     const { target, server } = await setup({ vadSegmentMs: 400 });
-    const feed = RealtimeTranscription.open(target, transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', turnDetection: 'server_vad' }));
+    const feed = RealtimeTranscription.open(
+      target,
+      transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', turnDetection: 'server_vad' }),
+    );
     const interims: string[] = [];
     feed.onInterim = (text) => interims.push(text);
     pushFrames(feed, tone(440, 1, 16_000));
@@ -178,7 +182,11 @@ describe('a realtime transcription feed over the kernel client', () => {
 
   it('server VAD: a final commit that finds the buffer already committed is not a failure', async () => {
     const { target, server } = await setup({ vadSegmentMs: 100 });
-    const feed = RealtimeTranscription.open(target, transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', turnDetection: 'server_vad' }), { chunkMs: 250 });
+    const feed = RealtimeTranscription.open(
+      target,
+      transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', turnDetection: 'server_vad' }),
+      { chunkMs: 250 },
+    );
     // Every 250 ms append is a whole segment for this server: it commits each by itself, so the
     // buffer is empty when the user stops.
     pushFrames(feed, tone(440, 0.5, 16_000));

@@ -48,7 +48,11 @@ describe('openai-compatible with realtime: live recordings stream while the user
     expect(connection.query.intent).toBe('transcription');
     expect(connection.problems).toEqual([]);
     const update = connection.events[0] as { session: { audio: { input: Record<string, unknown> } } };
-    expect(update.session.audio.input).toMatchObject({ format: { type: 'audio/pcm', rate: 24000 }, transcription: { model: 'gpt-4o-mini-transcribe' }, turn_detection: null });
+    expect(update.session.audio.input).toMatchObject({
+      format: { type: 'audio/pcm', rate: 24000 },
+      transcription: { model: 'gpt-4o-mini-transcribe' },
+      turn_detection: null,
+    });
     expect(connection.audio().length).toBe(48_000);
     // The interims went out as they arrived; the final text follows through the same path.
     expect(interims[0]).toMatch(/^asr:w1( |$)/);
@@ -85,7 +89,9 @@ describe('openai-compatible with realtime: live recordings stream while the user
     expect(posts).toHaveLength(1);
     const file = posts[0]!.form!.files['file']!;
     expect(Buffer.compare(file.data, Buffer.from(encodeWav(second(), 16_000)))).toBe(0);
-    expect(warnings(h).join('\n')).toMatch(/realtime transcription failed, uploading the recording instead: .*closed before the transcript was complete/);
+    expect(warnings(h).join('\n')).toMatch(
+      /realtime transcription failed, uploading the recording instead: .*closed before the transcript was complete/,
+    );
   });
 
   it('a .failed transcription falls back to the upload', async () => {

@@ -39,11 +39,28 @@ describe('session.update of a transcription session', () => {
 
   it('the dictionary becomes keywords for models that take them, else it is folded into the prompt', () => {
     const dictionary = ['Koto', 'Kubernetes', ' '];
-    const live = transcriptionSessionUpdate({ model: 'gpt-live-transcribe', prompt: 'Tech talk.', dictionary, keywords: realtimeSendsKeywords('auto', 'gpt-live-transcribe') });
-    expect(live.session.audio.input.transcription).toEqual({ model: 'gpt-live-transcribe', prompt: 'Tech talk.', keywords: ['Koto', 'Kubernetes'] });
+    const live = transcriptionSessionUpdate({
+      model: 'gpt-live-transcribe',
+      prompt: 'Tech talk.',
+      dictionary,
+      keywords: realtimeSendsKeywords('auto', 'gpt-live-transcribe'),
+    });
+    expect(live.session.audio.input.transcription).toEqual({
+      model: 'gpt-live-transcribe',
+      prompt: 'Tech talk.',
+      keywords: ['Koto', 'Kubernetes'],
+    });
     expect(specProblems(live)).toEqual([]);
-    const folded = transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', prompt: 'Tech talk.', dictionary, keywords: realtimeSendsKeywords('auto', 'gpt-4o-transcribe') });
-    expect(folded.session.audio.input.transcription).toEqual({ model: 'gpt-4o-transcribe', prompt: 'Tech talk. Vocabulary: Koto, Kubernetes.' });
+    const folded = transcriptionSessionUpdate({
+      model: 'gpt-4o-transcribe',
+      prompt: 'Tech talk.',
+      dictionary,
+      keywords: realtimeSendsKeywords('auto', 'gpt-4o-transcribe'),
+    });
+    expect(folded.session.audio.input.transcription).toEqual({
+      model: 'gpt-4o-transcribe',
+      prompt: 'Tech talk. Vocabulary: Koto, Kubernetes.',
+    });
     expect(realtimeSendsKeywords(true, 'gpt-4o-transcribe')).toBe(true);
     expect(realtimeSendsKeywords(false, 'gpt-live-transcribe')).toBe(false);
   });
@@ -54,20 +71,35 @@ describe('session.update of a transcription session', () => {
       turnDetection: { type: 'server_vad', threshold: 0.6, prefixPaddingMs: 200, silenceDurationMs: 700 },
       noiseReduction: 'near_field',
     });
-    expect(event.session.audio.input.turn_detection).toEqual({ type: 'server_vad', threshold: 0.6, prefix_padding_ms: 200, silence_duration_ms: 700 });
+    expect(event.session.audio.input.turn_detection).toEqual({
+      type: 'server_vad',
+      threshold: 0.6,
+      prefix_padding_ms: 200,
+      silence_duration_ms: 700,
+    });
     expect(event.session.audio.input.noise_reduction).toEqual({ type: 'near_field' });
     expect(specProblems(event)).toEqual([]);
-    expect(transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', turnDetection: 'server_vad' }).session.audio.input.turn_detection).toEqual({ type: 'server_vad' });
+    expect(
+      transcriptionSessionUpdate({ model: 'gpt-4o-transcribe', turnDetection: 'server_vad' }).session.audio.input.turn_detection,
+    ).toEqual({ type: 'server_vad' });
   });
 
   it('gpt-realtime-whisper gets no prompt, no keywords and no turn detection (the spec rules them out)', () => {
-    const event = transcriptionSessionUpdate({ model: 'gpt-realtime-whisper', prompt: 'x', dictionary: ['Koto'], keywords: true, turnDetection: 'server_vad' });
+    const event = transcriptionSessionUpdate({
+      model: 'gpt-realtime-whisper',
+      prompt: 'x',
+      dictionary: ['Koto'],
+      keywords: true,
+      turnDetection: 'server_vad',
+    });
     expect(event.session.audio.input.transcription).toEqual({ model: 'gpt-realtime-whisper' });
     expect(event.session.audio.input.turn_detection).toBeNull();
   });
 
   it('the spec check is not vacuous', () => {
-    const bad = transcriptionSessionUpdate({ model: 'gpt-4o-transcribe' }) as unknown as { session: { audio: { input: Record<string, unknown> } } };
+    const bad = transcriptionSessionUpdate({ model: 'gpt-4o-transcribe' }) as unknown as {
+      session: { audio: { input: Record<string, unknown> } };
+    };
     bad.session.audio.input.format = { type: 'audio/pcm', rate: 16000 };
     bad.session.audio.input.turn_detections = null;
     expect(specProblems(bad as never).join('\n')).toMatch(/16000|turn_detections/);
@@ -82,13 +114,23 @@ describe('URLs and headers', () => {
     );
     expect(realtimeUrl('http://127.0.0.1:8080/v1').href).toBe('ws://127.0.0.1:8080/v1/realtime?intent=transcription');
     // An explicit URL (a gateway) keeps its own query, and its intent when it has one.
-    expect(realtimeUrl('https://api.openai.com/v1', {}, 'wss://rt.example.com/socket?team=a').href).toBe('wss://rt.example.com/socket?team=a&intent=transcription');
+    expect(realtimeUrl('https://api.openai.com/v1', {}, 'wss://rt.example.com/socket?team=a').href).toBe(
+      'wss://rt.example.com/socket?team=a&intent=transcription',
+    );
   });
 
-  it('Azure: {resource}/openai/v1/realtime, the deployment as the transcription model (the URL is the Azure plugin\'s own)', () => {
-    expect(azureRealtimeUrl({ origin: 'https://myres.openai.azure.com' }).href).toBe('wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription');
+  it("Azure: {resource}/openai/v1/realtime, the deployment as the transcription model (the URL is the Azure plugin's own)", () => {
+    expect(azureRealtimeUrl({ origin: 'https://myres.openai.azure.com' }).href).toBe(
+      'wss://myres.openai.azure.com/openai/v1/realtime?intent=transcription',
+    );
     expect(
-      azureRealtimeUrl({ origin: 'https://gw.example.com', prefix: '/team', apiVersion: 'preview', deployment: 'my-transcribe', deploymentInUrl: true }).href,
+      azureRealtimeUrl({
+        origin: 'https://gw.example.com',
+        prefix: '/team',
+        apiVersion: 'preview',
+        deployment: 'my-transcribe',
+        deploymentInUrl: true,
+      }).href,
     ).toBe('wss://gw.example.com/team/openai/v1/realtime?intent=transcription&api-version=preview&model=my-transcribe');
     expect(azureRealtimeUrl({ origin: 'http://127.0.0.1:8443' }).href).toBe('ws://127.0.0.1:8443/openai/v1/realtime?intent=transcription');
     const event = transcriptionSessionUpdate({ model: 'my-transcribe-deployment' });
@@ -112,7 +154,9 @@ describe('the realtime option', () => {
       chunkMs: 100,
     });
     expect(realtimeSettings(providerSchema.parse({ ...base, realtime: { enabled: false } }).realtime)).toBeUndefined();
-    expect(providerSchema.parse({ ...base, realtime: { turnDetection: { type: 'server_vad', silenceDurationMs: 400 } } }).realtime).toMatchObject({
+    expect(
+      providerSchema.parse({ ...base, realtime: { turnDetection: { type: 'server_vad', silenceDurationMs: 400 } } }).realtime,
+    ).toMatchObject({
       turnDetection: { type: 'server_vad', silenceDurationMs: 400 },
     });
     expect(providerSchema.safeParse({ ...base, realtime: { url: 'https://api.openai.com/v1/realtime' } }).success).toBe(false);

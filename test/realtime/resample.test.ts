@@ -75,7 +75,7 @@ describe('StreamingResampler 16 kHz → 24 kHz', () => {
     const r = new StreamingResampler(IN, OUT);
     const parts: Int16Array[] = [];
     let seed = 7;
-    for (let offset = 0; offset < input.length; ) {
+    for (let offset = 0; offset < input.length;) {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       const size = [1, 2, 3, 17, 160, 320, 333, 1000][seed % 8]!;
       parts.push(r.push(input.subarray(offset, offset + size)));

@@ -70,7 +70,9 @@ export async function startRealtimeServer(options: RealtimeServerOptions = {}): 
   });
   server.on('upgrade', (req, socket, head) => {
     if (options.refuseStatus) {
-      socket.end(`HTTP/1.1 ${options.refuseStatus} Refused\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"message":"refused"}}`);
+      socket.end(
+        `HTTP/1.1 ${options.refuseStatus} Refused\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"message":"refused"}}`,
+      );
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -132,7 +134,12 @@ export async function startRealtimeServer(options: RealtimeServerOptions = {}): 
             type: 'conversation.item.input_audio_transcription.failed',
             item_id: id,
             content_index: 0,
-            error: { type: 'transcription_error', code: 'audio_unintelligible', message: 'The audio could not be transcribed.', param: null },
+            error: {
+              type: 'transcription_error',
+              code: 'audio_unintelligible',
+              message: 'The audio could not be transcribed.',
+              param: null,
+            },
           });
           return;
         }
@@ -162,7 +169,16 @@ export async function startRealtimeServer(options: RealtimeServerOptions = {}): 
         case 'session.update': {
           const session = event.session as Record<string, unknown> | undefined;
           if (options.rejectSessionUpdate || session?.type !== 'transcription') {
-            send({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'Invalid session configuration.', param: 'session', event_id: event.event_id ?? null } });
+            send({
+              type: 'error',
+              error: {
+                type: 'invalid_request_error',
+                code: 'invalid_value',
+                message: 'Invalid session configuration.',
+                param: 'session',
+                event_id: event.event_id ?? null,
+              },
+            });
             return;
           }
           const input = (session.audio as { input?: Record<string, unknown> } | undefined)?.input;
@@ -203,7 +219,8 @@ export async function startRealtimeServer(options: RealtimeServerOptions = {}): 
               error: {
                 type: 'invalid_request_error',
                 code: 'input_audio_buffer_commit_empty',
-                message: 'Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer only has 0.00ms of audio.',
+                message:
+                  'Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer only has 0.00ms of audio.',
                 param: null,
                 event_id: event.event_id ?? null,
               },

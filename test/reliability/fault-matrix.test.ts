@@ -127,7 +127,9 @@ async function relay(targetPort: number): Promise<{ url: string; freeze: () => v
  * An upstream that answers every POST with a body that never ends (JSON or SSE), counting what
  * it managed to write: a client without a cap would buffer until it runs out of memory.
  */
-async function endless(kind: 'json' | 'sse'): Promise<{ baseUrl: string; ca: string; written: () => number; streams: () => number; close: () => Promise<void> }> {
+async function endless(
+  kind: 'json' | 'sse',
+): Promise<{ baseUrl: string; ca: string; written: () => number; streams: () => number; close: () => Promise<void> }> {
   const cert = await getTestCertificate();
   const server = http2.createSecureServer({ key: cert.key, cert: cert.cert, allowHTTP1: true });
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -159,7 +161,9 @@ async function endless(kind: 'json' | 'sse'): Promise<{ baseUrl: string; ca: str
     // ignores): the cap counts bytes, and the test must not time how fast a machine re-scans a
     // growing 10 MB answer on every delta.
     const chunk = Buffer.from(
-      kind === 'json' ? `${'a'.repeat(64 * 1024)}` : `data: {"choices":[{"index":0,"delta":{"content":"a"}}],"padding":"${'a'.repeat(60 * 1024)}"}\n\n`,
+      kind === 'json'
+        ? `${'a'.repeat(64 * 1024)}`
+        : `data: {"choices":[{"index":0,"delta":{"content":"a"}}],"padding":"${'a'.repeat(60 * 1024)}"}\n\n`,
     );
     if (kind === 'json') stream.write('{"text":"');
     const pump = () => {
@@ -228,7 +232,11 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
         cleanups.push(hop.close);
         // The frozen attempt can only end by the headers timeout; the retry over a new connection
         // must beat the same timeout, so it is generous for a loaded machine (and the stage deadline more so).
-        return { providers: { main: { use: 'openai-compatible', baseUrl: hop.url, apiKey: CANARY } }, asr: { timeoutMs: 30_000 }, transport: { headersTimeoutMs: 2000 } };
+        return {
+          providers: { main: { use: 'openai-compatible', baseUrl: hop.url, apiKey: CANARY } },
+          asr: { timeoutMs: 30_000 },
+          transport: { headersTimeoutMs: 2000 },
+        };
       },
     });
     expectDelivered(await r.run(), CORRECTED);
@@ -275,14 +283,21 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
 
   it('TLS failure (server certificate not trusted): KOTO_ERR_NETWORK naming the origin, recording kept', async () => {
     const r = await open({ trust: false });
-    const { error } = expectFailedKept(await r.run(), 'KOTO_ERR_NETWORK', r.history, new RegExp(`^cannot reach ${r.server.origin}: .*certificate`, 'i'));
+    const { error } = expectFailedKept(
+      await r.run(),
+      'KOTO_ERR_NETWORK',
+      r.history,
+      new RegExp(`^cannot reach ${r.server.origin}: .*certificate`, 'i'),
+    );
     expect(error.fix).toMatch(/network|proxy/);
     expect(requestsTo(r.server, ASR)).toHaveLength(0); // nothing (no audio, no key) crossed an untrusted channel
     accounted(r);
   });
 
   it('DNS failure (a .invalid host): KOTO_ERR_NETWORK naming the origin, recording kept', async () => {
-    const r = await open({ config: () => ({ providers: { main: { use: 'openai-compatible', baseUrl: 'https://koto-fault.invalid/v1', apiKey: CANARY } } }) });
+    const r = await open({
+      config: () => ({ providers: { main: { use: 'openai-compatible', baseUrl: 'https://koto-fault.invalid/v1', apiKey: CANARY } } }),
+    });
     expectFailedKept(await r.run(), 'KOTO_ERR_NETWORK', r.history, /^cannot reach https:\/\/koto-fault\.invalid: .*(ENOTFOUND|EAI_AGAIN)/);
     accounted(r);
   });
@@ -326,7 +341,9 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
   });
 
   it('404: KOTO_ERR_ENDPOINT_NOT_FOUND naming the URL (no query), not retried, recording kept', async () => {
-    const r = await open({ config: (s) => ({ providers: { main: { use: 'openai-compatible', baseUrl: s.baseUrl, apiKey: CANARY, query: { key: CANARY } } } }) });
+    const r = await open({
+      config: (s) => ({ providers: { main: { use: 'openai-compatible', baseUrl: s.baseUrl, apiKey: CANARY, query: { key: CANARY } } } }),
+    });
     r.server.inject({ path: ASR, status: 404 });
     expectFailedKept(await r.run(), 'KOTO_ERR_ENDPOINT_NOT_FOUND', r.history, new RegExp(`answered 404 for ${r.server.baseUrl}${ASR}$`));
     expect(requestsTo(r.server, ASR)).toHaveLength(1);
@@ -368,7 +385,9 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
     // Slow answers never come (60 s), so the headers timeout always fires; the answers that do
     // come (the retry, the other requests) must beat it on a loaded machine: 1 s, not 200 ms.
     // The stage deadlines stay out of the way of 1 + retries attempts.
-    const r = await open({ config: () => ({ asr: { timeoutMs: 30_000 }, correction: { timeoutMs: 30_000 }, transport: { headersTimeoutMs: 1000 } }) });
+    const r = await open({
+      config: () => ({ asr: { timeoutMs: 30_000 }, correction: { timeoutMs: 30_000 }, transport: { headersTimeoutMs: 1000 } }),
+    });
     r.server.inject({ path: ASR, delayMs: 60_000 });
     expectDelivered(await r.run(), CORRECTED); // one slow answer: the retry gets the text
     r.server.inject({ path: ASR, delayMs: 60_000, times: Infinity });
@@ -381,7 +400,9 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
 
   it('stalled body (transport.bodyTimeoutMs): KOTO_ERR_TIMEOUT, recording kept; a stalled correction stream → raw text', async () => {
     // Stalled bodies never resume (60 s); bodies that flow must beat the timeout on a loaded machine.
-    const r = await open({ config: () => ({ asr: { timeoutMs: 30_000 }, correction: { timeoutMs: 30_000 }, transport: { bodyTimeoutMs: 1000 } }) });
+    const r = await open({
+      config: () => ({ asr: { timeoutMs: 30_000 }, correction: { timeoutMs: 30_000 }, transport: { bodyTimeoutMs: 1000 } }),
+    });
     r.server.inject({ path: ASR, stallBodyMs: 60_000, times: Infinity });
     expectFailedKept(await r.run(), 'KOTO_ERR_TIMEOUT', r.history, /response body of the transcription .* timed out after 1000 ms/);
     r.server.clearFaults();
@@ -427,43 +448,47 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
   // reading 10 MB over loopback takes even on a loaded machine, so which limit fires first is
   // never a race (a missing cap would fail on the deadline's message, well before the test timeout).
   const NO_DEADLINE = 30_000;
-  it('a body that never ends (JSON or SSE): bounded — the client stops reading at the cap instead of buffering forever', { timeout: 3 * NO_DEADLINE }, async () => {
-    const json = await endless('json');
-    cleanups.push(json.close);
-    const r = await open({
-      config: () => ({
-        providers: { main: { use: 'openai-compatible', baseUrl: json.baseUrl, apiKey: CANARY } },
-        asr: { timeoutMs: NO_DEADLINE },
-        transport: { ca: json.ca, bodyTimeoutMs: NO_DEADLINE },
-      }),
-    });
-    const heapBefore = process.memoryUsage().heapUsed;
-    expectFailedKept(await r.run(), 'KOTO_ERR_BAD_RESPONSE', r.history, /larger than 10 MB/);
-    // The cap, not anything else, stopped it: the server did get past 10 MB, and could only push
-    // what flow control let through after the client gave up.
-    expect(json.written()).toBeGreaterThan(10 * 1024 * 1024);
-    expect(json.written()).toBeLessThan(64 * 1024 * 1024);
-    expect(json.streams()).toBe(1); // not retried
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(128 * 1024 * 1024);
-    await r.close();
+  it(
+    'a body that never ends (JSON or SSE): bounded — the client stops reading at the cap instead of buffering forever',
+    { timeout: 3 * NO_DEADLINE },
+    async () => {
+      const json = await endless('json');
+      cleanups.push(json.close);
+      const r = await open({
+        config: () => ({
+          providers: { main: { use: 'openai-compatible', baseUrl: json.baseUrl, apiKey: CANARY } },
+          asr: { timeoutMs: NO_DEADLINE },
+          transport: { ca: json.ca, bodyTimeoutMs: NO_DEADLINE },
+        }),
+      });
+      const heapBefore = process.memoryUsage().heapUsed;
+      expectFailedKept(await r.run(), 'KOTO_ERR_BAD_RESPONSE', r.history, /larger than 10 MB/);
+      // The cap, not anything else, stopped it: the server did get past 10 MB, and could only push
+      // what flow control let through after the client gave up.
+      expect(json.written()).toBeGreaterThan(10 * 1024 * 1024);
+      expect(json.written()).toBeLessThan(64 * 1024 * 1024);
+      expect(json.streams()).toBe(1); // not retried
+      expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(128 * 1024 * 1024);
+      await r.close();
 
-    const sse = await endless('sse');
-    cleanups.push(sse.close);
-    const d = await open({
-      config: (s) => ({
-        providers: {
-          main: { use: 'openai-compatible', baseUrl: s.baseUrl, apiKey: CANARY },
-          fix: { use: 'openai-compatible', baseUrl: sse.baseUrl, apiKey: CANARY },
-        },
-        correction: { provider: 'fix', timeoutMs: NO_DEADLINE },
-        transport: { bodyTimeoutMs: NO_DEADLINE },
-      }),
-    });
-    expectFallback(await d.run(), /event stream is larger than 10 MB/);
-    expect(sse.written()).toBeGreaterThan(10 * 1024 * 1024);
-    expect(sse.written()).toBeLessThan(64 * 1024 * 1024);
-    accounted(d);
-  });
+      const sse = await endless('sse');
+      cleanups.push(sse.close);
+      const d = await open({
+        config: (s) => ({
+          providers: {
+            main: { use: 'openai-compatible', baseUrl: s.baseUrl, apiKey: CANARY },
+            fix: { use: 'openai-compatible', baseUrl: sse.baseUrl, apiKey: CANARY },
+          },
+          correction: { provider: 'fix', timeoutMs: NO_DEADLINE },
+          transport: { bodyTimeoutMs: NO_DEADLINE },
+        }),
+      });
+      expectFallback(await d.run(), /event stream is larger than 10 MB/);
+      expect(sse.written()).toBeGreaterThan(10 * 1024 * 1024);
+      expect(sse.written()).toBeLessThan(64 * 1024 * 1024);
+      accounted(d);
+    },
+  );
 
   it('empty transcription: KOTO_ERR_NO_TEXT, recording kept', async () => {
     const r = await open({ server: { transcribe: () => '' } });
@@ -528,7 +553,9 @@ describe('fault matrix: what the user gets', { timeout: 60_000 }, () => {
     await sleep(20);
     const outcome = await settle(recording.stop());
     const record = expectDelivered(outcome, CORRECTED);
-    expect(record.warnings.join('\n')).toMatch(/the recording ended early: the microphone .* stopped delivering audio .*\(device unplugged\)/);
+    expect(record.warnings.join('\n')).toMatch(
+      /the recording ended early: the microphone .* stopped delivering audio .*\(device unplugged\)/,
+    );
     expect(existsSync(record.audioPath!)).toBe(true);
     const wav = parseWav(readFileSync(record.audioPath!));
     expect(wav.ok && wav.pcm?.samples.length).toBe(10 * 320);

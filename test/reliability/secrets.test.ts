@@ -111,14 +111,28 @@ describe('the canary never shows: in-process sessions through every kind of fail
     ['404', () => r.server.inject({ path: ASR, status: 404 }), 'failed'],
     ['429', () => r.server.inject({ path: ASR, status: 429, body: echoingBody(429), headers: { 'retry-after': '60' } }), 'failed'],
     ['500 echoing', () => r.server.inject({ path: ASR, status: 500, body: echoingBody(500), times: Infinity }), 'failed'],
-    ['plain-text 502 echoing', () => r.server.inject({ path: ASR, status: 502, body: `Bad gateway for Bearer ${CANARY}`, times: Infinity }), 'failed'],
+    [
+      'plain-text 502 echoing',
+      () => r.server.inject({ path: ASR, status: 502, body: `Bad gateway for Bearer ${CANARY}`, times: Infinity }),
+      'failed',
+    ],
     ['reset', () => r.server.inject({ path: ASR, reset: 'before-response', times: Infinity }), 'failed'],
     ['reset mid-body', () => r.server.inject({ path: ASR, reset: 'during-response', times: Infinity }), 'failed'],
     ['slow headers', () => r.server.inject({ path: ASR, delayMs: 1500, times: Infinity }), 'failed'],
     ['truncated', () => r.server.inject({ path: ASR, truncateJson: true }), 'failed'],
     ['correction 401 echoing', () => r.server.inject({ path: CHAT, status: 401, body: echoingBody(401) }), 'fallback'],
     ['correction 400 echoing', () => r.server.inject({ path: CHAT, status: 400, body: echoingBody(400) }), 'fallback'],
-    ['correction stream error echoing', () => r.server.inject({ path: CHAT, body: `data: ${JSON.stringify(echoingBody(200))}\n\n`, headers: { 'content-type': 'text/event-stream' }, times: Infinity }), 'fallback'],
+    [
+      'correction stream error echoing',
+      () =>
+        r.server.inject({
+          path: CHAT,
+          body: `data: ${JSON.stringify(echoingBody(200))}\n\n`,
+          headers: { 'content-type': 'text/event-stream' },
+          times: Infinity,
+        }),
+      'fallback',
+    ],
     ['correction malformed SSE', () => r.server.inject({ path: CHAT, sseMalformed: true }), 'fallback'],
     ['pre-warm 401 echoing', () => r.server.inject({ path: '/models', status: 401, body: echoingBody(401) }), 'done'],
     ['no fault', () => undefined, 'done'],
@@ -265,7 +279,10 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
     expect(fallback.stderr).toMatch(/koto: warning: .*correction skipped, raw transcript delivered/);
 
     server.inject({ path: CHAT, status: 400, body: echoingBody(400) });
-    expect(await cli('correct 400', ['--debug', '--no-daemon', 'correct', 'some', 'words'])).toMatchObject({ code: 0, stdout: 'some words\n' });
+    expect(await cli('correct 400', ['--debug', '--no-daemon', 'correct', 'some', 'words'])).toMatchObject({
+      code: 0,
+      stdout: 'some words\n',
+    });
     server.inject({ path: ASR, status: 401, body: echoingBody(401) });
     errorLine(await cli('transcribe 401', ['--debug', '--no-daemon', 'transcribe', clip]), 'KOTO_ERR_AUTH');
 
@@ -296,7 +313,9 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
     const file = path.join(home, 'env.yaml');
     writeFileSync(file, configText().replace(`apiKey: ${CANARY}`, 'apiKey: ${KOTO_SECRET_TEST_KEY}'), { mode: 0o600 });
     server.inject({ path: ASR, status: 401, body: echoingBody(401) });
-    const result = await cli('run env key 401', ['--debug', '--config', file, 'run', path.join(home, 'clip.wav')], { KOTO_SECRET_TEST_KEY: CANARY });
+    const result = await cli('run env key 401', ['--debug', '--config', file, 'run', path.join(home, 'clip.wav')], {
+      KOTO_SECRET_TEST_KEY: CANARY,
+    });
     errorLine(result, 'KOTO_ERR_AUTH');
     const printed = await cli('config print env', ['--config', file, 'config', 'print', '--json'], { KOTO_SECRET_TEST_KEY: CANARY });
     expect(printed.code).toBe(0);
@@ -335,7 +354,10 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
     await cli('status', ['status']);
 
     const history = await cli('history --json', ['history', '--json', '-n', '50']);
-    const rows = history.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string; errorCode: string | null; audioPath: string | null });
+    const rows = history.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; state: string; errorCode: string | null; audioPath: string | null });
     expect(rows.length).toBeGreaterThanOrEqual(3);
     const failedRow = rows.find((row) => row.errorCode === 'KOTO_ERR_UPSTREAM')!;
     expect(existsSync(failedRow.audioPath!)).toBe(true);
@@ -343,11 +365,15 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
     expect(await cli('retry', ['retry', failedRow.id])).toMatchObject({ code: 0, stdout: 'Hello, world.\n' });
 
     // An invalid edit (the YAML error sits on the key's line): reported, the old config stays, nothing leaks.
-    writeFileSync(path.join(home, 'config.yaml'), configText().replace(`    apiKey: ${CANARY}`, `    apiKey: ${CANARY}: [`), { mode: 0o600 });
+    writeFileSync(path.join(home, 'config.yaml'), configText().replace(`    apiKey: ${CANARY}`, `    apiKey: ${CANARY}: [`), {
+      mode: 0o600,
+    });
     const reload = await cli('reload (invalid)', ['reload']);
     expect(reload.code).toBe(3);
     errorLine(reload, 'KOTO_ERR_CONFIG_PARSE');
-    const after = JSON.parse((await cli('status after reload', ['status', '--json'])).stdout) as { lastConfigError: { code: string; message: string } };
+    const after = JSON.parse((await cli('status after reload', ['status', '--json'])).stdout) as {
+      lastConfigError: { code: string; message: string };
+    };
     expect(after.lastConfigError.code).toBe('KOTO_ERR_CONFIG_PARSE');
     writeFileSync(path.join(home, 'config.yaml'), configText(), { mode: 0o600 });
     await cli('reload (fixed)', ['reload']);
@@ -358,7 +384,7 @@ describe('the canary never shows: the koto CLI and daemon (subprocesses)', { tim
     expect(existsSync(socket)).toBe(false);
 
     expect(daemonOut).toMatch(/info session .* attempt 2 .*HTTP 500/);
-    expectClean(daemonOut, 'the daemon\'s stdout/stderr');
+    expectClean(daemonOut, "the daemon's stdout/stderr");
     const logFile = path.join(home, 'state', 'koto.log');
     expect(existsSync(logFile)).toBe(true);
     expect(statSync(logFile).mode & 0o077).toBe(0);
@@ -429,7 +455,7 @@ describe('config files holding secrets', { timeout: 60_000 }, () => {
     expect((await kernelFor(envFile, { KOTO_SECRET_TEST_KEY: CANARY })).some((l) => /readable by other users/.test(l))).toBe(false);
   });
 
-  it('a YAML syntax error on the key\'s line names the line, not the key', async () => {
+  it("a YAML syntax error on the key's line names the line, not the key", async () => {
     const file = path.join(dir, 'broken.yaml');
     writeFileSync(file, yaml(`${CANARY}: [`), { mode: 0o600 });
     const err = await kernelFor(file).catch((e: unknown) => e);
@@ -477,7 +503,11 @@ describe('config files holding secrets', { timeout: 60_000 }, () => {
 // ---------------------------------------------------------------------------
 
 /** A plain-http OpenAI-ish upstream on loopback (local servers: llama.cpp, vLLM, Ollama). */
-async function plainHttpServer(): Promise<{ url: string; requests: { path: string; authorization: string | undefined }[]; close: () => Promise<void> }> {
+async function plainHttpServer(): Promise<{
+  url: string;
+  requests: { path: string; authorization: string | undefined }[];
+  close: () => Promise<void>;
+}> {
   const requests: { path: string; authorization: string | undefined }[] = [];
   const server = http.createServer((req, res) => {
     requests.push({ path: req.url ?? '', authorization: req.headers.authorization });
@@ -486,7 +516,11 @@ async function plainHttpServer(): Promise<{ url: string; requests: { path: strin
       res.setHeader('content-type', 'application/json');
       if (req.url?.includes('/audio/transcriptions')) res.end(JSON.stringify({ text: 'over plain loopback http' }));
       else if (req.url?.includes('/chat/completions')) {
-        res.end(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'Over plain loopback HTTP.' }, finish_reason: 'stop' }] }));
+        res.end(
+          JSON.stringify({
+            choices: [{ index: 0, message: { role: 'assistant', content: 'Over plain loopback HTTP.' }, finish_reason: 'stop' }],
+          }),
+        );
       } else res.end(JSON.stringify({ object: 'list', data: [] }));
     });
   });
@@ -504,8 +538,19 @@ describe('https only, loopback http allowed', { timeout: 60_000 }, () => {
     const dir = tempDir('koto-secrets-http-');
     try {
       const file = path.join(dir, 'koto.yaml');
-      writeFileSync(file, ['providers:', '  main:', '    use: openai-compatible', '    baseUrl: http://api.example.com/v1', `    apiKey: ${CANARY}`, ''].join('\n'), { mode: 0o600 });
-      const err = await createKernel({ configPath: file, env: { KOTO_HOME: dir }, builtins: ['openai-compatible'], logLevel: 'silent' }).catch((e: unknown) => e);
+      writeFileSync(
+        file,
+        ['providers:', '  main:', '    use: openai-compatible', '    baseUrl: http://api.example.com/v1', `    apiKey: ${CANARY}`, ''].join(
+          '\n',
+        ),
+        { mode: 0o600 },
+      );
+      const err = await createKernel({
+        configPath: file,
+        env: { KOTO_HOME: dir },
+        builtins: ['openai-compatible'],
+        logLevel: 'silent',
+      }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'KOTO_ERR_CONFIG_INVALID' });
       expect((err as KotoError).message).toMatch(/baseUrl: plain http is only allowed for loopback hosts/);
       const result = await koto(['--config', file, 'run', path.join(dir, 'none.wav')], { cwd: dir, env: { KOTO_HOME: dir } });
@@ -533,7 +578,12 @@ describe('https only, loopback http allowed', { timeout: 60_000 }, () => {
 
   it('plain http to loopback is allowed (local servers): the dictation is delivered', async () => {
     const local = await plainHttpServer();
-    const r = await rig({ config: () => ({ providers: { main: { use: 'openai-compatible', baseUrl: local.url, apiKey: CANARY } }, correction: { stream: false } }) });
+    const r = await rig({
+      config: () => ({
+        providers: { main: { use: 'openai-compatible', baseUrl: local.url, apiKey: CANARY } },
+        correction: { stream: false },
+      }),
+    });
     try {
       expectDelivered(await r.run(), 'Over plain loopback HTTP.');
       expect(local.requests.some((q) => q.path.endsWith(ASR))).toBe(true);
@@ -546,7 +596,11 @@ describe('https only, loopback http allowed', { timeout: 60_000 }, () => {
 
   it('allowInsecureHttp opts a non-loopback http host in, with a warning (then DNS decides)', async () => {
     const r = await rig({
-      config: () => ({ providers: { main: { use: 'openai-compatible', baseUrl: 'http://koto-insecure.invalid/v1', apiKey: CANARY, allowInsecureHttp: true } } }),
+      config: () => ({
+        providers: {
+          main: { use: 'openai-compatible', baseUrl: 'http://koto-insecure.invalid/v1', apiKey: CANARY, allowInsecureHttp: true },
+        },
+      }),
     });
     try {
       expectFailedKept(await r.run(), 'KOTO_ERR_NETWORK', r.history, /koto-insecure\.invalid/);
@@ -636,11 +690,18 @@ describe('one secret rule: every credential-looking name, everywhere', { timeout
 
   const clean = (text: string, where: string) => {
     for (const secret of [...ALL, ...ALL.map(encodeURIComponent)]) {
-      if (text.includes(secret)) throw new Error(`${secret} leaked into ${where}: ${text.slice(Math.max(0, text.indexOf(secret) - 120), text.indexOf(secret) + 60)}`);
+      if (text.includes(secret))
+        throw new Error(
+          `${secret} leaked into ${where}: ${text.slice(Math.max(0, text.indexOf(secret) - 120), text.indexOf(secret) + 60)}`,
+        );
     }
   };
   const cli = async (what: string, args: string[]) => {
-    const result = await koto(args, { cwd: dir, env: { KOTO_HOME: dir, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') }, timeoutMs: 30_000 });
+    const result = await koto(args, {
+      cwd: dir,
+      env: { KOTO_HOME: dir, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') },
+      timeoutMs: 30_000,
+    });
     clean(result.stdout, `stdout of ${what}`);
     clean(result.stderr, `stderr of ${what}`);
     return result;
@@ -703,7 +764,12 @@ describe('one secret rule: every credential-looking name, everywhere', { timeout
     server.inject({
       path: ASR,
       status: 400,
-      body: { error: { message: `bad: x-api-key ${XKEY}, url ?sig=${SIG}&other=${URL_SIG}, ${CLIENT_SECRET} ${PASSWORD} Bearer ${CANARY}`, type: 'invalid_request_error' } },
+      body: {
+        error: {
+          message: `bad: x-api-key ${XKEY}, url ?sig=${SIG}&other=${URL_SIG}, ${CLIENT_SECRET} ${PASSWORD} Bearer ${CANARY}`,
+          type: 'invalid_request_error',
+        },
+      },
     });
     const result = await cli('run 400 echo', ['--debug', '--config', 'rule.yaml', '--no-daemon', 'run', 'clip.wav']);
     expect(result.code).toBe(1);
@@ -716,18 +782,43 @@ describe('one secret rule: every credential-looking name, everywhere', { timeout
   });
 
   it('a plugin that fails to load, or to start, with the key in its message: one clean line (CLI) and a clean error (Node API)', async () => {
-    writeFileSync(path.join(dir, 'broken.mjs'), `throw new Error('cannot load: key ${CANARY} rejected at https://x.example/?sig=${SIG}');\n`);
-    writeFileSync(path.join(dir, 'failing.mjs'), `export default { name: 'failing', apply() { throw new Error('start failed for ${CANARY} / ${CLIENT_SECRET}'); } };\n`);
-    const base = ['providers:', '  main:', '    use: openai-compatible', `    baseUrl: ${server.baseUrl}`, `    apiKey: ${CANARY}`, '    query:', `      sig: ${SIG}`, 'pluginOptions:', '  failing:', `    clientSecret: ${CLIENT_SECRET}`];
+    writeFileSync(
+      path.join(dir, 'broken.mjs'),
+      `throw new Error('cannot load: key ${CANARY} rejected at https://x.example/?sig=${SIG}');\n`,
+    );
+    writeFileSync(
+      path.join(dir, 'failing.mjs'),
+      `export default { name: 'failing', apply() { throw new Error('start failed for ${CANARY} / ${CLIENT_SECRET}'); } };\n`,
+    );
+    const base = [
+      'providers:',
+      '  main:',
+      '    use: openai-compatible',
+      `    baseUrl: ${server.baseUrl}`,
+      `    apiKey: ${CANARY}`,
+      '    query:',
+      `      sig: ${SIG}`,
+      'pluginOptions:',
+      '  failing:',
+      `    clientSecret: ${CLIENT_SECRET}`,
+    ];
     writeFileSync(path.join(dir, 'broken.yaml'), [...base, 'plugins:', '  - ./broken.mjs', ''].join('\n'), { mode: 0o600 });
     writeFileSync(path.join(dir, 'failing.yaml'), [...base, 'plugins:', '  - ./failing.mjs', ''].join('\n'), { mode: 0o600 });
 
-    for (const [name, code] of [['broken.yaml', 'KOTO_ERR_PLUGIN_INVALID'], ['failing.yaml', 'KOTO_ERR_PLUGIN_APPLY']] as const) {
+    for (const [name, code] of [
+      ['broken.yaml', 'KOTO_ERR_PLUGIN_INVALID'],
+      ['failing.yaml', 'KOTO_ERR_PLUGIN_APPLY'],
+    ] as const) {
       const result = await cli(`config check ${name}`, ['--debug', '--config', name, 'config', 'check']);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain(`(${code})`);
       expect(result.stderr).toContain('[redacted]');
-      const err = await createKernel({ configPath: path.join(dir, name), env: { KOTO_HOME: dir }, builtins: ['openai-compatible'], logLevel: 'silent' }).catch((e: unknown) => e);
+      const err = await createKernel({
+        configPath: path.join(dir, name),
+        env: { KOTO_HOME: dir },
+        builtins: ['openai-compatible'],
+        logLevel: 'silent',
+      }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code });
       clean(everythingShown(err), `the error of ${name}`);
     }

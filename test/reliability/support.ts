@@ -164,7 +164,8 @@ export async function settle(session: Promise<RunResult>): Promise<Outcome> {
   } catch (err) {
     if (!KotoError.is(err)) throw new Error(`the session threw something that is not a KotoError: ${String(err)}`, { cause: err });
     const record = (err as KotoError & { record?: RunResult }).record;
-    if (!record) throw new Error(`the session failed without its record (the recording path is lost): ${err.code}: ${err.message}`, { cause: err });
+    if (!record)
+      throw new Error(`the session failed without its record (the recording path is lost): ${err.code}: ${err.message}`, { cause: err });
     return { kind: 'failed', error: err, record };
   }
 }
@@ -174,7 +175,16 @@ export function everythingShown(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current && depth < 6; depth++) {
-    const e = current as { message?: string; fix?: string; stack?: string; toLine?: () => string; toJSON?: () => unknown; details?: unknown; cause?: unknown; record?: unknown };
+    const e = current as {
+      message?: string;
+      fix?: string;
+      stack?: string;
+      toLine?: () => string;
+      toJSON?: () => unknown;
+      details?: unknown;
+      cause?: unknown;
+      record?: unknown;
+    };
     parts.push(String(current), e.message ?? '', e.fix ?? '', e.stack ?? '', e.toLine?.() ?? '');
     try {
       parts.push(JSON.stringify(e.toJSON?.() ?? null), JSON.stringify(e.details ?? null), JSON.stringify(e.record ?? null));
@@ -216,7 +226,12 @@ export function expectFallback(outcome: Outcome, why?: RegExp): RunResult {
  * A clear error: the catalogue code, a one-line message and fix, the canary nowhere, the
  * recording kept on disk and a `failed` history row pointing at it.
  */
-export function expectFailedKept(outcome: Outcome, code: string, history?: HistoryStore, message?: RegExp): { error: KotoError; record: RunResult } {
+export function expectFailedKept(
+  outcome: Outcome,
+  code: string,
+  history?: HistoryStore,
+  message?: RegExp,
+): { error: KotoError; record: RunResult } {
   if (outcome.kind !== 'failed') throw new Error(`expected ${code}, got ${outcome.kind}: ${outcome.record.text ?? ''}`);
   const { error, record } = outcome;
   expect(error.code, error.message).toBe(code);

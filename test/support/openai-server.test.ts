@@ -1,13 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent, FormData, fetch, request } from 'undici';
-import {
-  createTestCertificate,
-  getTestCertificate,
-  startOpenAIServer,
-  type OpenAIServer,
-  type OpenAIServerOptions,
-} from './index.ts';
+import { createTestCertificate, getTestCertificate, startOpenAIServer, type OpenAIServer, type OpenAIServerOptions } from './index.ts';
 
 // ---------------------------------------------------------------------------
 // Fixtures: every server and agent made in a test is closed after it.
@@ -173,10 +167,13 @@ describe('connections', () => {
     const server = await serve({ idleTimeoutMs: 100 });
     const agent = agentFor(server);
     await (await request(`${server.baseUrl}/models`, { dispatcher: agent })).body.dump();
-    await vi.waitFor(() => {
-      expect(server.stats.idleCloses).toBe(1);
-      expect(server.openConnections).toBe(0);
-    }, { timeout: 20_000, interval: 20 });
+    await vi.waitFor(
+      () => {
+        expect(server.stats.idleCloses).toBe(1);
+        expect(server.openConnections).toBe(0);
+      },
+      { timeout: 20_000, interval: 20 },
+    );
     await (await request(`${server.baseUrl}/models`, { dispatcher: agent })).body.dump();
     expect(server.stats.tlsHandshakes).toBe(2);
   });
@@ -325,11 +322,14 @@ describe('routes', () => {
     expect(raw.length).toBeGreaterThan(10);
     const events = await readSse(raw);
     expect(events.at(-1)?.data).toBe('[DONE]');
-    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data) as {
-      object: string;
-      choices: Array<{ delta: { role?: string; content?: string }; finish_reason: string | null }>;
-      usage?: unknown;
-    });
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e.data) as {
+          object: string;
+          choices: Array<{ delta: { role?: string; content?: string }; finish_reason: string | null }>;
+          usage?: unknown;
+        },
+    );
     expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
     expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant');
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(text);
@@ -398,7 +398,13 @@ describe('faults', () => {
       const server = await serve({ http1Only });
       const agent = agentFor(server);
       server.inject({ reset: 'during-response' });
-      const res = await postJson(server, agent, '/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true }, {});
+      const res = await postJson(
+        server,
+        agent,
+        '/chat/completions',
+        { model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true },
+        {},
+      );
       expect(res.statusCode).toBe(200);
       await expect(res.body.text()).rejects.toThrow();
     }
@@ -416,14 +422,18 @@ describe('faults', () => {
     server.inject({ sseMalformed: true });
     const malformed = await postJson(server, agent, '/chat/completions', { ...body, stream: true }, {});
     const events = await readSse(malformed.body);
-    expect(events.filter((e) => e.data !== '[DONE]').some((e) => {
-      try {
-        JSON.parse(e.data);
-        return false;
-      } catch {
-        return true;
-      }
-    })).toBe(true);
+    expect(
+      events
+        .filter((e) => e.data !== '[DONE]')
+        .some((e) => {
+          try {
+            JSON.parse(e.data);
+            return false;
+          } catch {
+            return true;
+          }
+        }),
+    ).toBe(true);
 
     // The headers come at once and the body only when released: the order is the server's, not a
     // race between a 250 ms bound and a 300 ms stall.

@@ -73,7 +73,11 @@ function miniProvider(flaws: Flaws = {}): AnyKotoPlugin {
         } catch (err) {
           if (req.signal.aborted) throw kotoError('KOTO_ERR_ABORTED', { what: 'the correction' });
           // Dropped before an answer: worth another try.
-          throw kotoError('KOTO_ERR_NETWORK', { origin: url.origin, detail: describeError(err) }, { details: { retryable: !flaws.neverRetryable } });
+          throw kotoError(
+            'KOTO_ERR_NETWORK',
+            { origin: url.origin, detail: describeError(err) },
+            { details: { retryable: !flaws.neverRetryable } },
+          );
         }
         const body = await res.body.text();
         if (res.statusCode >= 400) {
@@ -92,7 +96,11 @@ function miniProvider(flaws: Flaws = {}): AnyKotoPlugin {
             );
           }
           if (res.statusCode >= 500) {
-            throw kotoError('KOTO_ERR_UPSTREAM', { provider, status: res.statusCode, detail: '' }, { details: { retryable: !flaws.neverRetryable } });
+            throw kotoError(
+              'KOTO_ERR_UPSTREAM',
+              { provider, status: res.statusCode, detail: '' },
+              { details: { retryable: !flaws.neverRetryable } },
+            );
           }
           throw kotoError('KOTO_ERR_BAD_REQUEST', {
             provider,

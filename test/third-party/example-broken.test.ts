@@ -40,7 +40,7 @@ async function copyExample(into: string, patch: boolean): Promise<AnyKotoPlugin>
     const source = await readFile(wire, 'utf8');
     const branches = source.match(/\n(\s*)if \(status === 429\)/g) ?? [];
     // The example must still map 429 in exactly one place, or the variant would not be "the example plus one mistake".
-    expect(branches, 'the example\'s 429 branch in src/wire.ts moved: update PLAIN_429 in this test').toHaveLength(1);
+    expect(branches, "the example's 429 branch in src/wire.ts moved: update PLAIN_429 in this test").toHaveLength(1);
     await writeFile(wire, source.replace(/\n(\s*)if \(status === 429\)/, `\n$1${PLAIN_429}\n$1if (status === 429)`));
   }
   const module = (await import(pathToFileURL(path.join(into, 'src', 'index.ts')).href)) as { default: AnyKotoPlugin };
@@ -103,7 +103,9 @@ describe('the example plugin and its broken variant through the conformance suit
     expect(result.failures).toMatch(
       /^HTTP 429: the plugin threw a plain Error \(plugin "koto-plugin-deepgram" failed in hook asr:koto-plugin-deepgram: Deepgram answered HTTP 429 \(too many requests\)\); map it to a catalogue code \(KOTO_ERR_RATE_LIMITED\) or one of your declared codes$/,
     );
-    expect(result['retry-after']).toMatch(/^HTTP 429 with Retry-After: 1: the plugin threw a plain Error .*; map it to a catalogue code or one of your declared codes$/);
+    expect(result['retry-after']).toMatch(
+      /^HTTP 429 with Retry-After: 1: the plugin threw a plain Error .*; map it to a catalogue code or one of your declared codes$/,
+    );
     expect({ ...result, failures: 'pass', 'retry-after': 'pass' }).toEqual(ALL_PASS);
   });
 
@@ -137,7 +139,9 @@ describe('the example plugin and its broken variant through the conformance suit
       });
     });
     expect(run.code, run.output).toBe(1);
-    expect(run.output).toMatch(/ConformanceFailure: HTTP 429: the plugin threw a plain Error .*map it to a catalogue code \(KOTO_ERR_RATE_LIMITED\) or one of your declared codes/);
+    expect(run.output).toMatch(
+      /ConformanceFailure: HTTP 429: the plugin threw a plain Error .*map it to a catalogue code \(KOTO_ERR_RATE_LIMITED\) or one of your declared codes/,
+    );
     // The two checks that send a 429 fail; every other check of the suite passes.
     expect(run.output).toMatch(/Tests\s+2 failed \| \d+ passed/);
   }, 360_000);

@@ -113,7 +113,10 @@ describe('fakeAudioSource', () => {
 
 describe('fakeAudioSourcePlugin', () => {
   test('kernel.record() runs the whole pipeline from the fake source, without a sound card', async () => {
-    const server = await startOpenAIServer({ apiKey: 'sk-fake-audio-1234', transcribe: (req) => `heard ${req.form?.files['file']?.data.length ?? 0} bytes` });
+    const server = await startOpenAIServer({
+      apiKey: 'sk-fake-audio-1234',
+      transcribe: (req) => `heard ${req.form?.files['file']?.data.length ?? 0} bytes`,
+    });
     cleanups.push(() => server.close());
     const home = await tempDir();
     let opened: FakeAudioSourceHandle | undefined;

@@ -47,7 +47,8 @@ function run(command: string, args: string[], options: { cwd: string; env?: Node
 }
 
 function ok(result: Run, what: string): Run {
-  if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
+  if (result.code !== 0)
+    throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
   return result;
 }
 
@@ -131,7 +132,9 @@ describe('npm install koto-voice --omit=optional', () => {
     for (const pkg of OPTIONAL) expect(existsSync(path.join(app, 'node_modules', pkg)), pkg).toBe(false);
     const size = await sizeOf(path.join(app, 'node_modules'));
     const mb = (n: number) => (n / 1048576).toFixed(1);
-    process.stderr.write(`lean install: node_modules holds ${mb(size.files)} MB of files (${mb(size.disk)} MB on disk with this file system's blocks)\n`);
+    process.stderr.write(
+      `lean install: node_modules holds ${mb(size.files)} MB of files (${mb(size.disk)} MB on disk with this file system's blocks)\n`,
+    );
     expect(size.files / 1048576).toBeLessThan(LIMIT_MB);
     // No package left with an install script npm would warn about (koffi's is the only one Koto had).
     expect(installStderr).not.toMatch(/koffi|pvrecorder/);
@@ -190,7 +193,11 @@ describe('npm install koto-voice --omit=optional', () => {
       `${providerYaml()}hotkey:\n  keys: ctrl+alt+k\n  backend: x11\ndaemon:\n  ui:\n    enabled: false\n`,
     );
     const env = { PATH: path.dirname(process.execPath), HOME: process.env.HOME, KOTO_HOME: path.join(work, 'daemon-home'), DISPLAY: ':97' };
-    const daemon = spawn(process.execPath, [path.join(app, 'node_modules', '.bin', 'koto'), '--config', 'hotkey.yaml', 'daemon'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const daemon = spawn(process.execPath, [path.join(app, 'node_modules', '.bin', 'koto'), '--config', 'hotkey.yaml', 'daemon'], {
+      cwd: app,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => daemon.on('close', resolve));
     let log = '';
     try {
@@ -211,7 +218,8 @@ describe('npm install koto-voice --omit=optional', () => {
       expect(log).toContain('(KOTO_ERR_DEPENDENCY_MISSING)');
       const status = await run(process.execPath, [path.join(app, 'node_modules', '.bin', 'koto'), 'status', '--json'], { cwd: app, env });
       expect(status.code, status.stderr).toBe(0);
-      const hotkey = (JSON.parse(status.stdout) as { plugins: Record<string, { active: boolean; code: string; fix: string }> }).plugins.hotkey;
+      const hotkey = (JSON.parse(status.stdout) as { plugins: Record<string, { active: boolean; code: string; fix: string }> }).plugins
+        .hotkey;
       expect(hotkey).toMatchObject({ active: false, code: 'KOTO_ERR_DEPENDENCY_MISSING' });
       expect(hotkey?.fix).toMatch(/`npm install x11@\^\d/);
       expect(hotkey?.fix).toContain('hotkey.backend: evdev');

@@ -14,7 +14,9 @@ import * as wire from 'koto-voice/openai-wire';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const DOC = readFileSync(path.join(root, 'docs', 'plugins.md'), 'utf8');
-const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  exports: Record<string, { types: string; default: string }>;
+};
 
 interface Documented {
   readonly name: string;
@@ -30,13 +32,19 @@ function documented(): Documented[] {
     .split('\n')
     .filter((line) => line.startsWith('| `'))
     .map((line) => {
-      const [name, kind] = line.replace(/^\|/, '').split(/(?<!\\)\|/).map((cell) => cell.trim().replace(/^`|`$/g, ''));
+      const [name, kind] = line
+        .replace(/^\|/, '')
+        .split(/(?<!\\)\|/)
+        .map((cell) => cell.trim().replace(/^`|`$/g, ''));
       return { name: name!, kind: kind! };
     });
 }
 
 const sorted = (names: Iterable<string>) => [...names].sort();
-const values = () => documented().filter((d) => d.kind !== 'type').map((d) => d.name);
+const values = () =>
+  documented()
+    .filter((d) => d.kind !== 'type')
+    .map((d) => d.name);
 
 /** Every name the entry point exports to TypeScript (values and types), by the compiler's own reading. */
 function typeCheckedExports(entry: string): string[] {

@@ -68,30 +68,38 @@ describe('the output conformance suite catches what it promises', () => {
 
   test('an output that trims the text fails the delivery check on the spaces at the ends', async () => {
     const result = await outcomes({ trim: true });
-    expect(result.delivery).toMatch(/the edges text arrived changed at output "memo": 31 characters sent, 27 arrived; the first difference is at character 0: sent " " \(U\+0020\), arrived "t"/);
+    expect(result.delivery).toMatch(
+      /the edges text arrived changed at output "memo": 31 characters sent, 27 arrived; the first difference is at character 0: sent " " \(U\+0020\), arrived "t"/,
+    );
     expect(result.delivery).toMatch(/Deliver request\.text exactly/);
     onlyFailed(result, 'delivery');
   });
 
   test('an output that loses Unicode fails the delivery check', async () => {
     const result = await outcomes({ latin1: true });
-    expect(result.delivery).toMatch(/the unicode text arrived changed at output "memo": .*first difference is at character 2: sent "ü" \(U\+00FC\), arrived "Ã" \(U\+00C3\)/);
+    expect(result.delivery).toMatch(
+      /the unicode text arrived changed at output "memo": .*first difference is at character 2: sent "ü" \(U\+00FC\), arrived "Ã" \(U\+00C3\)/,
+    );
     onlyFailed(result, 'delivery');
   });
 
   test('an output that cuts a long text fails the delivery check', async () => {
     const result = await outcomes({ truncate: true });
-    expect(result.delivery).toMatch(/the long text arrived changed at output "memo": \d+ characters sent, (\d+) arrived; the first difference is at character \1: sent .*, arrived the end of the text/);
+    expect(result.delivery).toMatch(
+      /the long text arrived changed at output "memo": \d+ characters sent, (\d+) arrived; the first difference is at character \1: sent .*, arrived the end of the text/,
+    );
     onlyFailed(result, 'delivery');
   });
 
   test('an output whose schema drops unknown keys fails the options check', async () => {
     const result = await outcomes({ looseSchema: true });
-    expect(result.options).toMatch(/an unknown option \(kotoConformanceUnknownKey\) was accepted by output "memo": declare its schema with z\.strictObject/);
+    expect(result.options).toMatch(
+      /an unknown option \(kotoConformanceUnknownKey\) was accepted by output "memo": declare its schema with z\.strictObject/,
+    );
     onlyFailed(result, 'options');
   });
 
-  test('an output throwing the sink\'s plain Error fails the failure check, saying to throw KOTO_ERR_OUTPUT', async () => {
+  test("an output throwing the sink's plain Error fails the failure check, saying to throw KOTO_ERR_OUTPUT", async () => {
     const result = await outcomes({ plainErrors: true });
     expect(result.failure).toMatch(
       /a sink that refused the text: the output threw a plain Error \(plugin "koto-plugin-memo" failed in hook output:memo: memo sink: the sink refused the text\)\. Throw kotoError\('KOTO_ERR_OUTPUT', \{ output: 'memo', detail \}\) \(or a code your plugin declares\)/,
@@ -115,7 +123,9 @@ describe('the output conformance suite catches what it promises', () => {
 
   test('an output delivering before the output stage fails the abort check', async () => {
     const result = await outcomes({ early: true });
-    expect(result.abort).toMatch(/the text reached output "memo" although the session was cancelled before its output stage: deliver from hooks\.output only/);
+    expect(result.abort).toMatch(
+      /the text reached output "memo" although the session was cancelled before its output stage: deliver from hooks\.output only/,
+    );
     // Delivering from the transcript hook also takes the sink's failures and hangs out of the output
     // stage. (The secrets check passes: the kernel scrubs what run() rejects with, as it does the record.)
     onlyFailed(result, 'abort', 'failure', 'partial', 'hang');
@@ -129,19 +139,25 @@ describe('the output conformance suite catches what it promises', () => {
 
   test('an output that does not pass the signal on fails the hang check', async () => {
     const result = await outcomes({ ignoreSignal: true });
-    expect(result.hang).toMatch(/the session was still delivering 1500 ms after it was cancelled, with the sink not answering: pass request\.signal to every wait of output "memo"/);
+    expect(result.hang).toMatch(
+      /the session was still delivering 1500 ms after it was cancelled, with the sink not answering: pass request\.signal to every wait of output "memo"/,
+    );
     onlyFailed(result, 'hang');
   });
 
   test('an output that resolves when cancelled mid-delivery fails the hang check', async () => {
     const result = await outcomes({ resolveOnAbort: true });
-    expect(result.hang).toMatch(/output "memo" resolved when the session was cancelled mid-delivery, so the text counts as delivered: reject with kotoError\('KOTO_ERR_ABORTED'/);
+    expect(result.hang).toMatch(
+      /output "memo" resolved when the session was cancelled mid-delivery, so the text counts as delivered: reject with kotoError\('KOTO_ERR_ABORTED'/,
+    );
     onlyFailed(result, 'hang');
   });
 
   test('an output echoing what the sink said, token included, fails the secrets check', async () => {
     const result = await outcomes({ leakSecret: true });
-    expect(result.secrets).toMatch(/the canary credential appears in the output's error \(.*invalid token <canary>.*\): scrub what the sink says with api\.scrub\(text\)/);
+    expect(result.secrets).toMatch(
+      /the canary credential appears in the output's error \(.*invalid token <canary>.*\): scrub what the sink says with api\.scrub\(text\)/,
+    );
     expect(result.secrets).not.toMatch(/canary[0-9a-f]{32}/);
     onlyFailed(result, 'secrets');
   });
@@ -177,7 +193,8 @@ describe('the output conformance suite catches what it promises', () => {
       failure: 'not checked: the sink has no failNext',
       partial: 'not checked: the sink has no partialNext',
       hang: 'not checked: the sink has no hangNext',
-      secrets: "not checked: the sink's options carry no credential (configure context.secret as the output's token or key, if it takes one)",
+      secrets:
+        "not checked: the sink's options carry no credential (configure context.secret as the output's token or key, if it takes one)",
     });
   });
 
@@ -189,7 +206,9 @@ describe('the output conformance suite catches what it promises', () => {
   });
 
   test('a difference is shown by code point, where it is', () => {
-    expect(firstDifference('a\u00a0b', 'a b')).toBe('3 characters sent, 3 arrived; the first difference is at character 1: sent "\u00a0" (U+00A0), arrived " " (U+0020)');
+    expect(firstDifference('a\u00a0b', 'a b')).toBe(
+      '3 characters sent, 3 arrived; the first difference is at character 1: sent "\u00a0" (U+00A0), arrived " " (U+0020)',
+    );
     expect(firstDifference('ab', 'a')).toMatch(/at character 1: sent "b" \(U\+0062\), arrived the end of the text/);
   });
 });

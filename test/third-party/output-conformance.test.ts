@@ -41,7 +41,11 @@ function capturedStdout(): OutputSink {
   let failing: string | undefined;
   let hang = false;
   let held = 0;
-  const write = (chunk: string | Uint8Array, encoding?: BufferEncoding | ((err?: Error | null) => void), callback?: (err?: Error | null) => void): boolean => {
+  const write = (
+    chunk: string | Uint8Array,
+    encoding?: BufferEncoding | ((err?: Error | null) => void),
+    callback?: (err?: Error | null) => void,
+  ): boolean => {
     const done = typeof encoding === 'function' ? encoding : callback;
     if (failing !== undefined) {
       const err = Object.assign(new Error(`write EPIPE: ${failing}`), { code: 'EPIPE' });

@@ -51,14 +51,18 @@ function run(command: string, args: string[], options: { cwd: string; env?: Node
 }
 
 function ok(result: Run, what: string): Run {
-  if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
+  if (result.code !== 0)
+    throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
   return result;
 }
 
 /** `npm pack` in `dir` into `into`; returns the tarball's path. */
 async function pack(dir: string, into: string): Promise<string> {
   // Scripts off: Koto's `prepare` and the example's `prepack` would rebuild; both are built here.
-  const result = ok(await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', into], { cwd: dir }), `npm pack in ${dir}`);
+  const result = ok(
+    await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', into], { cwd: dir }),
+    `npm pack in ${dir}`,
+  );
   const [info] = JSON.parse(result.stdout) as { filename: string }[];
   return path.join(into, info!.filename);
 }
@@ -173,7 +177,10 @@ beforeAll(async () => {
 
   // 3. A fresh project installs both tarballs: the plugin's peer dependency is the Koto tarball.
   const t2 = performance.now();
-  await writeFile(path.join(app, 'package.json'), JSON.stringify({ name: 'dictation-app', version: '1.0.0', private: true, type: 'module' }));
+  await writeFile(
+    path.join(app, 'package.json'),
+    JSON.stringify({ name: 'dictation-app', version: '1.0.0', private: true, type: 'module' }),
+  );
   ok(
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', kotoTarball, pluginTarball, ...fakes], {
       cwd: app,
@@ -229,7 +236,14 @@ describe('a third-party plugin installed from its npm tarball', () => {
     const file = await config('koto.config.yaml', `plugins:\n  - koto-plugin-deepgram\n${providerYaml()}`);
     const result = await koto(['--config', file, 'plugins', '--json']);
     expect(result.code, result.stderr).toBe(0);
-    const plugins = JSON.parse(result.stdout) as { name: string; version: string; source: string; specifier: string; capabilities: string[]; taps: string[] }[];
+    const plugins = JSON.parse(result.stdout) as {
+      name: string;
+      version: string;
+      source: string;
+      specifier: string;
+      capabilities: string[];
+      taps: string[];
+    }[];
     expect(plugins.find((p) => p.name === 'koto-plugin-deepgram')).toEqual(
       expect.objectContaining({
         version: '0.1.0',
@@ -254,55 +268,77 @@ describe('koto-voice/testing from the tarball', () => {
     expect(existsSync(path.join(app, 'node_modules', 'vitest'))).toBe(false);
     const script = [
       "const t = await import('koto-voice/testing');",
-      "const server = await t.startOpenAIServer(); await server.close();",
-      "console.log(t.toneWav().length);",
+      'const server = await t.startOpenAIServer(); await server.close();',
+      'console.log(t.toneWav().length);',
       "try { t.describeProviderConformance({ plugin: { name: 'x', apply() {} }, provider: () => ({}) }); } catch (e) { console.log(e.message); }",
     ].join('\n');
     const result = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app });
     expect(result.code, result.stderr).toBe(0);
     const [bytes, message] = result.stdout.trim().split('\n');
     expect(bytes).toBe(String(16_000 + 44));
-    expect(message).toMatch(/^describeProviderConformance needs vitest \(an optional peer dependency of koto-voice\): npm install --save-dev vitest/);
+    expect(message).toMatch(
+      /^describeProviderConformance needs vitest \(an optional peer dependency of koto-voice\): npm install --save-dev vitest/,
+    );
   });
 
-  test("the example's own tests pass against the installed koto-voice", async () => {
-    // What the plugin's author runs: its test folder and sources, vitest, and the koto-voice
-    // tarball (the conformance suite's `import('vitest')` resolves the project's vitest).
-    const version = (JSON.parse(await readFile(path.join(ROOT, 'node_modules', 'vitest', 'package.json'), 'utf8')) as { version: string }).version;
-    const t0 = performance.now();
-    ok(
-      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--save-dev', `vitest@${version}`], {
-        cwd: app,
-        timeoutMs: SETUP_TIMEOUT_MS,
-      }),
-      'npm install vitest',
-    );
-    timings.installVitest = Math.round(performance.now() - t0);
-    const example = path.join(app, 'example');
-    for (const entry of ['src', 'test', 'vitest.config.ts']) {
-      await cp(path.join(EXAMPLE, entry), path.join(example, entry), { recursive: true });
-    }
-    const reportFile = path.join(work, 'example-report.json');
-    const t1 = performance.now();
-    const result = await run(process.execPath, [path.join(app, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', example, '--reporter=json', `--outputFile.json=${reportFile}`], {
-      cwd: example,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, CI: '1' },
-      timeoutMs: 300_000,
-    });
-    timings.exampleTests = Math.round(performance.now() - t1);
-    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
-    const report = JSON.parse(await readFile(reportFile, 'utf8')) as {
-      numFailedTests: number;
-      numPassedTests: number;
-      testResults: { assertionResults: { ancestorTitles: string[]; status: string }[] }[];
-    };
-    expect(report.numFailedTests).toBe(0);
-    const suites = new Set(report.testResults.flatMap((file) => file.assertionResults.map((a) => a.ancestorTitles[0])));
-    expect(suites).toContain('koto-plugin-deepgram: Koto provider conformance');
-    expect(report.numPassedTests).toBeGreaterThanOrEqual(20);
-    // npm install, then a whole vitest run of the example: minutes on a loaded 2-core machine
-    // (140 s under CPU hogs). A hang guard.
-  }, SETUP_TIMEOUT_MS + 300_000);
+  test(
+    "the example's own tests pass against the installed koto-voice",
+    async () => {
+      // What the plugin's author runs: its test folder and sources, vitest, and the koto-voice
+      // tarball (the conformance suite's `import('vitest')` resolves the project's vitest).
+      const version = (JSON.parse(await readFile(path.join(ROOT, 'node_modules', 'vitest', 'package.json'), 'utf8')) as { version: string })
+        .version;
+      const t0 = performance.now();
+      ok(
+        await run(
+          'npm',
+          ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--save-dev', `vitest@${version}`],
+          {
+            cwd: app,
+            timeoutMs: SETUP_TIMEOUT_MS,
+          },
+        ),
+        'npm install vitest',
+      );
+      timings.installVitest = Math.round(performance.now() - t0);
+      const example = path.join(app, 'example');
+      for (const entry of ['src', 'test', 'vitest.config.ts']) {
+        await cp(path.join(EXAMPLE, entry), path.join(example, entry), { recursive: true });
+      }
+      const reportFile = path.join(work, 'example-report.json');
+      const t1 = performance.now();
+      const result = await run(
+        process.execPath,
+        [
+          path.join(app, 'node_modules', 'vitest', 'vitest.mjs'),
+          'run',
+          '--root',
+          example,
+          '--reporter=json',
+          `--outputFile.json=${reportFile}`,
+        ],
+        {
+          cwd: example,
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, CI: '1' },
+          timeoutMs: 300_000,
+        },
+      );
+      timings.exampleTests = Math.round(performance.now() - t1);
+      expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+      const report = JSON.parse(await readFile(reportFile, 'utf8')) as {
+        numFailedTests: number;
+        numPassedTests: number;
+        testResults: { assertionResults: { ancestorTitles: string[]; status: string }[] }[];
+      };
+      expect(report.numFailedTests).toBe(0);
+      const suites = new Set(report.testResults.flatMap((file) => file.assertionResults.map((a) => a.ancestorTitles[0])));
+      expect(suites).toContain('koto-plugin-deepgram: Koto provider conformance');
+      expect(report.numPassedTests).toBeGreaterThanOrEqual(20);
+      // npm install, then a whole vitest run of the example: minutes on a loaded 2-core machine
+      // (140 s under CPU hogs). A hang guard.
+    },
+    SETUP_TIMEOUT_MS + 300_000,
+  );
 });
 
 describe('errors a user can cause are one line naming the package (exit 3)', () => {

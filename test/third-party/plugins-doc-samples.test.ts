@@ -18,12 +18,17 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const guide = readFileSync(path.join(root, 'docs', 'plugins.md'), 'utf8');
 
 /** Fenced ```ts blocks with the line they start on. */
-const blocks = [...guide.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((m) => ({ code: m[1]!, line: guide.slice(0, m.index).split('\n').length }));
+const blocks = [...guide.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((m) => ({
+  code: m[1]!,
+  line: guide.slice(0, m.index).split('\n').length,
+}));
 const shapes = (code: string) => /^(\s*\/\/.*\n)*\s*interface /.test(code);
 
 /** What the prose around the samples gives them; imports a sample makes itself are not repeated. */
 function prelude(code: string): string {
-  const names = ['definePlugin', 'kotoError', 'KotoError', 'z', 'STAGE'].filter((n) => !new RegExp(`import \\{[^}]*\\b${n}\\b[^}]*\\} from 'koto-voice'`).test(code));
+  const names = ['definePlugin', 'kotoError', 'KotoError', 'z', 'STAGE'].filter(
+    (n) => !new RegExp(`import \\{[^}]*\\b${n}\\b[^}]*\\} from 'koto-voice'`).test(code),
+  );
   return [
     names.length ? `import { ${names.join(', ')} } from 'koto-voice';` : '',
     "import type { PluginApi, AsrRequest, AudioFrame, AudioDevice } from 'koto-voice';",
@@ -61,8 +66,14 @@ describe('docs/plugins.md samples', () => {
       const dir = path.join(work, `sample-${i + 1}-line-${block.line}`, 'test');
       mkdirSync(path.join(dir, '..', 'src'), { recursive: true });
       mkdirSync(dir, { recursive: true });
-      writeFileSync(path.join(dir, '..', 'src', 'index.ts'), "import { definePlugin } from 'koto-voice';\nexport default definePlugin({ name: 'mine', capabilities: ['asr'], apply() {} });\n");
-      writeFileSync(path.join(dir, 'server.ts'), "import type { ConformanceServer } from 'koto-voice/testing';\nexport declare function startMyServer(options: { apiKey: string }): Promise<ConformanceServer>;\n");
+      writeFileSync(
+        path.join(dir, '..', 'src', 'index.ts'),
+        "import { definePlugin } from 'koto-voice';\nexport default definePlugin({ name: 'mine', capabilities: ['asr'], apply() {} });\n",
+      );
+      writeFileSync(
+        path.join(dir, 'server.ts'),
+        "import type { ConformanceServer } from 'koto-voice/testing';\nexport declare function startMyServer(options: { apiKey: string }): Promise<ConformanceServer>;\n",
+      );
       const file = path.join(dir, 'sample.ts');
       // Top-level await and `export default` make every sample a module.
       writeFileSync(file, `${prelude(block.code)}${block.code}\nexport {};\n`);
@@ -83,11 +94,15 @@ describe('docs/plugins.md samples', () => {
         files,
       }),
     );
-    const result = await exec(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(work, 'tsconfig.json')], { cwd: root, encoding: 'utf8' }).catch(
-      (err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }),
-    );
+    const result = await exec(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(work, 'tsconfig.json')], {
+      cwd: root,
+      encoding: 'utf8',
+    }).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }));
     // Errors name the sample's folder: which block, at which line of the guide.
-    const errors = `${result.stdout}${result.stderr}`.split('\n').filter((l) => l.includes('sample-') && /error TS/.test(l)).map((l) => l.slice(l.indexOf('sample-')));
+    const errors = `${result.stdout}${result.stderr}`
+      .split('\n')
+      .filter((l) => l.includes('sample-') && /error TS/.test(l))
+      .map((l) => l.slice(l.indexOf('sample-')));
     expect(errors).toEqual([]);
   });
 });

@@ -37,7 +37,9 @@ function docHooks(): Map<string, HookRow> {
   const start = DOC.indexOf('<!-- hooks:start');
   const end = DOC.indexOf('<!-- hooks:end -->');
   expect(start).toBeGreaterThan(0);
-  const rows = DOC.slice(start, end).split('\n').filter((line) => line.startsWith('| `'));
+  const rows = DOC.slice(start, end)
+    .split('\n')
+    .filter((line) => line.startsWith('| `'));
   const out = new Map<string, HookRow>();
   for (const row of rows) {
     const [name, kind, args, returns] = cells(row);
@@ -98,7 +100,10 @@ describe('docs/plugins.md matches the code', () => {
   });
 
   test('the definition table names every field of PluginDefinition', () => {
-    const iface = PLUGIN_SOURCE.slice(PLUGIN_SOURCE.indexOf('export interface PluginDefinition'), PLUGIN_SOURCE.indexOf('export interface PluginApi'));
+    const iface = PLUGIN_SOURCE.slice(
+      PLUGIN_SOURCE.indexOf('export interface PluginDefinition'),
+      PLUGIN_SOURCE.indexOf('export interface PluginApi'),
+    );
     const fields = [...iface.matchAll(/^ {2}readonly (\w+)\??:/gm)].map((m) => m[1]).sort();
     const section = DOC.slice(DOC.indexOf('## The definition'), DOC.indexOf('## The plugin API'));
     const documented = [...section.matchAll(/^\| `(\w+)/gm)].map((m) => m[1]).sort();

@@ -63,12 +63,17 @@ async function dictateFromButtons(): Promise<string> {
   await page.locator('[data-testid="start"]:not([disabled])').click(WAIT);
   await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'recording', null, WAIT);
   await page.waitForTimeout(300);
-  const before = await page.locator('[data-testid="final"]').count() ? await text('final') : '';
+  const before = (await page.locator('[data-testid="final"]').count()) ? await text('final') : '';
   await page.locator('[data-testid="stop"]:not([disabled])').click(WAIT);
   await page.waitForFunction(
     (previous) => {
       const final = document.querySelector('[data-testid="final"]');
-      return final && document.querySelector('[data-testid="state"]')?.textContent === 'idle' && final.closest('.final')?.querySelector('.state')?.textContent !== '' && final.textContent !== previous;
+      return (
+        final &&
+        document.querySelector('[data-testid="state"]')?.textContent === 'idle' &&
+        final.closest('.final')?.querySelector('.state')?.textContent !== '' &&
+        final.textContent !== previous
+      );
     },
     before,
     WAIT,
@@ -118,7 +123,9 @@ describe('control panel in chromium', () => {
     await page.waitForSelector('[data-testid="state"]', WAIT);
     const paint: Record<string, number> = await page.evaluate(() => {
       const perf = performance as unknown as PagePerformance;
-      const entries: Record<string, number> = Object.fromEntries(perf.getEntriesByType('paint').map((e) => [e.name, Math.round(e.startTime)]));
+      const entries: Record<string, number> = Object.fromEntries(
+        perf.getEntriesByType('paint').map((e) => [e.name, Math.round(e.startTime)]),
+      );
       const nav = perf.getEntriesByType('navigation')[0];
       return { ...entries, domContentLoaded: nav ? Math.round(nav.domContentLoadedEventEnd ?? 0) : -1 };
     });
@@ -126,9 +133,13 @@ describe('control panel in chromium', () => {
     // Again with the browser warm (what a user sees opening the panel a second time).
     await page.reload();
     await page.waitForSelector('[data-testid="state"]', WAIT);
-    const warm = await page.evaluate(() => Math.round((performance as unknown as PagePerformance).getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1));
+    const warm = await page.evaluate(() =>
+      Math.round((performance as unknown as PagePerformance).getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1),
+    );
     // Printed, not asserted: a loaded CI machine must not fail on speed.
-    console.log(`control panel first contentful paint: ${paint['first-contentful-paint']} ms on the first load in a fresh browser, ${warm} ms on reload; ${JSON.stringify(paint)}`);
+    console.log(
+      `control panel first contentful paint: ${paint['first-contentful-paint']} ms on the first load in a fresh browser, ${warm} ms on reload; ${JSON.stringify(paint)}`,
+    );
     // A page opened without the link is refused.
     const other = await browser.newPage();
     const res = await other.goto(`http://127.0.0.1:${panel.port}/`);
@@ -144,7 +155,11 @@ describe('control panel in chromium', () => {
     await page.waitForFunction(() => parseFloat(document.querySelector('[data-testid="level"]')?.style.width ?? '0') > 10, null, WAIT);
     await shot('live-recording');
     await page.locator('[data-testid="stop"]:not([disabled])').click(WAIT);
-    await page.waitForFunction(() => document.querySelector('[data-testid="final"]')?.textContent === 'Hello from the panel (gpt-first).', null, WAIT);
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="final"]')?.textContent === 'Hello from the panel (gpt-first).',
+      null,
+      WAIT,
+    );
     await page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent === 'idle', null, WAIT);
     // Where the time went, right under the result.
     await page.waitForSelector('.final [data-testid="waterfall"] .wf-row[data-stage="correction"]', WAIT);
@@ -160,19 +175,19 @@ describe('control panel in chromium', () => {
     expect(await page.locator('tr.row td.text').first().textContent()).toBe('Hello from the panel (gpt-first).');
     await page.locator('tr.row').first().click();
     await page.waitForSelector('[data-testid="waterfall"]', WAIT);
-    const stages = await page.locator('[data-testid="waterfall"] .wf-row[data-stage]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-stage')));
+    const stages = await page
+      .locator('[data-testid="waterfall"] .wf-row[data-stage]')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-stage')));
     expect(stages).toEqual(['recording', 'asr', 'transcript', 'correction', 'output']);
     // The player loads this session's WAV from the panel.
-    const duration = await page.locator('[data-testid="player"]').evaluate(
-      (element) => {
-        const audio = element as unknown as PageAudio;
-        return new Promise<number>((resolve, reject) => {
-          audio.addEventListener('loadedmetadata', () => resolve(audio.duration), { once: true });
-          audio.addEventListener('error', () => reject(new Error(`audio error ${audio.error?.code}`)), { once: true });
-          audio.load();
-        });
-      },
-    );
+    const duration = await page.locator('[data-testid="player"]').evaluate((element) => {
+      const audio = element as unknown as PageAudio;
+      return new Promise<number>((resolve, reject) => {
+        audio.addEventListener('loadedmetadata', () => resolve(audio.duration), { once: true });
+        audio.addEventListener('error', () => reject(new Error(`audio error ${audio.error?.code}`)), { once: true });
+        audio.load();
+      });
+    });
     expect(duration).toBeGreaterThan(0.1);
     await shot('history');
   });
@@ -186,7 +201,11 @@ describe('control panel in chromium', () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="sessions"] tr.row').length === 1, null, WAIT);
     await page.locator('tr.row').first().click();
     await page.locator('[data-testid="retry"]:not([disabled])').click(WAIT);
-    await page.waitForFunction(() => /retry: Hello from the panel/.test(document.querySelector('.details [role="status"]')?.textContent ?? ''), null, WAIT);
+    await page.waitForFunction(
+      () => /retry: Hello from the panel/.test(document.querySelector('.details [role="status"]')?.textContent ?? ''),
+      null,
+      WAIT,
+    );
     const retried = panel.daemon.history.list(1)[0]!;
     expect(retried).toMatchObject({ state: 'done', text: 'Hello from the panel (gpt-first).' });
     expect(retried.retryOf).not.toBeNull();
@@ -194,7 +213,22 @@ describe('control panel in chromium', () => {
 
   it('History: pages of 50, "Show more" loads the older ones', async () => {
     for (let i = 0; i < 55; i++) {
-      panel.daemon.history.finish({ id: `20260101-000000-old${String(i).padStart(3, '0')}`, state: 'done', input: 'x.wav', raw: `old ${i}`, text: `Old ${i}.`, fallback: false, asrProvider: 'main', asrModel: 'whisper-1', correctionProvider: undefined, correctionModel: undefined, audioPath: undefined, timings: { asr: 10, total: 12 }, error: undefined, warnings: [] });
+      panel.daemon.history.finish({
+        id: `20260101-000000-old${String(i).padStart(3, '0')}`,
+        state: 'done',
+        input: 'x.wav',
+        raw: `old ${i}`,
+        text: `Old ${i}.`,
+        fallback: false,
+        asrProvider: 'main',
+        asrModel: 'whisper-1',
+        correctionProvider: undefined,
+        correctionModel: undefined,
+        audioPath: undefined,
+        timings: { asr: 10, total: 12 },
+        error: undefined,
+        warnings: [],
+      });
     }
     const total = panel.daemon.history.search({}).total;
     // A fresh page: the previous test left a filter set in this one.
@@ -242,7 +276,11 @@ describe('control panel in chromium', () => {
     await page.screenshot({ path: `${SHOTS}settings.png` });
     const generation = Number(await text('generation'));
     await page.click('[data-testid="save"]');
-    await page.waitForFunction(() => /Saved/.test(document.querySelector('[data-testid="settings-message"]')?.textContent ?? ''), null, WAIT);
+    await page.waitForFunction(
+      () => /Saved/.test(document.querySelector('[data-testid="settings-message"]')?.textContent ?? ''),
+      null,
+      WAIT,
+    );
     // The watcher reloads the file and the page hears of it over the event stream.
     await page.waitForFunction((g) => Number(document.querySelector('[data-testid="generation"]')?.textContent) > g, generation, WAIT);
     const yaml = readFileSync(panel.configFile, 'utf8');

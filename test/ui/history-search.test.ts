@@ -10,7 +10,23 @@ const home = tempHome('koto-history-search-');
 afterAll(() => home.cleanup());
 
 function record(id: string, raw: string, text: string, extra: Partial<SessionRecord> = {}): SessionRecord {
-  return { id, state: 'done', input: 'microphone', raw, text, fallback: false, asrProvider: 'main', asrModel: 'm', correctionProvider: 'main', correctionModel: 'c', audioPath: undefined, timings: {}, error: undefined, warnings: [], ...extra };
+  return {
+    id,
+    state: 'done',
+    input: 'microphone',
+    raw,
+    text,
+    fallback: false,
+    asrProvider: 'main',
+    asrModel: 'm',
+    correctionProvider: 'main',
+    correctionModel: 'c',
+    audioPath: undefined,
+    timings: {},
+    error: undefined,
+    warnings: [],
+    ...extra,
+  };
 }
 
 describe('history search', () => {
@@ -19,9 +35,15 @@ describe('history search', () => {
     try {
       store.finish(record('s1', 'um the quarterly report', 'The quarterly report.'));
       store.finish(record('s2', 'café au lait', 'Café au lait.'));
-      store.finish(record('s3', 'send it to Zoë', 'Send it to Zoë.', { state: 'failed', asrProvider: 'other', correctionProvider: undefined }));
+      store.finish(
+        record('s3', 'send it to Zoë', 'Send it to Zoë.', { state: 'failed', asrProvider: 'other', correctionProvider: undefined }),
+      );
       expect(store.fullText).toBe(true);
-      const ids = (query: string, more = {}) => store.search({ query, ...more }).entries.map((e) => e.id).sort();
+      const ids = (query: string, more = {}) =>
+        store
+          .search({ query, ...more })
+          .entries.map((e) => e.id)
+          .sort();
       expect(ids('quart')).toEqual(['s1']);
       expect(ids('um')).toEqual(['s1']);
       expect(ids('report quarterly')).toEqual(['s1']);
@@ -43,8 +65,12 @@ describe('history search', () => {
     new HistoryStore(file).close();
     // As an older Koto left it: no index, no triggers, rows added since.
     const db = new DatabaseSync(file);
-    db.exec('DROP TRIGGER sessions_fts_insert; DROP TRIGGER sessions_fts_update; DROP TRIGGER sessions_fts_delete; DROP TABLE sessions_fts;');
-    db.prepare("INSERT INTO sessions (id, started_at, state, input, raw, text) VALUES ('old', '2026-01-01T00:00:00Z', 'done', 'x', 'legacy words', 'Legacy words.')").run();
+    db.exec(
+      'DROP TRIGGER sessions_fts_insert; DROP TRIGGER sessions_fts_update; DROP TRIGGER sessions_fts_delete; DROP TABLE sessions_fts;',
+    );
+    db.prepare(
+      "INSERT INTO sessions (id, started_at, state, input, raw, text) VALUES ('old', '2026-01-01T00:00:00Z', 'done', 'x', 'legacy words', 'Legacy words.')",
+    ).run();
     db.close();
     const store = new HistoryStore(file);
     try {

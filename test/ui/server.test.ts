@@ -39,7 +39,9 @@ describe('control panel: who may talk to it', () => {
     const reply = await request(panel.port, `${u.pathname}${u.search}`);
     expect(reply.status).toBe(200);
     // Only the holder of the token gets the page key; the page stores it (login.js) and moves on.
-    expect(reply.body).toMatch(/<meta name="koto-key" content="[\w-]{43}"><title>Koto<\/title><script type="module" src="\/login.js"><\/script>/);
+    expect(reply.body).toMatch(
+      /<meta name="koto-key" content="[\w-]{43}"><title>Koto<\/title><script type="module" src="\/login.js"><\/script>/,
+    );
     expect(reply.headers['cache-control']).toBe('no-store');
     const cookie = String(reply.headers['set-cookie']);
     expect(cookie).toMatch(/HttpOnly/);
@@ -71,13 +73,23 @@ describe('control panel: who may talk to it', () => {
       expect(reply.status, host).toBe(403);
       expect(reply.body).not.toContain('"pid"');
     }
-    expect((await request(panel.port, '/api/status', { headers: { host: `localhost:${panel.port}`, cookie: session.cookie, 'x-koto-key': session.key } })).status).toBe(200);
+    expect(
+      (
+        await request(panel.port, '/api/status', {
+          headers: { host: `localhost:${panel.port}`, cookie: session.cookie, 'x-koto-key': session.key },
+        })
+      ).status,
+    ).toBe(200);
   });
 
   it('a state-changing request from another origin (or with none) is refused with 403; the page own origin passes', async () => {
     const session = await login(panel);
     const post = (headers: Record<string, string>) =>
-      request(panel.port, '/api/control/start', { method: 'POST', headers: { cookie: session.cookie, 'x-koto-key': session.key, 'content-type': 'application/json', ...headers }, body: '{}' });
+      request(panel.port, '/api/control/start', {
+        method: 'POST',
+        headers: { cookie: session.cookie, 'x-koto-key': session.key, 'content-type': 'application/json', ...headers },
+        body: '{}',
+      });
     expect((await post({ origin: 'https://evil.example' })).status).toBe(403);
     expect((await post({ origin: 'null' })).status).toBe(403);
     expect((await post({})).status).toBe(403);
@@ -92,11 +104,39 @@ describe('control panel: who may talk to it', () => {
   it('malformed requests get a clear 4xx and change nothing', async () => {
     const session = await login(panel);
     const headers = { cookie: session.cookie, 'x-koto-key': session.key, origin: `http://127.0.0.1:${panel.port}` };
-    const big = await request(panel.port, '/api/settings', { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: `{"x":"${'a'.repeat(1024 * 1024 + 10)}"}` });
+    const big = await request(panel.port, '/api/settings', {
+      method: 'PUT',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: `{"x":"${'a'.repeat(1024 * 1024 + 10)}"}`,
+    });
     expect(big.status).toBe(413);
-    expect((await request(panel.port, '/api/control/start', { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: '{}' })).status).toBe(415);
-    expect((await request(panel.port, '/api/settings', { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: '[1,2' })).status).toBe(400);
-    expect((await request(panel.port, '/api/settings', { method: 'PUT', headers: { ...headers, 'content-type': 'application/json' }, body: '{"changes":[{"path":["__proto__","x"],"value":1}]}' })).status).toBe(400);
+    expect(
+      (
+        await request(panel.port, '/api/control/start', {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'text/plain' },
+          body: '{}',
+        })
+      ).status,
+    ).toBe(415);
+    expect(
+      (
+        await request(panel.port, '/api/settings', {
+          method: 'PUT',
+          headers: { ...headers, 'content-type': 'application/json' },
+          body: '[1,2',
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await request(panel.port, '/api/settings', {
+          method: 'PUT',
+          headers: { ...headers, 'content-type': 'application/json' },
+          body: '{"changes":[{"path":["__proto__","x"],"value":1}]}',
+        })
+      ).status,
+    ).toBe(400);
     expect((await request(panel.port, '/api/nothing', { headers })).status).toBe(404);
     expect((await request(panel.port, '/api/history/%E0%A4%A', { headers })).status).toBe(400);
     expect((await request(panel.port, '/etc/passwd', { headers })).status).toBe(404);
@@ -125,8 +165,18 @@ describe('control panel: who may talk to it', () => {
     try {
       const file = path.join(home.dir, 'koto.yaml');
       writeConfig(file, configText(server).replace('    port: 0 # any free port', '    host: 0.0.0.0\n    port: 0'));
-      const started = Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
-      await expect(started).rejects.toMatchObject({ code: 'KOTO_ERR_CONFIG_INVALID', message: expect.stringMatching(/daemon\.ui\.host: must be a loopback address/) });
+      const started = Daemon.start({
+        configPath: file,
+        env: { KOTO_HOME: home.dir },
+        builtins: ['openai-compatible', 'outputs'],
+        plugins: [toneSource],
+        logLevel: 'silent',
+        watch: false,
+      });
+      await expect(started).rejects.toMatchObject({
+        code: 'KOTO_ERR_CONFIG_INVALID',
+        message: expect.stringMatching(/daemon\.ui\.host: must be a loopback address/),
+      });
     } finally {
       await server.close();
       home.cleanup();
@@ -141,13 +191,24 @@ describe('control panel: who may talk to it', () => {
       try {
         const file = path.join(home.dir, 'koto.yaml');
         writeConfig(file, configText(server).replace('    port: 0 # any free port', `    host: "${host}"\n    port: 0`));
-        const daemon = await Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
+        const daemon = await Daemon.start({
+          configPath: file,
+          env: { KOTO_HOME: home.dir },
+          builtins: ['openai-compatible', 'outputs'],
+          plugins: [toneSource],
+          logLevel: 'silent',
+          watch: false,
+        });
         try {
           const { url } = (await daemon.command('ui', {})) as { url: string };
           const link = new URL(url);
           expect(link.hostname).toBe(host === '::1' ? '[::1]' : host);
           const reply = await new Promise<number>((resolve, reject) => {
-            http.get({ host, port: Number(link.port), path: `${link.pathname}${link.search}`, headers: { host: link.host } }, (res) => resolve(res.statusCode ?? 0)).on('error', reject);
+            http
+              .get({ host, port: Number(link.port), path: `${link.pathname}${link.search}`, headers: { host: link.host } }, (res) =>
+                resolve(res.statusCode ?? 0),
+              )
+              .on('error', reject);
           });
           expect(reply).toBe(200);
         } finally {
@@ -169,7 +230,14 @@ describe('control panel: who may talk to it', () => {
     try {
       const file = path.join(home.dir, 'koto.yaml');
       writeConfig(file, configText(server).replace('    port: 0 # any free port', `    port: ${port}`));
-      const daemon = await Daemon.start({ configPath: file, env: { KOTO_HOME: home.dir }, builtins: ['openai-compatible', 'outputs'], plugins: [toneSource], logLevel: 'silent', watch: false });
+      const daemon = await Daemon.start({
+        configPath: file,
+        env: { KOTO_HOME: home.dir },
+        builtins: ['openai-compatible', 'outputs'],
+        plugins: [toneSource],
+        logLevel: 'silent',
+        watch: false,
+      });
       try {
         expect(daemon.status().ui).toEqual({ url: undefined, error: expect.stringContaining(`port ${port} on 127.0.0.1 is in use`) });
         await expect(daemon.command('ui', {})).rejects.toMatchObject({ code: 'KOTO_ERR_UI_UNAVAILABLE' });
@@ -194,7 +262,11 @@ describe('control panel: API', () => {
   it('history: full-text search over raw and final text, filters, the recording, delete', async () => {
     const session = await login(panel);
     const first = await dictate();
-    const list = JSON.parse((await call(panel, session, 'GET', '/api/history?q=pan')).body) as { entries: { id: string; hasAudio: boolean }[]; total: number; fullText: boolean };
+    const list = JSON.parse((await call(panel, session, 'GET', '/api/history?q=pan')).body) as {
+      entries: { id: string; hasAudio: boolean }[];
+      total: number;
+      fullText: boolean;
+    };
     expect(list.fullText).toBe(true);
     expect(list.entries.map((e) => e.id)).toEqual([first.id]);
     expect(JSON.parse((await call(panel, session, 'GET', '/api/history?q=nothing-like-this')).body).total).toBe(0);
@@ -208,7 +280,9 @@ describe('control panel: API', () => {
     expect(audio.headers['content-type']).toBe('audio/wav');
     const entry = panel.daemon.history.get(first.id)!;
     expect(Number(audio.headers['content-length'])).toBe(readFileSync(entry.audioPath!).length);
-    const part = await request(panel.port, `/api/history/${first.id}/audio?key=${session.key}`, { headers: { cookie: session.cookie, range: 'bytes=0-3' } });
+    const part = await request(panel.port, `/api/history/${first.id}/audio?key=${session.key}`, {
+      headers: { cookie: session.cookie, range: 'bytes=0-3' },
+    });
     expect(part.status).toBe(206);
     expect(part.body).toBe('RIFF');
     expect((await call(panel, session, 'GET', '/api/history/..%2F..%2Fetc%2Fpasswd/audio')).status).toBe(400);
@@ -233,27 +307,55 @@ describe('control panel: API', () => {
 
   it('settings: secrets shown as set, never sent; an edit keeps comments, is validated on its field, and the watcher applies it', async () => {
     const session = await login(panel);
-    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string; values: { providers: { main: { apiKey: unknown } } } };
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as {
+      hash: string;
+      values: { providers: { main: { apiKey: unknown } } };
+    };
     expect(settings.values.providers.main.apiKey).toEqual({ $hidden: 'set' });
 
-    const bad = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'temperature'], value: 9 }] });
+    const bad = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['correction', 'temperature'], value: 9 }],
+    });
     expect(bad.status).toBe(422);
     expect(JSON.parse(bad.body).error.fields).toEqual([{ path: 'correction.temperature', message: expect.stringMatching(/2/) }]);
     // A key a plugin declares in `correction` is judged by that plugin's schema, on its field.
-    const wire = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'protocol'], value: 'soap' }] });
+    const wire = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['correction', 'protocol'], value: 'soap' }],
+    });
     expect(wire.status).toBe(422);
     expect(JSON.parse(wire.body).error.fields[0].path).toBe('correction.protocol');
-    const hotkey = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['hotkey', 'keys'], value: 'ctrl+nosuchkey' }] });
+    const hotkey = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['hotkey', 'keys'], value: 'ctrl+nosuchkey' }],
+    });
     expect(hotkey.status).toBe(422);
     expect(JSON.parse(hotkey.body).error.fields[0].path).toBe('hotkey.keys');
-    const forbidden = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'use'], value: './evil.mjs' }] });
+    const forbidden = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['providers', 'main', 'use'], value: './evil.mjs' }],
+    });
     expect(forbidden.status).toBe(403);
-    expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['plugins'], value: ['./evil.mjs'] }] })).status).toBe(403);
-    expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['daemon', 'ui', 'host'], value: '0.0.0.0' }] })).status).toBe(403);
+    expect(
+      (await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['plugins'], value: ['./evil.mjs'] }] }))
+        .status,
+    ).toBe(403);
+    expect(
+      (
+        await call(panel, session, 'PUT', '/api/settings', {
+          hash: settings.hash,
+          changes: [{ path: ['daemon', 'ui', 'host'], value: '0.0.0.0' }],
+        })
+      ).status,
+    ).toBe(403);
 
     const before = panel.daemon.kernel.configGeneration;
     const original = readFileSync(panel.configFile, 'utf8');
-    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['correction', 'model'], value: 'gpt-second' }] });
+    const saved = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['correction', 'model'], value: 'gpt-second' }],
+    });
     expect(saved.status).toBe(200);
     const text = readFileSync(panel.configFile, 'utf8');
     // Only that value changed: long lines, escapes, spacing before comments are the user's.
@@ -262,7 +364,10 @@ describe('control panel: API', () => {
     expect(text).toContain('  # the model that cleans up the transcript\n  model: gpt-second');
     expect(text).toContain('model: whisper-1 # transcription model');
     // A stale page (the file changed since it loaded) is told, not allowed to overwrite.
-    expect((await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['asr', 'model'], value: 'x' }] })).status).toBe(409);
+    expect(
+      (await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['asr', 'model'], value: 'x' }] }))
+        .status,
+    ).toBe(409);
     await expect.poll(() => panel.daemon.kernel.configGeneration, { timeout: 30_000 }).toBeGreaterThan(before);
     expect(panel.daemon.kernel.config.correction.model).toBe('gpt-second');
     const next = await dictate();
@@ -282,7 +387,10 @@ describe('control panel: API', () => {
     expect(readFileSync(panel.configFile, 'utf8')).toBe(original.replace('model: whisper-1 #', 'model: "yes" #'));
     await put([{ path: ['asr', 'model'], value: 'a: b # c' }]);
     expect(readFileSync(panel.configFile, 'utf8')).toBe(original.replace('model: whisper-1 #', 'model: "a: b # c" #'));
-    await put([{ path: ['asr', 'language'], value: 'de' }, { path: ['rewrite', 'templates'], value: { mail: { prompt: 'As an email: {{text}}' } } }]);
+    await put([
+      { path: ['asr', 'language'], value: 'de' },
+      { path: ['rewrite', 'templates'], value: { mail: { prompt: 'As an email: {{text}}' } } },
+    ]);
     const text = readFileSync(panel.configFile, 'utf8');
     expect(text).toContain('# Koto test config: these comments must survive edits from the panel\n');
     expect(text).toContain('  # the model that cleans up the transcript\n  model: gpt-first\n');
@@ -293,14 +401,20 @@ describe('control panel: API', () => {
 
   it('the dictionary and prompt files named in the config are edited as text; the watcher applies them', async () => {
     const session = await login(panel);
-    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string; files: Record<string, { path: string; text: string } | null> };
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as {
+      hash: string;
+      files: Record<string, { path: string; text: string } | null>;
+    };
     expect(settings.files).toEqual({
       dictionary: { path: './dictionary.txt', text: 'Koto\nPreact\n' },
       'correction.systemPrompt': { path: './system-prompt.txt', text: 'Fix the punctuation of the dictation. Keep the words.\n' },
       'correction.userPrompt': null,
     });
     const config = readFileSync(panel.configFile, 'utf8');
-    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, files: { dictionary: 'Koto\nPreact\nhtm\n', 'correction.systemPrompt': 'Only fix punctuation.\n' } });
+    const saved = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      files: { dictionary: 'Koto\nPreact\nhtm\n', 'correction.systemPrompt': 'Only fix punctuation.\n' },
+    });
     expect(saved.status).toBe(200);
     expect(readFileSync(panel.configFile, 'utf8')).toBe(config);
     expect(readFileSync(path.join(panel.home.dir, 'dictionary.txt'), 'utf8')).toBe('Koto\nPreact\nhtm\n');
@@ -327,15 +441,29 @@ describe('control panel: API', () => {
   it('a map sent back whole keeps the secrets inside it that the page only saw as masks', async () => {
     await panel.close();
     panel = await startPanel({ extra: [] });
-    const text = readFileSync(panel.configFile, 'utf8').replace('    apiKey: ', '    headers: { X-Team: koto, Authorization: "Bearer sk-ui-header-canary-55" }\n    apiKey: ');
+    const text = readFileSync(panel.configFile, 'utf8').replace(
+      '    apiKey: ',
+      '    headers: { X-Team: koto, Authorization: "Bearer sk-ui-header-canary-55" }\n    apiKey: ',
+    );
     writeFileSync(panel.configFile, text);
-    await expect.poll(() => (panel.daemon.kernel.config.resolved.providers.main?.options as { headers?: Record<string, string> }).headers?.['X-Team'], { timeout: 30_000 }).toBe('koto');
+    await expect
+      .poll(
+        () => (panel.daemon.kernel.config.resolved.providers.main?.options as { headers?: Record<string, string> }).headers?.['X-Team'],
+        { timeout: 30_000 },
+      )
+      .toBe('koto');
     const session = await login(panel);
-    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string; values: { providers: { main: { headers: Record<string, unknown> } } } };
+    const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as {
+      hash: string;
+      values: { providers: { main: { headers: Record<string, unknown> } } };
+    };
     expect(settings.values.providers.main.headers).toEqual({ 'X-Team': 'koto', Authorization: { $hidden: 'set' } });
     // The page's JSON editor sends the map back with the mask and one edit.
     const headers = { ...settings.values.providers.main.headers, 'X-Team': 'voice' };
-    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'headers'], value: headers }] });
+    const saved = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['providers', 'main', 'headers'], value: headers }],
+    });
     expect(saved.status, saved.body).toBe(200);
     const after = readFileSync(panel.configFile, 'utf8');
     expect(after).toContain('Bearer sk-ui-header-canary-55');
@@ -347,7 +475,10 @@ describe('control panel: API', () => {
     const session = await login(panel);
     const settings = JSON.parse((await call(panel, session, 'GET', '/api/settings')).body) as { hash: string };
     const fresh = 'sk-ui-new-secret-0b9e41';
-    const saved = await call(panel, session, 'PUT', '/api/settings', { hash: settings.hash, changes: [{ path: ['providers', 'main', 'apiKey'], value: fresh }] });
+    const saved = await call(panel, session, 'PUT', '/api/settings', {
+      hash: settings.hash,
+      changes: [{ path: ['providers', 'main', 'apiKey'], value: fresh }],
+    });
     expect(saved.status).toBe(200);
     expect(saved.body).not.toContain(fresh);
     expect(readFileSync(panel.configFile, 'utf8')).toContain(`apiKey: ${fresh} # the key: never shown by the panel`);
@@ -362,14 +493,17 @@ describe('control panel: API', () => {
     await dictate().catch(() => undefined);
     await dictate();
     const bodies: string[] = [];
-    for (const p of ['/', '/app.js', '/settings.js', '/api/status', '/api/history', '/api/settings', '/api/templates']) bodies.push((await call(panel, session, 'GET', p)).body);
+    for (const p of ['/', '/app.js', '/settings.js', '/api/status', '/api/history', '/api/settings', '/api/templates'])
+      bodies.push((await call(panel, session, 'GET', p)).body);
     const id = panel.daemon.history.list(2)[1]!.id;
     bodies.push((await call(panel, session, 'GET', `/api/history/${id}`)).body);
     bodies.push((await call(panel, session, 'POST', '/api/history/nope/retry', {})).body);
     bodies.push((await request(panel.port, '/api/status')).body);
     const events = await new Promise<string>((resolve) => {
       let text = '';
-      const req = net.connect(panel.port, '127.0.0.1', () => req.write(`GET /api/events?key=${session.key} HTTP/1.1\r\nHost: 127.0.0.1:${panel.port}\r\nCookie: ${session.cookie}\r\n\r\n`));
+      const req = net.connect(panel.port, '127.0.0.1', () =>
+        req.write(`GET /api/events?key=${session.key} HTTP/1.1\r\nHost: 127.0.0.1:${panel.port}\r\nCookie: ${session.cookie}\r\n\r\n`),
+      );
       req.on('data', (d: Buffer) => {
         text += d.toString();
         if (text.includes('event: snapshot')) {
@@ -387,13 +521,19 @@ describe('control panel: API', () => {
 });
 
 /** Reads the event stream until `until` returns true for an event; resolves with every event seen. */
-function readEvents(port: number, session: { cookie: string; key: string }, until: (event: string, data: Record<string, unknown>) => boolean): { ready: Promise<void>; events: Promise<{ event: string; data: Record<string, unknown> }[]> } {
+function readEvents(
+  port: number,
+  session: { cookie: string; key: string },
+  until: (event: string, data: Record<string, unknown>) => boolean,
+): { ready: Promise<void>; events: Promise<{ event: string; data: Record<string, unknown> }[]> } {
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
   const events = new Promise<{ event: string; data: Record<string, unknown> }[]>((resolve, reject) => {
     const seen: { event: string; data: Record<string, unknown> }[] = [];
     let buffer = '';
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET /api/events?key=${session.key} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${session.cookie}\r\n\r\n`));
+    const socket = net.connect(port, '127.0.0.1', () =>
+      socket.write(`GET /api/events?key=${session.key} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${session.cookie}\r\n\r\n`),
+    );
     socket.on('error', reject);
     socket.on('data', (d: Buffer) => {
       buffer += d.toString();
@@ -454,6 +594,8 @@ describe('control panel: live feed', () => {
     expect(JSON.parse(rewritten.body).text).toMatch(/^Hello from the panel/);
     const chat = panel.server.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1);
     expect(JSON.stringify(chat?.json)).toContain('Shout it: Hello from the panel (gpt-first).');
-    expect((await call(panel, session, 'POST', `/api/history/${record.id}/rewrite`, { template: 'nope' })).status).toBeGreaterThanOrEqual(400);
+    expect((await call(panel, session, 'POST', `/api/history/${record.id}/rewrite`, { template: 'nope' })).status).toBeGreaterThanOrEqual(
+      400,
+    );
   });
 });

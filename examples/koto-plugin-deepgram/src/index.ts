@@ -79,7 +79,12 @@ function apply(api: PluginApi<ProviderOptions>, options: Readonly<PluginOptions>
       const instance = provider.options;
       const url = projectsUrl(instance);
       try {
-        await call(api.http, url, { method: 'GET', headers: authHeaders(instance), signal }, context(provider, api.config(), 'the Deepgram check'));
+        await call(
+          api.http,
+          url,
+          { method: 'GET', headers: authHeaders(instance), signal },
+          context(provider, api.config(), 'the Deepgram check'),
+        );
         return { ok: true, detail: `${url.origin} accepted the key (GET ${url.pathname})` };
       } catch (err) {
         return { ok: false, detail: KotoError.is(err) ? `${err.message}. Fix: ${err.fix}` : describeError(err) };

@@ -33,7 +33,11 @@ export const pluginOptionsSchema = z.strictObject({
   /** Open the connection when a session starts, while the user is still speaking. */
   prewarm: z.boolean().default(true),
   /** Audio larger than this goes through the kernel's upload client (`api.http.uploads`). */
-  uploadThresholdBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  uploadThresholdBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
 });
 
 export type PluginOptions = z.output<typeof pluginOptionsSchema>;

@@ -44,7 +44,10 @@ export function listenUrl(options: ProviderOptions, params: ListenParams): URL {
   if (options.smartFormat) q.set('smart_format', 'true');
   if (params.language) q.set('language', params.language);
   else q.set('detect_language', 'true');
-  const terms = params.dictionary.map((t) => t.trim()).filter(Boolean).slice(0, MAX_KEYTERMS);
+  const terms = params.dictionary
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .slice(0, MAX_KEYTERMS);
   const keyterms = params.model.startsWith('nova-3');
   for (const term of terms) q.append(keyterms ? 'keyterm' : 'keywords', term);
   for (const [key, value] of Object.entries(options.query)) q.set(key, value);
@@ -107,7 +110,10 @@ export async function call(client: KotoHttp, url: URL, init: CallInit, ctx: Call
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw badResponse(ctx, text.trim() === '' ? 'an empty body where JSON was expected' : `invalid JSON (${Buffer.byteLength(text)} bytes)`);
+    throw badResponse(
+      ctx,
+      text.trim() === '' ? 'an empty body where JSON was expected' : `invalid JSON (${Buffer.byteLength(text)} bytes)`,
+    );
   }
 }
 
@@ -192,7 +198,11 @@ export function httpError(
   if (status === 401 || status === 403) return kotoError('KOTO_ERR_AUTH', { provider: ctx.provider, status }, { details });
   if (status === 404) return kotoError('KOTO_ERR_ENDPOINT_NOT_FOUND', { provider: ctx.provider, url: shown(url) }, { details });
   if (status === 429) {
-    return kotoError('KOTO_ERR_RATE_LIMITED', { provider: ctx.provider, retry: retryAfter === undefined ? '' : ` (retry after ${retryAfter} s)` }, { details });
+    return kotoError(
+      'KOTO_ERR_RATE_LIMITED',
+      { provider: ctx.provider, retry: retryAfter === undefined ? '' : ` (retry after ${retryAfter} s)` },
+      { details },
+    );
   }
   if (status >= 500) return kotoError('KOTO_ERR_UPSTREAM', { provider: ctx.provider, status, detail: `: ${detail}` }, { details });
   return kotoError('KOTO_ERR_BAD_REQUEST', { provider: ctx.provider, status, detail }, { details });

@@ -49,7 +49,8 @@ const LISTEN = '/v1/listen';
 const PROJECTS = '/v1/projects';
 
 function deepgramError(status: number, message?: string): Record<string, string> {
-  const code = status === 401 ? 'INVALID_AUTH' : status === 429 ? 'TOO_MANY_REQUESTS' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'Bad Request';
+  const code =
+    status === 401 ? 'INVALID_AUTH' : status === 429 ? 'TOO_MANY_REQUESTS' : status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'Bad Request';
   return { err_code: code, err_msg: message ?? (status === 401 ? 'Invalid credentials.' : `HTTP ${status}`), request_id: randomUUID() };
 }
 
@@ -186,7 +187,11 @@ export async function startDeepgramServer(options: DeepgramServerOptions = {}): 
     },
     rateLimitNext(capability: ConformanceCapability, retryAfter?: string) {
       if (capability !== 'asr') throw new Error(`this server serves asr only, not ${capability}`);
-      faults.push({ status: 429, body: deepgramError(429, 'Too many requests'), ...(retryAfter === undefined ? {} : { headers: { 'retry-after': retryAfter } }) });
+      faults.push({
+        status: 429,
+        body: deepgramError(429, 'Too many requests'),
+        ...(retryAfter === undefined ? {} : { headers: { 'retry-after': retryAfter } }),
+      });
     },
     dropNext(capability: ConformanceCapability) {
       if (capability !== 'asr') throw new Error(`this server serves asr only, not ${capability}`);

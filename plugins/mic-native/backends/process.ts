@@ -38,7 +38,9 @@ export function parseArecordList(text: string): BackendDevice[] {
     const kind: BackendDevice['kind'] =
       id === 'null' || isNullDeviceName(description)
         ? 'null'
-        : /^(?:lavrate|samplerate|samplerate_\w+|speexrate|speexrate_\w+|speex|upmix|vdownmix|jack|oss|usbstream|surround\d*|iec958|hdmi|front|dmix)$/.test(base)
+        : /^(?:lavrate|samplerate|samplerate_\w+|speexrate|speexrate_\w+|speex|upmix|vdownmix|jack|oss|usbstream|surround\d*|iec958|hdmi|front|dmix)$/.test(
+              base,
+            )
           ? 'plugin'
           : 'input';
     devices.push({ name: id, id, description, isDefault: id === 'default', kind });
@@ -159,7 +161,11 @@ const SPECS: Record<Exclude<BackendName, 'pvrecorder'>, ProcessSpec> = {
 };
 
 function lastLines(text: string): string {
-  const lines = text.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.slice(-2).join('; ') || '(no message)';
 }
 
@@ -185,7 +191,11 @@ export class ProcessBackend implements Backend {
     let id: string | undefined;
     let deviceName = request.device;
     const devices = await this.list().catch((err: unknown) => {
-      throw micError('open-failed', { device: request.device, backend: this.name, detail: `cannot list devices: ${(err as Error).message}` }, err);
+      throw micError(
+        'open-failed',
+        { device: request.device, backend: this.name, detail: `cannot list devices: ${(err as Error).message}` },
+        err,
+      );
     });
     if (devices) {
       const selection = selectDevice(devices, request.device);
@@ -205,7 +215,13 @@ export class ProcessBackend implements Backend {
   }
 }
 
-function openProcess(backend: Exclude<BackendName, 'pvrecorder'>, program: string, args: string[], device: string, request: OpenRequest): Promise<DeviceCapture> {
+function openProcess(
+  backend: Exclude<BackendName, 'pvrecorder'>,
+  program: string,
+  args: string[],
+  device: string,
+  request: OpenRequest,
+): Promise<DeviceCapture> {
   return new Promise<DeviceCapture>((resolve, reject) => {
     let child: ChildProcess;
     try {
@@ -225,7 +241,13 @@ function openProcess(backend: Exclude<BackendName, 'pvrecorder'>, program: strin
       if (opened) return;
       failed = true;
       child.kill('SIGKILL');
-      reject(micError('open-failed', { device, backend, detail: `no audio within ${request.openTimeoutMs} ms${stderr ? ` (${lastLines(stderr)})` : ''}` }));
+      reject(
+        micError('open-failed', {
+          device,
+          backend,
+          detail: `no audio within ${request.openTimeoutMs} ms${stderr ? ` (${lastLines(stderr)})` : ''}`,
+        }),
+      );
     }, request.openTimeoutMs);
 
     const capture: DeviceCapture = {

@@ -53,7 +53,13 @@ export async function pulseServerProblem(server: PulseServer, timeoutMs = 500): 
       });
       socket.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        resolve(err.code === 'ENOENT' ? 'nothing listens there (no such socket)' : err.code === 'ECONNREFUSED' ? 'connection refused: nothing listens there' : err.message);
+        resolve(
+          err.code === 'ENOENT'
+            ? 'nothing listens there (no such socket)'
+            : err.code === 'ECONNREFUSED'
+              ? 'connection refused: nothing listens there'
+              : err.message,
+        );
       });
     });
     if (problem === undefined) return undefined;
@@ -66,7 +72,9 @@ export function run(cmd: string, args: readonly string[], timeoutMs = 3000): Pro
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 8 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err) {
-        const detail = String(stderr || '').trim().split('\n')[0];
+        const detail = String(stderr || '')
+          .trim()
+          .split('\n')[0];
         reject(Object.assign(new Error(detail || err.message), { code: (err as NodeJS.ErrnoException).code }));
       } else {
         resolve(stdout);
@@ -90,7 +98,10 @@ export function pulseDevices(sources: readonly PactlSource[], defaultSource: str
     .map((s) => {
       const name = s.name!;
       const description = s.description || name;
-      const monitor = s.properties?.['device.class'] === 'monitor' || (s.monitor_of_sink !== undefined && s.monitor_of_sink !== 'n/a') || name.endsWith('.monitor');
+      const monitor =
+        s.properties?.['device.class'] === 'monitor' ||
+        (s.monitor_of_sink !== undefined && s.monitor_of_sink !== 'n/a') ||
+        name.endsWith('.monitor');
       const isNull = /module-null-source/.test(s.driver ?? '') || isNullDeviceName(description);
       return {
         name: description,

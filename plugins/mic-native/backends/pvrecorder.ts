@@ -26,7 +26,12 @@ export const PVRECORDER = '@picovoice/pvrecorder-node';
 
 /** `backend: pvrecorder` without the addon (an optional dependency). `auto` just moves on to the next backend. */
 export function pvrecorderMissing(): KotoError {
-  return missingPackage('mic-native', PVRECORDER, 'the microphone backend `pvrecorder` (`pluginOptions.mic-native.backend`)', 'set `pluginOptions.mic-native.backend` to `auto` to record with parec, arecord, ffmpeg or sox');
+  return missingPackage(
+    'mic-native',
+    PVRECORDER,
+    'the microphone backend `pvrecorder` (`pluginOptions.mic-native.backend`)',
+    'set `pluginOptions.mic-native.backend` to `auto` to record with parec, arecord, ffmpeg or sox',
+  );
 }
 
 // The worker is a sibling file: .ts when running from source (Node strips the types), .js when built.
@@ -60,7 +65,8 @@ function withPulseLatency(latencyMs: number | undefined): () => void {
 
 function startWorker(mode: 'list' | 'record', frameLength: number): { worker: Worker; control: Int32Array } {
   const modulePath = pvrecorderModulePath();
-  if (!modulePath) throw micError('open-failed', { device: '', backend: 'pvrecorder', detail: '@picovoice/pvrecorder-node is not installed' });
+  if (!modulePath)
+    throw micError('open-failed', { device: '', backend: 'pvrecorder', detail: '@picovoice/pvrecorder-node is not installed' });
   const shared = new SharedArrayBuffer(8);
   // 64 frames of 512 samples ≈ 2 s of buffer inside the addon before it drops audio.
   // Loaded here: a daemon that never opens the addon never loads worker threads (~3 MiB resident).

@@ -48,8 +48,17 @@ export async function daemonCommand(ctx: CliContext): Promise<number> {
 }
 
 /** start / stop / toggle / cancel: one status line; exit 4 when no daemon runs. (fast.ts answers these first.) */
-export async function controlCommand(ctx: CliContext, cmd: 'start' | 'stop' | 'toggle' | 'cancel', flags: { wait?: boolean; json?: boolean; vad?: boolean }): Promise<number> {
-  const args = { wait: flags.wait, source: 'cli', at: Math.round(performance.timeOrigin), ...(flags.vad && (cmd === 'start' || cmd === 'toggle') ? { vad: true } : {}) };
+export async function controlCommand(
+  ctx: CliContext,
+  cmd: 'start' | 'stop' | 'toggle' | 'cancel',
+  flags: { wait?: boolean; json?: boolean; vad?: boolean },
+): Promise<number> {
+  const args = {
+    wait: flags.wait,
+    source: 'cli',
+    at: Math.round(performance.timeOrigin),
+    ...(flags.vad && (cmd === 'start' || cmd === 'toggle') ? { vad: true } : {}),
+  };
   let result: ControlAnswer;
   try {
     result = (await sendCommand(socketPath(), cmd, args, flags.wait ? 600_000 : 10_000)) as ControlAnswer;
@@ -126,7 +135,10 @@ export async function historyCommand(_ctx: CliContext, flags: { json?: boolean; 
     const entries = store.list(limit);
     for (const e of entries) {
       if (flags.json) await printLine(JSON.stringify(e));
-      else await printLine(`${e.id}  ${e.state.padEnd(11)} ${e.profile ? `[${e.profile}] ` : ''}${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd());
+      else
+        await printLine(
+          `${e.id}  ${e.state.padEnd(11)} ${e.profile ? `[${e.profile}] ` : ''}${e.text ?? e.raw ?? e.errorMessage ?? ''}`.trimEnd(),
+        );
     }
     return 0;
   } finally {
@@ -150,7 +162,11 @@ export async function retryCommand(ctx: CliContext, id: string, flags: { json?: 
       }
       // The kernel writes the retry's own row (retry_of = id), failed or done.
       const kernel = await ctx.kernel();
-      record = await kernel.run(entry.audioPath, { excludeOutputs: ['stdout'], retryOf: id, profile: retryProfile(kernel.config, entry.profile) });
+      record = await kernel.run(entry.audioPath, {
+        excludeOutputs: ['stdout'],
+        retryOf: id,
+        profile: retryProfile(kernel.config, entry.profile),
+      });
     } finally {
       store.close();
     }

@@ -25,7 +25,11 @@ export async function configPrintCommand(ctx: CliContext, flags: { json?: boolea
     const $source = { file: origin.file ?? null, kind: origin.kind, trusted: origin.trusted, skipped: origin.skipped ?? null };
     await printLine(JSON.stringify({ $source, ...(view as object) }));
   } else {
-    await printLine(`${sourceLines(origin).map((line) => `# ${line}`).join('\n')}\n${stringify(view).trimEnd()}`);
+    await printLine(
+      `${sourceLines(origin)
+        .map((line) => `# ${line}`)
+        .join('\n')}\n${stringify(view).trimEnd()}`,
+    );
   }
   return 0;
 }
@@ -47,7 +51,12 @@ function sourceLines(origin: ConfigOrigin): string[] {
 
 function skippedLine(origin: ConfigOrigin): string {
   const skipped = origin.skipped!;
-  const why = skipped.reason === 'changed' ? 'changed since it was trusted' : skipped.reason === 'store-unsafe' ? 'the trust store is not safe to use' : 'not trusted';
+  const why =
+    skipped.reason === 'changed'
+      ? 'changed since it was trusted'
+      : skipped.reason === 'store-unsafe'
+        ? 'the trust store is not safe to use'
+        : 'not trusted';
   return `skipped ${skipped.file}: ${why}; to use it, review it and run \`${skipped.fix}\``;
 }
 
@@ -87,11 +96,22 @@ export async function pluginsCommand(ctx: CliContext, flags: { json?: boolean })
 export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
   const checks: { check: string; ok: boolean; detail: string }[] = [];
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
-  checks.push({ check: 'node', ok: major > 22 || (major === 22 && minor >= 19), detail: `Node ${process.versions.node}, koto-voice ${KOTO_VERSION}` });
+  checks.push({
+    check: 'node',
+    ok: major > 22 || (major === 22 && minor >= 19),
+    detail: `Node ${process.versions.node}, koto-voice ${KOTO_VERSION}`,
+  });
   const kernel = await ctx.kernel({ everyBuiltin: true });
   checks.push({ check: 'config', ok: true, detail: `${kernel.config.resolved.file ?? 'no file (defaults and environment)'} is valid` });
   if (kernel.config.resolved.origin.skipped) checks.push({ check: 'trust', ok: false, detail: skippedLine(kernel.config.resolved.origin) });
-  checks.push({ check: 'plugins', ok: true, detail: kernel.plugins().map((p) => p.name).join(', ') });
+  checks.push({
+    check: 'plugins',
+    ok: true,
+    detail: kernel
+      .plugins()
+      .map((p) => p.name)
+      .join(', '),
+  });
   const providers = Object.values(kernel.config.resolved.providers);
   const { resolved } = kernel.config;
   const why = Object.keys(kernel.config.providers).length
@@ -113,7 +133,8 @@ export async function doctorCommand(ctx: CliContext, flags: { json?: boolean }):
   }
   const stats = kernel.http.stats();
   for (const [origin, s] of Object.entries(stats.origins)) {
-    if (s.connections > 0) checks.push({ check: 'transport', ok: true, detail: `${origin}: ${s.lastProtocol}, ${s.tlsHandshakes} TLS handshake(s)` });
+    if (s.connections > 0)
+      checks.push({ check: 'transport', ok: true, detail: `${origin}: ${s.lastProtocol}, ${s.tlsHandshakes} TLS handshake(s)` });
   }
   if (flags.json) await printLine(JSON.stringify(checks));
   else for (const c of checks) await printLine(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}`);
@@ -127,7 +148,8 @@ export async function devicesCommand(ctx: CliContext, flags: { json?: boolean })
   if (flags.json) {
     await printLine(JSON.stringify(devices));
   } else {
-    for (const d of devices) await printLine(`${d.isDefault ? '* ' : '  '}${d.name}${d.description && d.description !== d.name ? `  (${d.description})` : ''}`);
+    for (const d of devices)
+      await printLine(`${d.isDefault ? '* ' : '  '}${d.name}${d.description && d.description !== d.name ? `  (${d.description})` : ''}`);
   }
   if (devices.length === 0) {
     process.stderr.write('koto: no input devices found: is an audio server (PulseAudio/PipeWire) running and a microphone connected?\n');

@@ -72,7 +72,16 @@ export async function transcribeCommand(ctx: CliContext, inputs: string[], flags
     for (const warning of r.warnings ?? []) warn(`${r.input}: ${warning}`, ctx);
     if (flags.json) {
       await printLine(
-        JSON.stringify({ input: r.input, id: r.id, text: r.text, provider: r.provider, model: r.model, audioPath: r.audioPath, timings: r.timings, cost: r.cost }),
+        JSON.stringify({
+          input: r.input,
+          id: r.id,
+          text: r.text,
+          provider: r.provider,
+          model: r.model,
+          audioPath: r.audioPath,
+          timings: r.timings,
+          cost: r.cost,
+        }),
       );
     } else {
       if (!r.text) printErr(`koto: ${r.input}: the transcription is empty`);
@@ -138,7 +147,8 @@ export async function runCommand(ctx: CliContext, inputs: string[], flags: Pipel
       }
       // The row is in the history (written by the kernel, or the daemon for a delegated run),
       // unless the data folder was refused: then nothing was written, nothing is to be retried.
-      if (record?.audioPath && outcome.error.code !== 'KOTO_ERR_UNSAFE_FOLDER') printErr(`koto: the recording is kept at ${record.audioPath}; retry with \`koto retry ${record.id}\``);
+      if (record?.audioPath && outcome.error.code !== 'KOTO_ERR_UNSAFE_FOLDER')
+        printErr(`koto: the recording is kept at ${record.audioPath}; retry with \`koto retry ${record.id}\``);
       return;
     }
     if (flags.json) await printLine(JSON.stringify(runJson(outcome.input, outcome.value, undefined, ctx)));
@@ -193,7 +203,14 @@ export async function correctCommand(ctx: CliContext, words: string[], flags: Pi
     for (const warning of result.warnings) warn(warning, ctx);
     if (flags.json) {
       await printLine(
-        JSON.stringify({ raw: result.raw, text: result.text, fallback: result.fallback, provider: result.provider ?? null, model: result.model ?? null, timings: result.timings }),
+        JSON.stringify({
+          raw: result.raw,
+          text: result.text,
+          fallback: result.fallback,
+          provider: result.provider ?? null,
+          model: result.model ?? null,
+          timings: result.timings,
+        }),
       );
     } else {
       await printLine(result.text);

@@ -5,7 +5,11 @@ import type { CliContext } from '../context.ts';
 import { printLine } from '../io.ts';
 
 function windowLine(window: FocusedWindow): string {
-  const details = [window.desktop, window.pid === undefined ? '' : `pid ${window.pid}`, window.id === undefined ? '' : `id ${window.id}`].filter(Boolean);
+  const details = [
+    window.desktop,
+    window.pid === undefined ? '' : `pid ${window.pid}`,
+    window.id === undefined ? '' : `id ${window.id}`,
+  ].filter(Boolean);
   // Names and titles are the window owner's text (a web page sets its tab's title): shown, never obeyed.
   const instance = window.instance && window.instance !== window.app ? ` (${escapeLine(window.instance)})` : '';
   return `${escapeLine(window.app)}${instance} ${escapeLine(JSON.stringify(window.title))} [${escapeLine(details.join(', '))}]`;
@@ -21,7 +25,13 @@ export async function profilesTestCommand(ctx: CliContext, flags: { json?: boole
   const window = await kernel.focusedWindow();
   const profile = matchProfile(kernel.config.resolved.profiles, window);
   if (flags.json) {
-    await printLine(JSON.stringify({ window: window ?? null, profile: profile?.name ?? null, profiles: kernel.config.resolved.profiles.map((p) => p.name) }));
+    await printLine(
+      JSON.stringify({
+        window: window ?? null,
+        profile: profile?.name ?? null,
+        profiles: kernel.config.resolved.profiles.map((p) => p.name),
+      }),
+    );
     return 0;
   }
   await printLine(
@@ -43,7 +53,9 @@ export async function profilesListCommand(ctx: CliContext, flags: { json?: boole
   }
   if (profiles.length === 0) await printLine('no profiles (see docs/configuration.md, "Profiles")');
   for (const p of profiles) {
-    const match = [p.app.length ? `app ${p.app.join(', ')}` : '', p.title ? `title /${p.title}/` : ''].filter(Boolean).join(' and ') || 'every known window';
+    const match =
+      [p.app.length ? `app ${p.app.join(', ')}` : '', p.title ? `title /${p.title}/` : ''].filter(Boolean).join(' and ') ||
+      'every known window';
     await printLine(`${p.name}: ${match}`);
   }
   return 0;

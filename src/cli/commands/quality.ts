@@ -54,18 +54,31 @@ export async function benchAccuracyCommand(ctx: CliContext, dir: string, flags: 
     const kernel = await ctx.kernel();
     const { resolved } = kernel.config;
     const providers = flags.providers
-      ? [...new Set(flags.providers.split(',').map((p) => p.trim()).filter(Boolean))]
+      ? [
+          ...new Set(
+            flags.providers
+              .split(',')
+              .map((p) => p.trim())
+              .filter(Boolean),
+          ),
+        ]
       : resolved.asrProvider
         ? [resolved.asrProvider]
         : [];
     if (providers.length === 0) {
-      throw flags.providers !== undefined ? usageError('--providers names no provider') : kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'asr' });
+      throw flags.providers !== undefined
+        ? usageError('--providers names no provider')
+        : kotoError('KOTO_ERR_NO_PROVIDER', { capability: 'asr' });
     }
     const plugins = new Map(kernel.plugins().map((p) => [p.name, p]));
     for (const name of providers) {
       const ref = resolved.providers[name];
       if (!ref) {
-        throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', { section: '--providers', provider: name, known: Object.keys(resolved.providers).join(', ') || 'none' });
+        throw kotoError('KOTO_ERR_PROVIDER_UNKNOWN', {
+          section: '--providers',
+          provider: name,
+          known: Object.keys(resolved.providers).join(', ') || 'none',
+        });
       }
       if (!plugins.get(ref.use)?.capabilities.includes('asr')) {
         throw kotoError('KOTO_ERR_PROVIDER_UNSERVED', { capability: 'asr', provider: name, use: ref.use });
@@ -240,7 +253,12 @@ export async function dictSuggestCommand(ctx: CliContext, flags: DictSuggestFlag
       const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
       for (const r of rows) {
         await printLine(
-          [(r[0] ?? '').padEnd(widths[0] ?? 0), (r[1] ?? '').padStart(widths[1] ?? 0), (r[2] ?? '').padStart(widths[2] ?? 0), r[3] ?? ''].join('  '),
+          [
+            (r[0] ?? '').padEnd(widths[0] ?? 0),
+            (r[1] ?? '').padStart(widths[1] ?? 0),
+            (r[2] ?? '').padStart(widths[2] ?? 0),
+            r[3] ?? '',
+          ].join('  '),
         );
       }
     }
@@ -292,7 +310,12 @@ export function terminalPrompt(): ConfirmPrompt {
  * configured but does not exist yet. No `dictionary` in the config: exit 3, saying how to set one.
  * Declined: exit 1, nothing written.
  */
-export async function dictAddCommand(ctx: CliContext, terms: string[], flags: DictAddFlags, prompt: ConfirmPrompt = terminalPrompt()): Promise<number> {
+export async function dictAddCommand(
+  ctx: CliContext,
+  terms: string[],
+  flags: DictAddFlags,
+  prompt: ConfirmPrompt = terminalPrompt(),
+): Promise<number> {
   try {
     const wanted = cleanTerms(terms);
     const location = await dictionaryLocation({ configPath: ctx.options.config });

@@ -69,7 +69,9 @@ function summary(config: ConfigFile): string[] {
   const data = peekConfig(config) as Record<string, unknown> | undefined;
   if (!data || typeof data !== 'object') return ['it does not parse yet: `koto config check` says why'];
   const lines: string[] = [];
-  const plugins = Array.isArray(data.plugins) ? data.plugins.map((p) => (typeof p === 'string' ? p : (p as { use?: unknown })?.use)).filter((p) => typeof p === 'string') : [];
+  const plugins = Array.isArray(data.plugins)
+    ? data.plugins.map((p) => (typeof p === 'string' ? p : (p as { use?: unknown })?.use)).filter((p) => typeof p === 'string')
+    : [];
   if (plugins.length) lines.push(`it loads plugins (code that runs as you): ${plugins.join(', ')}`);
   const endpoints = new Set<string>();
   for (const provider of Object.values((data.providers ?? {}) as Record<string, unknown>)) {
@@ -84,16 +86,25 @@ function summary(config: ConfigFile): string[] {
 }
 
 function warnCorrupt(env: NodeJS.ProcessEnv): void {
-  process.stderr.write(`koto: warning: the trust store ${readTrustStore(env).file} is not valid JSON: it trusts nothing, and the next \`koto trust\` rewrites it\n`);
+  process.stderr.write(
+    `koto: warning: the trust store ${readTrustStore(env).file} is not valid JSON: it trusts nothing, and the next \`koto trust\` rewrites it\n`,
+  );
 }
 
 async function listTrusted(env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
   const store = readTrustStore(env);
   if (store.corrupt) warnCorrupt(env);
-  if (store.problem) throw kotoError('KOTO_ERR_TRUST_STORE_UNSAFE', { file: store.file, problem: store.problem.problem, remedy: store.problem.remedy });
+  if (store.problem)
+    throw kotoError('KOTO_ERR_TRUST_STORE_UNSAFE', { file: store.file, problem: store.problem.problem, remedy: store.problem.remedy });
   for (const [file, record] of store.entries) {
     let state: 'trusted' | 'changed' | 'missing' = 'missing';
-    if (existsSync(file)) state = (await readConfigFile(file).then((c) => c.sha256).catch(() => '')) === record.sha256 ? 'trusted' : 'changed';
+    if (existsSync(file))
+      state =
+        (await readConfigFile(file)
+          .then((c) => c.sha256)
+          .catch(() => '')) === record.sha256
+          ? 'trusted'
+          : 'changed';
     if (json) await printLine(JSON.stringify({ file, state, sha256: record.sha256, trustedAt: record.trustedAt }));
     else await printLine(`${state.padEnd(8)} ${file}${record.trustedAt ? `  (since ${record.trustedAt})` : ''}`);
   }

@@ -69,10 +69,18 @@ export function summarise(rows: readonly UsageRow[], by: Grouping): { groups: Us
       answered: list.filter((r) => r.outcome === 'answered').length,
       aborted: list.filter((r) => r.outcome === 'aborted').length,
       failed: list.filter((r) => r.outcome === 'failed').length,
-      audioSeconds: round(list.reduce((n, r) => n + (r.outcome === 'failed' ? 0 : (r.audioSeconds ?? 0)), 0), 3),
+      audioSeconds: round(
+        list.reduce((n, r) => n + (r.outcome === 'failed' ? 0 : (r.audioSeconds ?? 0)), 0),
+        3,
+      ),
       inputTokens: list.reduce((n, r) => n + (r.inputTokens ?? 0), 0),
       outputTokens: list.reduce((n, r) => n + (r.outputTokens ?? 0), 0),
-      cost: priced.length ? round(priced.reduce((n, r) => n + (r.cost ?? 0), 0), 6) : null,
+      cost: priced.length
+        ? round(
+            priced.reduce((n, r) => n + (r.cost ?? 0), 0),
+            6,
+          )
+        : null,
       unpricedCalls: list.length - priced.length,
     };
   };
@@ -114,20 +122,26 @@ export async function usageCommand(_ctx: CliContext, flags: UsageFlags): Promise
     await printLine(JSON.stringify({ since: since.toISOString(), by, groups, total }));
     return 0;
   }
-  await printLine(`usage since ${since.toISOString().slice(0, 16).replace('T', ' ')} UTC, by ${by} (estimated; prices: docs/configuration.md#pricing)`);
+  await printLine(
+    `usage since ${since.toISOString().slice(0, 16).replace('T', ' ')} UTC, by ${by} (estimated; prices: docs/configuration.md#pricing)`,
+  );
   if (rows.length === 0) {
     await printLine('no provider calls');
     return 0;
   }
-  const table = [[by, 'calls', 'audio', 'tokens in', 'tokens out', 'cost'], ...[...groups, total].map((g) => [
-    g.key,
-    `${g.calls}${g.aborted ? ` (${g.aborted} hedge lost)` : ''}${g.failed ? ` (${g.failed} failed)` : ''}`,
-    minutes(g.audioSeconds),
-    String(g.inputTokens),
-    String(g.outputTokens),
-    money(g),
-  ])];
+  const table = [
+    [by, 'calls', 'audio', 'tokens in', 'tokens out', 'cost'],
+    ...[...groups, total].map((g) => [
+      g.key,
+      `${g.calls}${g.aborted ? ` (${g.aborted} hedge lost)` : ''}${g.failed ? ` (${g.failed} failed)` : ''}`,
+      minutes(g.audioSeconds),
+      String(g.inputTokens),
+      String(g.outputTokens),
+      money(g),
+    ]),
+  ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  for (const row of table) await printLine(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+  for (const row of table)
+    await printLine(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
   return 0;
 }

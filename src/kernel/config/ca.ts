@@ -23,7 +23,8 @@ export function pemProblem(text: string): string | undefined {
   if (!blocks) {
     if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) return 'it holds a private key, not a certificate';
     // A DER certificate starts with an ASN.1 SEQUENCE (0x30 0x82).
-    if (text.charCodeAt(0) === 0x30) return 'it holds no PEM certificate (a binary DER file? convert it: openssl x509 -inform der -in FILE -out FILE.pem)';
+    if (text.charCodeAt(0) === 0x30)
+      return 'it holds no PEM certificate (a binary DER file? convert it: openssl x509 -inform der -in FILE -out FILE.pem)';
     return 'it holds no PEM certificate (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)';
   }
   for (const [index, block] of blocks.entries()) {
@@ -52,7 +53,11 @@ export async function resolveCa(value: string | undefined, dir: string, configFi
   if (isInlinePem(value)) {
     const problem = pemProblem(value);
     if (problem) {
-      throw kotoError('KOTO_ERR_CONFIG_INVALID', { file, detail: `transport.ca: the inline PEM text is not usable: ${problem}` }, { fix: FIX });
+      throw kotoError(
+        'KOTO_ERR_CONFIG_INVALID',
+        { file, detail: `transport.ca: the inline PEM text is not usable: ${problem}` },
+        { fix: FIX },
+      );
     }
     return { pem: value, file: undefined };
   }
@@ -62,7 +67,9 @@ export async function resolveCa(value: string | undefined, dir: string, configFi
   try {
     text = await readFile(target, 'latin1');
   } catch (err) {
-    const reason = describe(err).replace(/^[A-Z]+: /, '').replace(/, open .*$/, '');
+    const reason = describe(err)
+      .replace(/^[A-Z]+: /, '')
+      .replace(/, open .*$/, '');
     throw kotoError('KOTO_ERR_CONFIG_FILE_UNREADABLE', { file, path: 'transport.ca', target, reason }, { fix: FIX });
   }
   const problem = pemProblem(text);

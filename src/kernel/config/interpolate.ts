@@ -33,14 +33,18 @@ export function interpolateEnv(
     // A JS config can export a cyclic object, and a deep one could exhaust the stack.
     if (ancestors.has(node)) throw kotoError('KOTO_ERR_CONFIG_INVALID', { file, detail: `${where(keyPath)}: the value contains itself` });
     if (keyPath.length >= MAX_CONFIG_DEPTH) {
-      throw kotoError('KOTO_ERR_CONFIG_INVALID', { file, detail: `${where(keyPath.slice(0, 3))}…: nested deeper than ${MAX_CONFIG_DEPTH} levels` });
+      throw kotoError('KOTO_ERR_CONFIG_INVALID', {
+        file,
+        detail: `${where(keyPath.slice(0, 3))}…: nested deeper than ${MAX_CONFIG_DEPTH} levels`,
+      });
     }
     ancestors.add(node);
     try {
       if (Array.isArray(node)) return node.map((item, i) => visit(item, [...keyPath, String(i)]));
       const out: Record<string, unknown> = {};
       // defineProperty: a `__proto__` key from JSON stays a plain key, never the object's prototype.
-      for (const [k, v] of Object.entries(node)) Object.defineProperty(out, k, { value: visit(v, [...keyPath, k]), enumerable: true, writable: true, configurable: true });
+      for (const [k, v] of Object.entries(node))
+        Object.defineProperty(out, k, { value: visit(v, [...keyPath, k]), enumerable: true, writable: true, configurable: true });
       return out;
     } finally {
       ancestors.delete(node);

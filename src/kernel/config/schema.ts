@@ -151,10 +151,7 @@ export const hotkeySchema = z.strictObject({
 export const feedbackSchema = z.strictObject({
   /** true: built-in short tones; or one WAV file per cue (relative to the config file). */
   sounds: z
-    .union([
-      z.boolean(),
-      z.strictObject({ start: z.string().optional(), stop: z.string().optional(), error: z.string().optional() }),
-    ])
+    .union([z.boolean(), z.strictObject({ start: z.string().optional(), stop: z.string().optional(), error: z.string().optional() })])
     .default(false),
   /** Desktop notification (notify-send / osascript) when a session fails or falls back. */
   notify: z.boolean().default(false),
@@ -202,10 +199,7 @@ export const pluginEntrySchema = z.union([
   z.strictObject({ use: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }),
 ]);
 
-export const outputEntrySchema = z.union([
-  z.string().min(1),
-  z.looseObject({ use: z.string().min(1) }),
-]);
+export const outputEntrySchema = z.union([z.string().min(1), z.looseObject({ use: z.string().min(1) })]);
 
 /** A provider instance before its plugin's schema has checked it. */
 export const providerEntrySchema = z.looseObject({ use: z.string().min(1) });

@@ -125,7 +125,13 @@ function parseYaml(file: string, text: string): unknown {
   } catch (err) {
     // An exponential alias bomb ("billion laughs") and an alias without its anchor land here.
     if (/excessive alias count/i.test(describe(err))) {
-      throw parseFailure(file, `invalid YAML: its aliases expand too far (more than ${MAX_YAML_ALIASES} expansions; nested aliases grow exponentially)`, '', undefined, 'write the repeated values out instead of nesting aliases');
+      throw parseFailure(
+        file,
+        `invalid YAML: its aliases expand too far (more than ${MAX_YAML_ALIASES} expansions; nested aliases grow exponentially)`,
+        '',
+        undefined,
+        'write the repeated values out instead of nesting aliases',
+      );
     }
     throw parseFailure(file, `invalid YAML: ${describe(err)}`);
   }
@@ -186,7 +192,8 @@ export interface ConfigFile {
 export async function readConfigFile(file: string): Promise<ConfigFile> {
   const real = await realpath(file).catch(() => path.resolve(file));
   const kind = kindOf(real) ?? kindOf(file);
-  if (!kind) throw parseFailure(file, `not a config file type Koto reads (${path.extname(file)}): use .yaml, .yml, .json, .js, .mjs or .ts`);
+  if (!kind)
+    throw parseFailure(file, `not a config file type Koto reads (${path.extname(file)}): use .yaml, .yml, .json, .js, .mjs or .ts`);
   let bytes: Buffer;
   try {
     // O_NONBLOCK: a FIFO or device swapped in after the search looked must not block the open.
@@ -195,7 +202,14 @@ export async function readConfigFile(file: string): Promise<ConfigFile> {
       const info = await handle.stat();
       if (!info.isFile()) throw parseFailure(file, 'not a regular file');
       const { size } = info;
-      const tooLarge = () => parseFailure(file, `the file is larger than ${MAX_CONFIG_BYTES} bytes, the most a config may be`, '', undefined, 'check that this is the right file');
+      const tooLarge = () =>
+        parseFailure(
+          file,
+          `the file is larger than ${MAX_CONFIG_BYTES} bytes, the most a config may be`,
+          '',
+          undefined,
+          'check that this is the right file',
+        );
       if (size > MAX_CONFIG_BYTES) throw tooLarge();
       // Read one byte more than allowed: a file that grows while being read is refused too.
       const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
@@ -296,7 +310,8 @@ export async function findProjectConfig(from: string): Promise<ConfigFile | unde
       } catch (err) {
         // Unreadable (no permission, gone meanwhile): not a config here, as cosmiconfig had it.
         const code = ((err as { cause?: { code?: string } }).cause ?? {}).code;
-        if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'ELOOP') continue;
+        if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'ELOOP')
+          continue;
         throw err;
       }
       if (config.kind === 'package' ? config.section === undefined : config.text.trim() === '') continue;
@@ -329,7 +344,12 @@ export async function readConfigSource(options: FindConfigOptions & { pinned?: C
   const cwd = options.cwd ?? process.cwd();
   const pinned = options.pinned;
   if (pinned?.file) {
-    if (!existsSync(pinned.file)) throw kotoError('KOTO_ERR_CONFIG_NOT_FOUND', { file: pinned.file }, { fix: 'restore the file (the last good config stays in effect until then)' });
+    if (!existsSync(pinned.file))
+      throw kotoError(
+        'KOTO_ERR_CONFIG_NOT_FOUND',
+        { file: pinned.file },
+        { fix: 'restore the file (the last good config stays in effect until then)' },
+      );
     const config = await readConfigFile(pinned.file);
     if (pinned.kind === 'project') {
       const verdict = trustVerdict(config.file, config.sha256, readTrustStore(env));
@@ -354,10 +374,14 @@ export async function readConfigSource(options: FindConfigOptions & { pinned?: C
     const verdict = trustVerdict(project.file, project.sha256, store);
     if (verdict === 'trusted') return fromFile(project, 'project', undefined, env);
     skipped = { file: project.file, reason: verdict, fix: trustCommand(project.file) };
-    why = store.problem ? `the trust store ${store.file} is not safe to use: ${store.problem.problem} (fix: ${store.problem.remedy})` : REASONS[verdict];
+    why = store.problem
+      ? `the trust store ${store.file} is not safe to use: ${store.problem.problem} (fix: ${store.problem.remedy})`
+      : REASONS[verdict];
   }
   const userFile = kotoPaths(env).userConfig;
-  const source = existsSync(userFile) ? await fromFile(await readConfigFile(userFile), 'user', skipped, env) : fromData({}, undefined, cwd, env, { ...NO_CONFIG, skipped });
+  const source = existsSync(userFile)
+    ? await fromFile(await readConfigFile(userFile), 'user', skipped, env)
+    : fromData({}, undefined, cwd, env, { ...NO_CONFIG, skipped });
   if (!skipped) return source;
   const instead = source.file ? `using ${source.file} instead` : 'using the defaults instead';
   const warning =
@@ -374,7 +398,12 @@ const REASONS: Record<Exclude<TrustVerdict, 'trusted'>, string> = {
 
 const NO_CONFIG: ConfigOrigin = Object.freeze({ kind: 'none', file: undefined, trusted: true, skipped: undefined });
 
-async function fromFile(config: ConfigFile, kind: ConfigKind, skipped: SkippedConfig | undefined, env: NodeJS.ProcessEnv): Promise<ConfigSource> {
+async function fromFile(
+  config: ConfigFile,
+  kind: ConfigKind,
+  skipped: SkippedConfig | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<ConfigSource> {
   const data = await parseConfigFile(config, kind === 'project');
   const source = fromData(data, config.file, path.dirname(config.file), env, { kind, file: config.file, trusted: true, skipped });
   const warning = codeRunnerWarning(config, source.data);
@@ -436,7 +465,9 @@ export function fromData(
   file: string | undefined,
   dir: string,
   env: NodeJS.ProcessEnv = process.env,
-  origin: ConfigOrigin = file ? { kind: 'explicit', file, trusted: true, skipped: undefined } : { kind: 'inline', file: undefined, trusted: true, skipped: undefined },
+  origin: ConfigOrigin = file
+    ? { kind: 'explicit', file, trusted: true, skipped: undefined }
+    : { kind: 'inline', file: undefined, trusted: true, skipped: undefined },
 ): ConfigSource {
   const label = file ?? '<config>';
   if (data === null || data === undefined) data = {};

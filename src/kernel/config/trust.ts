@@ -12,7 +12,19 @@
  * not owned by the user, or writable by group or others, or when its folder is.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import path from 'node:path';
 import { kotoError } from '../errors.ts';
 import { kotoPaths } from '../paths.ts';
@@ -55,7 +67,10 @@ function folderProblem(dir: string): TrustStore['problem'] {
     return undefined; // no folder yet: no store
   }
   if (stats.uid !== uid && stats.uid !== 0) {
-    return { problem: `its folder ${dir} is owned by uid ${stats.uid}, not by you (uid ${uid})`, remedy: `set XDG_CONFIG_HOME (or KOTO_HOME) to a folder of your own` };
+    return {
+      problem: `its folder ${dir} is owned by uid ${stats.uid}, not by you (uid ${uid})`,
+      remedy: `set XDG_CONFIG_HOME (or KOTO_HOME) to a folder of your own`,
+    };
   }
   // A sticky bit does not help: the store's name is fixed, so anyone could create it first.
   if ((stats.mode & 0o022) !== 0) {
@@ -65,11 +80,24 @@ function folderProblem(dir: string): TrustStore['problem'] {
 }
 
 function fileProblem(file: string, stats: Stats): TrustStore['problem'] {
-  if (stats.isSymbolicLink()) return { problem: 'it is a symbolic link', remedy: `remove the link (\`rm ${file}\`) and trust your project configs again with \`koto trust\`` };
-  if (!stats.isFile()) return { problem: 'it is not a regular file', remedy: `remove it and trust your project configs again with \`koto trust\`` };
+  if (stats.isSymbolicLink())
+    return {
+      problem: 'it is a symbolic link',
+      remedy: `remove the link (\`rm ${file}\`) and trust your project configs again with \`koto trust\``,
+    };
+  if (!stats.isFile())
+    return { problem: 'it is not a regular file', remedy: `remove it and trust your project configs again with \`koto trust\`` };
   if (uid === undefined) return undefined;
-  if (stats.uid !== uid) return { problem: `it is owned by uid ${stats.uid}, not by you (uid ${uid})`, remedy: `remove it (as its owner or root) and trust your project configs again` };
-  if ((stats.mode & 0o022) !== 0) return { problem: `it is writable by other users (mode ${mode(stats)})`, remedy: `check its entries (\`koto trust --list\`), then run \`chmod 600 ${file}\`` };
+  if (stats.uid !== uid)
+    return {
+      problem: `it is owned by uid ${stats.uid}, not by you (uid ${uid})`,
+      remedy: `remove it (as its owner or root) and trust your project configs again`,
+    };
+  if ((stats.mode & 0o022) !== 0)
+    return {
+      problem: `it is writable by other users (mode ${mode(stats)})`,
+      remedy: `check its entries (\`koto trust --list\`), then run \`chmod 600 ${file}\``,
+    };
   return undefined;
 }
 
@@ -97,7 +125,8 @@ export function readTrustStore(env: NodeJS.ProcessEnv = process.env): TrustStore
   const entries = new Map<string, TrustRecord>();
   for (const [real, record] of Object.entries(trusted)) {
     const { sha256, trustedAt } = (record ?? {}) as Partial<TrustRecord>;
-    if (typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256)) entries.set(real, { sha256, trustedAt: typeof trustedAt === 'string' ? trustedAt : '' });
+    if (typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256))
+      entries.set(real, { sha256, trustedAt: typeof trustedAt === 'string' ? trustedAt : '' });
   }
   return { file, entries, problem: undefined, corrupt: false };
 }

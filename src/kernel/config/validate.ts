@@ -71,7 +71,9 @@ async function readReferenced(source: ConfigSource, key: string, target: string)
       file: source.file ?? '<config>',
       path: key,
       target: file,
-      reason: describe(err).replace(/^ENOENT: /, '').replace(/, open .*$/, ''),
+      reason: describe(err)
+        .replace(/^ENOENT: /, '')
+        .replace(/, open .*$/, ''),
     });
   }
 }
@@ -105,7 +107,11 @@ function configSchemaFor(plugins: readonly KotoPlugin[]): z.ZodType<RawConfig> {
     for (const [key, schema] of Object.entries(plugin.correctionOptions?.shape ?? {})) {
       if (Object.hasOwn(correctionSchema.shape, key)) {
         const message = `plugin "${plugin.name}" declares correction.${key} in correctionOptions, which is the kernel's own key`;
-        throw kotoError('KOTO_ERR_PLUGIN_INVALID', { plugin: plugin.name, detail: message }, { plugin: plugin.name, message, fix: `rename the option, or read request.settings / the kernel's ${key}` });
+        throw kotoError(
+          'KOTO_ERR_PLUGIN_INVALID',
+          { plugin: plugin.name, detail: message },
+          { plugin: plugin.name, message, fix: `rename the option, or read request.settings / the kernel's ${key}` },
+        );
       }
       shape[key] ??= schema as z.ZodType;
     }
@@ -184,9 +190,15 @@ export async function validateConfig(
   const asrFallback = fallbackChain(source, 'asr', raw.asr.fallback, providers, plugins, env, byName);
   const correctionFallback = fallbackChain(source, 'correction', raw.correction.fallback, providers, plugins, env, byName);
   // A hedge starts the next provider of the chain: without one, the setting would silently do nothing.
-  for (const [section, chain] of [['asr', asrFallback], ['correction', correctionFallback]] as const) {
+  for (const [section, chain] of [
+    ['asr', asrFallback],
+    ['correction', correctionFallback],
+  ] as const) {
     if (raw[section].hedgeAfterMs !== undefined && chain.length === 0) {
-      throw invalid(source, `${section}.hedgeAfterMs: hedging starts the next provider of ${section}.fallback, which lists none (add one, or remove hedgeAfterMs)`);
+      throw invalid(
+        source,
+        `${section}.hedgeAfterMs: hedging starts the next provider of ${section}.fallback, which lists none (add one, or remove hedgeAfterMs)`,
+      );
     }
   }
 
@@ -290,10 +302,16 @@ function fallbackChain(
     }
     const ref = Object.hasOwn(providers, name) ? providers[name] : undefined;
     if (!ref) {
-      throw invalid(source, `${section}.fallback.${index}: "${name}" is not a configured provider (known: ${Object.keys(providers).join(', ') || 'none'})`);
+      throw invalid(
+        source,
+        `${section}.fallback.${index}: "${name}" is not a configured provider (known: ${Object.keys(providers).join(', ') || 'none'})`,
+      );
     }
     if (!byName.get(ref.use)?.capabilities?.includes(section)) {
-      throw invalid(source, `${section}.fallback.${index}: provider "${name}" (plugin ${ref.use}) does not serve ${section === 'asr' ? 'transcription' : 'correction'}`);
+      throw invalid(
+        source,
+        `${section}.fallback.${index}: provider "${name}" (plugin ${ref.use}) does not serve ${section === 'asr' ? 'transcription' : 'correction'}`,
+      );
     }
     if (!out.includes(name)) out.push(name);
   }
@@ -319,7 +337,8 @@ async function resolveProfiles(
   const section = (key: string) => (base[key] && typeof base[key] === 'object' ? (base[key] as Record<string, unknown>) : {});
   for (const [index, entry] of entries.entries()) {
     const label = `profiles[${index}] ("${entry.name}")`;
-    if (entries.findIndex((other) => other.name === entry.name) !== index) throw invalid(source, `${label}.name: another profile has this name`);
+    if (entries.findIndex((other) => other.name === entry.name) !== index)
+      throw invalid(source, `${label}.name: another profile has this name`);
     const title = entry.match.title;
     const bad = title ? badPattern(title) : undefined;
     if (bad) throw invalid(source, `${label}.match.title: not a regular expression (${bad})`);
