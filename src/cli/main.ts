@@ -125,11 +125,12 @@ export function buildProgram(run: (action: Action, args: unknown[]) => Promise<v
     ['toggle', 'start or stop'],
     ['cancel', 'discard the current recording'],
   ] as const) {
-    program
-      .command(name)
-      .description(text)
-      .option('--wait', 'wait for the session and print its text (stop/toggle)')
-      .option('--vad', 'hands-free (start/toggle): the recording ends after audio.silenceMs of silence')
+    const command = program.command(name).description(text).option('--wait', 'wait for the session and print its text (stop/toggle)');
+    // Only where it means something: `koto stop --vad` is a usage error, not silently ignored.
+    if (name === 'start' || name === 'toggle') {
+      command.option('--vad', 'hands-free: the recording ends after audio.silenceMs of silence');
+    }
+    command
       .option('--json', 'print JSON')
       .action(
         bind(async (ctx, flags: { wait?: boolean; json?: boolean; vad?: boolean }) =>

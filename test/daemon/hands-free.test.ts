@@ -179,4 +179,13 @@ describe('the daemon, hands-free', () => {
     expect((await koto(['status', '--json'], { env })).stdout).toContain('"state":"recording"');
     expect((await koto(['cancel'], { env })).code).toBe(0);
   });
+
+  it('--vad belongs to start and toggle: `koto stop --vad` is a usage error, and nothing is sent', async () => {
+    for (const cmd of ['stop', 'cancel']) {
+      const result = await koto([cmd, '--vad'], { env });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain("unknown option '--vad'");
+    }
+    expect((await koto(['status', '--json'], { env })).stdout).toContain('"state":"idle"');
+  });
 });
