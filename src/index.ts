@@ -26,6 +26,8 @@ export { parseWav, encodeWav } from './audio/wav.ts';
 export { fitUpload, formatBytes, type FitUploadOptions, type UploadPart, type UploadPlan } from './audio/fit-upload.ts';
 export { resample, StreamingResampler, type ResamplerOptions } from './audio/resample.ts';
 export { KotoError, kotoError, ERRORS, EXIT, describe as describeError, errorPrefixOf } from './kernel/errors.ts';
+// Optional dependencies of koto-voice that an install may leave out: the one check and error.
+export { dependencyMissing, isMissingModule, type DependencyMissing } from './kernel/dependencies.ts';
 // The one rule for what is a credential, for plugins scrubbing their own error messages.
 export { isSecretName, scrubSecrets, REDACTED } from './kernel/secrets.ts';
 export type { ErrorCode, KotoErrorOptions, PluginErrorCode, PluginErrorSpec } from './kernel/errors.ts';

@@ -9,7 +9,7 @@
  * the hotkey would silently stop working whenever Num Lock is on. When the keyboard map changes
  * (setxkbmap, xmodmap, a new keyboard) the grab moves to the keys that now carry the combo.
  */
-import { describeError, KotoError, kotoError, type KeyCombo, type Modifier } from 'koto-voice';
+import { dependencyMissing, describeError, KotoError, kotoError, type KeyCombo, type Modifier } from 'koto-voice';
 import {
   connectX11,
   isXError,
@@ -21,7 +21,6 @@ import {
   type XEvent,
   type XkbExtension,
 } from 'koto-voice/x11';
-import { missingPackage } from './missing-package.ts';
 import { now, type BackendOptions, type HotkeyGrab, type KeyEvent, type OpenBackend } from './backend.ts';
 
 // Core modifier masks, in the order of GetModifierMapping's rows: Shift, Lock, Control, Mod1–Mod5.
@@ -192,12 +191,12 @@ export function openX11With(tuning: X11Tuning): OpenBackend {
     }
     const { client, info } = await connectX11(display, { timeoutMs: OPEN_TIMEOUT_MS }).catch((err: unknown) => {
       if (err instanceof X11ConnectError && err.reason === 'missing') {
-        throw missingPackage(
-          'hotkey',
-          'x11',
-          'the X11 hotkey (`hotkey.backend: x11`, or `auto` on X11)',
-          'use `hotkey.backend: evdev`, or bind `koto toggle` in your desktop settings',
-        );
+        throw dependencyMissing({
+          plugin: 'hotkey',
+          package: 'x11',
+          feature: 'the X11 hotkey (`hotkey.backend: x11`, or `auto` on X11)',
+          alternative: 'use `hotkey.backend: evdev`, or bind `koto toggle` in your desktop settings',
+        });
       }
       if (err instanceof X11ConnectError && err.reason === 'cookie') {
         throw unavailable(

@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { kotoError, type KotoError } from 'koto-voice';
+import { dependencyMissing, kotoError, type KotoError } from 'koto-voice';
 import { BATCH, CONTINUOUS, findProgram } from './cli.ts';
 import { loadBinding, LibraryUnavailable } from './library.ts';
-import { missingPackage } from './missing-package.ts';
 import { MODEL_DIR_CANDIDATES, type ProviderOptions } from './options.ts';
 
 export const NAME = 'pocketsphinx';
@@ -91,12 +90,12 @@ export async function chooseEngine(options: ProviderOptions): Promise<Engine> {
       libraryReason = err instanceof LibraryUnavailable ? err.reason : String(err);
       if (options.engine === 'library') {
         if (err instanceof LibraryUnavailable && err.missingPackage) {
-          throw missingPackage(
-            NAME,
-            err.missingPackage,
-            'the in-process pocketsphinx engine (`engine: library`)',
-            'set `engine: auto` or `cli` to use the pocketsphinx programs',
-          );
+          throw dependencyMissing({
+            plugin: NAME,
+            package: err.missingPackage,
+            feature: 'the in-process pocketsphinx engine (`engine: library`)',
+            alternative: 'set `engine: auto` or `cli` to use the pocketsphinx programs',
+          });
         }
         throw engineMissing(libraryReason);
       }

@@ -65,6 +65,7 @@ async function bind(library: string | undefined): Promise<Binding> {
   try {
     koffi = (await import('koffi')).default;
   } catch (err) {
+    // koto-voice's isMissingModule, written out: this file runs in a worker without koto-voice.
     const code = (err as { code?: unknown } | null)?.code;
     if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes("'koffi'")) {
       throw new LibraryUnavailable('the koffi package is not installed (an optional dependency of koto-voice)', 'koffi');

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { isMissingModule } from '../kernel/dependencies.ts';
 import type { XClient, XDisplay, XError } from './types.ts';
 
 export interface ConnectX11Options {
@@ -93,8 +94,7 @@ async function loadX11(): Promise<typeof import('x11')> {
   try {
     return await import('x11');
   } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code;
-    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes("'x11'")) {
+    if (isMissingModule(err, 'x11')) {
       throw new X11ConnectError('the x11 package is not installed (an optional dependency of koto-voice: `npm install x11`)', 'missing', {
         cause: err,
       });

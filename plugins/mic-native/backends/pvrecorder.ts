@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module';
-import type { KotoError } from 'koto-voice';
+import { dependencyMissing, type KotoError } from 'koto-voice';
 import type { Worker } from 'node:worker_threads';
 import { isNullDeviceName, kindOfName, selectDevice, type BackendDevice } from '../devices.ts';
 import { micError } from '../errors.ts';
-import { missingPackage } from '../missing-package.ts';
 import type { Backend, DeviceCapture, OpenRequest } from './types.ts';
 
 type WorkerMessage =
@@ -26,12 +25,12 @@ export const PVRECORDER = '@picovoice/pvrecorder-node';
 
 /** `backend: pvrecorder` without the addon (an optional dependency). `auto` just moves on to the next backend. */
 export function pvrecorderMissing(): KotoError {
-  return missingPackage(
-    'mic-native',
-    PVRECORDER,
-    'the microphone backend `pvrecorder` (`pluginOptions.mic-native.backend`)',
-    'set `pluginOptions.mic-native.backend` to `auto` to record with parec, arecord, ffmpeg or sox',
-  );
+  return dependencyMissing({
+    plugin: 'mic-native',
+    package: PVRECORDER,
+    feature: 'the microphone backend `pvrecorder` (`pluginOptions.mic-native.backend`)',
+    alternative: 'set `pluginOptions.mic-native.backend` to `auto` to record with parec, arecord, ffmpeg or sox',
+  });
 }
 
 // The worker is a sibling file: .ts when running from source (Node strips the types), .js when built.
