@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ok, run, type Run } from '../support/run.ts';
 import { toneWav } from '../../src/testing/fake-audio.ts';
 import { startOpenAIServer, type OpenAIServer } from '../support/index.ts';
 
@@ -23,34 +24,6 @@ const SETUP_TIMEOUT_MS = 150_000;
 const OPTIONAL = ['@picovoice/pvrecorder-node', 'koffi', 'x11'];
 /** The budget for the author's node_modules: the bytes of the files npm put there. */
 const LIMIT_MB = 20;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function ok(result: Run, what: string): Run {
-  if (result.code !== 0)
-    throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
-  return result;
-}
 
 let work: string;
 let app: string;

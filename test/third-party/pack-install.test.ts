@@ -9,13 +9,13 @@
  *
  * npm is slow: the set-up (pack, build, install from the npm cache / registry) takes a while.
  */
-import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ok, run, type Run } from '../support/run.ts';
 import { toneWav } from 'koto-voice/testing';
 import { DEFAULT_TRANSCRIPT, startDeepgramServer, type DeepgramServer } from '../../examples/koto-plugin-deepgram/test/server.ts';
 
@@ -24,37 +24,6 @@ const EXAMPLE = path.join(ROOT, 'examples', 'koto-plugin-deepgram');
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const KEY = 'dg-pack-install-key-7f3a9c';
 const SETUP_TIMEOUT_MS = 150_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs a command to completion (killed after `timeoutMs`), capturing its output. */
-function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<Run> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Math.round(performance.now() - started) });
-    });
-  });
-}
-
-function ok(result: Run, what: string): Run {
-  if (result.code !== 0)
-    throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.slice(-4000)}\n${result.stdout.slice(-2000)}`);
-  return result;
-}
 
 /** `npm pack` in `dir` into `into`; returns the tarball's path. */
 async function pack(dir: string, into: string): Promise<string> {
