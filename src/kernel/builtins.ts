@@ -14,7 +14,16 @@ export interface BuiltinManifest {
   readonly defaultProviders?: boolean;
   /** Needed whatever the config says: by every kernel, or only by a long-running host (the daemon). */
   readonly needed?: 'always' | 'daemon';
+  /**
+   * Keys of the `correction` section it declares (`correctionOptions`): a config that sets one
+   * loads the plugin, so the key is valid whatever providers the config names — at start and at
+   * every reload alike.
+   */
+  readonly correctionKeys?: readonly string[];
 }
+
+/** The OpenAI wire keys of `correction` (openai-compatible's correctionOptionsSchema; azure-foundry shares it). */
+const OPENAI_CORRECTION_KEYS = ['protocol', 'topP', 'maxTokensParam', 'reasoningEffort'];
 
 export const BUILTIN_MANIFEST: readonly BuiltinManifest[] = [
   { name: 'azure-foundry', capabilities: ['asr', 'correction'], defaultProviders: true },
@@ -24,7 +33,7 @@ export const BUILTIN_MANIFEST: readonly BuiltinManifest[] = [
   { name: 'hotkey', needed: 'daemon' },
   { name: 'local-correction', capabilities: ['correction'], defaultProviders: true },
   { name: 'mic-native', audioSources: ['mic-native'] },
-  { name: 'openai-compatible', capabilities: ['asr', 'correction'], defaultProviders: true },
+  { name: 'openai-compatible', capabilities: ['asr', 'correction'], defaultProviders: true, correctionKeys: OPENAI_CORRECTION_KEYS },
   { name: 'outputs', outputs: ['stdout', 'file', 'clipboard', 'paste', 'type'], needed: 'always' },
   { name: 'pocketsphinx', capabilities: ['asr'], defaultProviders: true },
 ];
@@ -61,6 +70,7 @@ export function neededBuiltins(data: Record<string, unknown>, available: readonl
   const audio = record(data.audio);
   const source = audio.source === undefined ? 'mic-native' : audio.source;
   const optioned = new Set(Object.keys(record(data.pluginOptions)));
+  const correctionKeys = new Set(sections.flatMap((section) => Object.keys(record(section.correction))));
 
   return available.filter((name) => {
     const m = byName.get(name);
@@ -72,7 +82,8 @@ export function neededBuiltins(data: Record<string, unknown>, available: readonl
       optioned.has(name) ||
       (wantsDefaults && m.defaultProviders === true) ||
       (m.outputs ?? []).some((o) => outputs.has(o)) ||
-      (m.audioSources ?? []).includes(source as string)
+      (m.audioSources ?? []).includes(source as string) ||
+      (m.correctionKeys ?? []).some((key) => correctionKeys.has(key))
     );
   });
 }

@@ -15,14 +15,15 @@ export function correctionSettings(section: KotoConfig['correction'], temperatur
 }
 
 /**
- * The keys of the `correction` section that plugins declared (`correctionOptions`: a wire
- * format's `protocol`, `topP`, …), as the user set them or their schema defaulted them: they
- * reach the provider as `request.providerOptions`, for the provider that understands them.
+ * The keys of the `correction` section that the provider's plugin declared (`correctionOptions`:
+ * a wire format's `protocol`, `topP`, …), as the user set them or their schema defaulted them:
+ * they reach that provider as `request.providerOptions`. Another plugin's keys never do.
  */
-export function correctionProviderOptions(section: KotoConfig['correction']): ProviderOptionsRecord {
+export function correctionProviderOptions(config: Pick<KotoConfig, 'correction' | 'resolved'>, use: string): ProviderOptionsRecord {
+  const owners = config.resolved.correctionKeyOwners ?? {};
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(section)) {
-    if (!Object.hasOwn(correctionSchema.shape, key) && value !== undefined) out[key] = value;
+  for (const [key, value] of Object.entries(config.correction)) {
+    if (value !== undefined && !Object.hasOwn(correctionSchema.shape, key) && owners[key]?.includes(use)) out[key] = value;
   }
   return Object.freeze(out);
 }

@@ -668,7 +668,7 @@ export class Pipeline {
               dictionary: config.resolved.dictionary,
               interimHistory: options.interimHistory ?? [],
               settings: correctionSettings(config.correction, options.temperature),
-              providerOptions: correctionProviderOptions(config.correction),
+              providerOptions: correctionProviderOptions(config, provider.use),
               systemPrompt: options.systemPrompt ?? config.resolved.systemPrompt,
               userPrompt: options.userPrompt ?? config.resolved.userPrompt,
               signal,

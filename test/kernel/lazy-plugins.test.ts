@@ -49,7 +49,27 @@ describe('the built-in manifest', () => {
       expect(typeof plugin.defaultProviders === 'function', manifest.name).toBe(manifest.defaultProviders === true);
       // Nothing in the manifest says when to load a dependency: a built-in must not declare one.
       expect(plugin.dependencies ?? [], manifest.name).toEqual([]);
+      // A manifest's correction keys are ones its plugin declares...
+      for (const key of manifest.correctionKeys ?? [])
+        expect(Object.keys(plugin.correctionOptions?.shape ?? {}), manifest.name).toContain(key);
+      // ...and every key a built-in declares loads some built-in that declares it, so it is valid whatever providers are named.
+      for (const key of Object.keys(plugin.correctionOptions?.shape ?? {})) {
+        expect(
+          BUILTIN_MANIFEST.some((m) => m.correctionKeys?.includes(key)),
+          `correction.${key} of ${manifest.name}`,
+        ).toBe(true);
+      }
     }
+  });
+
+  it('a config that sets an OpenAI wire key of correction loads the plugin that declares it, whatever the providers', () => {
+    const all = builtinPluginNames();
+    const offline = { providers: { offline: { use: 'pocketsphinx' } }, asr: { provider: 'offline' }, correction: { provider: 'offline' } };
+    expect(neededBuiltins(offline, all, { daemon: false })).not.toContain('openai-compatible');
+    expect(neededBuiltins({ ...offline, correction: { protocol: 'chat' } }, all, { daemon: false })).toContain('openai-compatible');
+    expect(neededBuiltins({ ...offline, profiles: [{ name: 'p', correction: { topP: 1 } }] }, all, { daemon: false })).toContain(
+      'openai-compatible',
+    );
   });
 
   it('picks what a config uses: providers, outputs, the audio source, defaults only when needed', () => {

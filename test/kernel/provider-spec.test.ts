@@ -320,6 +320,35 @@ describe('correctionOptions: correction keys a plugin declares', () => {
     expect(err.message).toBe('plugin "clash" declares correction.timeoutMs in correctionOptions, which is the kernel\'s own key');
   });
 
+  it("a key two plugins declare differently is refused at start; each provider gets only its own plugin's keys", async () => {
+    const rival = definePlugin({ name: 'rival', correctionOptions: z.object({ tone: z.string() }), apply: () => undefined });
+    const err = await failure(testKernel(base, { plugins: [toned, rival], env: { KOTO_HOME: home.dir } }));
+    expect(err.code).toBe('KOTO_ERR_PLUGIN_INVALID');
+    expect(err.message).toBe('plugin "rival" declares correction.tone, which plugin "toned" declares differently');
+    expect(err.fix).toContain('give the option a name of its own');
+    // openai-compatible loaded next to toned: toned is not handed OpenAI's protocol (set or defaulted).
+    seen.length = 0;
+    ({ kernel } = await testKernel(
+      { ...base, correction: { provider: 't', protocol: 'responses' } },
+      { plugins: [toned, openai], env: { KOTO_HOME: home.dir } },
+    ));
+    await kernel.correct('hello');
+    expect(seen).toEqual([{ tone: 'casual' }]);
+  });
+
+  it('an OpenAI wire key in an offline config loads the plugin that declares it: valid at start as after any reload', async () => {
+    // Built-ins chosen by the config (the default): no OpenAI provider, but `protocol` is set.
+    ({ kernel } = await testKernel(
+      {
+        providers: { off: { use: 'pocketsphinx' }, tidy: { use: 'local-correction' } },
+        asr: { provider: 'off' },
+        correction: { provider: 'tidy', protocol: 'chat' },
+      },
+      { builtins: true, env: { KOTO_HOME: home.dir } },
+    ));
+    expect((kernel.config.correction as Record<string, unknown>).protocol).toBe('chat');
+  });
+
   it('the OpenAI wire keys of the documented config stay valid, declared by openai-compatible', async () => {
     ({ kernel } = await testKernel(
       { correction: { protocol: 'responses', topP: 0.9, maxTokensParam: 'max_tokens', reasoningEffort: 'low' } },

@@ -38,6 +38,11 @@ export interface ResolvedConfig {
   readonly secrets: readonly string[];
   /** `profiles`, each with its complete config; first match wins (src/kernel/profiles.ts). */
   readonly profiles: readonly ResolvedProfile[];
+  /**
+   * The `correction` keys plugins declared (`correctionOptions`), each with the plugins that
+   * declared it: a correction request carries only its provider's plugin's keys.
+   */
+  readonly correctionKeyOwners: Readonly<Record<string, readonly string[]>>;
 }
 
 export type KotoConfig = Readonly<RawConfig> & { readonly resolved: ResolvedConfig };
@@ -99,10 +104,13 @@ function deepFreeze<T>(value: T): T {
 /**
  * The kernel schema with the `correction` keys plugins declare (`correctionOptions`) merged in:
  * the section stays strict, so a typo is still an error naming `correction.<key>`, and each key's
- * value is checked (and defaulted) by the first loaded plugin that declares it.
+ * value is checked (and defaulted) by its schema. Two plugins may declare one key only with the
+ * same schema (azure-foundry shares openai-compatible's): otherwise which one checked a value
+ * would depend on which plugins happen to be loaded.
  */
-function configSchemaFor(plugins: readonly KotoPlugin[]): z.ZodType<RawConfig> {
+function configSchemaFor(plugins: readonly KotoPlugin[]): { schema: z.ZodType<RawConfig>; owners: Record<string, string[]> } {
   const shape: Record<string, z.ZodType> = {};
+  const owners: Record<string, string[]> = {};
   for (const plugin of plugins) {
     for (const [key, schema] of Object.entries(plugin.correctionOptions?.shape ?? {})) {
       if (Object.hasOwn(correctionSchema.shape, key)) {
@@ -113,14 +121,28 @@ function configSchemaFor(plugins: readonly KotoPlugin[]): z.ZodType<RawConfig> {
           { plugin: plugin.name, message, fix: `rename the option, or read request.settings / the kernel's ${key}` },
         );
       }
-      shape[key] ??= schema as z.ZodType;
+      const first = owners[key]?.[0];
+      if (first !== undefined && shape[key] !== schema) {
+        const message = `plugin "${plugin.name}" declares correction.${key}, which plugin "${first}" declares differently`;
+        throw kotoError(
+          'KOTO_ERR_PLUGIN_INVALID',
+          { plugin: plugin.name, detail: message },
+          {
+            plugin: plugin.name,
+            message,
+            fix: `give the option a name of its own in "${plugin.name}" (keys of the correction section are shared by every plugin)`,
+          },
+        );
+      }
+      shape[key] = schema as z.ZodType;
+      (owners[key] ??= []).push(plugin.name);
     }
   }
-  if (Object.keys(shape).length === 0) return baseConfigSchema;
+  if (Object.keys(shape).length === 0) return { schema: baseConfigSchema, owners };
   // A superset of the kernel's section: its type names the kernel's keys only, the plugins' ones
   // are read untyped, as `request.providerOptions`.
   const correction = correctionSchema.extend(shape) as unknown as typeof correctionSchema;
-  return baseConfigSchema.extend({ correction: correction.prefault({}) });
+  return { schema: baseConfigSchema.extend({ correction: correction.prefault({}) }), owners };
 }
 
 /**
@@ -134,7 +156,8 @@ export async function validateConfig(
   /** How each plugin was asked for (`deepgram`, `koto-plugin-deepgram`, `./x.mjs`) → its name. */
   aliases: ReadonlyMap<string, string> = new Map(),
 ): Promise<KotoConfig> {
-  const parsed = configSchemaFor(plugins).safeParse(source.data);
+  const { schema, owners: correctionKeyOwners } = configSchemaFor(plugins);
+  const parsed = schema.safeParse(source.data);
   if (!parsed.success) throw invalid(source, formatIssues(parsed.error));
   const raw = parsed.data;
   const byName = new Map(plugins.map((p) => [p.name, p]));
@@ -264,6 +287,7 @@ export async function validateConfig(
     correctionFallback,
     outputs,
     secrets: [...secrets],
+    correctionKeyOwners,
   };
   return deepFreeze({ ...raw, transport: { ...raw.transport, ca: ca.pem }, resolved });
 }
