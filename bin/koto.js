@@ -16,25 +16,6 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
   process.stdout.write(`${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
   process.exit(0);
 }
-// The daemon idles for hours: a 2 MiB young generation (V8's default grows to 16 MiB per
-// semi-space during start-up and keeps it) saves about 10 MiB of resident memory, and its
-// allocations (control messages, audio frames of a few KiB) never need more. Node reads heap
-// sizes only at start, so the process replaces itself (same pid, same stdio) once.
-if (
-  commandOf(args) === 'daemon' &&
-  typeof process.execve === 'function' &&
-  !process.env.KOTO_DAEMON_TUNED &&
-  !/semi-space/.test(`${process.execArgv} ${process.env.NODE_OPTIONS ?? ''}`)
-) {
-  try {
-    process.execve(process.execPath, [process.execPath, '--max-semi-space-size=2', ...process.execArgv, ...process.argv.slice(1)], {
-      ...process.env,
-      KOTO_DAEMON_TUNED: '1',
-    });
-  } catch {
-    // Not replaced (a sandbox refusing exec): the daemon runs as it is, with V8's default heap.
-  }
-}
 // Control commands bound to a key (start/stop/toggle/cancel/status) go through a small client
 // that loads nothing heavy; it answers `undefined` for anything it does not handle.
 if (['start', 'stop', 'toggle', 'cancel', 'status'].includes(args[0])) {
@@ -54,13 +35,3 @@ import('../dist/src/cli/main.js').then(
     process.exit(1);
   },
 );
-
-/** The command word: the first argument that is not a global option (or the value of `-c`/`--config`). */
-function commandOf(argv) {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '-c' || arg === '--config') i++;
-    else if (!arg.startsWith('-')) return arg;
-  }
-  return undefined;
-}
