@@ -33,7 +33,8 @@ describeOutputConformance({
 
 /**
  * process.stdout captured while a check runs: what the output wrote, a write that fails the way
- * a closed pipe does, and one that never completes (a pipe whose reader stopped reading).
+ * a closed pipe does, and a pipe whose reader stopped reading (it asks writers to wait for a
+ * 'drain' that never comes).
  */
 function capturedStdout(): OutputSink {
   const original = process.stdout.write;
@@ -53,16 +54,19 @@ function capturedStdout(): OutputSink {
       queueMicrotask(() => done?.(err));
       return false;
     }
-    if (hang) {
-      hang = false;
-      held++;
-      return false;
-    }
     written += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     queueMicrotask(() => done?.());
     return true;
   };
   process.stdout.write = write as typeof process.stdout.write;
+  // Backed up from hangNext() on: the output must wait for 'drain', and a cancel must end that wait.
+  Object.defineProperty(process.stdout, 'writableNeedDrain', {
+    configurable: true,
+    get: () => {
+      if (hang) held++;
+      return hang;
+    },
+  });
   return {
     options: {},
     read: () => (written.endsWith('\n') ? written.slice(0, -1) : written),
@@ -71,6 +75,8 @@ function capturedStdout(): OutputSink {
     heldDeliveries: () => held,
     close: () => {
       process.stdout.write = original;
+      // The prototype's getter again.
+      delete (process.stdout as { writableNeedDrain?: boolean }).writableNeedDrain;
     },
   };
 }
