@@ -193,7 +193,7 @@ export class Daemon {
    */
   async #startHostedPlugins(): Promise<void> {
     try {
-      await this.kernel.hooks.daemon.promise({
+      await this.kernel.serveDaemon({
         dispatch: (action, event) => this.command(action, { source: event.source, at: event.at, ...(event.vad ? { vad: true } : {}) }),
         report: (plugin, status) => {
           if (status === undefined) this.#pluginReports.delete(plugin);

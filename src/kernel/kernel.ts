@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { HistoryStore } from '../history/store.ts';
 import { ConfigStore, type ConfigInput, type ReloadOutcome } from './config-store.ts';
@@ -28,7 +29,7 @@ import {
 } from './session.ts';
 import { Transport, type KotoHttp, type PreparedTransport } from './transport.ts';
 import type { TransportStats } from './transport-stats.ts';
-import type { FocusedWindow, ProbeResult, ProviderRef, SessionContext } from './types.ts';
+import type { DaemonHost, FocusedWindow, ProbeResult, ProviderRef, ReadyContext, SessionContext } from './types.ts';
 
 export interface KernelOptions extends ConfigInput {
   /** Extra plugins: objects made with definePlugin, npm names or paths. */
@@ -85,8 +86,6 @@ export interface KernelDiagnostics {
 }
 
 const PLUGIN_TIMEOUT_MS = 10_000;
-/** Config sections read once, when the plugins load. */
-const RESTART_SECTIONS = new Set(['plugins', 'pluginOptions']);
 /** Bounds a focused-window lookup: it runs at key-down and before a paste, and unknown only costs the profile. */
 export const FOCUS_TIMEOUT_MS = 1500;
 
@@ -119,6 +118,14 @@ export class Kernel {
   #imported = new Map<string, LoadedPlugin>();
   /** The loader's entry of each plugin a reload may add (the config store deals in plugins only). */
   #entries = new WeakMap<KotoPlugin, LoadedPlugin>();
+  /** What the `daemon` hook was called with, once a host serves: a plugin a reload applies later starts with it too. */
+  #daemonHost: DaemonHost | undefined;
+  /** Plugins applied by a reload whose `ready` / `daemon` taps have not run yet: they run once a config that needs them is in use. */
+  #unstarted = { ready: new Set<string>(), daemon: new Set<string>() };
+  /** Plugins whose apply() failed after start: never applied again in this process, as some of their taps may already be in place. */
+  #failed = new Map<string, KotoError>();
+  /** pluginOptions as the loaded plugins were applied with them (start, or the reload that applied one): what a restart would change. */
+  #appliedOptions: Record<string, unknown> = {};
 
   constructor(options: KernelOptions) {
     this.#options = options;
@@ -256,6 +263,7 @@ export class Kernel {
     warnIfSecretsExposed(config, this.log);
 
     this.#startConfig = config;
+    this.#appliedOptions = { ...config.pluginOptions };
     this.#transport = new Transport(config.transport, this.hooks, this.log.child('transport'));
     for (const entry of this.#plugins) await this.#apply(entry, config);
     // The first client is built now, so every plugin's transportOptions tap shapes it.
@@ -326,6 +334,8 @@ export class Kernel {
       if (!known) added.push(entry);
     }
     if (this.#lazy) added.push(...(await this.#builtinDependencies(added, have, source.dir, source.secrets)));
+    const failed = added.map((entry) => this.#failed.get(entry.plugin.name)).find((err) => err !== undefined);
+    if (failed) throw failed;
     for (const entry of added) this.#entries.set(entry.plugin, entry);
     return { plugins: added.map((e) => e.plugin), aliases };
   }
@@ -337,9 +347,25 @@ export class Kernel {
     const names = new Set(plugins.map((p) => p.name));
     const ordered = orderPlugins([...this.#plugins, ...added]).filter((e) => names.has(e.plugin.name));
     for (const entry of ordered) {
-      if (entry.plugin.errors) registerPluginErrors(entry.plugin.name, entry.plugin.errors);
-      await this.#apply(entry, config);
+      const { name } = entry.plugin;
+      if (entry.plugin.errors) registerPluginErrors(name, entry.plugin.errors);
+      try {
+        await this.#apply(entry, config);
+      } catch (err) {
+        // Options refused before apply() ran: nothing tapped, so a corrected edit may apply it.
+        if (KotoError.is(err) && err.code === 'KOTO_ERR_PLUGIN_OPTIONS') throw err;
+        // Its taps so far cannot be taken back: applying it again would double them.
+        this.#failed.set(name, KotoError.is(err) ? err : kotoError('KOTO_ERR_PLUGIN_APPLY', { plugin: name, detail: describe(err) }));
+        throw err;
+      }
+      // Applied is loaded, even if a later step rejects this reload: never applied twice.
       this.#plugins.push(entry);
+      this.#unstarted.ready.add(name);
+      this.#unstarted.daemon.add(name);
+      for (const key of [name, entry.specifier]) {
+        if (Object.hasOwn(config.pluginOptions, key)) this.#appliedOptions[key] = config.pluginOptions[key];
+        else delete this.#appliedOptions[key];
+      }
       for (const [asked, name] of aliases) if (name === entry.plugin.name) this.#aliases.set(asked, name);
       this.#aliases.set(entry.specifier, entry.plugin.name);
       this.#store.addPlugins([entry.plugin], this.#aliases);
@@ -519,17 +545,66 @@ export class Kernel {
       );
     }
     await transport?.commit();
+    await this.#startLatePlugins(next);
     this.log.info(`config reloaded (generation ${generation}; changed: ${prepared.changed.join(', ')})`);
     return { ok: true, changed: prepared.changed, transportChanged: prepared.transportChanged, generation };
   }
 
   /**
-   * Sections that differ from the config the kernel started with but only apply at start (the
-   * plugins and their options): a reload takes them in, a restart makes them work.
+   * Runs for plugins a reload applied the lifecycle taps that ran before they came: `ready`, and
+   * `daemon` when a host serves. Only theirs: the other plugins' taps already ran. A failing tap
+   * is logged, as the daemon does at start; the config is in use by then, nothing to undo.
+   */
+  async #startLatePlugins(config: KotoConfig): Promise<void> {
+    // The config the plugin was applied with and joins: the start config may not even name it.
+    const context: ReadyContext = { config };
+    await this.#runTapsOf(this.hooks.ready, this.#unstarted.ready, [context]);
+    if (this.#daemonHost) await this.#runTapsOf(this.hooks.daemon, this.#unstarted.daemon, [this.#daemonHost]);
+  }
+
+  async #runTapsOf(hook: { taps: readonly unknown[] }, plugins: Set<string>, args: unknown[]): Promise<void> {
+    if (plugins.size === 0) return;
+    // Series hooks, in tap order; the taps are the instrumented ones, so errors name their plugin.
+    const taps = (hook.taps as { name: string; type: 'sync' | 'async' | 'promise'; fn: (...a: unknown[]) => unknown }[]).filter((tap) =>
+      plugins.has(tap.name),
+    );
+    plugins.clear();
+    for (const tap of taps) {
+      try {
+        if (tap.type === 'sync') tap.fn(...args);
+        else if (tap.type === 'promise') await tap.fn(...args);
+        else await new Promise<void>((resolve, reject) => tap.fn(...args, (err?: unknown) => (err ? reject(err) : resolve())));
+      } catch (err) {
+        this.log.error(describe(err));
+      }
+    }
+  }
+
+  /**
+   * Calls the `daemon` hook: a long-running host serves requests (trigger plugins and warm
+   * sources start). The kernel keeps the host, so a plugin a later reload applies starts with it.
+   */
+  async serveDaemon(host: DaemonHost): Promise<void> {
+    // A reload applying a plugin now would leave it between "tapped" and "started": let it finish.
+    for (let pending = this.#reloading; pending; pending = pending === this.#reloading ? undefined : this.#reloading) await pending;
+    this.#daemonHost = host;
+    // Every daemon tap in place now runs in this call; later ones run when their reload commits.
+    this.#unstarted.daemon.clear();
+    await this.hooks.daemon.promise(host);
+  }
+
+  /**
+   * Sections that differ from what the loaded plugins were applied with but only apply at start
+   * (the plugins and their options): a reload takes them in, a restart makes them work. A plugin
+   * a reload applied counts with the options it got; one that failed to apply needs a restart.
    */
   get restartNeeded(): string[] {
     if (!this.#startConfig || this.#state === 'closed') return [];
-    return changedSections(this.#startConfig, this.#store.current).filter((section) => RESTART_SECTIONS.has(section));
+    const current = this.#store.current;
+    const keys = new Set([...Object.keys(this.#appliedOptions), ...Object.keys(current.pluginOptions)]);
+    const optionsChanged = [...keys].some((key) => !isDeepStrictEqual(this.#appliedOptions[key], current.pluginOptions[key]));
+    const pluginsChanged = this.#failed.size > 0 || changedSections(this.#startConfig, current).includes('plugins');
+    return [...(pluginsChanged ? ['plugins'] : []), ...(optionsChanged ? ['pluginOptions'] : [])];
   }
 
   /**
