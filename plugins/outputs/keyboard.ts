@@ -5,6 +5,7 @@
  *   macOS    osascript (System Events; needs the Accessibility permission)
  */
 import { z } from 'zod';
+import { keyNamed, MODIFIER_EVDEV } from 'koto-voice';
 import { appleKeystroke, DesktopError, findTool, keystrokeHint, NO_DISPLAY, runTool, utf8Env, type Desktop } from './desktop.ts';
 import { typeOnX11 } from './x11-typer.ts';
 
@@ -64,61 +65,14 @@ export function wtypeKeyArgs(shortcut: Shortcut): string[] {
   return [...modifiers.flatMap((m) => ['-M', m]), ...key, ...[...modifiers].reverse().flatMap((m) => ['-m', m])];
 }
 
-/** Linux input event codes (linux/input-event-codes.h, US layout), as ydotool 1.x takes them. */
-const EVDEV: Readonly<Record<string, number>> = {
-  ctrl: 29,
-  shift: 42,
-  alt: 56,
-  super: 125,
-  enter: 28,
-  tab: 15,
-  space: 57,
-  insert: 110,
-  '1': 2,
-  '2': 3,
-  '3': 4,
-  '4': 5,
-  '5': 6,
-  '6': 7,
-  '7': 8,
-  '8': 9,
-  '9': 10,
-  '0': 11,
-  q: 16,
-  w: 17,
-  e: 18,
-  r: 19,
-  t: 20,
-  y: 21,
-  u: 22,
-  i: 23,
-  o: 24,
-  p: 25,
-  a: 30,
-  s: 31,
-  d: 32,
-  f: 33,
-  g: 34,
-  h: 35,
-  j: 36,
-  k: 37,
-  l: 38,
-  z: 44,
-  x: 45,
-  c: 46,
-  v: 47,
-  b: 48,
-  n: 49,
-  m: 50,
-};
-
 /**
  * ydotool 1.x takes raw codes (`key 29:1 47:1 47:0 29:0`); 0.1.x (Debian 12, Ubuntu 22.04)
  * takes names (`key ctrl+v`) and would read `29:1` as the key "2".
  */
 export function ydotoolKeyArgs(shortcut: Shortcut, modern: boolean): string[] {
   if (!modern) return ['key', [...shortcut.modifiers, shortcut.key].join('+')];
-  const codes = [...shortcut.modifiers, shortcut.key].map((k) => EVDEV[k]!);
+  // Linux input event codes (linux/input-event-codes.h, US layout): the left modifier keys, and the key as koto-voice knows it.
+  const codes = [...shortcut.modifiers.map((m) => MODIFIER_EVDEV[m][0]!), keyNamed(shortcut.key)!.evdev];
   return ['key', ...codes.map((c) => `${c}:1`), ...[...codes].reverse().map((c) => `${c}:0`)];
 }
 

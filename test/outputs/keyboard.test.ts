@@ -33,6 +33,8 @@ describe('paste shortcuts', () => {
 
     const insert = parseShortcut('shift+insert');
     expect(xdotoolKeyArgs(insert)).toEqual(['key', '--clearmodifiers', 'shift+Insert']);
+    expect(ydotoolKeyArgs(insert, true)).toEqual(['key', '42:1', '110:1', '110:0', '42:0']);
+    expect(ydotoolKeyArgs(parseShortcut('alt+super+1'), true)).toEqual(['key', '56:1', '125:1', '2:1', '2:0', '125:0', '56:0']);
     expect(appleShortcutScript(insert)).toBe('tell application "System Events" to key code 114 using {shift down}');
     expect(wtypeKeyArgs(parseShortcut('super+return'))).toEqual(['-M', 'logo', '-k', 'Return', '-m', 'logo']);
   });
