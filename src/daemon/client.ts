@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -60,6 +59,8 @@ export async function sendCommand(
         `the "${cmd}" request is ${Buffer.byteLength(line)} bytes; a control message is at most ${MAX_REQUEST_BYTES} bytes`,
       );
     }
+    // Loaded here: the control commands bound to keys (the fast client) never pay for node:crypto.
+    const { randomBytes } = await import('node:crypto');
     upload = path.join(path.dirname(socketPath), `upload-${process.pid}-${randomBytes(8).toString('hex')}.audio`);
     await writeFile(upload, Buffer.from(args.data, 'base64'), { mode: 0o600, flag: 'wx' });
     const { data: _inline, ...rest } = args;

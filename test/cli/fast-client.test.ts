@@ -24,6 +24,8 @@ const HEAVY = [
   '/plugins/',
   '/kernel/kernel.js',
   '/kernel/config/',
+  // Loading node:crypto costs a key press several milliseconds; only a large stdin upload needs it.
+  'node:crypto',
 ];
 
 let server: OpenAIServer;
