@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { kotoError, type KotoError } from './errors.ts';
+import { ownPackage } from './version.ts';
 
 /**
  * koto-voice's optional dependencies (the microphone recorder, the offline engine's bindings,
@@ -27,7 +27,7 @@ export interface DependencyMissing {
 
 /** KOTO_ERR_DEPENDENCY_MISSING: what needs the package, the exact install command (with koto-voice's declared range), what works without it. */
 export function dependencyMissing(what: DependencyMissing): KotoError {
-  const range = optionalRanges()[what.package];
+  const range = ownPackage().optionalDependencies?.[what.package];
   return kotoError(
     'KOTO_ERR_DEPENDENCY_MISSING',
     {
@@ -38,23 +38,4 @@ export function dependencyMissing(what: DependencyMissing): KotoError {
     },
     { plugin: what.plugin },
   );
-}
-
-let ranges: Readonly<Record<string, string>> | undefined;
-
-// package.json sits two levels up from src/kernel and three from dist/src/kernel (as version.ts finds it).
-function optionalRanges(): Readonly<Record<string, string>> {
-  if (ranges) return ranges;
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
-        name?: string;
-        optionalDependencies?: Record<string, string>;
-      };
-      if (pkg.name === 'koto-voice') return (ranges = pkg.optionalDependencies ?? {});
-    } catch {
-      // try the next candidate
-    }
-  }
-  return (ranges = {});
 }

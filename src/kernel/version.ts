@@ -1,16 +1,25 @@
 import { readFileSync } from 'node:fs';
 
-// package.json sits two levels up from both src/kernel and dist/src/kernel's parent; find it by walking.
-function readVersion(): string {
+export interface OwnPackage {
+  readonly name?: string;
+  readonly version?: string;
+  readonly optionalDependencies?: Readonly<Record<string, string>>;
+}
+
+let own: OwnPackage | undefined;
+
+/** koto-voice's own package.json: two levels up from src/kernel, three from dist/src/kernel; read once. */
+export function ownPackage(): OwnPackage {
+  if (own) return own;
   for (const rel of ['../../package.json', '../../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'koto-voice' && pkg.version) return pkg.version;
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as OwnPackage;
+      if (pkg.name === 'koto-voice') return (own = pkg);
     } catch {
       // try the next candidate
     }
   }
-  return '0.0.0';
+  return (own = {});
 }
 
-export const KOTO_VERSION = readVersion();
+export const KOTO_VERSION = ownPackage().version ?? '0.0.0';
